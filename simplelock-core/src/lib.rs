@@ -1,0 +1,219 @@
+//! The traits, builder, guards and errors of [simplelock](https://crates.io/crates/simplelock):
+//! locks that keep several processes (or threads) from doing the same thing at once.
+//!
+//! This crate has no dependencies and no backend. Applications usually depend on the
+//! `simplelock` facade, which re-exports everything here and adds the backends behind features
+//! (`file`, `sema`, `fake`) and `default_lock(name)`. Depend on this crate directly to write a
+//! backend of your own, or to write code that works with any lock.
+//!
+//! - [`ConcreteLock`] is what a backend implements: `status`, `try_lock`, `hang_lock`,
+//!   `try_unlock`, and optionally a native `timed_lock`, `holder` and `previous_holder`.
+//! - [`LockBuilder`] turns a backend handle into a [`Lock`] that waits, tries once, or waits at
+//!   most a timeout, and that reports or swallows unlock errors.
+//! - [`Lock::guard`] and [`lock_until_finished`] release the lock on every path out of the
+//!   critical section, `?` and panics included.
+//! - [`SimpleLockError`] names the lock, says what went wrong, and keeps the operating system's
+//!   error as its `source()`.
+//! - [`PreviousHolder`] tells the next holder whether the last one died inside its critical
+//!   section, where the backend can tell, so it can repair half-done work.
+//!
+//! # Example
+//!
+//! Code that takes any lock, here tried with an in-process lock so the example runs anywhere:
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use simplelock_core::{
+//!     ConcreteLock, Lock, LockBuilder, LockStatus, SimpleLockError, SimpleLockResult,
+//!     lock_until_finished,
+//! };
+//!
+//! /// Rebuilds the cache unless another process is doing it right now.
+//! fn rebuild_cache(lock: &mut impl Lock) -> SimpleLockResult<bool> {
+//!     match lock_until_finished(lock, || { /* rebuild */ }) {
+//!         Ok(()) => Ok(true),
+//!         Err(SimpleLockError::AlreadyLocked { .. }) => Ok(false), // someone else is on it
+//!         Err(other) => Err(other),
+//!     }
+//! }
+//!
+//! # #[derive(Clone, Default)]
+//! # struct Shared(Arc<Mutex<bool>>, bool);
+//! # impl ConcreteLock for Shared {
+//! #     fn status(&self) -> SimpleLockResult<LockStatus> {
+//! #         Ok(match (*self.0.lock().unwrap(), self.1) {
+//! #             (_, true) => LockStatus::Mine, (true, _) => LockStatus::Taken, _ => LockStatus::Open,
+//! #         })
+//! #     }
+//! #     fn try_lock(&mut self) -> SimpleLockResult<()> {
+//! #         if self.1 { return Err(SimpleLockError::already_held("cache")) }
+//! #         let mut taken = self.0.lock().unwrap();
+//! #         if *taken { return Err(SimpleLockError::already_locked("cache", None)) }
+//! #         *taken = true; self.1 = true; Ok(())
+//! #     }
+//! #     fn hang_lock(&mut self) -> SimpleLockResult<()> { self.timed_lock(std::time::Duration::MAX) }
+//! #     fn try_unlock(&mut self) -> SimpleLockResult<()> {
+//! #         if !self.1 { return Err(SimpleLockError::not_held("cache")) }
+//! #         *self.0.lock().unwrap() = false; self.1 = false; Ok(())
+//! #     }
+//! # }
+//! let backend = Shared::default(); // any ConcreteLock: a FileLock, a SemaphoreLock, yours
+//! let mut first = LockBuilder::default().with_try_lock().apply(backend.clone());
+//! let mut second = LockBuilder::default().with_try_lock().apply(backend);
+//!
+//! let guard = first.guard()?;
+//! assert!(!rebuild_cache(&mut second)?); // busy: the first handle holds the lock
+//! drop(guard);
+//! assert!(rebuild_cache(&mut second)?);
+//! # Ok::<(), SimpleLockError>(())
+//! ```
+//!
+//! # Implementing a backend
+//!
+//! Implement the four required methods of [`ConcreteLock`] and follow its contract: never two
+//! holders, `AlreadyHeld` when a holding handle locks again, `NotHeld` (and no release) when a
+//! handle that does not hold the lock unlocks, release on drop. Override
+//! [`ConcreteLock::timed_lock`] if your system can wait with a timeout natively; the default polls
+//! `try_lock` with a backoff.
+//!
+//! Here is a complete backend: a lock shared by the threads of one process, keyed by name.
+//!
+//! ```
+//! use std::collections::HashSet;
+//! use std::sync::{Condvar, Mutex};
+//! use simplelock_core::{
+//!     ConcreteLock, Lock, LockBuilder, LockStatus, SimpleLockError, SimpleLockResult,
+//! };
+//!
+//! /// The names held right now, and a condition variable to wait for a release.
+//! static HELD: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+//! static RELEASED: Condvar = Condvar::new();
+//!
+//! #[derive(Debug)]
+//! pub struct ThreadLock {
+//!     name: String,
+//!     mine: bool,
+//! }
+//!
+//! impl ThreadLock {
+//!     pub fn new(name: &str) -> SimpleLockResult<Self> {
+//!         if name.is_empty() {
+//!             return Err(SimpleLockError::invalid_name(name, "the name is empty"));
+//!         }
+//!         Ok(ThreadLock { name: name.to_owned(), mine: false })
+//!     }
+//! }
+//!
+//! impl ConcreteLock for ThreadLock {
+//!     fn status(&self) -> SimpleLockResult<LockStatus> {
+//!         let held = HELD.lock().unwrap();
+//!         Ok(if self.mine {
+//!             LockStatus::Mine
+//!         } else if held.as_ref().is_some_and(|h| h.contains(&self.name)) {
+//!             LockStatus::Taken
+//!         } else {
+//!             LockStatus::Open
+//!         })
+//!     }
+//!
+//!     fn try_lock(&mut self) -> SimpleLockResult<()> {
+//!         if self.mine {
+//!             return Err(SimpleLockError::already_held(&self.name));
+//!         }
+//!         let mut held = HELD.lock().unwrap();
+//!         if !held.get_or_insert_with(HashSet::new).insert(self.name.clone()) {
+//!             return Err(SimpleLockError::already_locked(&self.name, None));
+//!         }
+//!         self.mine = true;
+//!         Ok(())
+//!     }
+//!
+//!     fn hang_lock(&mut self) -> SimpleLockResult<()> {
+//!         if self.mine {
+//!             return Err(SimpleLockError::already_held(&self.name));
+//!         }
+//!         let mut held = HELD.lock().unwrap();
+//!         while !held.get_or_insert_with(HashSet::new).insert(self.name.clone()) {
+//!             held = RELEASED.wait(held).unwrap();
+//!         }
+//!         self.mine = true;
+//!         Ok(())
+//!     }
+//!
+//!     fn try_unlock(&mut self) -> SimpleLockResult<()> {
+//!         if !self.mine {
+//!             return Err(SimpleLockError::not_held(&self.name));
+//!         }
+//!         HELD.lock().unwrap().get_or_insert_with(HashSet::new).remove(&self.name);
+//!         self.mine = false;
+//!         RELEASED.notify_all();
+//!         Ok(())
+//!     }
+//! }
+//!
+//! impl Drop for ThreadLock {
+//!     fn drop(&mut self) {
+//!         if self.mine {
+//!             let _ = self.try_unlock();
+//!         }
+//!     }
+//! }
+//!
+//! // The builder and the utilities work with it at once:
+//! let mut lock = LockBuilder::default().apply(ThreadLock::new("jobs")?);
+//! let guard = lock.guard()?;
+//! assert_eq!(guard.lock().status()?, LockStatus::Mine);
+//! drop(guard);
+//! assert_eq!(lock.status()?, LockStatus::Open);
+//!
+//! // ... and it passes the conformance suite (feature `conformance`), as a test should check:
+//! # #[cfg(feature = "conformance")]
+//! simplelock_core::conformance::run_all(&|key: &str| ThreadLock::new(key));
+//! # Ok::<(), SimpleLockError>(())
+//! ```
+//!
+//! To check a backend, enable the `conformance` feature in your dev-dependencies only, so
+//! normal builds do not compile the suite:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! simplelock-core = { version = "0.5", features = ["conformance"] }
+//! ```
+//!
+//! and let [`conformance_tests!`] write one test per check:
+//!
+//! ```ignore
+//! mod conformance {
+//!     simplelock_core::conformance_tests!(|key: &str| my_backend::MyLock::new(key));
+//! }
+//! ```
+//!
+//! The suite uses threads of one process. Exclusion between real processes and recovery from a
+//! killed holder need tests of their own; see how `simplelock-file` and `simplelock-sema` do it.
+//!
+//! # Crate feature flags
+//!
+//! - `conformance` (off by default): the [`conformance`] test suite for backends. It adds code
+//!   only, no dependency.
+//!
+//! # Supported Rust versions
+//!
+//! The minimum supported Rust version is **1.89** (the whole workspace shares it; the file
+//! backend needs `std::fs::File::lock`). Raising it is a minor version bump.
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod builder;
+#[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
+pub mod conformance;
+mod error;
+mod guard;
+mod status;
+mod traits;
+
+pub use builder::{BuiltLock, LockBuilder};
+pub use error::{BoxError, SimpleLockError, SimpleLockResult};
+pub use guard::{LockGuard, lock_until_finished};
+pub use status::{Holder, LockStatus, PreviousHolder};
+pub use traits::{ConcreteLock, Lock};

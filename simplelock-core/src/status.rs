@@ -1,0 +1,88 @@
+//! What a lock reports about itself: [`LockStatus`], [`Holder`] and [`PreviousHolder`].
+
+use std::fmt;
+use std::time::SystemTime;
+
+/// The state of a lock as seen by one handle when it looked.
+///
+/// Anything but [`Mine`](LockStatus::Mine) is a snapshot: another process may take or release
+/// the lock right after the answer was computed.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LockStatus {
+    /// This handle holds the lock.
+    Mine,
+    /// Someone else holds the lock in a way that excludes this handle.
+    Taken,
+    /// Nobody holds the lock, or only holders this handle could share it with.
+    Open,
+}
+
+impl fmt::Display for LockStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LockStatus::Mine => "held by this handle",
+            LockStatus::Taken => "held by someone else",
+            LockStatus::Open => "free",
+        })
+    }
+}
+
+/// Who holds a lock, as far as the backend can tell.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Holder {
+    /// The process id of the holder, in the pid namespace of the process that asked.
+    pub pid: u32,
+    /// When the holder acquired the lock, where the backend records it.
+    pub since: Option<SystemTime>,
+}
+
+impl Holder {
+    /// A holder known by its process id only.
+    pub fn new(pid: u32) -> Self {
+        Holder { pid, since: None }
+    }
+
+    /// The same holder, with the time it acquired the lock.
+    #[must_use]
+    pub fn with_since(mut self, since: SystemTime) -> Self {
+        self.since = Some(since);
+        self
+    }
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {}", self.pid)?;
+        if let Some(age) = self.since.and_then(|since| since.elapsed().ok()) {
+            write!(f, " (for {:.1}s)", age.as_secs_f64())?;
+        }
+        Ok(())
+    }
+}
+
+/// How the previous holder of a lock let go of it, as learned by the last acquisition.
+///
+/// A holder that dies inside its critical section (SIGKILL, OOM kill, `abort`, power loss of a
+/// process) may leave half-done work behind; [`Died`](PreviousHolder::Died) tells the next
+/// holder to check and repair it. Backends that cannot tell report
+/// [`Unknown`](PreviousHolder::Unknown), never a guess.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PreviousHolder {
+    /// The lock was free, or its previous holder released it.
+    Released,
+    /// The previous holder ended while holding the lock, without releasing it.
+    Died,
+    /// The backend cannot tell, or this handle has not acquired the lock yet.
+    #[default]
+    Unknown,
+}
+
+impl PreviousHolder {
+    /// `true` only if the backend knows that the previous holder died while holding the lock.
+    pub fn died(self) -> bool {
+        self == PreviousHolder::Died
+    }
+}

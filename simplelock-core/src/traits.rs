@@ -1,0 +1,294 @@
+//! The two traits: [`ConcreteLock`], what a backend implements, and [`Lock`], what users call.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::{Holder, LockGuard, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult};
+
+/// What a backend implements: one handle on one named lock.
+///
+/// A handle is either holding the lock or not; the methods move it between the two. Four
+/// methods are required; the rest have correct defaults that a backend overrides when it can
+/// do better (a native timed wait, a record of who holds the lock).
+///
+/// [`LockBuilder`](crate::LockBuilder) turns a `ConcreteLock` into a [`Lock`].
+///
+/// # For implementors
+///
+/// - Two handles on the same lock — in one process or in two — must never both hold it.
+/// - Misuse is defined: [`try_lock`](ConcreteLock::try_lock), [`hang_lock`](ConcreteLock::hang_lock)
+///   and [`timed_lock`](ConcreteLock::timed_lock) on a handle that holds the lock return
+///   [`SimpleLockError::AlreadyHeld`] (never a self-deadlock, never a second acquisition), and
+///   [`try_unlock`](ConcreteLock::try_unlock) on a handle that does not hold it returns
+///   [`SimpleLockError::NotHeld`] and releases nothing.
+/// - Dropping a handle that holds the lock releases it.
+/// - The `conformance` feature of this crate has a test suite that checks all of this; see the
+///   crate documentation, "Implementing a backend".
+pub trait ConcreteLock {
+    /// The state of the lock as this handle sees it now.
+    fn status(&self) -> SimpleLockResult<LockStatus>;
+
+    /// Acquire the lock if nobody else holds it, or fail at once.
+    ///
+    /// # Errors
+    /// [`SimpleLockError::AlreadyLocked`] if someone else holds it,
+    /// [`SimpleLockError::AlreadyHeld`] if this handle does.
+    fn try_lock(&mut self) -> SimpleLockResult<()>;
+
+    /// Acquire the lock, waiting as long as it takes.
+    ///
+    /// # Errors
+    /// [`SimpleLockError::AlreadyHeld`] if this handle holds it already,
+    /// [`SimpleLockError::WouldDeadlock`] where the backend can see that the wait could never end.
+    fn hang_lock(&mut self) -> SimpleLockResult<()>;
+
+    /// Release the lock.
+    ///
+    /// # Errors
+    /// [`SimpleLockError::NotHeld`] if this handle does not hold it (nothing is released),
+    /// [`SimpleLockError::UnableToUnlock`] if the release failed.
+    fn try_unlock(&mut self) -> SimpleLockResult<()>;
+
+    /// Acquire the lock, waiting at most `timeout`.
+    ///
+    /// A zero `timeout` tries once.
+    ///
+    /// # Errors
+    /// [`SimpleLockError::TimedOut`] naming the lock and the timeout if it was not acquired in
+    /// time, and the errors of [`hang_lock`](ConcreteLock::hang_lock).
+    ///
+    /// # For implementors
+    /// The default polls [`try_lock`](ConcreteLock::try_lock) with a backoff that starts at
+    /// 50 µs and doubles up to 10 ms, never sleeping past the deadline, and makes one last try at
+    /// the deadline. It is correct for any backend, but a release is noticed up to one backoff
+    /// step late: override it with a native wait where the system has one.
+    fn timed_lock(&mut self, timeout: Duration) -> SimpleLockResult<()> {
+        poll_until(timeout, || self.try_lock())
+    }
+
+    /// How the previous holder let go of the lock, as learned by this handle's last acquisition.
+    ///
+    /// The default is [`PreviousHolder::Unknown`].
+    fn previous_holder(&self) -> PreviousHolder {
+        PreviousHolder::Unknown
+    }
+
+    /// Who holds the lock now, where the backend can tell.
+    ///
+    /// The default is `Ok(None)`: not known.
+    fn holder(&self) -> SimpleLockResult<Option<Holder>> {
+        Ok(None)
+    }
+}
+
+/// The first sleep of the default [`ConcreteLock::timed_lock`].
+const BACKOFF_START: Duration = Duration::from_micros(50);
+/// The longest sleep of the default [`ConcreteLock::timed_lock`].
+const BACKOFF_MAX: Duration = Duration::from_millis(10);
+
+/// Calls `attempt` until it succeeds, fails with anything but `AlreadyLocked`, or `timeout` ends.
+fn poll_until(
+    timeout: Duration,
+    mut attempt: impl FnMut() -> SimpleLockResult<()>,
+) -> SimpleLockResult<()> {
+    let deadline = Instant::now().checked_add(timeout);
+    let mut pause = BACKOFF_START;
+    loop {
+        match attempt() {
+            Err(SimpleLockError::AlreadyLocked { name, holder }) => {
+                let now = Instant::now();
+                let left = deadline.map_or(pause, |d| d.saturating_duration_since(now));
+                if left.is_zero() {
+                    return Err(SimpleLockError::timed_out(name, timeout, holder));
+                }
+                thread::sleep(pause.min(left));
+                pause = (pause * 2).min(BACKOFF_MAX);
+            }
+            other => return other,
+        }
+    }
+}
+
+impl<C: ConcreteLock + ?Sized> ConcreteLock for Box<C> {
+    fn status(&self) -> SimpleLockResult<LockStatus> {
+        (**self).status()
+    }
+    fn try_lock(&mut self) -> SimpleLockResult<()> {
+        (**self).try_lock()
+    }
+    fn hang_lock(&mut self) -> SimpleLockResult<()> {
+        (**self).hang_lock()
+    }
+    fn try_unlock(&mut self) -> SimpleLockResult<()> {
+        (**self).try_unlock()
+    }
+    fn timed_lock(&mut self, timeout: Duration) -> SimpleLockResult<()> {
+        (**self).timed_lock(timeout)
+    }
+    fn previous_holder(&self) -> PreviousHolder {
+        (**self).previous_holder()
+    }
+    fn holder(&self) -> SimpleLockResult<Option<Holder>> {
+        (**self).holder()
+    }
+}
+
+/// A lock as users see it: configured once (wait, try or time out; report or swallow unlock
+/// errors), then just `lock` and `unlock`.
+///
+/// Get one from [`LockBuilder`](crate::LockBuilder) (or `simplelock::default_lock`). Prefer
+/// [`guard`](Lock::guard) or [`lock_until_finished`](crate::lock_until_finished) to calling
+/// `lock` and `unlock` by hand: they release the lock on every path out, `?` and panics included.
+pub trait Lock {
+    /// The state of the lock as this handle sees it now.
+    fn status(&self) -> SimpleLockResult<LockStatus>;
+
+    /// Acquire the lock the way this handle was configured to: wait, try once, or wait at most
+    /// a timeout.
+    ///
+    /// # Errors
+    /// [`SimpleLockError::AlreadyLocked`] (try mode) or [`SimpleLockError::TimedOut`] (timeout
+    /// mode) if someone else holds it; [`SimpleLockError::AlreadyHeld`] if this handle does.
+    fn lock(&mut self) -> SimpleLockResult<()>;
+
+    /// Release the lock.
+    ///
+    /// # Errors
+    /// [`SimpleLockError::NotHeld`] if this handle does not hold it, and release failures —
+    /// unless the handle was built to unlock silently.
+    fn unlock(&mut self) -> SimpleLockResult<()>;
+
+    /// How the previous holder let go of the lock, as learned by the last [`lock`](Lock::lock).
+    fn previous_holder(&self) -> PreviousHolder {
+        PreviousHolder::Unknown
+    }
+
+    /// Who holds the lock now, where the backend can tell.
+    fn holder(&self) -> SimpleLockResult<Option<Holder>> {
+        Ok(None)
+    }
+
+    /// Acquire the lock and return a guard that releases it when dropped.
+    ///
+    /// # Errors
+    /// Those of [`lock`](Lock::lock).
+    fn guard(&mut self) -> SimpleLockResult<LockGuard<'_, Self>>
+    where
+        Self: Sized,
+    {
+        LockGuard::new(self)
+    }
+}
+
+impl<L: Lock + ?Sized> Lock for Box<L> {
+    fn status(&self) -> SimpleLockResult<LockStatus> {
+        (**self).status()
+    }
+    fn lock(&mut self) -> SimpleLockResult<()> {
+        (**self).lock()
+    }
+    fn unlock(&mut self) -> SimpleLockResult<()> {
+        (**self).unlock()
+    }
+    fn previous_holder(&self) -> PreviousHolder {
+        (**self).previous_holder()
+    }
+    fn holder(&self) -> SimpleLockResult<Option<Holder>> {
+        (**self).holder()
+    }
+}
+
+impl<L: Lock + ?Sized> Lock for &mut L {
+    fn status(&self) -> SimpleLockResult<LockStatus> {
+        (**self).status()
+    }
+    fn lock(&mut self) -> SimpleLockResult<()> {
+        (**self).lock()
+    }
+    fn unlock(&mut self) -> SimpleLockResult<()> {
+        (**self).unlock()
+    }
+    fn previous_holder(&self) -> PreviousHolder {
+        (**self).previous_holder()
+    }
+    fn holder(&self) -> SimpleLockResult<Option<Holder>> {
+        (**self).holder()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_until_gives_up_after_the_timeout_with_the_holder() {
+        let timeout = Duration::from_millis(30);
+        let start = Instant::now();
+        let mut tries = 0;
+        let err = poll_until(timeout, || {
+            tries += 1;
+            Err(SimpleLockError::already_locked("x", Some(Holder::new(7))))
+        })
+        .unwrap_err();
+        assert!(start.elapsed() >= timeout, "gave up early");
+        assert!(tries >= 2, "tried once only");
+        match err {
+            SimpleLockError::TimedOut {
+                name,
+                timeout: t,
+                holder,
+            } => {
+                assert_eq!(name, "x");
+                assert_eq!(t, timeout);
+                assert_eq!(holder, Some(Holder::new(7)));
+            }
+            other => panic!("expected TimedOut, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn poll_until_returns_at_the_first_success_or_other_error() {
+        let mut tries = 0;
+        poll_until(Duration::from_secs(60), || {
+            tries += 1;
+            if tries < 3 {
+                Err(SimpleLockError::already_locked("x", None))
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap();
+        assert_eq!(tries, 3);
+        let err = poll_until(Duration::from_secs(60), || {
+            Err(SimpleLockError::already_held("x"))
+        })
+        .unwrap_err();
+        assert!(matches!(err, SimpleLockError::AlreadyHeld { .. }));
+    }
+
+    #[test]
+    fn zero_timeout_tries_exactly_once() {
+        let mut tries = 0;
+        let err = poll_until(Duration::ZERO, || {
+            tries += 1;
+            Err(SimpleLockError::already_locked("x", None))
+        })
+        .unwrap_err();
+        assert_eq!(tries, 1);
+        assert!(matches!(err, SimpleLockError::TimedOut { .. }));
+    }
+
+    #[test]
+    fn huge_timeouts_do_not_overflow() {
+        let mut tries = 0;
+        poll_until(Duration::MAX, || {
+            tries += 1;
+            if tries < 2 {
+                Err(SimpleLockError::already_locked("x", None))
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap();
+    }
+}
