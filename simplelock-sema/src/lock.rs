@@ -1,0 +1,721 @@
+//! [`SemaphoreLock`]: the handle, its fast paths and its slow paths.
+//!
+//! The reasoning behind every step is in the crate docs ("Why it is correct"); the comments
+//! here point at the case they handle.
+
+use std::cell::Cell;
+use std::ffi::CString;
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use simplelock_core::{
+    ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult,
+};
+
+use crate::name::{self, LockName};
+use crate::process::{self, Liveness};
+use crate::sys::{self, Object, OpenError, Woke};
+use crate::word::{self, REMOVED, WAITERS, Word};
+use crate::DEFAULT_MODE;
+
+/// Written into every lock object's header by its first opener; anything else there means the
+/// object is not ours.
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"slsema01");
+
+/// How long a waiter sleeps at most before it checks that the holder is still alive. A holder
+/// killed while others wait is thus noticed within about this long.
+const SLICE: Duration = Duration::from_millis(10);
+
+/// How many times opening retries after "permission denied", and how long it pauses: the
+/// creator of an object sets its mode right after creating it, and an opener that came in
+/// between sees the narrower mode the umask made.
+const EACCES_RETRIES: u32 = 2;
+const EACCES_PAUSE: Duration = Duration::from_millis(1);
+
+/// A named lock shared by all processes of the machine that open the same name: a futex-speed
+/// replacement for a POSIX named semaphore that also survives a holder that crashed.
+///
+/// See the [crate documentation](crate) for the design, the name rules, permissions and the
+/// guarantees. In short:
+///
+/// - `SemaphoreLock::new("deploy")` opens (or creates) the lock `/deploy`; it is held by at most
+///   one handle at a time, across all processes.
+/// - Ownership belongs to the handle and its process: any thread of the holding process may
+///   unlock through the handle (it is `Send` and `Sync`), other handles cannot, and a child made
+///   by `fork` does not inherit it.
+/// - A holder that dies is noticed by the next locker, which takes the lock over and sees
+///   [`PreviousHolder::Died`].
+/// - [`SemaphoreLock::remove`] deletes the lock's object, safely even while others use it.
+///
+/// ```
+/// use simplelock_core::{ConcreteLock, LockStatus};
+/// use simplelock_sema::SemaphoreLock;
+///
+/// # let name = format!("doc-handle-{}", std::process::id());
+/// let mut lock = SemaphoreLock::new(&name)?;
+/// let other = SemaphoreLock::new(&name)?; // another handle, as another process would have
+/// lock.hang_lock()?;
+/// assert_eq!(lock.status()?, LockStatus::Mine);
+/// assert_eq!(other.status()?, LockStatus::Taken);
+/// lock.try_unlock()?;
+/// assert_eq!(other.status()?, LockStatus::Open);
+/// SemaphoreLock::remove(&name)?;
+/// # Ok::<(), simplelock_core::SimpleLockError>(())
+/// ```
+pub struct SemaphoreLock {
+    name: LockName,
+    /// `name.object` for the system calls.
+    object_name: CString,
+    /// The mode a newly created object gets.
+    mode: u32,
+    /// The object this handle uses; replaced when it finds the object removed.
+    object: Object,
+    /// The token with which this handle holds the lock, or 0. Compared with the current
+    /// process's token, so a forked child (another token) does not count as holding.
+    owner: u64,
+    previous: PreviousHolder,
+}
+
+impl SemaphoreLock {
+    /// Opens the lock `name`, creating it (mode `0o600`: only its owner may use it) if it does
+    /// not exist. The handle does not hold the lock.
+    ///
+    /// `name` is `"/name"` or `"name"` (the same lock), at most 251 bytes after the `/`,
+    /// without any other `/` or a NUL.
+    ///
+    /// # Errors
+    /// [`SimpleLockError::InvalidName`] naming the broken rule;
+    /// [`SimpleLockError::PermissionDenied`] if the object exists and we may not read and write
+    /// it; [`SimpleLockError::UnknownError`] if the object is not a lock object, if it is used
+    /// from another pid namespace, if `/proc` cannot be read, or if a system call fails.
+    pub fn new(name: impl Into<String>) -> SimpleLockResult<SemaphoreLock> {
+        SemaphoreLock::with_mode(name, DEFAULT_MODE)
+    }
+
+    /// Like [`new`](SemaphoreLock::new), but a newly created object gets `mode` (exactly: the
+    /// umask does not narrow it), e.g. `0o660` for a lock shared by a group or `0o666` for all
+    /// users. An existing object keeps its mode. Other users need read and write permission.
+    ///
+    /// # Errors
+    /// As [`new`](SemaphoreLock::new).
+    pub fn with_mode(name: impl Into<String>, mode: u32) -> SimpleLockResult<SemaphoreLock> {
+        let given = name.into();
+        let name = name::check(&given)?;
+        let object_name = CString::new(name.object.clone())
+            .map_err(|_| SimpleLockError::invalid_name(&given, "the name contains a NUL byte"))?;
+        let object = open_object(&name, &object_name, mode, true)?.ok_or_else(|| {
+            SimpleLockError::unknown(&name.canonical, "the new object vanished", None)
+        })?;
+        Ok(SemaphoreLock {
+            name,
+            object_name,
+            mode,
+            object,
+            owner: 0,
+            previous: PreviousHolder::Unknown,
+        })
+    }
+
+    /// The name of the lock, in its canonical form `"/name"` (also when opened as `"name"`).
+    pub fn name(&self) -> String {
+        self.name.canonical.clone()
+    }
+
+    /// Deletes the lock `name`'s shared memory object (like `sem_unlink`), safely even while
+    /// other processes use the name. Returns `false` if there was nothing to delete.
+    ///
+    /// It waits until it holds the lock, unlinks the name, and marks the old object removed in
+    /// the same step as it lets go; every handle that later uses the old object opens the name
+    /// again (creating a new object) and goes on there. So, unlike `sem_unlink` followed by a
+    /// new `sem_open`, removing never lets two holders in. Holders are not interrupted: removal
+    /// waits for them.
+    ///
+    /// # Errors
+    /// Those of [`new`](SemaphoreLock::new) and of [`ConcreteLock::hang_lock`] (among them
+    /// [`SimpleLockError::WouldDeadlock`] if this thread holds the lock through another handle),
+    /// and [`SimpleLockError::PermissionDenied`] if we may use the object but not delete it
+    /// (only its owner may, in the sticky `/dev/shm`).
+    pub fn remove(name: impl Into<String>) -> SimpleLockResult<bool> {
+        let given = name.into();
+        let name = name::check(&given)?;
+        let object_name = CString::new(name.object.clone())
+            .map_err(|_| SimpleLockError::invalid_name(&given, "the name contains a NUL byte"))?;
+        let Some(object) = open_object(&name, &object_name, DEFAULT_MODE, false)? else {
+            return Ok(false);
+        };
+        let handle = SemaphoreLock {
+            name,
+            object_name,
+            mode: DEFAULT_MODE,
+            object,
+            owner: 0,
+            previous: PreviousHolder::Unknown,
+        };
+        handle.unlink()?;
+        Ok(true)
+    }
+
+    /// Deletes this lock's shared memory object, like [`remove`](SemaphoreLock::remove): at
+    /// once if this handle holds the lock, else after waiting for it.
+    ///
+    /// # Errors
+    /// As [`remove`](SemaphoreLock::remove). On an error the lock is not held by this handle
+    /// any more (it was released, or never acquired).
+    pub fn unlink(mut self) -> SimpleLockResult<()> {
+        let me = self.me()?;
+        if self.owner != me {
+            self.hang_lock()?;
+        }
+        self.unlink_held(me)
+    }
+
+    /// The token of this process, from the page a fork wipes; computed on first use.
+    #[inline]
+    fn me(&self) -> SimpleLockResult<u64> {
+        if let Some(local) = sys::fork_local() {
+            let token = local.token.load(Ordering::Acquire);
+            if token != 0 {
+                return Ok(token);
+            }
+        }
+        identity(&self.name.canonical).map(|(token, _)| token)
+    }
+
+    /// Whether this handle holds the lock.
+    fn holds(&self, me: u64) -> bool {
+        self.owner != 0 && self.owner == me
+    }
+
+    /// The uncontended acquisition: one compare-and-swap, no system call.
+    #[inline]
+    fn acquire_fast(&mut self, me: u64) -> bool {
+        let shared = self.object.map.shared();
+        if shared
+            .word
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            shared
+                .holder_thread
+                .store(thread_mark(me), Ordering::Relaxed);
+            self.owner = me;
+            self.previous = PreviousHolder::Released;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Acquires, waiting as `wait` says. Handles everything but the uncontended case.
+    #[cold]
+    #[inline(never)]
+    fn acquire_slow(&mut self, me: u64, wait: Wait) -> SimpleLockResult<()> {
+        // Whether we slept: then other waiters may sleep too, and we keep the waiters bit set
+        // when we acquire, so that our release wakes the next one.
+        let mut slept = false;
+        // The owner we last found alive, and when: checked again after a slice.
+        let mut checked: Option<(u64, Instant)> = None;
+        loop {
+            let shared = self.object.map.shared();
+            let current = shared.word.load(Ordering::Acquire);
+            let (owner, waiters) = match Word::decode(current) {
+                Word::Free => {
+                    let new = if slept { me | WAITERS } else { me };
+                    if shared
+                        .word
+                        .compare_exchange(0, new, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        shared
+                            .holder_thread
+                            .store(thread_mark(me), Ordering::Relaxed);
+                        self.owner = me;
+                        self.previous = PreviousHolder::Released;
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Word::Removed => {
+                    self.reopen()?;
+                    slept = false;
+                    checked = None;
+                    continue;
+                }
+                Word::Held { owner, waiters } => (owner, waiters),
+            };
+            let now = Instant::now();
+            if owner == me {
+                // Another handle of this process holds it: alive by definition.
+                if matches!(wait, Wait::Forever)
+                    && shared.holder_thread.load(Ordering::Relaxed) == thread_mark(me)
+                {
+                    return Err(SimpleLockError::would_deadlock(&self.name.canonical));
+                }
+            } else if checked
+                .is_none_or(|(seen, at)| seen != owner || now.duration_since(at) >= SLICE)
+            {
+                match process::liveness(owner) {
+                    Liveness::Dead => {
+                        if self.take_over(me, current)? {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    Liveness::Alive => checked = Some((owner, now)),
+                }
+            }
+            let left = match wait {
+                Wait::Try => {
+                    return Err(SimpleLockError::already_locked(
+                        &self.name.canonical,
+                        Some(Holder::new(word::pid_of(owner))),
+                    ));
+                }
+                Wait::Forever | Wait::Until { deadline: None, .. } => SLICE,
+                Wait::Until {
+                    deadline: Some(deadline),
+                    timeout,
+                } => {
+                    let left = deadline.saturating_duration_since(now);
+                    if left.is_zero() {
+                        return Err(SimpleLockError::timed_out(
+                            &self.name.canonical,
+                            timeout,
+                            Some(Holder::new(word::pid_of(owner))),
+                        ));
+                    }
+                    left.min(SLICE)
+                }
+            };
+            let expected = current | WAITERS;
+            if !waiters
+                && shared
+                    .word
+                    .compare_exchange(current, expected, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            slept = true;
+            match sys::futex_wait(&shared.word, word::futex_half(expected), left) {
+                // Each of these means: look at the word again. A signal does not end the wait
+                // and does not extend it: `left` is computed from the fixed deadline.
+                Ok(Woke::Woken | Woke::Changed | Woke::TimedOut | Woke::Interrupted) => {}
+                Err(err) => {
+                    return Err(SimpleLockError::unknown(
+                        &self.name.canonical,
+                        "waiting on the futex",
+                        Some(Box::new(err)),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Takes the lock over from the dead owner of `dead` (the whole word we saw). `Ok(false)` if
+    /// someone changed the word first (another waiter took over, or a removal): look again.
+    fn take_over(&mut self, me: u64, dead: u64) -> SimpleLockResult<bool> {
+        let shared = self.object.map.shared();
+        // Only one compare-and-swap from `dead` can succeed, and no live process can write
+        // `dead` again (it would need the dead owner's process id *and* start time).
+        let new = me | (dead & WAITERS);
+        if shared
+            .word
+            .compare_exchange(dead, new, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return Ok(false);
+        }
+        shared
+            .holder_thread
+            .store(thread_mark(me), Ordering::Relaxed);
+        self.owner = me;
+        // The dead owner may have been removing the lock: it unlinks the name before it marks
+        // the object removed. Holding an object that has no name any more would let us in
+        // next to a holder of the new object, so check that the name still leads here.
+        match sys::object_id(&self.object_name) {
+            Ok(Some(id)) if id == self.object.id => {
+                self.previous = PreviousHolder::Died;
+                Ok(true)
+            }
+            Ok(_) => {
+                // Finish the dead remover's work, then look at the name again.
+                self.retire();
+                self.reopen()?;
+                Ok(false)
+            }
+            Err(err) => {
+                // Put the dead owner back, so that the next try sees the same situation.
+                self.owner = 0;
+                let _ = shared.word.compare_exchange(
+                    new,
+                    dead,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                );
+                Err(SimpleLockError::unknown(
+                    &self.name.canonical,
+                    "checking the shared memory object after taking over from a dead holder",
+                    Some(Box::new(err)),
+                ))
+            }
+        }
+    }
+
+    /// Marks the object we hold removed, wakes every waiter (they will open the name again) and
+    /// forgets the holding.
+    fn retire(&mut self) {
+        let shared = self.object.map.shared();
+        shared.holder_thread.store(0, Ordering::Relaxed);
+        shared.word.store(REMOVED, Ordering::Release);
+        self.owner = 0;
+        // A failed wake leaves waiters to their slice timeout.
+        let _ = sys::futex_wake(&shared.word, i32::MAX);
+    }
+
+    /// Opens the name again after finding our object removed.
+    fn reopen(&mut self) -> SimpleLockResult<()> {
+        debug_assert_eq!(self.owner, 0, "a holder never sees its object removed");
+        self.object = open_object(&self.name, &self.object_name, self.mode, true)?
+            .ok_or_else(|| {
+                SimpleLockError::unknown(&self.name.canonical, "the new object vanished", None)
+            })?;
+        Ok(())
+    }
+
+    /// Unlinks the name and retires the object; this handle holds the lock.
+    fn unlink_held(&mut self, me: u64) -> SimpleLockResult<()> {
+        debug_assert!(self.holds(me));
+        // The name leads to our object unless someone deleted it by hand: only a holder of an
+        // object unlinks its name through this crate, and we hold ours.
+        let unlinked = match sys::object_id(&self.object_name) {
+            Ok(Some(id)) if id == self.object.id => sys::unlink(&self.object_name),
+            Ok(_) => Ok(()),
+            Err(err) => Err(err),
+        };
+        match unlinked {
+            Ok(()) => {
+                self.retire();
+                Ok(())
+            }
+            Err(err) => {
+                let _ = self.try_unlock();
+                Err(match err.kind() {
+                    io::ErrorKind::PermissionDenied => {
+                        SimpleLockError::permission_denied(&self.name.canonical, Some(err))
+                    }
+                    _ => SimpleLockError::unknown(
+                        &self.name.canonical,
+                        "unlinking the shared memory object",
+                        Some(Box::new(err)),
+                    ),
+                })
+            }
+        }
+    }
+
+    /// Releases a lock whose word has the waiters bit, or is not ours any more.
+    #[cold]
+    #[inline(never)]
+    fn release_slow(&mut self, me: u64, mut current: u64) -> SimpleLockResult<()> {
+        let shared = self.object.map.shared();
+        loop {
+            if current & !WAITERS != me {
+                // Someone took the lock from us, which only happens to a holder believed dead
+                // (see "Limits" in the crate docs). Whatever it is now, it is not ours.
+                self.owner = 0;
+                return Err(SimpleLockError::unable_to_unlock(
+                    &self.name.canonical,
+                    format!(
+                        "this handle no longer holds the lock: {}",
+                        describe(current)
+                    ),
+                    None,
+                ));
+            }
+            match shared
+                .word
+                .compare_exchange(current, 0, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => current = now,
+            }
+        }
+        self.owner = 0;
+        if current & WAITERS != 0 {
+            // A failed wake leaves the waiter to its slice timeout, which is still correct.
+            let _ = sys::futex_wake(&shared.word, 1);
+        }
+        Ok(())
+    }
+
+    /// The word of the lock as it is now, following a removal to the current object.
+    fn current_word(&self) -> SimpleLockResult<u64> {
+        let value = self.object.map.shared().word.load(Ordering::Acquire);
+        if value != REMOVED {
+            return Ok(value);
+        }
+        match open_object(&self.name, &self.object_name, self.mode, false)? {
+            Some(object) => Ok(object.map.shared().word.load(Ordering::Acquire)),
+            None => Ok(0),
+        }
+    }
+
+    /// The live owner in `value`, if any.
+    fn live_owner(value: u64, me: u64) -> Option<u64> {
+        match Word::decode(value) {
+            Word::Held { owner, .. } if owner == me => Some(owner),
+            Word::Held { owner, .. } if process::liveness(owner) == Liveness::Alive => Some(owner),
+            _ => None,
+        }
+    }
+}
+
+/// How long an acquisition may wait.
+#[derive(Debug, Clone, Copy)]
+enum Wait {
+    /// Not at all.
+    Try,
+    /// As long as it takes (and refuse a wait that could never end).
+    Forever,
+    /// Until `deadline` (`None`: the timeout is too large to have one), for `timeout`.
+    Until {
+        deadline: Option<Instant>,
+        timeout: Duration,
+    },
+}
+
+/// Computes this process's token and namespace fingerprint and caches them in the page a fork
+/// wipes.
+#[cold]
+#[inline(never)]
+fn identity(name: &str) -> SimpleLockResult<(u64, u64)> {
+    let unknown = |doing: &str, err: io::Error| {
+        SimpleLockError::unknown(name, doing.to_owned(), Some(Box::new(err)))
+    };
+    let local = sys::init_fork_local()
+        .map_err(|e| unknown("mapping a page wiped on fork (needs Linux 4.14)", e))?;
+    let token = local.token.load(Ordering::Acquire);
+    if token != 0 {
+        return Ok((token, local.namespace.load(Ordering::Relaxed)));
+    }
+    let (token, namespace) =
+        process::own_identity().map_err(|e| unknown("finding out who this process is", e))?;
+    local.namespace.store(namespace, Ordering::Relaxed);
+    local.token.store(token, Ordering::Release);
+    Ok((token, namespace))
+}
+
+/// Opens the object of `name` and checks its header.
+fn open_object(
+    name: &LockName,
+    object_name: &CString,
+    mode: u32,
+    create: bool,
+) -> SimpleLockResult<Option<Object>> {
+    let lock = name.canonical.as_str();
+    let (_, namespace) = identity(lock)?;
+    let mut retries = 0;
+    let object = loop {
+        match sys::open(object_name, mode, create) {
+            Ok(Some(object)) => break object,
+            Ok(None) => return Ok(None),
+            Err(OpenError::Foreign { size }) => {
+                return Err(SimpleLockError::unknown(
+                    lock,
+                    format!(
+                        "the shared memory object {} is {size} bytes long: not a simplelock semaphore",
+                        name.object
+                    ),
+                    None,
+                ));
+            }
+            Err(OpenError::Os { doing, err }) => {
+                if err.kind() == io::ErrorKind::PermissionDenied && retries < EACCES_RETRIES {
+                    retries += 1;
+                    std::thread::sleep(EACCES_PAUSE);
+                    continue;
+                }
+                return Err(match err.kind() {
+                    io::ErrorKind::PermissionDenied => {
+                        SimpleLockError::permission_denied(lock, Some(err))
+                    }
+                    _ => SimpleLockError::from_io(lock, doing, err),
+                });
+            }
+        }
+    };
+    let shared = object.map.shared();
+    if !claim(&shared.magic, MAGIC) {
+        return Err(SimpleLockError::unknown(
+            lock,
+            format!(
+                "the shared memory object {} is not a simplelock semaphore (bad header)",
+                name.object
+            ),
+            None,
+        ));
+    }
+    if namespace != 0 && !claim(&shared.namespace, namespace) {
+        return Err(SimpleLockError::unknown(
+            lock,
+            "the lock is used from another pid or time namespace; \
+             all users of a lock must share them, or owners cannot be checked",
+            None,
+        ));
+    }
+    Ok(Some(object))
+}
+
+/// Sets `field` to `value` if it is 0; whether it holds `value` now.
+fn claim(field: &AtomicU64, value: u64) -> bool {
+    match field.compare_exchange(0, value, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => true,
+        Err(found) => found == value,
+    }
+}
+
+thread_local! {
+    /// This thread's number in this process (0: not given yet).
+    static THREAD_NO: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The next thread number; numbers are never reused within a process.
+static NEXT_THREAD_NO: AtomicU64 = AtomicU64::new(1);
+
+/// A mark for "the thread of the process `me` that is calling": its number mixed with the
+/// token, so that a mark left by a dead process cannot match one of ours.
+#[inline]
+fn thread_mark(me: u64) -> u64 {
+    let number = THREAD_NO.with(|no| {
+        let mut n = no.get();
+        if n == 0 {
+            n = NEXT_THREAD_NO.fetch_add(1, Ordering::Relaxed);
+            no.set(n);
+        }
+        n
+    });
+    me ^ number.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// A word, in words.
+fn describe(value: u64) -> String {
+    match Word::decode(value) {
+        Word::Free => "it is free".into(),
+        Word::Removed => "it was removed".into(),
+        Word::Held { owner, .. } => format!("it is held by pid {}", word::pid_of(owner)),
+    }
+}
+
+impl ConcreteLock for SemaphoreLock {
+    /// `Mine` if this handle holds the lock; `Taken` if a live process holds it (including this
+    /// process through another handle, or the parent of a forked child); `Open` if it is free
+    /// or its holder died (the next lock takes it over).
+    fn status(&self) -> SimpleLockResult<LockStatus> {
+        let me = self.me()?;
+        let value = self.current_word()?;
+        Ok(match SemaphoreLock::live_owner(value, me) {
+            Some(owner) if owner == me && self.holds(me) => LockStatus::Mine,
+            Some(_) => LockStatus::Taken,
+            None => LockStatus::Open,
+        })
+    }
+
+    fn try_lock(&mut self) -> SimpleLockResult<()> {
+        let me = self.me()?;
+        if self.holds(me) {
+            return Err(SimpleLockError::already_held(&self.name.canonical));
+        }
+        if self.acquire_fast(me) {
+            return Ok(());
+        }
+        self.acquire_slow(me, Wait::Try)
+    }
+
+    /// Waits in the kernel (a futex) until the holder releases, checking every 10 ms that it is
+    /// alive and taking the lock over when it died.
+    ///
+    /// # Errors
+    /// Also [`SimpleLockError::WouldDeadlock`] when the calling thread acquired this lock
+    /// through another handle that still holds it (see the crate docs, "Ownership").
+    fn hang_lock(&mut self) -> SimpleLockResult<()> {
+        let me = self.me()?;
+        if self.holds(me) {
+            return Err(SimpleLockError::already_held(&self.name.canonical));
+        }
+        if self.acquire_fast(me) {
+            return Ok(());
+        }
+        self.acquire_slow(me, Wait::Forever)
+    }
+
+    fn try_unlock(&mut self) -> SimpleLockResult<()> {
+        let me = self.me()?;
+        if !self.holds(me) {
+            return Err(SimpleLockError::not_held(&self.name.canonical));
+        }
+        let shared = self.object.map.shared();
+        shared.holder_thread.store(0, Ordering::Relaxed);
+        match shared
+            .word
+            .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
+        {
+            Ok(_) => {
+                self.owner = 0;
+                Ok(())
+            }
+            Err(current) => self.release_slow(me, current),
+        }
+    }
+
+    /// Waits in the kernel like [`hang_lock`](ConcreteLock::hang_lock), until the deadline on
+    /// the monotonic clock. Signals neither end nor extend the wait.
+    fn timed_lock(&mut self, timeout: Duration) -> SimpleLockResult<()> {
+        let me = self.me()?;
+        if self.holds(me) {
+            return Err(SimpleLockError::already_held(&self.name.canonical));
+        }
+        if self.acquire_fast(me) {
+            return Ok(());
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        self.acquire_slow(me, Wait::Until { deadline, timeout })
+    }
+
+    fn previous_holder(&self) -> PreviousHolder {
+        self.previous
+    }
+
+    /// The process id of the live holder, if any (this process's, when one of its handles holds
+    /// it). The time it acquired the lock is not recorded (that would cost the fast path a clock
+    /// read).
+    fn holder(&self) -> SimpleLockResult<Option<Holder>> {
+        let me = self.me()?;
+        let value = self.current_word()?;
+        Ok(SemaphoreLock::live_owner(value, me).map(|owner| Holder::new(word::pid_of(owner))))
+    }
+}
+
+impl Drop for SemaphoreLock {
+    fn drop(&mut self) {
+        // A forked child's copy of a holding handle has its parent's token in `owner`, not its
+        // own: it must not release the parent's lock.
+        if self.owner != 0 && self.me().is_ok_and(|me| self.holds(me)) {
+            let _ = self.try_unlock();
+        }
+    }
+}
+
+impl fmt::Debug for SemaphoreLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphoreLock")
+            .field("name", &self.name.canonical)
+            .field("object", &self.name.object)
+            .field("mode", &format_args!("{:#o}", self.mode))
+            .field("holding", &(self.owner != 0))
+            .field("previous", &self.previous)
+            .finish()
+    }
+}

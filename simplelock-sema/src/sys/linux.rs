@@ -1,0 +1,396 @@
+//! Linux: POSIX shared memory, futexes, a page wiped on fork, `kill(pid, 0)`.
+#![allow(unsafe_code)]
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The layout of a lock's shared memory object. All zeros is a valid state: a free lock whose
+/// header nobody has claimed yet, so a new object needs no initialisation.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The lock word, see `word.rs`. Its low half is the futex word.
+    pub(crate) word: AtomicU64,
+    /// Which thread of the holding process acquired the lock (a mark mixing the thread's number
+    /// with the holder's token), or 0; only compared by threads of the holding process.
+    pub(crate) holder_thread: AtomicU64,
+    /// The namespace fingerprint of the first process that opened the object, or 0.
+    pub(crate) namespace: AtomicU64,
+    /// [`crate::lock::MAGIC`] once any process opened the object, or 0.
+    pub(crate) magic: AtomicU64,
+    /// Room for later versions; zero.
+    _reserved: [AtomicU64; 4],
+}
+
+/// The size of a lock's shared memory object.
+pub(crate) const OBJECT_SIZE: usize = size_of::<Shared>();
+const _: () = assert!(OBJECT_SIZE == 64);
+
+// The futex operations; the `libc` crate does not export them on every Linux target.
+const FUTEX_WAIT: libc::c_int = 0;
+const FUTEX_WAKE: libc::c_int = 1;
+
+/// The last OS error, as an `io::Error`.
+fn last_error() -> io::Error {
+    io::Error::last_os_error()
+}
+
+/// A shared memory object mapped into this process; unmapped on drop.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    ptr: NonNull<Shared>,
+}
+
+// SAFETY: a `Mapping` is a pointer to memory that only holds atomics and stays mapped until the
+// `Mapping` is dropped; nothing about it is tied to the thread that made it.
+unsafe impl Send for Mapping {}
+// SAFETY: `&Mapping` only gives out `&Shared`, whose fields are atomics.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// The shared state of the lock.
+    #[inline]
+    pub(crate) fn shared(&self) -> &Shared {
+        // SAFETY: `ptr` points to a live, aligned mapping of `OBJECT_SIZE` bytes (see `open`),
+        // which lives as long as `self`; `Shared` is all atomics, so shared references to it
+        // are fine even while other threads and processes change it.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `mmap` with this address and length and is unmapped
+        // only here; no reference from `shared()` outlives `self`.
+        let _ = unsafe { libc::munmap(self.ptr.as_ptr().cast(), OBJECT_SIZE) };
+    }
+}
+
+/// An opened lock object: its mapping and its identity (device and inode).
+#[derive(Debug)]
+pub(crate) struct Object {
+    pub(crate) map: Mapping,
+    pub(crate) id: ObjectId,
+}
+
+/// Names one shared memory object for as long as it exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ObjectId {
+    dev: u64,
+    ino: u64,
+}
+
+/// Why an object could not be opened.
+#[derive(Debug)]
+pub(crate) enum OpenError {
+    /// A system call failed; `doing` says which step.
+    Os { doing: &'static str, err: io::Error },
+    /// The object exists with a size no lock object has: it is something else.
+    Foreign { size: i64 },
+}
+
+fn os(doing: &'static str) -> OpenError {
+    OpenError::Os {
+        doing,
+        err: last_error(),
+    }
+}
+
+/// `shm_open(name, flags, mode)`, as an owned descriptor.
+fn shm_open(name: &CStr, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is a valid NUL-terminated string; glibc adds O_CLOEXEC and O_NOFOLLOW.
+    let fd = unsafe { libc::shm_open(name.as_ptr(), flags | libc::O_CLOEXEC, mode) };
+    if fd < 0 {
+        return Err(last_error());
+    }
+    // SAFETY: `fd` was just returned by `shm_open`, so it is open and owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `fstat(fd)`.
+fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `fd` is open and `st` points to writable memory of the right size.
+    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+        return Err(last_error());
+    }
+    // SAFETY: `fstat` succeeded, so it filled `st`.
+    Ok(unsafe { st.assume_init() })
+}
+
+fn id_of(st: &libc::stat) -> ObjectId {
+    ObjectId {
+        dev: st.st_dev,
+        ino: st.st_ino,
+    }
+}
+
+/// Opens the lock object `name` (`/sl.NAME`), creating it with `mode` if `create` and it does
+/// not exist, and maps it. `Ok(None)` if it does not exist and `create` is false.
+///
+/// Never opens an existing object with `O_CREAT` (which `fs.protected_regular` refuses for
+/// another user's object in the sticky `/dev/shm`), only the creator sets the mode (with
+/// `fchmod`, so the umask does not narrow it), and nobody ever shrinks an object: every opener
+/// that finds it empty grows it to the same size, and all zeros is a valid state, so the order
+/// of concurrent openers does not matter.
+pub(crate) fn open(name: &CStr, mode: u32, create: bool) -> Result<Option<Object>, OpenError> {
+    let fd = loop {
+        match shm_open(name, libc::O_RDWR, 0) {
+            Ok(fd) => break fd,
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) && create => {}
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(err) => {
+                return Err(OpenError::Os {
+                    doing: "opening the shared memory object",
+                    err,
+                });
+            }
+        }
+        match shm_open(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, mode) {
+            Ok(fd) => {
+                // SAFETY: `fd` is open; fchmod has no memory arguments.
+                if unsafe { libc::fchmod(fd.as_raw_fd(), mode) } != 0 {
+                    return Err(os("setting the mode of the new shared memory object"));
+                }
+                break fd;
+            }
+            // Another process created it between our two calls: open theirs.
+            Err(err) if err.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(err) => {
+                return Err(OpenError::Os {
+                    doing: "creating the shared memory object",
+                    err,
+                });
+            }
+        }
+    };
+    let st = fstat(&fd).map_err(|err| OpenError::Os {
+        doing: "inspecting the shared memory object",
+        err,
+    })?;
+    let size = OBJECT_SIZE as libc::off_t;
+    if st.st_size == 0 {
+        // SAFETY: `fd` is open for writing; ftruncate has no memory arguments.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
+            return Err(os("sizing the shared memory object"));
+        }
+    } else if st.st_size != size {
+        return Err(OpenError::Foreign { size: st.st_size });
+    }
+    // SAFETY: a new shared mapping (address chosen by the kernel, so nothing is replaced) of an
+    // object that is now `OBJECT_SIZE` bytes long, opened read-write.
+    let addr = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            OBJECT_SIZE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return Err(os("mapping the shared memory object"));
+    }
+    let ptr = NonNull::new(addr.cast::<Shared>())
+        .ok_or_else(|| os("mapping the shared memory object"))?;
+    Ok(Some(Object {
+        map: Mapping { ptr },
+        id: id_of(&st),
+    }))
+    // `fd` is closed here; the mapping keeps the object alive.
+}
+
+/// The identity of the object the name `name` refers to now, or `None` if it does not exist.
+pub(crate) fn object_id(name: &CStr) -> io::Result<Option<ObjectId>> {
+    match shm_open(name, libc::O_RDONLY, 0) {
+        Ok(fd) => Ok(Some(id_of(&fstat(&fd)?))),
+        Err(err) if err.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// `shm_unlink(name)`.
+pub(crate) fn unlink(name: &CStr) -> io::Result<()> {
+    // SAFETY: `name` is a valid NUL-terminated string.
+    if unsafe { libc::shm_unlink(name.as_ptr()) } != 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
+/// The address of the low half of `word`, which is the futex word.
+fn futex_addr(word: &AtomicU64) -> *const u32 {
+    let base = word.as_ptr().cast::<u32>().cast_const();
+    // The low half of a little-endian u64 comes first in memory, of a big-endian one second.
+    if cfg!(target_endian = "little") {
+        base
+    } else {
+        base.wrapping_add(1)
+    }
+}
+
+/// How a futex wait ended. All of them mean "look at the word again".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Woke {
+    /// A release (or removal) woke us, or the wait ended for no reason (spurious).
+    Woken,
+    /// The word had changed before we slept.
+    Changed,
+    /// The timeout ran out.
+    TimedOut,
+    /// A signal handler ran.
+    Interrupted,
+}
+
+/// Sleeps while the low half of `word` equals `expected`, at most `timeout`.
+///
+/// The wait is a shared (not `_PRIVATE`) futex wait, so it pairs with wakes from other
+/// processes that map the same object; its relative timeout runs on `CLOCK_MONOTONIC`.
+pub(crate) fn futex_wait(word: &AtomicU64, expected: u32, timeout: Duration) -> io::Result<Woke> {
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: timeout.subsec_nanos().into(),
+    };
+    // SAFETY: the address is the low half of an atomic u64 that lives in a mapping borrowed for
+    // the duration of the call, so it is valid and 4-byte aligned; `ts` lives across the call;
+    // FUTEX_WAIT ignores the last two arguments.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            futex_addr(word),
+            FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+            ptr::null::<u32>(),
+            0u32,
+        )
+    };
+    if r == 0 {
+        return Ok(Woke::Woken);
+    }
+    let err = last_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) => Ok(Woke::Changed),
+        Some(libc::ETIMEDOUT) => Ok(Woke::TimedOut),
+        Some(libc::EINTR) => Ok(Woke::Interrupted),
+        _ => Err(err),
+    }
+}
+
+/// Wakes up to `count` waiters sleeping on `word`, in any process.
+pub(crate) fn futex_wake(word: &AtomicU64, count: i32) -> io::Result<()> {
+    // SAFETY: as in `futex_wait`; FUTEX_WAKE ignores the last three arguments.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            futex_addr(word),
+            FUTEX_WAKE,
+            count,
+            ptr::null::<libc::timespec>(),
+            ptr::null::<u32>(),
+            0u32,
+        )
+    };
+    if r < 0 { Err(last_error()) } else { Ok(()) }
+}
+
+/// Facts about this process that a fork changes, cached where a fork wipes them.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct ForkLocal {
+    /// This process's token (see `word.rs`), or 0 if not computed yet in this process.
+    pub(crate) token: AtomicU64,
+    /// The namespace fingerprint; valid once `token` is not 0.
+    pub(crate) namespace: AtomicU64,
+}
+
+/// The page that holds this process's [`ForkLocal`], or null before its first use.
+static FORK_LOCAL: AtomicPtr<ForkLocal> = AtomicPtr::new(ptr::null_mut());
+
+/// The [`ForkLocal`] of this process, if [`init_fork_local`] made it.
+#[inline]
+pub(crate) fn fork_local() -> Option<&'static ForkLocal> {
+    let page = NonNull::new(FORK_LOCAL.load(Ordering::Acquire))?;
+    // SAFETY: a non-null pointer here was published by `init_fork_local`: a page that is never
+    // unmapped, made of atomics only.
+    Some(unsafe { page.as_ref() })
+}
+
+/// Maps the page of [`ForkLocal`], marked `MADV_WIPEONFORK`: in a child made by `fork` (or any
+/// `clone` without `CLONE_VM`, even one that skips `pthread_atfork` handlers) the kernel hands
+/// the page over filled with zeros, so the child computes its own token instead of using its
+/// parent's. This needs Linux 4.14.
+#[cold]
+pub(crate) fn init_fork_local() -> io::Result<&'static ForkLocal> {
+    if let Some(local) = fork_local() {
+        return Ok(local);
+    }
+    // SAFETY: sysconf has no memory arguments.
+    let page_size = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+        .unwrap_or(4096)
+        .max(size_of::<ForkLocal>());
+    // SAFETY: a new private anonymous mapping at an address the kernel chooses.
+    let addr = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            page_size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return Err(last_error());
+    }
+    // SAFETY: `addr` is the start of the page-aligned mapping of `page_size` bytes made above.
+    if unsafe { libc::madvise(addr, page_size, libc::MADV_WIPEONFORK) } != 0 {
+        let err = last_error();
+        // SAFETY: the mapping made above, not yet shared with anyone.
+        unsafe { libc::munmap(addr, page_size) };
+        return Err(err);
+    }
+    let fresh = addr.cast::<ForkLocal>();
+    match FORK_LOCAL.compare_exchange(
+        ptr::null_mut(),
+        fresh,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => {}
+        Err(_) => {
+            // Another thread published its page first; ours was never shared.
+            // SAFETY: the mapping made above, which nobody else has seen.
+            unsafe { libc::munmap(addr, page_size) };
+        }
+    }
+    fork_local().ok_or_else(|| io::Error::other("the fork-local page was not published"))
+}
+
+/// `getpid()`.
+pub(crate) fn getpid() -> u32 {
+    // SAFETY: getpid has no arguments and cannot fail.
+    let pid = unsafe { libc::getpid() };
+    pid.unsigned_abs()
+}
+
+/// Whether a process (or thread) with id `pid` exists, by `kill(pid, 0)`: `false` only for
+/// `ESRCH`, so a process we may not signal (`EPERM`) counts as existing.
+pub(crate) fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 sends nothing; it only checks that the process exists.
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        return true;
+    }
+    last_error().raw_os_error() != Some(libc::ESRCH)
+}

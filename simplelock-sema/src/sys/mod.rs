@@ -1,0 +1,24 @@
+//! The system calls behind the lock, and the only `unsafe` code of the crate.
+//!
+//! # Safety
+//!
+//! Every `unsafe` block here calls a C function of the system (`shm_open`, `mmap`, `futex`,
+//! `kill`, ...) with arguments whose validity its `// SAFETY:` comment explains, or turns the
+//! pointer of a mapping this module made into a reference. The invariants the rest of the crate
+//! relies on:
+//!
+//! - A [`Mapping`] owns a shared mapping of [`OBJECT_SIZE`] bytes, made by `mmap` over an object
+//!   of at least that size, readable and writable, aligned to a page; it is unmapped exactly
+//!   once, when the `Mapping` is dropped. While it lives, [`Mapping::shared`] hands out a
+//!   reference to a [`Shared`] that only contains atomics, so concurrent access by other threads
+//!   and processes is what atomics are for.
+//! - [`fork_local`] hands out a reference to a private page that is mapped once and never
+//!   unmapped (it lives as long as the process), made of atomics only.
+//! - The futex calls only ever pass the address of the low half of a [`Shared::word`] that lives
+//!   in a live `Mapping`.
+//!
+//! Everything here is Linux; other platforms do not compile this module (see `unsupported.rs`).
+
+mod linux;
+
+pub(crate) use linux::*;
