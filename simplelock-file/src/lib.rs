@@ -1,1 +1,799 @@
-//! placeholder
+//! [`FileLock`]: a lock between processes (and threads) on a file, with `flock(2)`, for
+//! [simplelock](https://crates.io/crates/simplelock).
+//!
+//! A `FileLock` is a handle on the lock that lives in one file. Two handles on the same file —
+//! in one process or in two — never hold it at once; a holder that crashes releases it at once;
+//! the next holder learns that its predecessor died instead of releasing
+//! ([`PreviousHolder::Died`]) and can repair what it left half done; and a waiter can tell who
+//! holds it ([`ConcreteLock::holder`]). It implements [`ConcreteLock`], so
+//! [`LockBuilder`](simplelock_core::LockBuilder) turns it into a [`Lock`](simplelock_core::Lock)
+//! that waits, tries once or times out.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use simplelock_core::{ConcreteLock, Lock, LockBuilder, LockStatus, SimpleLockError};
+//! use simplelock_file::FileLock;
+//!
+//! # let dir = std::env::temp_dir().join(format!("simplelock-file-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! // A lock on a file of your choice (created if missing, never truncated, never deleted) ...
+//! let mut deploy = FileLock::new(dir.join("deploy.lock"))?;
+//! // ... or on a name, in the lock folder (see `lock_dir`): FileLock::named("deploy")?
+//!
+//! deploy.try_lock()?;
+//! if deploy.previous_holder().died() {
+//!     // The last holder died inside its critical section: check what it left behind.
+//! }
+//! // Another handle, as another process would have it, sees who holds the lock:
+//! let mut other = FileLock::new(dir.join("deploy.lock"))?;
+//! assert_eq!(other.status()?, LockStatus::Taken);
+//! match other.timed_lock(Duration::from_millis(10)) {
+//!     Err(SimpleLockError::TimedOut { holder, .. }) => {
+//!         assert_eq!(holder.map(|h| h.pid), Some(std::process::id()));
+//!     }
+//!     unexpected => panic!("{unexpected:?}"),
+//! }
+//! deploy.try_unlock()?;
+//!
+//! // Through the builder, with a guard that releases on every way out of the block:
+//! let mut lock = LockBuilder::default()
+//!     .with_timeout(Duration::from_secs(5))
+//!     .apply(other);
+//! let guard = lock.guard()?;
+//! assert!(!guard.previous_holder_died()); // `deploy` released it cleanly
+//! drop(guard);
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), SimpleLockError>(())
+//! ```
+//!
+//! # Names and the lock folder
+//!
+//! [`FileLock::named`] puts the lock for `name` at `<lock_dir>/<name>.lock`, in the folder
+//! [`lock_dir`] returns:
+//!
+//! 1. `$SIMPLELOCK_DIR` if set: the user's choice, created (mode 0700) if missing and otherwise
+//!    used as it is — it may be a group-shared folder for locks between users;
+//! 2. else `$XDG_RUNTIME_DIR/simplelock`, if `XDG_RUNTIME_DIR` is an absolute path to a folder
+//!    owned by this user (on most Linux desktops and servers: `/run/user/<uid>`, a private
+//!    tmpfs);
+//! 3. else `<temp dir>/simplelock-<uid>` (usually `/tmp/simplelock-1000`).
+//!
+//! The folders of 2 and 3 are created with mode 0700; if one exists already it must be a real
+//! folder (not a symbolic link), owned by this user and writable by nobody else, or
+//! [`SimpleLockError::PermissionDenied`] names it: in `/tmp` another user could otherwise have
+//! planted it. [`FileLock::named_in`] uses a folder of your choice instead.
+//!
+//! A name can never reach outside the folder. It is refused with
+//! [`SimpleLockError::InvalidName`], saying which rule it breaks, if it is empty, contains `/`,
+//! `\` or a NUL byte, is `.` or `..`, or is longer than 250 bytes (so that `<name>.lock` fits
+//! the 255-byte file name limit). Every other string is a valid name, Unicode included.
+//!
+//! # Shared (reader) locks
+//!
+//! [`FileLock::new_shared`] (or [`FileLock::shared`] on any handle) makes a handle that takes
+//! the lock shared (`LOCK_SH`): any number of shared holders at once, no exclusive holder
+//! meanwhile. The same `try_lock`, `hang_lock`, `timed_lock` and `try_unlock` apply. For a
+//! shared handle, [`LockStatus::Taken`] means "held exclusively by someone else".
+//!
+//! There is no upgrade from shared to exclusive: flock's conversion is not atomic (it releases
+//! the shared lock before it waits for the exclusive one, and a failed non-blocking upgrade
+//! leaves nothing held), so it would hide a window in which another writer gets in. Release the
+//! shared lock and take the exclusive one, and re-check what you read.
+//!
+//! # Why it is correct
+//!
+//! **Two holders never coexist.** Each `FileLock` opens the file itself, so it has its own
+//! *open file description*, and `flock` grants an exclusive lock to one open file description
+//! at a time, across all processes — even two handles in one thread exclude each other. A
+//! `FileLock` is not `Clone`, its methods that lock take `&mut self`, so two threads cannot
+//! share one handle (and so one hold) without a `Mutex` around it; and a copy made by `fork`
+//! never locks through the parent's open file description (see below).
+//!
+//! **A crash releases the lock.** The kernel drops a flock when the last descriptor of its open
+//! file description closes, and it closes every descriptor of a process that ends, however it
+//! ends (SIGKILL, OOM kill, `abort`). Waiters get it at once.
+//!
+//! **The next holder can tell that the previous one died.** Files this crate manages (empty ones,
+//! and ones that start with its record) carry a record in their first 64 bytes, one line of
+//! ASCII:
+//!
+//! ```text
+//! simplelock 1 held pid=4242 since=1732712345.123456
+//! simplelock 1 free pid=4242 since=1732712399.000001
+//! ```
+//!
+//! (magic word, format version, state, process id of the writer, time of the change in seconds
+//! since the Unix epoch; padded with spaces to 63 bytes and a newline). An exclusive holder
+//! reads the record right after `flock` grants it the lock (`pread`): `held` means the previous
+//! exclusive holder never released it, so it died ([`PreviousHolder::Died`]); `free` or an empty
+//! file means [`PreviousHolder::Released`]. It then writes `held` with its pid (`pwrite` at
+//! offset 0), and on release writes `free` *before* it unlocks. All of this happens while the
+//! writer holds the lock exclusively, so the record never races. A shared holder only reads
+//! the record: it reports `Died` if the last exclusive holder died and no exclusive holder ran
+//! since (a reader that dies leaves nothing half-written, and leaves no trace).
+//!
+//! The limits, honestly: a file with someone's data in it (non-empty, without the record) can
+//! be used as a lock, but it is never written: its `previous_holder()` is
+//! [`PreviousHolder::Unknown`], and so is that of a handle that could only open the file
+//! read-only (it cannot write `held`). Because such a holder leaves no trace, a holder that dies
+//! after it while holding through a read-only handle is reported as `Released`. A write of the
+//! record that fails (I/O error, disk full on a new file) is ignored: the lock is still held and
+//! released correctly, only the report of the next holder may be wrong. A holder that ends
+//! without releasing in any way (`std::mem::forget`, `std::process::exit` without dropping the
+//! handle) is reported as `Died` — it did not release.
+//!
+//! **Who holds it.** On Linux, [`ConcreteLock::holder`], [`ConcreteLock::status`] and the
+//! `AlreadyLocked`/`TimedOut` errors read `/proc/locks`, which lists every flock with the
+//! device, inode and process id of its holder, without touching the lock. The pid is that of the
+//! process that took the lock, as seen from this process's pid namespace (none if the holder is
+//! outside it). `since` comes from the record when its pid is that holder's; after a pid reuse
+//! (a holder that is not a simplelock one, with the pid of a dead simplelock holder) it could
+//! be that of the earlier holder. Where `/proc/locks` cannot be read (other systems, no `/proc`),
+//! `status()` tries the lock and releases it at once (another process's `try_lock` may fail
+//! during those microseconds), and the holder comes from the record alone.
+//!
+//! **Timed waits hand over promptly without polling.** `flock` has no timeout. `timed_lock`
+//! tries the lock; if it is taken, it watches the file with inotify and sleeps in `ppoll` until
+//! something happens to it: a simplelock release rewrites the record (`IN_MODIFY`), and the
+//! descriptors of a holder that dies are closed (`IN_CLOSE_*`), so the waiter wakes within
+//! microseconds and tries again. An event can come a moment before the release lands (the
+//! record is written before the unlock, and the kernel reports a close before it drops the
+//! lock), so a failed try after an event waits 100 µs and retries, doubling. A holder that
+//! releases without touching the file (`flock(1)`, a read-only or foreign holder) is noticed by a
+//! backoff that starts at 1 ms and doubles up to 50 ms. Without inotify (other systems, the
+//! per-user instance limit reached) the backoff alone is used. The deadline is on the monotonic
+//! clock, checked after every wake-up, with one last try at the deadline. `hang_lock` is a
+//! blocking `flock`: the kernel wakes it.
+//!
+//! **Signals.** A signal handler installed without `SA_RESTART` makes a blocking `flock` or
+//! `ppoll` fail with `EINTR`; both are retried, `ppoll` with the time left until the same
+//! deadline, so a signal neither fails, shortens nor extends a wait.
+//!
+//! **fork.** A forked child shares its parent's open file descriptions, and so its flocks: an
+//! unlock in the child would release the parent's lock. A `FileLock` knows the process that
+//! opened it (a process id cached in a static that a `pthread_atfork` handler refreshes, so
+//! checking it costs no system call), and in any other process its copy holds nothing: it never
+//! unlocks nor writes the record, `try_unlock` returns [`SimpleLockError::NotHeld`], dropping it
+//! only closes the child's descriptor, `status()` sees the parent's hold as
+//! [`LockStatus::Taken`], and locking through it first opens the file again, so the child gets
+//! an open file description of its own and is excluded by its parent like any other process.
+//! One caveat is flock's, not ours: until the child drops its copy (or execs), the descriptor it
+//! inherited keeps the parent's open file description alive — if the parent dies while holding
+//! the lock, the lock stays held until the child drops the copy or ends. Processes made with a
+//! raw `clone`/`fork` system call that bypasses libc's `fork()` do not run the handler and must
+//! not use inherited handles.
+//!
+//! **exec.** The file is opened close-on-exec (`O_CLOEXEC`): a program started by this process
+//! does not inherit the descriptor, so it can neither keep the lock alive nor release it.
+//!
+//! **Two handles in one process, one thread.** flock makes two handles on one file exclude each
+//! other even in one thread, so a thread that holds the lock through one handle and then waits
+//! for it through another would wait forever. A small process-wide registry records which thread
+//! acquired which file (device and inode) through which handle and how; `hang_lock` and
+//! `timed_lock` consult it after a failed first try, and return
+//! [`SimpleLockError::WouldDeadlock`] instead of waiting when the calling thread itself holds the
+//! lock in a mode that excludes the one it asks for (exclusive and anything, or shared then
+//! exclusive; two shared holds are fine). The registry knows the thread that *acquired* a hold: a
+//! handle moved to another thread while holding still counts for the thread that acquired it.
+//!
+//! **The unlink race.** A lock file is never deleted, by this crate or (please) by you: a
+//! process that opened the file before it was unlinked would lock the old inode while a newcomer
+//! creates and locks a new file at the same path, and both would hold "the" lock. Lock files are
+//! small (64 bytes) and live in the lock folder; that is their price.
+//!
+//! **Hostile folders.** In a folder others can write to (`/tmp`), a symbolic link planted at the
+//! lock path could redirect us to another file: the file is opened with `O_NOFOLLOW` (a link
+//! there is refused with [`SimpleLockError::InvalidName`], its target untouched), never with
+//! `O_TRUNC`, and never `chmod`ed. New files get mode 0644 less the umask. If the file exists but
+//! `O_CREAT` is refused (`fs.protected_regular` does that for another user's file in a sticky
+//! folder) the open is retried without it, and if the file is not writable it is opened
+//! read-only — flock does not need write access. Only regular files are accepted: a folder, a
+//! FIFO, a socket or a device is an [`SimpleLockError::InvalidName`] (a FIFO cannot make the
+//! open hang: it is opened non-blocking). A missing folder, an empty path and a NUL byte are
+//! [`SimpleLockError::InvalidName`]; a file nobody may open for us,
+//! [`SimpleLockError::PermissionDenied`]; every error names the path and keeps the system's
+//! error as its `source()`.
+//!
+//! **Network file systems.** On NFS, Linux emulates flock with POSIX byte-range locks on the
+//! server: exclusion holds between machines, but an exclusive lock needs a descriptor opened
+//! for writing, a lock can be lost silently when the client loses its lease (NFSv4), and
+//! `/proc/locks` and inotify only see the local machine. Keep lock files on a local file system
+//! (the lock folder always is one on Linux).
+//!
+//! # Why `flock` directly and not fd-lock
+//!
+//! [fd-lock](https://crates.io/crates/fd-lock) hands out a guard that borrows the lock, which
+//! fits RAII but not [`ConcreteLock`]'s separate `try_lock`/`try_unlock` calls on `&mut self`
+//! (storing the guard next to what it borrows needs `unsafe` lifetime tricks); it also returns
+//! `EINTR` to the caller, and has no timed wait. std's `File::lock`/`try_lock`/`unlock`
+//! (Rust 1.89) make the same `flock` call, but a blocking `lock()` interrupted by a signal
+//! fails with `Interrupted`, and we need the raw `EWOULDBLOCK`/`EINTR` distinction. So this
+//! crate calls `flock(2)` through libc, in one place (`src/sys/unix.rs`), retrying on `EINTR`.
+//! fd-lock and std's locking stay as peers in the benchmark (`benches/uncontended.rs`).
+//!
+//! # Costs
+//!
+//! An uncontended exclusive `try_lock` + `try_unlock` on a managed file is two `flock` calls,
+//! one `pread` and two `pwrite`s of 64 bytes (the record is the price of
+//! [`PreviousHolder::Died`]), plus a few nanoseconds for the fork check and the deadlock
+//! registry; on a file with foreign content, the `pread` happens once per handle and the writes
+//! never. `holder()`, `status()` and the holder in `AlreadyLocked`/`TimedOut` read
+//! `/proc/locks`, on the failure path only. `benches/uncontended.rs` measures it against the bare
+//! `flock` pair, std's `File::lock` and fd-lock.
+//!
+//! # Supported platforms
+//!
+//! Linux is the tested platform (x86_64, glibc), where everything above holds. Other Unix-like
+//! systems (macOS, the BSDs) compile the same code with the portable fallbacks: no
+//! `/proc/locks` (status by trying, holder from the record) and no inotify (timed waits poll
+//! with the 1 to 50 ms backoff); they are not tested. Windows and other systems are not
+//! supported yet: the crate does not compile there, with a message saying so.
+//!
+//! # Supported Rust versions
+//!
+//! The minimum supported Rust version is **1.89**, as for the whole simplelock workspace.
+#![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(not(unix))]
+compile_error!(
+    "simplelock-file supports Unix-like systems only (Linux is tested); \
+     on this platform use another simplelock backend"
+);
+
+mod dir;
+mod record;
+#[allow(unsafe_code, reason = "the system calls std does not wrap; see its Safety section")]
+mod sys;
+
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use simplelock_core::{
+    ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult,
+};
+
+use crate::record::{RECORD_LEN, Record, State};
+
+/// How a handle takes the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// One holder at a time (`LOCK_EX`).
+    Exclusive,
+    /// Any number of shared holders and no exclusive one (`LOCK_SH`).
+    Shared,
+}
+
+/// The first pause of `timed_lock` while nothing happens to the file.
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
+/// The pause after a wake-up by an event that was not (yet) the release.
+const PAUSE_AFTER_EVENT: Duration = Duration::from_micros(100);
+/// The longest pause of `timed_lock`: how late a release that touches nothing is noticed.
+const MAX_PAUSE: Duration = Duration::from_millis(50);
+
+/// Each handle gets an id, for the deadlock registry.
+static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
+
+/// The folder for named locks: `$SIMPLELOCK_DIR`, else `$XDG_RUNTIME_DIR/simplelock`, else
+/// `<temp dir>/simplelock-<uid>`, created if missing.
+///
+/// See "Names and the lock folder" in the [crate docs](crate) for the rules.
+///
+/// # Errors
+/// [`SimpleLockError::PermissionDenied`] naming the folder if it cannot be created, or if the
+/// default folder exists but is a symbolic link, not a folder, owned by another user or
+/// writable by others (the error's `source()` says which); other errors of creating it.
+pub fn lock_dir() -> SimpleLockResult<PathBuf> {
+    dir::lock_dir_with(|key| std::env::var_os(key), &std::env::temp_dir())
+}
+
+/// A handle on the lock in one file; see the [crate docs](crate) for how it works.
+///
+/// Made by [`FileLock::new`] (a path), [`FileLock::named`] (a name in the [lock folder](lock_dir))
+/// or [`FileLock::named_in`], exclusive unless made [shared](FileLock::shared). Use it through
+/// [`ConcreteLock`], directly or wrapped by a [`LockBuilder`](simplelock_core::LockBuilder).
+/// Dropping a handle that holds the lock releases it (ignoring errors; call
+/// [`try_unlock`](ConcreteLock::try_unlock) to see them).
+///
+/// A `FileLock` is `Send` (acquire on one thread, release on another) and `Sync` (`status`,
+/// `holder` and `previous_holder` take `&self`); it is not `Clone`: open another handle instead.
+pub struct FileLock {
+    path: PathBuf,
+    fd: sys::LockFd,
+    /// The mode of the next acquisition.
+    mode: Mode,
+    /// The process that opened `fd`; in any other process this is an inherited copy.
+    opened_by: u32,
+    id: u64,
+    /// The file holds someone's data: the record is never read again nor written.
+    foreign: bool,
+    hold: Option<Hold>,
+    previous: PreviousHolder,
+}
+
+/// What a handle knows about its current hold.
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    mode: Mode,
+    since: SystemTime,
+    /// The release writes `free` into the record.
+    record: bool,
+}
+
+impl FileLock {
+    /// A handle on the lock in the file at `path`, created if missing (mode 0644 less the
+    /// umask), never truncated, never deleted. The handle does not hold the lock yet.
+    ///
+    /// A relative path is opened relative to the current folder now; [`path`](FileLock::path)
+    /// returns it as given.
+    ///
+    /// # Errors
+    /// [`SimpleLockError::InvalidName`] if the path is empty, contains a NUL byte, is a symbolic
+    /// link, a folder or not a regular file, or if its folder does not exist;
+    /// [`SimpleLockError::PermissionDenied`] if the file can be neither created nor opened (not
+    /// even read-only); others from the system. Every error names the path.
+    pub fn new<P: Into<PathBuf>>(path: P) -> SimpleLockResult<FileLock> {
+        let path = path.into();
+        let name = path.display().to_string();
+        if path.as_os_str().is_empty() {
+            return Err(SimpleLockError::invalid_name(name, "the path is empty"));
+        }
+        if path.as_os_str().as_bytes().contains(&0) {
+            return Err(SimpleLockError::invalid_name(
+                name,
+                "the path contains a NUL byte",
+            ));
+        }
+        sys::init();
+        let fd = sys::open(&path, &name)?;
+        Ok(FileLock {
+            path,
+            fd,
+            mode: Mode::Exclusive,
+            opened_by: sys::current_pid(),
+            id: NEXT_HANDLE.fetch_add(1, Ordering::Relaxed),
+            foreign: false,
+            hold: None,
+            previous: PreviousHolder::Unknown,
+        })
+    }
+
+    /// A handle that takes the lock in the file at `path` shared; see
+    /// [`new`](FileLock::new) and [`shared`](FileLock::shared).
+    ///
+    /// # Errors
+    /// Those of [`new`](FileLock::new).
+    pub fn new_shared<P: Into<PathBuf>>(path: P) -> SimpleLockResult<FileLock> {
+        FileLock::new(path).map(FileLock::shared)
+    }
+
+    /// A handle on the lock called `name`: the file `<name>.lock` in the [lock folder](lock_dir),
+    /// which is created if missing.
+    ///
+    /// # Errors
+    /// [`SimpleLockError::InvalidName`] saying which rule `name` breaks (see the
+    /// [crate docs](crate)), the errors of [`lock_dir`] and of [`new`](FileLock::new).
+    pub fn named(name: &str) -> SimpleLockResult<FileLock> {
+        let file = dir::lock_file_name(name)?;
+        FileLock::new(lock_dir()?.join(file))
+    }
+
+    /// A handle on the lock called `name` in the folder `dir`: the file `<dir>/<name>.lock`.
+    /// The folder must exist; it is used as it is.
+    ///
+    /// # Errors
+    /// [`SimpleLockError::InvalidName`] saying which rule `name` breaks (see the
+    /// [crate docs](crate)), and the errors of [`new`](FileLock::new).
+    pub fn named_in(dir: impl AsRef<Path>, name: &str) -> SimpleLockResult<FileLock> {
+        let file = dir::lock_file_name(name)?;
+        FileLock::new(dir.as_ref().join(file))
+    }
+
+    /// This handle, taking the lock shared from its next acquisition on: many shared holders
+    /// at once, no exclusive one meanwhile.
+    ///
+    /// A hold the handle has now keeps its mode until it is released: nothing is converted.
+    #[must_use]
+    pub fn shared(mut self) -> FileLock {
+        self.mode = Mode::Shared;
+        self
+    }
+
+    /// Whether this handle takes the lock shared.
+    pub fn is_shared(&self) -> bool {
+        self.mode == Mode::Shared
+    }
+
+    /// Whether the file could only be opened read-only: the handle still locks (flock does not
+    /// need write access), but it cannot keep the record, so its
+    /// [`previous_holder`](ConcreteLock::previous_holder) is `Unknown` when it locks exclusively.
+    pub fn is_read_only(&self) -> bool {
+        !self.fd.writable
+    }
+
+    /// The path of the lock file, as given.
+    pub fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    /// How errors name the lock.
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Whether this handle holds the lock: it acquired it, and this is the process that did.
+    fn holds(&self) -> bool {
+        self.hold.is_some() && self.opened_by == sys::current_pid()
+    }
+
+    /// Checks before an acquisition: not held yet, and an open file description of our own.
+    fn prepare_to_lock(&mut self) -> SimpleLockResult<()> {
+        if self.holds() {
+            return Err(SimpleLockError::already_held(self.name()));
+        }
+        if self.opened_by != sys::current_pid() {
+            // Inherited across fork: the descriptor is shared with the parent, whose flock it
+            // may carry. Locking through it would "succeed" while the parent holds the lock, so
+            // open the file again. Dropping the copy only closes the child's descriptor.
+            self.fd = sys::open(&self.path, &self.name())?;
+            self.opened_by = sys::current_pid();
+            self.hold = None;
+            self.foreign = false;
+            self.previous = PreviousHolder::Unknown;
+        }
+        Ok(())
+    }
+
+    /// One non-blocking attempt; `Ok(false)` if someone else holds the lock.
+    fn try_acquire(&mut self) -> SimpleLockResult<bool> {
+        match self.fd.lock(self.mode, false) {
+            Ok(true) => {
+                self.acquired();
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(err) => Err(SimpleLockError::from_io(
+                self.name(),
+                "locking the lock file",
+                err,
+            )),
+        }
+    }
+
+    /// Bookkeeping right after `flock` granted the lock: the record and the registry.
+    fn acquired(&mut self) {
+        let mode = self.mode;
+        let since = SystemTime::now();
+        let can_write = mode == Mode::Exclusive && self.fd.writable;
+        let mut record = false;
+        self.previous = PreviousHolder::Unknown;
+        if !self.foreign && (can_write || mode == Mode::Shared) {
+            let mut buf = [0u8; RECORD_LEN];
+            if let Ok(len) = self.fd.read_record(&mut buf) {
+                match record::parse(&buf[..len]) {
+                    Record::Empty => {
+                        self.previous = PreviousHolder::Released;
+                        record = can_write;
+                    }
+                    Record::Ours(entry) => {
+                        self.previous = match entry.state {
+                            State::Held => PreviousHolder::Died,
+                            State::Free => PreviousHolder::Released,
+                        };
+                        record = can_write;
+                    }
+                    Record::Damaged => record = can_write,
+                    Record::Foreign => self.foreign = true,
+                }
+            }
+            if record {
+                // A failed write leaves the lock held and correct; see "The limits" in the docs.
+                let _ = self
+                    .fd
+                    .write_record(&record::format(State::Held, self.opened_by, since));
+            }
+        }
+        sys::registry::add(sys::Held {
+            dev: self.fd.dev,
+            ino: self.fd.ino,
+            thread: sys::registry::this_thread(),
+            exclusive: mode == Mode::Exclusive,
+            handle: self.id,
+        });
+        self.hold = Some(Hold { mode, since, record });
+    }
+
+    /// Release a hold of this process: the record, then the lock, then the registry.
+    fn release(&mut self) -> SimpleLockResult<()> {
+        let Some(hold) = self.hold else {
+            return Err(SimpleLockError::not_held(self.name()));
+        };
+        if hold.record {
+            let free = record::format(State::Free, self.opened_by, SystemTime::now());
+            // A failed write only makes the next holder report `Died`; the release goes on.
+            let _ = self.fd.write_record(&free);
+        }
+        self.fd.unlock().map_err(|err| {
+            SimpleLockError::unable_to_unlock(self.name(), "flock(LOCK_UN) failed", Some(err))
+        })?;
+        sys::registry::remove(self.id);
+        self.hold = None;
+        Ok(())
+    }
+
+    /// `WouldDeadlock` if this thread holds the lock through another handle in a way that
+    /// excludes this handle's mode.
+    fn check_deadlock(&self) -> SimpleLockResult<()> {
+        let exclusive = self.mode == Mode::Exclusive;
+        if sys::registry::would_deadlock(self.fd.dev, self.fd.ino, exclusive, self.id) {
+            return Err(SimpleLockError::would_deadlock(self.name()));
+        }
+        Ok(())
+    }
+
+    /// The lock's state for a handle that does not hold it, by trying it (fallback when
+    /// `/proc/locks` cannot tell).
+    fn status_by_trying(&self) -> SimpleLockResult<LockStatus> {
+        let fresh;
+        // An inherited descriptor may carry the parent's lock: a try + unlock on it would
+        // release the parent's lock. Use a descriptor of our own.
+        let fd = if self.opened_by == sys::current_pid() {
+            &self.fd
+        } else {
+            fresh = sys::open(&self.path, &self.name())?;
+            &fresh
+        };
+        let failed = |err| SimpleLockError::from_io(self.name(), "trying the lock file", err);
+        if fd.lock(self.mode, false).map_err(failed)? {
+            fd.unlock().map_err(|err| {
+                SimpleLockError::unable_to_unlock(
+                    self.name(),
+                    "releasing the lock taken to check its status",
+                    Some(err),
+                )
+            })?;
+            Ok(LockStatus::Open)
+        } else {
+            Ok(LockStatus::Taken)
+        }
+    }
+
+    /// Who holds the lock, for a handle that knows it is taken (the failure paths): from
+    /// `/proc/locks`, else from the record.
+    fn holder_of_others(&self) -> Option<Holder> {
+        match sys::flock_holders(self.fd.dev, self.fd.ino) {
+            Ok(sys::Lookup::Holders(holders)) => self.describe(&holders),
+            Ok(sys::Lookup::Uncertain) | Err(_) => self.holder_from_record(),
+        }
+    }
+
+    /// The holder to name among `holders`: an exclusive one if any, else the first reader.
+    fn describe(&self, holders: &[sys::FlockHolder]) -> Option<Holder> {
+        let chosen = holders
+            .iter()
+            .find(|h| h.exclusive)
+            .or_else(|| holders.first())?;
+        if chosen.pid == 0 {
+            return None; // outside our pid namespace
+        }
+        let holder = Holder::new(chosen.pid);
+        Some(match self.read_entry() {
+            Some(entry) if entry.state == State::Held && entry.pid == chosen.pid => {
+                holder.with_since(entry.since)
+            }
+            _ => holder,
+        })
+    }
+
+    /// The record's holder, if the record says the lock is held.
+    fn holder_from_record(&self) -> Option<Holder> {
+        self.read_entry()
+            .filter(|entry| entry.state == State::Held)
+            .map(|entry| Holder::new(entry.pid).with_since(entry.since))
+    }
+
+    fn read_entry(&self) -> Option<record::Entry> {
+        let mut buf = [0u8; RECORD_LEN];
+        let len = self.fd.read_record(&mut buf).ok()?;
+        match record::parse(&buf[..len]) {
+            Record::Ours(entry) => Some(entry),
+            Record::Empty | Record::Damaged | Record::Foreign => None,
+        }
+    }
+
+    fn timed_out(&self, timeout: Duration) -> SimpleLockError {
+        SimpleLockError::timed_out(self.name(), timeout, self.holder_of_others())
+    }
+}
+
+impl ConcreteLock for FileLock {
+    /// [`LockStatus::Mine`] if this handle holds the lock; otherwise, on Linux, what
+    /// `/proc/locks` says (without touching the lock), elsewhere what a non-blocking try (at
+    /// once undone) finds. For a shared handle, shared holders leave the lock
+    /// [`Open`](LockStatus::Open).
+    ///
+    /// # Errors
+    /// Only where the lock has to be tried: the errors of locking and unlocking it.
+    fn status(&self) -> SimpleLockResult<LockStatus> {
+        if self.holds() {
+            return Ok(LockStatus::Mine);
+        }
+        match sys::flock_holders(self.fd.dev, self.fd.ino) {
+            Ok(sys::Lookup::Holders(holders)) => {
+                let excluded = holders
+                    .iter()
+                    .any(|h| self.mode == Mode::Exclusive || h.exclusive);
+                Ok(if excluded {
+                    LockStatus::Taken
+                } else {
+                    LockStatus::Open
+                })
+            }
+            Ok(sys::Lookup::Uncertain) | Err(_) => self.status_by_trying(),
+        }
+    }
+
+    /// Acquire the lock if nobody holds it in a conflicting way, or fail at once.
+    ///
+    /// # Errors
+    /// [`SimpleLockError::AlreadyLocked`] with the holder where known,
+    /// [`SimpleLockError::AlreadyHeld`] if this handle holds the lock, and the errors of
+    /// re-opening the file in a forked child.
+    fn try_lock(&mut self) -> SimpleLockResult<()> {
+        self.prepare_to_lock()?;
+        if self.try_acquire()? {
+            Ok(())
+        } else {
+            Err(SimpleLockError::already_locked(
+                self.name(),
+                self.holder_of_others(),
+            ))
+        }
+    }
+
+    /// Acquire the lock, waiting in a blocking `flock` as long as it takes; signals do not
+    /// end the wait.
+    ///
+    /// # Errors
+    /// [`SimpleLockError::AlreadyHeld`] if this handle holds the lock,
+    /// [`SimpleLockError::WouldDeadlock`] if this thread holds it through another handle.
+    fn hang_lock(&mut self) -> SimpleLockResult<()> {
+        self.prepare_to_lock()?;
+        if self.try_acquire()? {
+            return Ok(());
+        }
+        self.check_deadlock()?;
+        self.fd.lock(self.mode, true).map_err(|err| {
+            SimpleLockError::from_io(self.name(), "waiting for the lock file", err)
+        })?;
+        self.acquired();
+        Ok(())
+    }
+
+    /// Release the lock: write `free` into the record (managed files, exclusive holds), then
+    /// `flock(LOCK_UN)`.
+    ///
+    /// # Errors
+    /// [`SimpleLockError::NotHeld`] if this handle does not hold the lock (in a forked child:
+    /// the parent's hold is not the child's), [`SimpleLockError::UnableToUnlock`] if `flock`
+    /// fails.
+    fn try_unlock(&mut self) -> SimpleLockResult<()> {
+        if !self.holds() {
+            return Err(SimpleLockError::not_held(self.name()));
+        }
+        self.release()
+    }
+
+    /// Acquire the lock, waiting at most `timeout`, woken by changes to the file (inotify)
+    /// rather than by polling; see "Timed waits" in the [crate docs](crate).
+    ///
+    /// # Errors
+    /// [`SimpleLockError::TimedOut`] with the holder where known, not before `timeout` has
+    /// passed (at once for a zero timeout); [`SimpleLockError::AlreadyHeld`];
+    /// [`SimpleLockError::WouldDeadlock`] if this thread holds the lock through another handle
+    /// (and the timeout is not zero).
+    fn timed_lock(&mut self, timeout: Duration) -> SimpleLockResult<()> {
+        self.prepare_to_lock()?;
+        let deadline = Instant::now().checked_add(timeout);
+        if self.try_acquire()? {
+            return Ok(());
+        }
+        if timeout.is_zero() {
+            return Err(self.timed_out(timeout));
+        }
+        self.check_deadlock()?;
+        let waiter = sys::Waiter::new(self.fd.file());
+        let mut pause = FIRST_PAUSE;
+        loop {
+            // The first round closes the race between the first try and the watch.
+            if self.try_acquire()? {
+                return Ok(());
+            }
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
+                return Err(self.timed_out(timeout));
+            }
+            let nap = pause.min(left);
+            let wake = match &waiter {
+                Some(waiter) => waiter.wait(nap),
+                None => {
+                    std::thread::sleep(nap);
+                    sys::Wake::Timeout
+                }
+            };
+            pause = match wake {
+                sys::Wake::Event => PAUSE_AFTER_EVENT,
+                sys::Wake::Timeout => (pause * 2).min(MAX_PAUSE),
+                sys::Wake::Interrupted => pause,
+            };
+        }
+    }
+
+    /// What this handle's last acquisition read in the record; see "The next holder can tell"
+    /// in the [crate docs](crate) for when it is `Unknown`.
+    fn previous_holder(&self) -> PreviousHolder {
+        self.previous
+    }
+
+    /// This process, with the time it acquired the lock, if this handle holds it; otherwise the
+    /// holder in `/proc/locks` (an exclusive one, or one of the readers), with `since` from the
+    /// record where its pid matches; `None` if the lock is free or the holder cannot be told.
+    ///
+    /// # Errors
+    /// Only where `/proc/locks` cannot be read and the lock has to be tried.
+    fn holder(&self) -> SimpleLockResult<Option<Holder>> {
+        if let (true, Some(hold)) = (self.holds(), self.hold) {
+            return Ok(Some(Holder::new(self.opened_by).with_since(hold.since)));
+        }
+        match sys::flock_holders(self.fd.dev, self.fd.ino) {
+            Ok(sys::Lookup::Holders(holders)) => Ok(self.describe(&holders)),
+            Ok(sys::Lookup::Uncertain) | Err(_) => Ok(match self.status_by_trying()? {
+                LockStatus::Open => None,
+                _ => self.holder_from_record(),
+            }),
+        }
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        if self.holds() {
+            // Drop cannot report an error; `try_unlock` is there for callers who care.
+            let _ = self.release();
+        }
+        // Closing the descriptor (the `File` in `fd`) is all that is left; in a forked child it
+        // only closes the child's copy.
+    }
+}
+
+impl fmt::Debug for FileLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileLock")
+            .field("path", &self.path)
+            .field("mode", &self.mode)
+            .field("held", &self.holds())
+            .field("held_mode", &self.hold.map(|h| h.mode))
+            .field("read_only", &!self.fd.writable)
+            .field("foreign_content", &self.foreign)
+            .field("previous_holder", &self.previous)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_lock_is_send_and_sync() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<FileLock>();
+    }
+}

@@ -1,0 +1,145 @@
+//! Waiting for a lock file to change, for `timed_lock`: an inotify watch on Linux, nothing
+//! elsewhere (the caller then polls with a backoff).
+//!
+//! flock has no timed wait, and a blocking `flock` can only be cut short by a signal, which a
+//! library must not install. So a timed waiter sleeps until something happens to the file: a
+//! simplelock holder's release rewrites the record (`IN_MODIFY`), and a holder that dies has its
+//! descriptor closed by the kernel (`IN_CLOSE_WRITE` / `IN_CLOSE_NOWRITE`). Both wake the
+//! waiter within microseconds; it then tries the lock again. Releases that touch nothing
+//! (`flock -u`, a read-only or foreign holder) are caught by the caller's bounded backoff.
+
+use std::fs::File;
+use std::time::Duration;
+
+/// Why [`Waiter::wait`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Something happened to the file: worth trying again now.
+    Event,
+    /// The time given passed.
+    Timeout,
+    /// A signal arrived; the caller recomputes its time left and waits again.
+    Interrupted,
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) use linux::Waiter;
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) use other::Waiter;
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod linux {
+    use std::ffi::CString;
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    use super::*;
+
+    /// What wakes a waiter: the file was written (a release or an acquisition rewrote the
+    /// record), closed (a holder ended), its attributes or links changed, or it was deleted or
+    /// moved.
+    const EVENTS: u32 = libc::IN_MODIFY
+        | libc::IN_CLOSE_WRITE
+        | libc::IN_CLOSE_NOWRITE
+        | libc::IN_ATTRIB
+        | libc::IN_DELETE_SELF
+        | libc::IN_MOVE_SELF;
+
+    /// An inotify instance watching one open file.
+    #[derive(Debug)]
+    pub(crate) struct Waiter {
+        inotify: OwnedFd,
+    }
+
+    impl Waiter {
+        /// A watch on the inode `file` has open, or `None` if inotify is not available (no
+        /// more instances for this user, `/proc` not mounted, ...).
+        ///
+        /// The watch goes through `/proc/self/fd/N`, which names the open inode itself, not
+        /// whatever the lock's path names now.
+        pub(crate) fn new(file: &File) -> Option<Waiter> {
+            // SAFETY: inotify_init1 takes flags only.
+            let raw = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+            if raw < 0 {
+                return None;
+            }
+            // SAFETY: `raw` is a new descriptor that nothing else owns.
+            let inotify = unsafe { OwnedFd::from_raw_fd(raw) };
+            let path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+            // SAFETY: both descriptors are open; `path` is NUL-terminated and outlives the call.
+            let watch =
+                unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), path.as_ptr(), EVENTS) };
+            (watch >= 0).then_some(Waiter { inotify })
+        }
+
+        /// Wait at most `timeout` for an event on the file, and consume the events.
+        pub(crate) fn wait(&self, timeout: Duration) -> Wake {
+            let timeout = libc::timespec {
+                tv_sec: timeout.as_secs().try_into().unwrap_or(libc::time_t::MAX),
+                tv_nsec: timeout.subsec_nanos().into(),
+            };
+            let mut poll = libc::pollfd {
+                fd: self.inotify.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, a valid timespec, no signal mask change; none of them
+            // is kept past the call.
+            let ready = unsafe { libc::ppoll(&mut poll, 1, &timeout, std::ptr::null()) };
+            match ready {
+                0 => Wake::Timeout,
+                n if n > 0 => {
+                    self.drain();
+                    Wake::Event
+                }
+                _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {
+                    Wake::Interrupted
+                }
+                // Cannot happen with a valid descriptor; treat it as a timeout, so the caller
+                // goes on with its backoff rather than spinning.
+                _ => Wake::Timeout,
+            }
+        }
+
+        /// Read and drop the pending events (the descriptor is non-blocking).
+        fn drain(&self) {
+            let mut buf = [0u8; 1024];
+            loop {
+                // SAFETY: `buf` is a live buffer of `buf.len()` bytes; the descriptor is open.
+                let n = unsafe {
+                    libc::read(
+                        self.inotify.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                    )
+                };
+                let interrupted =
+                    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted;
+                if n <= 0 && !interrupted {
+                    return; // EAGAIN: all read
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+mod other {
+    use super::*;
+
+    /// No file-change notification here: the caller polls.
+    #[derive(Debug)]
+    pub(crate) struct Waiter;
+
+    impl Waiter {
+        pub(crate) fn new(_file: &File) -> Option<Waiter> {
+            None
+        }
+
+        pub(crate) fn wait(&self, timeout: Duration) -> Wake {
+            std::thread::sleep(timeout);
+            Wake::Timeout
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Helpers shared by the test binaries: per-run scratch folders and child processes that are
+//! the test binary itself, re-run for one test in a given role.
+#![allow(dead_code, reason = "each test binary uses a part of the helpers")]
+
+use std::fs::{self, DirBuilder, Permissions};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdout, Command};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Tells a re-run test binary which part to play; unset in a normal run.
+pub(crate) const ROLE: &str = "SIMPLELOCK_FILE_TEST_ROLE";
+/// The lock file a child works on.
+pub(crate) const LOCK_PATH: &str = "SIMPLELOCK_FILE_TEST_LOCK";
+/// A folder a child works in.
+pub(crate) const WORK_DIR: &str = "SIMPLELOCK_FILE_TEST_DIR";
+
+/// How long a test waits for something that must happen before it calls the code stuck: a hang
+/// guard, not a timing assertion.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The role of this process, if it is a child started by [`child`].
+pub(crate) fn role() -> Option<String> {
+    std::env::var(ROLE).ok()
+}
+
+/// A folder for this test process, world-readable so that a child running as another user can
+/// reach files in it. Folders of earlier runs whose process is gone are removed.
+pub(crate) fn run_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let temp = std::env::temp_dir();
+        const PREFIX: &str = "simplelock-file-tests-";
+        if let Ok(entries) = fs::read_dir(&temp) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let pid = name.to_str().and_then(|n| n.strip_prefix(PREFIX));
+                if pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists()) {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = temp.join(format!("{PREFIX}{}", std::process::id()));
+        DirBuilder::new().recursive(true).create(&dir).unwrap();
+        fs::set_permissions(&dir, Permissions::from_mode(0o755)).unwrap();
+        dir
+    })
+}
+
+/// An empty folder for one test (mode 0755).
+pub(crate) fn scratch(test: &str) -> PathBuf {
+    let dir = run_dir().join(test);
+    let _ = fs::remove_dir_all(&dir);
+    DirBuilder::new().mode(0o755).create(&dir).unwrap();
+    fs::set_permissions(&dir, Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// This test binary, to run the test `test` alone, in `role`.
+pub(crate) fn child(test: &str, role: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE, role)
+        .env("RUST_BACKTRACE", "1");
+    cmd
+}
+
+/// Lines a child prints that start with `@`: its messages to the parent (libtest prints the
+/// rest).
+pub(crate) struct Messages(BufReader<ChildStdout>);
+
+impl Messages {
+    pub(crate) fn new(stdout: ChildStdout) -> Self {
+        Messages(BufReader::new(stdout))
+    }
+
+    /// The next message, without the `@`; panics if the child closed its output first.
+    pub(crate) fn next(&mut self) -> String {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let read = self.0.read_line(&mut line).unwrap();
+            assert!(read > 0, "the child ended without saying what it did");
+            if let Some(message) = line.trim_end().strip_prefix('@') {
+                return message.to_owned();
+            }
+        }
+    }
+}
+
+/// Waits until `done()` or [`PATIENCE`] ran out; panics with `what` in the latter case.
+pub(crate) fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < PATIENCE, "gave up waiting: {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Whether this process runs as root (then tests that need another user run a child as
+/// `nobody`).
+pub(crate) fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+}
