@@ -56,7 +56,7 @@ impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "pid {}", self.pid)?;
         if let Some(age) = self.since.and_then(|since| since.elapsed().ok()) {
-            write!(f, " (for {:.1}s)", age.as_secs_f64())?;
+            write!(f, " for {:.1}s", age.as_secs_f64())?;
         }
         Ok(())
     }

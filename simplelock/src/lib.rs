@@ -14,6 +14,12 @@ pub use simplelock_core::{
 #[cfg(feature = "fake")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fake")))]
 pub use simplelock_fake::FakeLock;
+#[cfg(feature = "file")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file")))]
+pub use simplelock_file::{FileLock, lock_dir};
+#[cfg(feature = "sema")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sema")))]
+pub use simplelock_sema::SemaphoreLock;
 
 /// The lock called `name` on the best enabled backend, waiting in `lock()` until it is acquired
 /// and reporting unlock errors: `LockBuilder::default().build(name)`.
@@ -26,17 +32,24 @@ pub fn default_lock(name: impl AsRef<str>) -> SimpleLockResult<Box<dyn Lock>> {
 }
 
 /// A handle on the lock called `name` from the best enabled backend, before any configuration:
-/// the file backend (feature `file`), else the semaphore backend (`sema`), else the fake (`fake`).
+///
+/// 1. feature `file`: [`FileLock::named`]`(name)`, the file `<name>.lock` in the [lock
+///    folder](lock_dir) (`$SIMPLELOCK_DIR`, else `$XDG_RUNTIME_DIR/simplelock`, else
+///    `<temp dir>/simplelock-<uid>`);
+/// 2. else feature `sema`: [`SemaphoreLock::new`]`(name)`;
+/// 3. else feature `fake`: [`FakeLock::named`]`(name)`, shared by the whole process.
 ///
 /// # Errors
 /// [`SimpleLockError::NoLockEnabled`] if no backend feature is on, and the backend's errors for
 /// a bad name.
 pub fn default_backend(name: &str) -> SimpleLockResult<Box<dyn ConcreteLock + Send>> {
-    #[cfg(feature = "fake")]
-    {
-        Ok(Box::new(FakeLock::named(name)?))
-    }
-    #[cfg(not(feature = "fake"))]
+    #[cfg(feature = "file")]
+    return Ok(Box::new(FileLock::named(name)?));
+    #[cfg(all(feature = "sema", not(feature = "file")))]
+    return Ok(Box::new(SemaphoreLock::new(name)?));
+    #[cfg(all(feature = "fake", not(any(feature = "file", feature = "sema"))))]
+    return Ok(Box::new(FakeLock::named(name)?));
+    #[cfg(not(any(feature = "file", feature = "sema", feature = "fake")))]
     {
         let _ = name;
         Err(SimpleLockError::NoLockEnabled)

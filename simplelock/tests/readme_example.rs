@@ -1,7 +1,7 @@
 //! The README example of simplelock 0.4, verbatim: it must keep compiling and, with any backend
 //! enabled, running. Without a backend, `default_lock` must say so.
 
-#[cfg(feature = "fake")]
+#[cfg(any(feature = "file", feature = "sema", feature = "fake"))]
 mod example {
     use simplelock::*;
 
@@ -30,7 +30,7 @@ mod example {
     }
 }
 
-#[cfg(not(feature = "fake"))]
+#[cfg(not(any(feature = "file", feature = "sema", feature = "fake")))]
 #[test]
 fn without_a_backend_default_lock_is_no_lock_enabled() {
     use simplelock::{LockBuilder, SimpleLockError, default_lock};

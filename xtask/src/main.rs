@@ -1,17 +1,19 @@
 //! Automation of the simplelock workspace, run as `cargo xtask <task>`.
 //!
-//! - `ci`: formatting, clippy, the tests of every feature combination of the facade, doc-tests
-//!   and docs, stopping at the first failure.
+//! - `ci`: formatting, clippy, the tests of every feature combination of the facade, doc-tests,
+//!   docs and a short stress run, stopping at the first failure.
+//! - `stress`: many processes hammering one lock, and holders killed inside it (see `stress.rs`).
 //!
 //! Each task prints every command before it runs it.
 #![forbid(unsafe_code)]
 
 use std::env;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 mod ci;
+mod stress;
 
 /// What went wrong in a task, said in one line.
 type TaskResult = Result<(), String>;
@@ -20,6 +22,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::main(&args[1..]),
+        Some("stress") => stress::main(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())
@@ -39,7 +42,11 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  ci        fmt, clippy, tests of every feature combination, doc-tests, docs (what CI runs)
+  ci        fmt, clippy, tests of every feature combination, doc-tests, docs and a short
+            stress run (what CI runs)
+  stress    multi-process counter run and kill storm; options (all optional):
+              --backend file|sema|flock|none|all  --procs N  --iterations N  --kills N
+              --duration SECS  --hold-us N  --mode hang|try|timed|mix  --quick (CI's size)
 ";
 
 /// The workspace root.
@@ -55,6 +62,43 @@ fn cargo(args: &[&str]) -> Command {
     let mut command = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command.args(args).current_dir(project_root());
     command
+}
+
+/// Builds the facade's `contention` example (demo, stress harness and benchmark peers) in release
+/// mode with every backend, and returns the path of the program.
+fn contention_example() -> Result<PathBuf, String> {
+    let args = [
+        "build",
+        "--release",
+        "-p",
+        "simplelock",
+        "--example",
+        "contention",
+        "--features",
+        "file,sema",
+        "--message-format=json-render-diagnostics",
+    ];
+    let mut command = cargo(&args);
+    command.stderr(Stdio::inherit());
+    let shown = show(&command);
+    println!("\n==> {shown}");
+    let output = command
+        .output()
+        .map_err(|e| format!("could not start `{shown}`: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("`{shown}` failed ({})", output.status));
+    }
+    // cargo prints one JSON object per line; the example's names its executable.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|line| line.contains(r#""name":"contention""#) && line.contains(r#""executable":""#))
+        .ok_or("cargo did not report the contention executable")?;
+    let start = line.find(r#""executable":""#).unwrap() + r#""executable":""#.len();
+    let end = line[start..]
+        .find('"')
+        .ok_or("cargo reported a malformed executable path")?;
+    Ok(PathBuf::from(&line[start..start + end]))
 }
 
 /// Prints the command, runs it, and fails unless it succeeds.

@@ -1,0 +1,179 @@
+//! The locks the workers can use, by name: the library's backends and the references they are
+//! measured against.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::Duration;
+
+use simplelock::{
+    ConcreteLock, FileLock, LockStatus, SemaphoreLock, SimpleLockError, SimpleLockResult,
+};
+
+/// Every backend a worker accepts, with what it is.
+pub(crate) const BACKENDS: &[(&str, &str)] = &[
+    ("none", "no lock at all: what the others protect against"),
+    ("file", "simplelock FileLock (flock + a holder record)"),
+    (
+        "sema",
+        "simplelock SemaphoreLock (futex word in shared memory)",
+    ),
+    (
+        "flock",
+        "raw flock(2) through std::fs::File::lock, the floor for file locks",
+    ),
+    (
+        "poll50",
+        "a flock polled every 50 ms, as Python's filelock or gofrs/flock wait",
+    ),
+];
+
+/// A handle on the lock `backend` uses for this run: files live in `dir`, semaphores get `name`.
+pub(crate) fn open(
+    backend: &str,
+    dir: &Path,
+    name: &str,
+) -> SimpleLockResult<Box<dyn ConcreteLock + Send>> {
+    Ok(match backend {
+        "none" => Box::new(NoLock { held: false }),
+        "file" => Box::new(FileLock::new(dir.join("file.lock"))?),
+        "sema" => Box::new(SemaphoreLock::new(name)?),
+        "flock" => Box::new(RawFlock::open(dir.join("raw.lock"))?),
+        "poll50" => Box::new(Poll50(RawFlock::open(dir.join("raw.lock"))?)),
+        other => {
+            let known: Vec<&str> = BACKENDS.iter().map(|(name, _)| *name).collect();
+            return Err(SimpleLockError::invalid_name(
+                other,
+                format!("unknown backend, expected one of {}", known.join(", ")),
+            ));
+        }
+    })
+}
+
+/// Remove what a run left behind in the kernel (the semaphore's shared memory object).
+pub(crate) fn cleanup(backend: &str, name: &str) {
+    if backend == "sema" {
+        let _ = SemaphoreLock::remove(name);
+    }
+}
+
+/// Pretends to lock: every call succeeds at once.
+struct NoLock {
+    held: bool,
+}
+
+impl ConcreteLock for NoLock {
+    fn status(&self) -> SimpleLockResult<LockStatus> {
+        Ok(if self.held {
+            LockStatus::Mine
+        } else {
+            LockStatus::Open
+        })
+    }
+    fn try_lock(&mut self) -> SimpleLockResult<()> {
+        self.held = true;
+        Ok(())
+    }
+    fn hang_lock(&mut self) -> SimpleLockResult<()> {
+        self.try_lock()
+    }
+    fn try_unlock(&mut self) -> SimpleLockResult<()> {
+        self.held = false;
+        Ok(())
+    }
+}
+
+/// flock(2) with nothing around it, through std.
+struct RawFlock {
+    file: File,
+    path: PathBuf,
+    held: bool,
+}
+
+impl RawFlock {
+    fn open(path: PathBuf) -> SimpleLockResult<Self> {
+        let name = path.display().to_string();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| SimpleLockError::from_io(name, "opening the lock file", e))?;
+        Ok(RawFlock {
+            file,
+            path,
+            held: false,
+        })
+    }
+
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+impl ConcreteLock for RawFlock {
+    fn status(&self) -> SimpleLockResult<LockStatus> {
+        Ok(if self.held {
+            LockStatus::Mine
+        } else {
+            LockStatus::Open
+        })
+    }
+    fn try_lock(&mut self) -> SimpleLockResult<()> {
+        match self.file.try_lock() {
+            Ok(()) => {
+                self.held = true;
+                Ok(())
+            }
+            Err(TryLockError::WouldBlock) => {
+                Err(SimpleLockError::already_locked(self.name(), None))
+            }
+            Err(TryLockError::Error(e)) => Err(SimpleLockError::from_io(self.name(), "flock", e)),
+        }
+    }
+    fn hang_lock(&mut self) -> SimpleLockResult<()> {
+        self.file
+            .lock()
+            .map_err(|e| SimpleLockError::from_io(self.name(), "flock", e))?;
+        self.held = true;
+        Ok(())
+    }
+    fn try_unlock(&mut self) -> SimpleLockResult<()> {
+        self.file
+            .unlock()
+            .map_err(|e| SimpleLockError::from_io(self.name(), "flock", e))?;
+        self.held = false;
+        Ok(())
+    }
+}
+
+/// A flock that waits by trying every 50 ms.
+struct Poll50(RawFlock);
+
+impl Poll50 {
+    const PERIOD: Duration = Duration::from_millis(50);
+}
+
+impl ConcreteLock for Poll50 {
+    fn status(&self) -> SimpleLockResult<LockStatus> {
+        self.0.status()
+    }
+    fn try_lock(&mut self) -> SimpleLockResult<()> {
+        self.0.try_lock()
+    }
+    fn hang_lock(&mut self) -> SimpleLockResult<()> {
+        loop {
+            match self.0.try_lock() {
+                Err(SimpleLockError::AlreadyLocked { .. }) => thread::sleep(Self::PERIOD),
+                other => return other,
+            }
+        }
+    }
+    fn timed_lock(&mut self, _timeout: Duration) -> SimpleLockResult<()> {
+        self.hang_lock()
+    }
+    fn try_unlock(&mut self) -> SimpleLockResult<()> {
+        self.0.try_unlock()
+    }
+}

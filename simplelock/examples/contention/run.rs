@@ -1,0 +1,336 @@
+//! Runs of worker processes against one lock: the counter run (every worker completes its
+//! rounds; the total must be exact) and the kill storm (holders SIGKILLed inside their critical
+//! section; the others must carry on, be told, and never overlap).
+
+use std::env;
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::backends;
+use crate::state::{State, StateFile, Tally, now_ns};
+use crate::worker::{Job, Mode, stop_path, tally_path};
+
+/// Backends that say when the previous holder died; a missed death is a failure for them.
+pub(crate) fn reports_deaths(backend: &str) -> bool {
+    matches!(backend, "file" | "sema")
+}
+
+/// Worker processes sharing one lock, in a folder of their own.
+struct Run {
+    backend: String,
+    dir: PathBuf,
+    name: String,
+    workers: Vec<(usize, Child)>,
+    next_index: usize,
+}
+
+impl Run {
+    fn new(backend: &str, tag: &str) -> Result<Self, String> {
+        let pid = std::process::id();
+        let dir = env::temp_dir().join(format!("simplelock-contention-{pid}-{backend}-{tag}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        StateFile::create(&crate::worker::state_path(&dir))
+            .map_err(|e| format!("creating the state file: {e}"))?;
+        let name = format!("contention-{pid}-{backend}-{tag}");
+        // Opening once here turns a bad backend name into one clear error instead of N.
+        drop(backends::open(backend, &dir, &name).map_err(|e| e.to_string())?);
+        Ok(Run {
+            backend: backend.to_owned(),
+            dir,
+            name,
+            workers: Vec::new(),
+            next_index: 0,
+        })
+    }
+
+    fn spawn(&mut self, iterations: u64, hold: Duration, mode: Mode) -> Result<u32, String> {
+        let job = Job {
+            backend: self.backend.clone(),
+            dir: self.dir.clone(),
+            name: self.name.clone(),
+            index: self.next_index,
+            iterations,
+            hold,
+            mode,
+        };
+        let exe = env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
+        let child = Command::new(exe)
+            .args(job.to_args())
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting a worker: {e}"))?;
+        let pid = child.id();
+        self.workers.push((self.next_index, child));
+        self.next_index += 1;
+        Ok(pid)
+    }
+
+    fn state(&self) -> Result<State, String> {
+        StateFile::open(&crate::worker::state_path(&self.dir))
+            .and_then(|file| file.read())
+            .map_err(|e| format!("reading the state file: {e}"))
+    }
+
+    /// Waits for every worker; a worker that fails or hangs fails the run.
+    fn wait_all(&mut self, patience: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + patience;
+        let mut failures = Vec::new();
+        for (index, child) in &mut self.workers {
+            loop {
+                match child.try_wait() {
+                    Ok(Some(status)) if status.success() => break,
+                    Ok(Some(status)) => {
+                        failures.push(format!("worker {index} ended with {status}"));
+                        break;
+                    }
+                    Ok(None) if Instant::now() > deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        failures.push(format!("worker {index} did not finish in {patience:?}"));
+                        break;
+                    }
+                    Ok(None) => thread::sleep(Duration::from_millis(2)),
+                    Err(e) => {
+                        failures.push(format!("waiting for worker {index}: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        self.workers.clear();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+
+    /// Critical sections completed, as the workers' own tallies say.
+    fn completed(&self) -> Result<u64, String> {
+        (0..self.next_index)
+            .map(|index| Tally::read(&tally_path(&self.dir, index)).map(|t| t.completed))
+            .sum::<std::io::Result<u64>>()
+            .map_err(|e| format!("reading tallies: {e}"))
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.workers {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        backends::cleanup(&self.backend, &self.name);
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What a counter run saw.
+#[derive(Debug, Clone)]
+pub(crate) struct CounterReport {
+    pub(crate) expected: u64,
+    pub(crate) counter: u64,
+    pub(crate) entries: u64,
+    pub(crate) overlaps: u64,
+    /// Deaths reported although nobody died.
+    pub(crate) false_deaths: u64,
+    pub(crate) elapsed: Duration,
+}
+
+impl CounterReport {
+    pub(crate) fn lost(&self) -> u64 {
+        self.expected.saturating_sub(self.counter)
+    }
+
+    /// Whether the lock did its job.
+    pub(crate) fn failures(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        if self.overlaps > 0 {
+            failures.push(format!("{} overlapping critical sections", self.overlaps));
+        }
+        if self.counter != self.expected {
+            failures.push(format!(
+                "counter {} != expected {}",
+                self.counter, self.expected
+            ));
+        }
+        if self.false_deaths > 0 {
+            failures.push(format!(
+                "{} deaths reported though nobody died",
+                self.false_deaths
+            ));
+        }
+        failures
+    }
+}
+
+/// `procs` workers each complete `iterations` critical sections.
+pub(crate) fn counter_run(
+    backend: &str,
+    procs: usize,
+    iterations: u64,
+    hold: Duration,
+    mode: Mode,
+) -> Result<CounterReport, String> {
+    let mut run = Run::new(backend, "counter")?;
+    let start = Instant::now();
+    for _ in 0..procs {
+        run.spawn(iterations, hold, mode)?;
+    }
+    run.wait_all(Duration::from_secs(600))?;
+    let elapsed = start.elapsed();
+    let state = run.state()?;
+    let completed = run.completed()?;
+    let expected = procs as u64 * iterations;
+    if completed != expected {
+        return Err(format!(
+            "workers completed {completed} rounds, not {expected}"
+        ));
+    }
+    Ok(CounterReport {
+        expected,
+        counter: state.counter,
+        entries: state.entries,
+        overlaps: state.overlaps,
+        false_deaths: state.died_outside_marker + state.died_reported + state.recoveries,
+        elapsed,
+    })
+}
+
+/// What a kill storm saw.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StormReport {
+    pub(crate) backend: String,
+    /// Holders killed.
+    pub(crate) kills: u64,
+    /// Kills that landed inside the critical section (the next holder found the dead occupant).
+    pub(crate) kills_inside: u64,
+    /// Of those, how many the next holder was told about (`PreviousHolder::Died`).
+    pub(crate) died_reported: u64,
+    pub(crate) deaths_missed: u64,
+    pub(crate) overlaps: u64,
+    pub(crate) lost_updates: u64,
+    pub(crate) entries: u64,
+    /// From SIGKILL to the next holder's entry, for kills inside the critical section.
+    pub(crate) recoveries: Vec<Duration>,
+}
+
+impl StormReport {
+    pub(crate) fn worst_recovery(&self) -> Option<Duration> {
+        self.recoveries.iter().max().copied()
+    }
+
+    pub(crate) fn median_recovery(&self) -> Option<Duration> {
+        let mut sorted = self.recoveries.clone();
+        sorted.sort();
+        sorted.get(sorted.len() / 2).copied()
+    }
+
+    pub(crate) fn failures(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        if self.overlaps > 0 {
+            failures.push(format!("{} overlapping critical sections", self.overlaps));
+        }
+        if self.lost_updates > 0 {
+            failures.push(format!("{} lost updates", self.lost_updates));
+        }
+        if reports_deaths(&self.backend) && self.deaths_missed > 0 {
+            failures.push(format!(
+                "{} of {} deaths inside the lock were not reported to the next holder",
+                self.deaths_missed, self.kills_inside
+            ));
+        }
+        if self.kills > 0 && self.kills_inside == 0 {
+            failures.push("no kill landed inside a critical section".to_owned());
+        }
+        failures
+    }
+}
+
+/// `procs` workers hold the lock for `hold` at a time; `kills` times (or until `deadline`), the
+/// holder is SIGKILLed and replaced by a fresh worker.
+pub(crate) fn kill_storm(
+    backend: &str,
+    procs: usize,
+    kills: u64,
+    deadline: Option<Instant>,
+    hold: Duration,
+    mode: Mode,
+) -> Result<StormReport, String> {
+    let mut run = Run::new(backend, "storm")?;
+    for _ in 0..procs {
+        run.spawn(0, hold, mode)?;
+    }
+    let mut report = StormReport {
+        backend: backend.to_owned(),
+        ..StormReport::default()
+    };
+    let patience = Duration::from_secs(10);
+    for _ in 0..kills {
+        if deadline.is_some_and(|deadline| Instant::now() > deadline) {
+            break;
+        }
+        // Wait for one of our workers to be inside its critical section, then kill it there.
+        let waited = Instant::now();
+        let (slot, victim) = loop {
+            let occupant = run.state()?.occupant;
+            if let Some(slot) = run.workers.iter().position(|(_, c)| c.id() == occupant) {
+                break (slot, occupant);
+            }
+            if waited.elapsed() > patience {
+                return Err(format!("no worker entered the lock within {patience:?}"));
+            }
+            thread::sleep(Duration::from_micros(100));
+        };
+        let (_, mut child) = run.workers.swap_remove(slot);
+        let killed_at = now_ns();
+        child
+            .kill()
+            .map_err(|e| format!("killing pid {victim}: {e}"))?;
+        let _ = child.wait();
+        report.kills += 1;
+        let entries_at_kill = run.state()?.entries;
+        run.spawn(0, hold, mode)?;
+        // Wait for the next holder to get in.
+        let waited = Instant::now();
+        let state = loop {
+            let state = run.state()?;
+            if state.entries > entries_at_kill || state.last_recovered_from == victim {
+                break state;
+            }
+            if waited.elapsed() > patience {
+                return Err(format!(
+                    "nobody acquired the lock within {patience:?} after pid {victim} was killed"
+                ));
+            }
+            thread::sleep(Duration::from_micros(100));
+        };
+        if state.last_recovered_from == victim {
+            let ns = state.last_recovery_ns.saturating_sub(killed_at);
+            report.recoveries.push(Duration::from_nanos(ns));
+        }
+    }
+    fs::write(stop_path(&run.dir), b"").map_err(|e| format!("writing the stop file: {e}"))?;
+    run.wait_all(Duration::from_secs(60))?;
+    let state = run.state()?;
+    let completed = run.completed()?;
+    report.kills_inside = state.recoveries;
+    report.died_reported = state.died_reported;
+    report.deaths_missed = state.deaths_missed;
+    report.overlaps = state.overlaps;
+    report.entries = state.entries;
+    // A kill between the counter write and the tally write leaves the counter one ahead of the
+    // tallies; anything below them is an update a second holder overwrote.
+    report.lost_updates = completed.saturating_sub(state.counter);
+    if state.counter > completed + report.kills {
+        return Err(format!(
+            "counter {} is ahead of the {completed} completed rounds by more than the {} kills",
+            state.counter, report.kills
+        ));
+    }
+    Ok(report)
+}

@@ -1,0 +1,125 @@
+//! Running the command: start it so that it dies with us, pass the signals sent to us on to it,
+//! and turn its end into our exit status.
+//!
+//! The lock is never inherited by the command (the backends open everything close-on-exec), so
+//! the lock lives exactly as long as this process. If this process is killed — even with
+//! SIGKILL — the system releases the lock, and `PR_SET_PDEATHSIG` kills the command, so that it
+//! never goes on running without the lock.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, ExitStatus};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::thread;
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::iterator::exfiltrator::WithOrigin;
+
+use crate::args::exit;
+
+/// The signals passed on to the command.
+const FORWARDED: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
+
+/// Runs `command` to its end and returns the exit status to leave with.
+pub(crate) fn run(command: &[OsString]) -> i32 {
+    // Catch the signals before the command exists, so that none ends us in between.
+    let mut signals = match SignalsInfo::<WithOrigin>::new(FORWARDED) {
+        Ok(signals) => signals,
+        Err(err) => {
+            eprintln!("simplelock: cannot catch signals: {err}");
+            return exit::SOFTWARE;
+        }
+    };
+    let handle = signals.handle();
+    // 0 until the command runs; a signal that comes before is kept for it in `pending`.
+    let child_pid = Arc::new(AtomicI32::new(0));
+    let pending = Arc::new(AtomicI32::new(0));
+    let forwarder = {
+        let (child_pid, pending) = (Arc::clone(&child_pid), Arc::clone(&pending));
+        thread::spawn(move || {
+            for origin in signals.forever() {
+                // A signal from the terminal (Ctrl-C) reached the command's process group
+                // already; only signals a process sent to us need passing on.
+                if origin.process.is_none() {
+                    continue;
+                }
+                match child_pid.load(Ordering::SeqCst) {
+                    0 => pending.store(origin.signal, Ordering::SeqCst),
+                    pid => send(pid, origin.signal),
+                }
+            }
+        })
+    };
+
+    let mut cmd = Command::new(&command[0]);
+    cmd.args(&command[1..]);
+    let parent = std::process::id();
+    #[allow(unsafe_code)]
+    // SAFETY: the closure runs in the forked child before exec and calls only prctl(2) and
+    // getppid(2), which are async-signal-safe, and touches no memory but its own copy of
+    // `parent`.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // We may have died before the line above took effect.
+            if libc::getppid() as u32 != parent {
+                return Err(io::Error::other(
+                    "simplelock ended before the command started",
+                ));
+            }
+            Ok(())
+        })
+    };
+    let code = match cmd.spawn() {
+        Ok(mut child) => {
+            let pid = child.id() as i32;
+            child_pid.store(pid, Ordering::SeqCst);
+            let early = pending.swap(0, Ordering::SeqCst);
+            if early != 0 {
+                send(pid, early);
+            }
+            match child.wait() {
+                Ok(status) => exit_code(status),
+                Err(err) => {
+                    eprintln!("simplelock: waiting for the command: {err}");
+                    exit::SOFTWARE
+                }
+            }
+        }
+        Err(err) => {
+            let name = command[0].to_string_lossy();
+            eprintln!("simplelock: cannot run {name:?}: {err}");
+            match err.kind() {
+                io::ErrorKind::NotFound => exit::NOT_FOUND,
+                _ => exit::CANNOT_EXECUTE,
+            }
+        }
+    };
+    handle.close();
+    let _ = forwarder.join();
+    code
+}
+
+/// Sends `signal` to `pid`.
+fn send(pid: i32, signal: i32) {
+    #[allow(unsafe_code)]
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours. `pid` is our child,
+    // not yet reaped (we reap it only after the forwarder stops), so it names that process.
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
+/// The exit status that tells our caller how the command ended, as shells do.
+fn exit_code(status: ExitStatus) -> i32 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => exit::SOFTWARE,
+    }
+}

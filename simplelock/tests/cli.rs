@@ -1,0 +1,375 @@
+//! The `simplelock` command, run as a real program: exclusion between invocations, conflict
+//! exit statuses, timeouts, status pass-through, signals, and release when either the command
+//! or the tool itself is killed.
+#![cfg(feature = "cli")]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_simplelock");
+
+/// A lock folder of the test's own, so that tests running at once never meet.
+struct Sandbox {
+    dir: PathBuf,
+}
+
+impl Sandbox {
+    fn new(test: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("simplelock-cli-{}-{test}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Sandbox { dir }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env("SIMPLELOCK_DIR", &self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args).spawn().unwrap()
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    /// Waits until `file` exists (a command has started and said so).
+    fn wait_for(&self, file: &str) {
+        let path = self.dir.join(file);
+        let start = Instant::now();
+        while !path.exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{file} never appeared"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn pid_in(path: &Path) -> i32 {
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = fs::read_to_string(path)
+            && let Ok(pid) = text.trim().parse()
+        {
+            return pid;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no pid in {}",
+            path.display()
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
+}
+
+fn kill(pid: i32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn two_invocations_never_run_at_once() {
+    let sandbox = Sandbox::new("exclusion");
+    let log = sandbox.path("log");
+    let script = format!("echo start >> {log}; sleep 0.2; echo end >> {log}");
+    let runs: Vec<Child> = (0..3)
+        .map(|_| sandbox.spawn(&["job", "--", "sh", "-c", &script]))
+        .collect();
+    for run in runs {
+        let output = run.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let log = fs::read_to_string(log).unwrap();
+    assert_eq!(log, "start\nend\n".repeat(3), "the commands overlapped");
+}
+
+#[test]
+fn nonblock_conflict_uses_the_conflict_exit_code() {
+    let sandbox = Sandbox::new("nonblock");
+    let started = sandbox.path("started");
+    let holder = sandbox.spawn(&[
+        "job",
+        "--",
+        "sh",
+        "-c",
+        &format!("touch {started}; sleep 1"),
+    ]);
+    sandbox.wait_for("started");
+    let conflict = sandbox.run(&[
+        "--nonblock",
+        "--conflict-exit-code",
+        "42",
+        "job",
+        "--",
+        "true",
+    ]);
+    assert_eq!(conflict.status.code(), Some(42), "{}", stderr(&conflict));
+    let message = stderr(&conflict);
+    assert!(message.contains("already locked"), "{message}");
+    assert!(
+        message.contains(&format!("pid {}", holder.id())),
+        "no holder in {message}"
+    );
+    let default = sandbox.run(&["-n", "job", "--", "true"]);
+    assert_eq!(default.status.code(), Some(1));
+    assert!(holder.wait_with_output().unwrap().status.success());
+}
+
+#[test]
+fn timeout_expires_not_before_it_is_due() {
+    let sandbox = Sandbox::new("timeout");
+    let started = sandbox.path("started");
+    let holder = sandbox.spawn(&[
+        "job",
+        "--",
+        "sh",
+        "-c",
+        &format!("touch {started}; sleep 2"),
+    ]);
+    sandbox.wait_for("started");
+    let start = Instant::now();
+    let waited = sandbox.run(&["--timeout", "0.3", "job", "--", "true"]);
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    assert_eq!(waited.status.code(), Some(1));
+    assert!(
+        stderr(&waited).contains("timed out after 300ms"),
+        "{}",
+        stderr(&waited)
+    );
+    // Not on a terminal: no progress lines, one message.
+    assert_eq!(stderr(&waited).lines().count(), 1, "{}", stderr(&waited));
+    // A timeout long enough gets the lock once the holder is done.
+    let patient = sandbox.run(&["--timeout", "30", "job", "--", "true"]);
+    assert!(patient.status.success(), "{}", stderr(&patient));
+    assert!(holder.wait_with_output().unwrap().status.success());
+}
+
+#[test]
+fn the_command_exit_status_is_passed_through() {
+    let sandbox = Sandbox::new("status");
+    assert_eq!(
+        sandbox
+            .run(&["job", "--", "sh", "-c", "exit 7"])
+            .status
+            .code(),
+        Some(7)
+    );
+    assert_eq!(sandbox.run(&["job", "--", "true"]).status.code(), Some(0));
+    let killed = sandbox.run(&["job", "--", "sh", "-c", "kill -TERM $$"]);
+    assert_eq!(killed.status.code(), Some(128 + 15));
+    let output = sandbox.run(&["job", "--", "echo", "hello", "--not-an-option"]);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "hello --not-an-option\n"
+    );
+}
+
+#[test]
+fn a_killed_command_releases_the_lock() {
+    let sandbox = Sandbox::new("child-killed");
+    let pidfile = sandbox.path("pid");
+    let tool = sandbox.spawn(&[
+        "job",
+        "--",
+        "sh",
+        "-c",
+        &format!("echo $$ > {pidfile}; exec sleep 30"),
+    ]);
+    let child = pid_in(Path::new(&pidfile));
+    kill(child, "-KILL");
+    let output = tool.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(128 + 9));
+    let next = sandbox.run(&["--nonblock", "job", "--", "true"]);
+    assert!(
+        next.status.success(),
+        "lock not released: {}",
+        stderr(&next)
+    );
+}
+
+#[test]
+fn a_killed_tool_releases_the_lock_and_takes_its_command_along() {
+    for backend in ["file", "sema"] {
+        let sandbox = Sandbox::new(&format!("tool-killed-{backend}"));
+        let name = format!("cli-{}-tool-killed", std::process::id());
+        let pidfile = sandbox.path("pid");
+        let mut tool = sandbox.spawn(&[
+            "--backend",
+            backend,
+            &name,
+            "--",
+            "sh",
+            "-c",
+            &format!("echo $$ > {pidfile}; exec sleep 30"),
+        ]);
+        let child = pid_in(Path::new(&pidfile));
+        tool.kill().unwrap(); // SIGKILL
+        tool.wait().unwrap();
+        let next = sandbox.run(&["--backend", backend, "--timeout", "10", &name, "--", "true"]);
+        assert!(
+            next.status.success(),
+            "{backend}: lock not released: {}",
+            stderr(&next)
+        );
+        let start = Instant::now();
+        while alive(child) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{backend}: the command outlived the tool"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+        if backend == "sema" {
+            assert!(sandbox.run(&["remove", &name]).status.success());
+        }
+    }
+}
+
+#[test]
+fn sigterm_to_the_tool_reaches_the_command() {
+    let sandbox = Sandbox::new("forward");
+    let (ready, got) = (sandbox.path("ready"), sandbox.path("got"));
+    let script =
+        format!("trap 'echo term > {got}; kill $!; exit 5' TERM; touch {ready}; sleep 30 & wait");
+    let tool = sandbox.spawn(&["job", "--", "sh", "-c", &script]);
+    sandbox.wait_for("ready");
+    kill(tool.id() as i32, "-TERM");
+    let output = tool.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    assert_eq!(fs::read_to_string(got).unwrap(), "term\n");
+    assert!(sandbox.run(&["-n", "job", "--", "true"]).status.success());
+}
+
+#[test]
+fn mistakes_get_one_line_and_exit_status_64() {
+    let sandbox = Sandbox::new("mistakes");
+    for args in [
+        &["job"][..],
+        &["job", "--"][..],
+        &["a/b", "--", "true"][..],
+        &["", "--", "true"][..],
+        &["--backend", "nfs", "job", "--", "true"][..],
+        &["--bogus", "job", "--", "true"][..],
+        &["-b", "sema", "a/b", "--", "true"][..],
+    ] {
+        let output = sandbox.run(args);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(64), "{args:?}: {message}");
+        assert_eq!(message.lines().count(), 1, "{args:?}: {message}");
+        assert!(message.starts_with("simplelock: "), "{args:?}: {message}");
+        assert!(!message.contains("panicked"), "{args:?}: {message}");
+    }
+    let missing = sandbox.run(&["job", "--", "/definitely/not/here"]);
+    assert_eq!(missing.status.code(), Some(127));
+    assert_eq!(stderr(&missing).lines().count(), 1);
+}
+
+#[test]
+fn status_reports_holder_as_text_and_json() {
+    let sandbox = Sandbox::new("status-query");
+    let free = sandbox.run(&["status", "--json", "job"]);
+    assert!(free.status.success(), "{}", stderr(&free));
+    let text = String::from_utf8_lossy(&free.stdout);
+    assert!(
+        text.contains(r#""held":false"#) && text.contains(r#""pid":null"#),
+        "{text}"
+    );
+    let started = sandbox.path("started");
+    let holder = sandbox.spawn(&[
+        "job",
+        "--",
+        "sh",
+        "-c",
+        &format!("touch {started}; sleep 1"),
+    ]);
+    sandbox.wait_for("started");
+    let held = sandbox.run(&["status", "--json", "job"]);
+    let text = String::from_utf8_lossy(&held.stdout);
+    assert!(text.contains(r#""held":true"#), "{text}");
+    assert!(
+        text.contains(&format!(r#""pid":{}"#, holder.id())),
+        "{text}"
+    );
+    assert!(!text.contains(r#""since":null"#), "{text}");
+    let human = sandbox.run(&["status", "job"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains(&format!("held by pid {} since ", holder.id())),
+        "{text}"
+    );
+    assert!(holder.wait_with_output().unwrap().status.success());
+}
+
+#[test]
+fn shared_locks_admit_readers_together_and_exclude_a_writer() {
+    let sandbox = Sandbox::new("shared");
+    let started = sandbox.path("started");
+    let reader = sandbox.spawn(&[
+        "--shared",
+        "data",
+        "--",
+        "sh",
+        "-c",
+        &format!("touch {started}; sleep 1"),
+    ]);
+    sandbox.wait_for("started");
+    assert!(
+        sandbox
+            .run(&["-n", "--shared", "data", "--", "true"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        sandbox.run(&["-n", "data", "--", "true"]).status.code(),
+        Some(1)
+    );
+    assert!(reader.wait_with_output().unwrap().status.success());
+}
+
+#[test]
+fn the_semaphore_backend_runs_and_removes() {
+    let sandbox = Sandbox::new("sema");
+    let name = format!("cli-{}-sema", std::process::id());
+    let run = sandbox.run(&["--backend", "sema", &name, "--", "sh", "-c", "exit 3"]);
+    assert_eq!(run.status.code(), Some(3), "{}", stderr(&run));
+    assert!(sandbox.run(&["remove", &name]).status.success());
+    assert_eq!(sandbox.run(&["remove", &name]).status.code(), Some(1));
+}
