@@ -3,10 +3,10 @@
 #![allow(dead_code, reason = "each test binary uses a part of the helpers")]
 
 use std::fs::{self, DirBuilder, Permissions};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdout, Command};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -67,13 +67,28 @@ pub(crate) fn child(test: &str, role: &str) -> Command {
     cmd
 }
 
-/// Lines a child prints that start with `@`: its messages to the parent (libtest prints the
-/// rest).
-pub(crate) struct Messages(BufReader<ChildStdout>);
+/// A running child. Lines it prints that start with `@` are its messages to the parent
+/// (libtest prints the rest). Dropping it kills the child if it still runs, so that a failed
+/// test leaves no process behind.
+pub(crate) struct Proc {
+    child: Child,
+    out: BufReader<ChildStdout>,
+}
 
-impl Messages {
-    pub(crate) fn new(stdout: ChildStdout) -> Self {
-        Messages(BufReader::new(stdout))
+impl Proc {
+    /// Starts `cmd` with its standard output piped to us.
+    pub(crate) fn spawn(cmd: &mut Command) -> Self {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        Proc { child, out }
+    }
+
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub(crate) fn stdin(&mut self) -> Option<ChildStdin> {
+        self.child.stdin.take()
     }
 
     /// The next message, without the `@`; panics if the child closed its output first.
@@ -81,11 +96,34 @@ impl Messages {
         let mut line = String::new();
         loop {
             line.clear();
-            let read = self.0.read_line(&mut line).unwrap();
+            let read = self.out.read_line(&mut line).unwrap();
             assert!(read > 0, "the child ended without saying what it did");
             if let Some(message) = line.trim_end().strip_prefix('@') {
                 return message.to_owned();
             }
+        }
+    }
+
+    /// Reads the rest of its output (so it never writes to a closed pipe) and waits for it to
+    /// end successfully.
+    pub(crate) fn finish(mut self, what: &str) {
+        let mut rest = String::new();
+        let _ = self.out.read_to_string(&mut rest);
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{what} failed: {status}\n{rest}");
+    }
+
+    /// SIGKILL, and reap it.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.kill();
         }
     }
 }

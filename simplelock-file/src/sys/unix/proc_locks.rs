@@ -9,6 +9,11 @@
 //!
 //! The device is `major:minor` in hexadecimal, the inode in decimal; lines with `->` are
 //! waiters, not holders.
+//!
+//! The kernel builds the text a page at a time, and each `read` starts over from a line
+//! *number*: if locks come and go between two `read`s, lines can be skipped. So the file is read
+//! with one large `read` (the kernel then fills a whole page under its lock, a consistent
+//! snapshot), and if it did not fit, a missing lock means nothing ([`Lookup::Uncertain`]).
 
 use std::io;
 
@@ -26,9 +31,10 @@ pub(crate) struct FlockHolder {
 pub(crate) enum Lookup {
     /// The flocks held on the file (none if it is free).
     Holders(Vec<FlockHolder>),
-    /// No lock matches the file's device and inode, but some match its inode on another
-    /// device: the file system may report a device to `stat` that differs from the one in
-    /// `/proc/locks` (btrfs subvolumes, overlayfs). The caller must find out another way.
+    /// No lock matches the file's device and inode, but the answer cannot be trusted: some
+    /// match its inode on another device (the file system may report a device to `stat` that
+    /// differs from the one in `/proc/locks`: btrfs subvolumes, overlayfs), or the list was
+    /// too long to be read in one consistent piece. The caller must find out another way.
     Uncertain,
 }
 
@@ -38,8 +44,27 @@ pub(crate) enum Lookup {
 /// Reading `/proc/locks` failed (not Linux, `/proc` not mounted): the caller falls back.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn flock_holders(dev: u64, ino: u64) -> io::Result<Lookup> {
-    let text = std::fs::read_to_string("/proc/locks")?;
-    Ok(parse(&text, dev, ino))
+    use std::io::Read;
+
+    let mut file = std::fs::File::open("/proc/locks")?;
+    let mut text = vec![0u8; 64 * 1024];
+    let mut len = 0;
+    let mut reads = 0;
+    loop {
+        if len == text.len() {
+            text.resize(len * 2, 0);
+        }
+        match file.read(&mut text[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                reads += 1;
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(parse(&String::from_utf8_lossy(&text[..len]), dev, ino, reads <= 1))
 }
 
 /// Elsewhere there is no `/proc/locks`.
@@ -59,7 +84,8 @@ fn major_minor(dev: u64) -> (u64, u64) {
     not(any(target_os = "linux", target_os = "android")),
     allow(dead_code, reason = "only Linux has /proc/locks; the parser is tested everywhere")
 )]
-fn parse(text: &str, dev: u64, ino: u64) -> Lookup {
+/// The flocks on `dev`/`ino` in `text`; `consistent` if `text` is one snapshot.
+fn parse(text: &str, dev: u64, ino: u64, consistent: bool) -> Lookup {
     let (major, minor) = major_minor(dev);
     let mut holders = Vec::new();
     let mut same_inode_elsewhere = false;
@@ -100,7 +126,7 @@ fn parse(text: &str, dev: u64, ino: u64) -> Lookup {
             exclusive: access == "WRITE",
         });
     }
-    if holders.is_empty() && same_inode_elsewhere {
+    if holders.is_empty() && (same_inode_elsewhere || !consistent) {
         Lookup::Uncertain
     } else {
         Lookup::Holders(holders)
@@ -135,13 +161,13 @@ mod tests {
 5: OFDLCK ADVISORY  READ -1 fe:00:77 0 EOF
 ";
         assert_eq!(
-            parse(text, DEV, 77),
+            parse(text, DEV, 77, true),
             Lookup::Holders(vec![FlockHolder {
                 pid: 4242,
                 exclusive: true
             }])
         );
-        assert_eq!(parse(text, DEV, 1), Lookup::Holders(vec![]));
+        assert_eq!(parse(text, DEV, 1, true), Lookup::Holders(vec![]));
     }
 
     #[test]
@@ -150,7 +176,7 @@ mod tests {
 7: FLOCK  ADVISORY  READ 21 fe:00:5 0 EOF
 8: FLOCK  ADVISORY  READ 22 fe:00:5 0 EOF
 ";
-        let Lookup::Holders(holders) = parse(text, DEV, 5) else {
+        let Lookup::Holders(holders) = parse(text, DEV, 5, true) else {
             panic!("not found");
         };
         assert_eq!(holders.len(), 2);
@@ -161,11 +187,11 @@ mod tests {
     #[test]
     fn the_same_inode_on_another_device_is_uncertain_not_free() {
         let text = "1: FLOCK  ADVISORY  WRITE 9 00:2a:5 0 EOF\n";
-        assert_eq!(parse(text, DEV, 5), Lookup::Uncertain);
+        assert_eq!(parse(text, DEV, 5, true), Lookup::Uncertain);
         // ... unless a lock on our device is there too.
         let text = "1: FLOCK  ADVISORY  WRITE 9 00:2a:5 0 EOF\n2: FLOCK  ADVISORY  READ 3 fe:00:5 0 EOF\n";
         assert_eq!(
-            parse(text, DEV, 5),
+            parse(text, DEV, 5, true),
             Lookup::Holders(vec![FlockHolder {
                 pid: 3,
                 exclusive: false
@@ -174,11 +200,24 @@ mod tests {
     }
 
     #[test]
+    fn a_list_read_in_pieces_cannot_say_free() {
+        let text = "1: FLOCK  ADVISORY  WRITE 9 fe:00:6 0 EOF\n";
+        assert_eq!(parse(text, DEV, 5, false), Lookup::Uncertain);
+        assert_eq!(
+            parse(text, DEV, 6, false),
+            Lookup::Holders(vec![FlockHolder {
+                pid: 9,
+                exclusive: true
+            }])
+        );
+    }
+
+    #[test]
     fn garbage_lines_are_ignored() {
         let text = "\n1:\n2: FLOCK\n3: FLOCK ADVISORY WRITE x fe:00\n4: FLOCK A W 1 fe:00:5:6\n";
-        assert_eq!(parse(text, DEV, 5), Lookup::Holders(vec![]));
+        assert_eq!(parse(text, DEV, 5, true), Lookup::Holders(vec![]));
         // A device that does not parse might be ours: uncertain, never "free".
         let text = "4: FLOCK ADVISORY WRITE 1 fe:zz:5 0 EOF\n";
-        assert_eq!(parse(text, DEV, 5), Lookup::Uncertain);
+        assert_eq!(parse(text, DEV, 5, true), Lookup::Uncertain);
     }
 }
