@@ -29,8 +29,7 @@ pub(crate) fn lock_dir_with(
         ensure_chosen_dir(&dir)?;
         return Ok(dir);
     }
-    if let Some(runtime) = env("XDG_RUNTIME_DIR").filter(|dir| usable_runtime_dir(Path::new(dir)))
-    {
+    if let Some(runtime) = env("XDG_RUNTIME_DIR").filter(|dir| usable_runtime_dir(Path::new(dir))) {
         let dir = PathBuf::from(runtime).join("simplelock");
         ensure_private_dir(&dir)?;
         return Ok(dir);

@@ -245,7 +245,10 @@ compile_error!(
 
 mod dir;
 mod record;
-#[allow(unsafe_code, reason = "the system calls std does not wrap; see its Safety section")]
+#[allow(
+    unsafe_code,
+    reason = "the system calls std does not wrap; see its Safety section"
+)]
 mod sys;
 
 use std::fmt;
@@ -505,7 +508,11 @@ impl FileLock {
             exclusive: mode == Mode::Exclusive,
             handle: self.id,
         });
-        self.hold = Some(Hold { mode, since, record });
+        self.hold = Some(Hold {
+            mode,
+            since,
+            record,
+        });
     }
 
     /// Release a hold of this process: the record, then the lock, then the registry.

@@ -3,7 +3,10 @@
 //!
 //! The children are this test binary, re-run for one test with a role in the environment
 //! (see `common::child`); a normal run of a test is always the parent.
-#![allow(unsafe_code, reason = "fork, kill and _exit in the tests of fork and crash behaviour")]
+#![allow(
+    unsafe_code,
+    reason = "fork, kill and _exit in the tests of fork and crash behaviour"
+)]
 
 mod common;
 
@@ -21,7 +24,6 @@ use simplelock_file::FileLock;
 fn env_path(key: &str) -> PathBuf {
     PathBuf::from(std::env::var_os(key).expect("set by the parent"))
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Mutual exclusion between processes.
@@ -108,7 +110,8 @@ fn processes_exclude_each_other_and_lose_no_update() {
     let lock = dir.join("counter.lock");
     fs::write(dir.join("counter"), "0").unwrap();
     fs::write(dir.join("occupant"), "").unwrap();
-    let spawn = |role: &str| Proc::spawn(child(TEST, role).env(WORK_DIR, &dir).env(LOCK_PATH, &lock));
+    let spawn =
+        |role: &str| Proc::spawn(child(TEST, role).env(WORK_DIR, &dir).env(LOCK_PATH, &lock));
     let children: Vec<_> = (0..WRITERS)
         .map(|_| spawn("writer"))
         .chain((0..READERS).map(|_| spawn("reader")))
@@ -191,11 +194,17 @@ fn kill_storm_releases_at_once_and_reports_the_death() {
     fs::write(&occupant, "").unwrap();
     let mut probe = FileLock::new(&path).unwrap();
     for round in 0..KILLS {
-        let mut holder =
-            Proc::spawn(child(TEST, "holder").env(WORK_DIR, &dir).env(LOCK_PATH, &path));
+        let mut holder = Proc::spawn(
+            child(TEST, "holder")
+                .env(WORK_DIR, &dir)
+                .env(LOCK_PATH, &path),
+        );
         let pid = holder.id();
         let said = holder.next();
-        assert_eq!(said, "locked Released", "round {round}: the last holder released");
+        assert_eq!(
+            said, "locked Released",
+            "round {round}: the last holder released"
+        );
         assert_eq!(fs::read_to_string(&occupant).unwrap(), pid.to_string());
 
         // Held, by that process, as the error and the status say.
@@ -225,7 +234,10 @@ fn kill_storm_releases_at_once_and_reports_the_death() {
             result.map(|()| next)
         });
         thread::sleep(Duration::from_millis(5));
-        assert!(!waiter.is_finished(), "round {round}: got in before the kill");
+        assert!(
+            !waiter.is_finished(),
+            "round {round}: got in before the kill"
+        );
         holder.kill();
         let mut next = waiter.join().unwrap().unwrap();
         assert_eq!(
@@ -279,7 +291,10 @@ fn an_execed_program_does_not_keep_the_lock() {
     let canonical = fs::canonicalize(&path).unwrap();
     for fd in fs::read_dir(format!("/proc/{sleeper}/fd")).unwrap() {
         let target = fs::read_link(fd.unwrap().path()).unwrap_or_default();
-        assert_ne!(target, canonical, "the exec'd program inherited the lock file");
+        assert_ne!(
+            target, canonical,
+            "the exec'd program inherited the lock file"
+        );
     }
     // ... so when the holder dies, the lock is free although the program lives on.
     parent.kill();
@@ -307,7 +322,10 @@ fn in_forked_child(child_part: impl FnOnce() -> i32) -> i32 {
     // SAFETY: `status` is a live int; `pid` is our child.
     let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
     assert_eq!(waited, pid);
-    assert!(libc::WIFEXITED(status), "the forked child did not exit: {status}");
+    assert!(
+        libc::WIFEXITED(status),
+        "the forked child did not exit: {status}"
+    );
     libc::WEXITSTATUS(status)
 }
 
@@ -367,7 +385,10 @@ fn fork_scenarios(path: &Path) {
         "dropping the child's copy released the parent's lock"
     );
     let before = fs::read(path).unwrap();
-    assert!(before.starts_with(b"simplelock 1 held pid="), "the child wrote the record");
+    assert!(
+        before.starts_with(b"simplelock 1 held pid="),
+        "the child wrote the record"
+    );
 
     // 3. The parent's release is unaffected, and a child can take the lock once it is free.
     lock.try_unlock().unwrap();
@@ -416,7 +437,11 @@ fn timed_lock_takes_over_promptly_from_another_process() {
     }
     let dir = scratch(TEST);
     let path = dir.join("handoff.lock");
-    let mut holder = Proc::spawn(child(TEST, "brief").env(LOCK_PATH, &path).stdin(Stdio::piped()));
+    let mut holder = Proc::spawn(
+        child(TEST, "brief")
+            .env(LOCK_PATH, &path)
+            .stdin(Stdio::piped()),
+    );
     assert_eq!(holder.next(), "locked");
     let mut lock = FileLock::new(&path).unwrap();
     let timeout = PATIENCE;

@@ -31,7 +31,7 @@ mod wait;
 
 pub(crate) use fork::{Held, current_pid, init, registry};
 pub(crate) use proc_locks::{FlockHolder, Lookup, flock_holders};
-pub(crate) use wait::{Wake, Waiter};
+pub(crate) use wait::{Waiter, Wake};
 
 /// The mode a lock file is created with, before the umask.
 const CREATE_MODE: u32 = 0o644;
@@ -83,7 +83,10 @@ pub(crate) fn open(path: &Path, name: &str) -> SimpleLockResult<LockFd> {
             Err(err) => err,
         };
         let errno = err.raw_os_error().unwrap_or(0);
-        let refused = matches!(errno, libc::EACCES | libc::EPERM | libc::EROFS | libc::ETXTBSY);
+        let refused = matches!(
+            errno,
+            libc::EACCES | libc::EPERM | libc::EROFS | libc::ETXTBSY
+        );
         access = match (access, errno) {
             (Access::CreateReadWrite, libc::EACCES | libc::EPERM) => Access::ReadWrite,
             (Access::CreateReadWrite | Access::ReadWrite, _) if refused => Access::ReadOnly,

@@ -64,7 +64,12 @@ pub(crate) fn flock_holders(dev: u64, ino: u64) -> io::Result<Lookup> {
             Err(err) => return Err(err),
         }
     }
-    Ok(parse(&String::from_utf8_lossy(&text[..len]), dev, ino, reads <= 1))
+    Ok(parse(
+        &String::from_utf8_lossy(&text[..len]),
+        dev,
+        ino,
+        reads <= 1,
+    ))
 }
 
 /// Elsewhere there is no `/proc/locks`.
@@ -82,7 +87,10 @@ fn major_minor(dev: u64) -> (u64, u64) {
 
 #[cfg_attr(
     not(any(target_os = "linux", target_os = "android")),
-    allow(dead_code, reason = "only Linux has /proc/locks; the parser is tested everywhere")
+    allow(
+        dead_code,
+        reason = "only Linux has /proc/locks; the parser is tested everywhere"
+    )
 )]
 /// The flocks on `dev`/`ino` in `text`; `consistent` if `text` is one snapshot.
 fn parse(text: &str, dev: u64, ino: u64, consistent: bool) -> Lookup {
@@ -114,8 +122,8 @@ fn parse(text: &str, dev: u64, ino: u64, consistent: bool) -> Lookup {
         if inode.parse::<u64>() != Ok(ino) {
             continue;
         }
-        let same_device = u64::from_str_radix(maj, 16) == Ok(major)
-            && u64::from_str_radix(min, 16) == Ok(minor);
+        let same_device =
+            u64::from_str_radix(maj, 16) == Ok(major) && u64::from_str_radix(min, 16) == Ok(minor);
         if !same_device {
             same_inode_elsewhere = true;
             continue;
@@ -145,7 +153,10 @@ mod tests {
         assert_eq!(major_minor(0x0803), (8, 3));
         // Large numbers use the split encoding (glibc's makedev).
         let makedev = |major: u64, minor: u64| {
-            (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12) | ((major & !0xfff) << 32)
+            (minor & 0xff)
+                | ((major & 0xfff) << 8)
+                | ((minor & !0xff) << 12)
+                | ((major & !0xfff) << 32)
         };
         assert_eq!(major_minor(makedev(0x1234, 0x56789)), (0x1234, 0x56789));
     }
@@ -189,7 +200,8 @@ mod tests {
         let text = "1: FLOCK  ADVISORY  WRITE 9 00:2a:5 0 EOF\n";
         assert_eq!(parse(text, DEV, 5, true), Lookup::Uncertain);
         // ... unless a lock on our device is there too.
-        let text = "1: FLOCK  ADVISORY  WRITE 9 00:2a:5 0 EOF\n2: FLOCK  ADVISORY  READ 3 fe:00:5 0 EOF\n";
+        let text =
+            "1: FLOCK  ADVISORY  WRITE 9 00:2a:5 0 EOF\n2: FLOCK  ADVISORY  READ 3 fe:00:5 0 EOF\n";
         assert_eq!(
             parse(text, DEV, 5, true),
             Lookup::Holders(vec![FlockHolder {

@@ -108,11 +108,7 @@ mod linux {
             loop {
                 // SAFETY: `buf` is a live buffer of `buf.len()` bytes; the descriptor is open.
                 let n = unsafe {
-                    libc::read(
-                        self.inotify.as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                    )
+                    libc::read(self.inotify.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())
                 };
                 let interrupted =
                     n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted;

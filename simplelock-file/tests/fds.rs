@@ -1,0 +1,62 @@
+//! No descriptor leaks: create/lock/drop cycles, failed opens and timed waits (which open an
+//! inotify instance) leave the number of open descriptors flat. A test binary of its own, so
+//! that no other test opens files meanwhile.
+
+mod common;
+
+use std::fs;
+use std::time::Duration;
+
+use common::scratch;
+use simplelock_core::{ConcreteLock, SimpleLockError};
+use simplelock_file::FileLock;
+
+fn open_descriptors() -> usize {
+    fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn a_hundred_thousand_cycles_leave_the_descriptor_count_flat() {
+    let dir = scratch("fds");
+    let path = dir.join("cycle.lock");
+    let link = dir.join("link.lock");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    drop(FileLock::new(&path).unwrap()); // first-use setup (fork handlers) out of the count
+    let before = open_descriptors();
+
+    for round in 0..100_000 {
+        let mut lock = FileLock::new(&path).unwrap();
+        lock.try_lock().unwrap();
+        if round % 1000 == 0 {
+            // Dropped while held, and failed opens.
+            assert!(FileLock::new(&link).is_err());
+            assert!(FileLock::new(dir.join("missing/x.lock")).is_err());
+            continue;
+        }
+        lock.try_unlock().unwrap();
+    }
+    assert_eq!(
+        open_descriptors(),
+        before,
+        "create/lock/drop leaked descriptors"
+    );
+
+    // Timed waits that time out, each with an inotify watch.
+    let mut holder = FileLock::new(&path).unwrap();
+    let mut waiter = FileLock::new(&path).unwrap();
+    holder.try_lock().unwrap();
+    let during = open_descriptors();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..200 {
+                assert!(matches!(
+                    waiter.timed_lock(Duration::from_micros(200)),
+                    Err(SimpleLockError::TimedOut { .. })
+                ));
+            }
+        });
+    });
+    assert_eq!(open_descriptors(), during, "timed waits leaked descriptors");
+    drop((holder, waiter));
+    assert_eq!(open_descriptors(), before);
+}
