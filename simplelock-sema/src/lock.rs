@@ -719,3 +719,116 @@ impl fmt::Debug for SemaphoreLock {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Situations other processes leave behind, written straight into the lock word.
+
+    use super::*;
+
+    fn name(tag: &str) -> String {
+        format!("/slt-{}-unit-{tag}", std::process::id())
+    }
+
+    /// A token of a process that cannot exist (its id is above any pid_max).
+    fn dead_token() -> u64 {
+        word::token(word::PID_LIMIT - 1, 12345).unwrap()
+    }
+
+    fn word_of(lock: &SemaphoreLock) -> &AtomicU64 {
+        &lock.object.map.shared().word
+    }
+
+    #[test]
+    fn a_dead_owner_is_taken_over_and_reported() {
+        let name = name("dead");
+        for (round, dead) in [
+            dead_token(),
+            // Our own process id with another start time: a dead process whose id we reuse.
+            {
+                let me = identity(&name).unwrap().0;
+                word::token(word::pid_of(me), u64::from(word::start_of(me)) + 1).unwrap()
+            },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut lock = SemaphoreLock::new(&name).unwrap();
+            word_of(&lock).store(dead | WAITERS, Ordering::SeqCst);
+            assert_eq!(lock.status().unwrap(), LockStatus::Open, "round {round}");
+            assert_eq!(lock.holder().unwrap(), None);
+            match round {
+                0 => lock.try_lock().unwrap(),
+                _ => lock.hang_lock().unwrap(),
+            }
+            assert_eq!(lock.previous_holder(), PreviousHolder::Died);
+            let me = lock.me().unwrap();
+            assert_eq!(
+                word_of(&lock).load(Ordering::SeqCst),
+                me | WAITERS,
+                "a takeover keeps the waiters bit"
+            );
+            lock.try_unlock().unwrap();
+            assert_eq!(word_of(&lock).load(Ordering::SeqCst), 0);
+        }
+        assert!(SemaphoreLock::remove(&name).unwrap());
+    }
+
+    #[test]
+    fn a_remover_that_died_between_unlink_and_retire_is_finished() {
+        let name = name("half-removed");
+        let mut old = SemaphoreLock::new(&name).unwrap();
+        let mut old_too = SemaphoreLock::new(&name).unwrap();
+        // A remover died holding the lock after unlinking the name.
+        word_of(&old).store(dead_token(), Ordering::SeqCst);
+        sys::unlink(&old.object_name).unwrap();
+        let old_id = old.object.id;
+
+        // Taking over must notice the object lost its name, retire it and move on.
+        old.try_lock().unwrap();
+        assert_ne!(old.object.id, old_id, "still on the unnamed object");
+        assert_eq!(old.previous_holder(), PreviousHolder::Released);
+        assert_eq!(word_of(&old_too).load(Ordering::SeqCst), REMOVED);
+        // Everyone else meets the holder on the new object.
+        let mut fresh = SemaphoreLock::new(&name).unwrap();
+        assert_eq!(fresh.object.id, old.object.id);
+        assert!(matches!(
+            fresh.try_lock(),
+            Err(SimpleLockError::AlreadyLocked { .. })
+        ));
+        assert_eq!(old_too.status().unwrap(), LockStatus::Taken);
+        assert!(matches!(
+            old_too.try_lock(),
+            Err(SimpleLockError::AlreadyLocked { .. })
+        ));
+        assert_eq!(old_too.object.id, old.object.id, "moved to the new object");
+        old.try_unlock().unwrap();
+        fresh.try_lock().unwrap();
+        fresh.try_unlock().unwrap();
+        assert!(SemaphoreLock::remove(&name).unwrap());
+    }
+
+    #[test]
+    fn a_release_never_frees_a_word_that_is_not_ours() {
+        let name = name("stolen");
+        let mut lock = SemaphoreLock::new(&name).unwrap();
+        lock.try_lock().unwrap();
+        // Pretend another process took it over from us.
+        let other = word::token(1, 1).unwrap();
+        word_of(&lock).store(other, Ordering::SeqCst);
+        match lock.try_unlock() {
+            Err(SimpleLockError::UnableToUnlock { reason, .. }) => {
+                assert!(reason.contains("held by pid 1"), "{reason}")
+            }
+            other => panic!("expected UnableToUnlock, got {other:?}"),
+        }
+        assert_eq!(word_of(&lock).load(Ordering::SeqCst), other, "clobbered");
+        assert!(matches!(
+            lock.try_unlock(),
+            Err(SimpleLockError::NotHeld { .. })
+        ));
+        word_of(&lock).store(0, Ordering::SeqCst);
+        drop(lock);
+        assert!(SemaphoreLock::remove(&name).unwrap());
+    }
+}

@@ -85,16 +85,26 @@ pub(crate) fn own_identity() -> io::Result<(u64, u64)> {
 /// A number that differs between processes that cannot check each other's liveness: those in
 /// different pid namespaces (process ids mean different processes) or time namespaces (start
 /// times are shown shifted). 0 if the namespaces cannot be read; then nothing is checked.
+///
+/// Read through `/proc/thread-self`: the namespaces of a process whose main thread exited can
+/// no longer be read through `/proc/self` (the main thread's entry), but its other threads'
+/// can.
 fn namespace_fingerprint() -> u64 {
-    let ino = |path: &str| fs::metadata(path).map(|m| m.ino());
-    match ino("/proc/self/ns/pid") {
-        // Time namespaces exist since Linux 5.6; without them every process shares one clock.
-        Ok(pid_ns) => {
-            let time_ns = ino("/proc/self/ns/time").unwrap_or(0);
-            (pid_ns.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ time_ns) | 1
-        }
-        Err(_) => 0,
-    }
+    let ino = |kind: &str| {
+        fs::metadata(format!("/proc/thread-self/ns/{kind}"))
+            .or_else(|_| fs::metadata(format!("/proc/self/ns/{kind}")))
+            .map(|m| m.ino())
+    };
+    let Ok(pid_ns) = ino("pid") else {
+        return 0;
+    };
+    let time_ns = match ino("time") {
+        Ok(ino) => ino,
+        // Time namespaces exist since Linux 5.6; before, every process shares one clock.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+        Err(_) => return 0,
+    };
+    (pid_ns.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ time_ns) | 1
 }
 
 /// What we can tell about the owner of a lock.

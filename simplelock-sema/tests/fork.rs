@@ -1,0 +1,247 @@
+//! What a child made by `fork` sees of a lock its parent holds, and why a process whose main
+//! thread exited is not taken for dead while its other threads run.
+//!
+//! A forked child of this multi-threaded test process must not touch locks that another thread
+//! may have held at the fork (stdout, stderr): it reports by exit code only, each check its own.
+#![allow(unsafe_code)]
+
+use std::fs;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+use simplelock_core::{ConcreteLock, LockStatus, PreviousHolder, SimpleLockError};
+use simplelock_sema::SemaphoreLock;
+
+mod common;
+use common::{Cleanup, GUARD, Scratch};
+
+/// Runs `child` in a forked child and returns its pid; the child exits with what `child`
+/// returns (0: all checks passed, else the number of the failed check).
+fn fork_child(child: impl FnOnce() -> i32) -> Pid {
+    // SAFETY: the child only runs `child` — lock operations, file reads and writes, sleeps —
+    // and then `_exit`s without running destructors or atexit handlers; it never touches the
+    // stdio locks other threads of the parent may have held at the fork.
+    match unsafe { fork() }.expect("fork") {
+        ForkResult::Parent { child } => child,
+        ForkResult::Child => {
+            die_with_parent();
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(99);
+            exit_now(code)
+        }
+    }
+}
+
+/// Makes the kernel SIGKILL the calling thread's process when the parent's test thread ends, so
+/// that a failed test leaves no child behind holding the test's output pipe open.
+fn die_with_parent() {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and no pointers.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+}
+
+/// Ends a forked child at once: no destructors, no atexit handlers, no stdio flushing.
+fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` ends the process; nothing runs after it.
+    unsafe { libc::_exit(code) }
+}
+
+/// The checks a forked child makes with its copy of the parent's holding handle; 0 if all pass,
+/// else the number of the first that failed.
+fn inherited_checks(mut inherited: SemaphoreLock, name: &str, parent: u32) -> i32 {
+    let fresh = SemaphoreLock::new(name).unwrap();
+    let mut checks = vec![
+        matches!(inherited.status(), Ok(LockStatus::Taken)),
+        matches!(inherited.try_unlock(), Err(SimpleLockError::NotHeld { .. })),
+        matches!(inherited.try_lock(),
+            Err(SimpleLockError::AlreadyLocked { holder: Some(h), .. }) if h.pid == parent),
+        matches!(
+            inherited.timed_lock(Duration::from_millis(30)),
+            Err(SimpleLockError::TimedOut { .. })
+        ),
+        matches!(fresh.holder(), Ok(Some(h)) if h.pid == parent),
+    ];
+    drop(inherited); // must not release the parent's lock
+    checks.push(matches!(fresh.status(), Ok(LockStatus::Taken)));
+    checks
+        .iter()
+        .position(|passed| !passed)
+        .map_or(0, |i| i32::try_from(i).unwrap() + 1)
+}
+
+/// Waits for the forked child `pid` and returns its exit code.
+fn exit_code(pid: Pid) -> i32 {
+    match waitpid(pid, None).expect("waitpid") {
+        WaitStatus::Exited(_, code) => code,
+        other => panic!("child {pid} ended with {other:?}"),
+    }
+}
+
+/// The forked child's copy of a holding handle does not hold: its unlock is `NotHeld`, its
+/// status `Taken` (the parent holds), its locks fail or wait for the parent, and dropping it
+/// does not release the parent's lock. A new handle in the child waits for the parent's release,
+/// and a child that exits holding is reported dead to the parent.
+#[test]
+fn a_forked_child_does_not_inherit_ownership() {
+    let name = common::unique_name("fork");
+    let _cleanup = Cleanup::new(&[&name]);
+    let scratch = Scratch::new("fork");
+    let released = scratch.path().join("released");
+    let mut lock = SemaphoreLock::new(&name).unwrap();
+    lock.try_lock().unwrap();
+    let parent = std::process::id();
+
+    // Inline rather than through `fork_child`: the child's arm moves the handle (its own copy)
+    // and never returns, while the parent's arm keeps using its handle.
+    // SAFETY: as in `fork_child`.
+    let child = match unsafe { fork() }.expect("fork") {
+        ForkResult::Parent { child } => child,
+        ForkResult::Child => {
+            die_with_parent();
+            let inherited = lock; // the child's copy of the parent's holding handle
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                inherited_checks(inherited, &name, parent)
+            }))
+            .unwrap_or(99);
+            exit_now(code)
+        }
+    };
+    assert_eq!(exit_code(child), 0, "the numbered check in the child failed");
+    assert_eq!(
+        lock.status().unwrap(),
+        LockStatus::Mine,
+        "the child's drop released it"
+    );
+    let mut other = SemaphoreLock::new(&name).unwrap();
+    assert!(matches!(
+        other.try_lock(),
+        Err(SimpleLockError::AlreadyLocked { .. })
+    ));
+
+    // A child that waits for the parent, acquires after its release, and exits holding.
+    let child = fork_child(|| {
+        let mut fresh = SemaphoreLock::new(&name).unwrap();
+        if fresh.try_lock().is_ok() {
+            return 1;
+        }
+        if fresh.timed_lock(GUARD).is_err() {
+            return 2;
+        }
+        if !released.exists() {
+            return 3; // acquired before the parent released
+        }
+        if fresh.previous_holder() != PreviousHolder::Released {
+            return 4;
+        }
+        std::mem::forget(fresh); // exit holding: no destructor releases it
+        0
+    });
+    thread::sleep(Duration::from_millis(100));
+    fs::write(&released, "").unwrap();
+    lock.try_unlock().unwrap();
+    assert_eq!(exit_code(child), 0, "the numbered check in the child failed");
+    common::lock_within_guard(&mut lock);
+    assert_eq!(lock.previous_holder(), PreviousHolder::Died);
+    lock.try_unlock().unwrap();
+}
+
+/// A child whose main thread exited (a zombie leader, `Z` in `/proc/PID/stat`) while another of
+/// its threads holds the lock is alive: waiters must not take the lock over. Once the whole
+/// process is killed, they do.
+#[test]
+fn a_zombie_leader_with_live_threads_keeps_the_lock() {
+    let name = common::unique_name("zombie");
+    let _cleanup = Cleanup::new(&[&name]);
+    let mut lock = SemaphoreLock::new(&name).unwrap();
+    let child = fork_child(|| {
+        let name = name.clone();
+        thread::spawn(move || {
+            die_with_parent();
+            let Ok(mut held) = SemaphoreLock::new(&name) else {
+                exit_now(1)
+            };
+            if held.try_lock().is_err() {
+                exit_now(2);
+            }
+            loop {
+                thread::sleep(Duration::from_secs(60));
+            }
+        });
+        // End the main thread only (SYS_exit, not exit_group), without unwinding.
+        // SAFETY: the thread ends here; nothing of it runs again.
+        unsafe { libc::syscall(libc::SYS_exit, 0) };
+        unreachable!("SYS_exit returned")
+    });
+    let pid = u32::try_from(child.as_raw()).unwrap();
+    common::wait_until("the child holding the lock as a zombie leader", || {
+        common::process_state(pid).as_deref() == Some("Z")
+            && matches!(lock.holder(), Ok(Some(h)) if h.pid == pid)
+    });
+    assert!(matches!(
+        lock.try_lock(),
+        Err(SimpleLockError::AlreadyLocked { .. })
+    ));
+    assert_eq!(lock.status().unwrap(), LockStatus::Taken);
+    // Several liveness checks (one per 10 ms slice) must all find it alive.
+    let start = Instant::now();
+    assert!(matches!(
+        lock.timed_lock(Duration::from_millis(60)),
+        Err(SimpleLockError::TimedOut { .. })
+    ));
+    assert!(start.elapsed() >= Duration::from_millis(60));
+    nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL).unwrap();
+    common::lock_within_guard(&mut lock);
+    assert_eq!(lock.previous_holder(), PreviousHolder::Died);
+    lock.try_unlock().unwrap();
+    assert!(matches!(
+        waitpid(child, None),
+        Ok(WaitStatus::Signaled(..))
+    ));
+}
+
+/// A process that was stopped (SIGSTOP) while holding is alive: it keeps the lock until it is
+/// continued and releases it.
+#[test]
+fn a_stopped_holder_keeps_the_lock() {
+    let name = common::unique_name("stopped");
+    let _cleanup = Cleanup::new(&[&name]);
+    let scratch = Scratch::new("stopped");
+    let go = scratch.path().join("go");
+    let mut lock = SemaphoreLock::new(&name).unwrap();
+    let child = fork_child(|| {
+        let mut held = SemaphoreLock::new(&name).unwrap();
+        if held.try_lock().is_err() {
+            return 1;
+        }
+        let start = Instant::now();
+        while !go.exists() {
+            if start.elapsed() > GUARD {
+                return 2;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        if held.try_unlock().is_err() {
+            return 3;
+        }
+        0
+    });
+    let pid = u32::try_from(child.as_raw()).unwrap();
+    common::wait_until("the child holding the lock", || {
+        matches!(lock.holder(), Ok(Some(h)) if h.pid == pid)
+    });
+    nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    common::wait_until("the child stopped", || {
+        common::process_state(pid).as_deref() == Some("T")
+    });
+    assert!(matches!(
+        lock.timed_lock(Duration::from_millis(60)),
+        Err(SimpleLockError::TimedOut { .. })
+    ));
+    assert_eq!(lock.status().unwrap(), LockStatus::Taken);
+    fs::write(&go, "").unwrap();
+    nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGCONT).unwrap();
+    common::lock_within_guard(&mut lock);
+    assert_eq!(lock.previous_holder(), PreviousHolder::Released);
+    lock.try_unlock().unwrap();
+    assert_eq!(exit_code(child), 0, "the numbered check in the child failed");
+}
