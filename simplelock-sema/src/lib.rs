@@ -1,4 +1,278 @@
-//! Draft.
+//! [`SemaphoreLock`]: a named lock between processes (and threads) at the speed of a POSIX
+//! semaphore, that survives a holder that crashed, for
+//! [simplelock](https://crates.io/crates/simplelock).
+//!
+//! The original `SemaphoreLock` wrapped a POSIX named semaphore. It was fast, but a holder that
+//! died (SIGKILL, the OOM killer, `abort`) left the semaphore at zero and every later process
+//! hung until someone deleted `/dev/shm/sem.NAME` by hand; an extra `sem_post` or a
+//! `sem_unlink` and re-create while it was held let two holders in. This one keeps the speed —
+//! the uncontended lock and unlock are one atomic instruction each, no system call — and fixes
+//! the rest:
+//!
+//! - a holder that dies is noticed by the next locker (within about 10 ms for one that already
+//!   waits), which takes the lock over and learns that its predecessor died
+//!   ([`PreviousHolder::Died`]), so it can repair what was left half done;
+//! - only the handle that holds the lock can release it: an unlock without holding is
+//!   [`SimpleLockError::NotHeld`] and changes nothing;
+//! - [`SemaphoreLock::remove`] deletes a lock safely while others use it;
+//! - waits sleep in the kernel (a futex) and wake at the release; timeouts run on the
+//!   monotonic clock; signals neither end nor stretch a wait.
+//!
+//! It implements [`ConcreteLock`], so [`LockBuilder`](simplelock_core::LockBuilder) turns it
+//! into a [`Lock`](simplelock_core::Lock) that waits, tries once or times out. Linux only (see
+//! "Platforms").
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use simplelock_core::{ConcreteLock, Lock, LockBuilder, LockStatus, SimpleLockError};
+//! use simplelock_sema::SemaphoreLock;
+//!
+//! # let name = format!("/doc-crate-{}", std::process::id());
+//! // The lock "/deploy-..." (shared memory object /dev/shm/sl.deploy-...), created if missing.
+//! let mut deploy = SemaphoreLock::new(&name)?;
+//! deploy.try_lock()?;
+//! if deploy.previous_holder().died() {
+//!     // The last holder died inside its critical section: check what it left behind.
+//! }
+//!
+//! // Another handle, as another process would have it, sees who holds the lock.
+//! let mut other = SemaphoreLock::new(&name)?;
+//! assert_eq!(other.status()?, LockStatus::Taken);
+//! match other.timed_lock(Duration::from_millis(10)) {
+//!     Err(SimpleLockError::TimedOut { holder, .. }) => {
+//!         assert_eq!(holder.map(|h| h.pid), Some(std::process::id()));
+//!     }
+//!     unexpected => panic!("{unexpected:?}"),
+//! }
+//! // Nobody but the holder can release it.
+//! assert!(matches!(other.try_unlock(), Err(SimpleLockError::NotHeld { .. })));
+//! deploy.try_unlock()?;
+//!
+//! // Through the builder, with a guard that releases on every way out of the block.
+//! let mut lock = LockBuilder::default()
+//!     .with_timeout(Duration::from_secs(5))
+//!     .apply(other);
+//! let guard = lock.guard()?;
+//! assert!(!guard.previous_holder_died()); // `deploy` released it cleanly
+//! drop(guard);
+//!
+//! // Delete the lock's object when the lock is no longer needed (safe while in use).
+//! drop(lock);
+//! assert!(SemaphoreLock::remove(&name)?);
+//! # Ok::<(), SimpleLockError>(())
+//! ```
+//!
+//! # How it works
+//!
+//! The lock `/NAME` is a POSIX shared memory object, `/dev/shm/sl.NAME`, of 64 bytes, mapped
+//! into every process that opens it. All zeros is its initial state, a free lock, so a new
+//! object needs no initialisation: whichever of many simultaneous openers creates it, or grows
+//! it from 0 to 64 bytes (every opener that finds it empty does; nobody ever shrinks it), zeros
+//! are right, and there is no initialisation race to lose. An object of any other size is
+//! refused as not a lock object.
+//!
+//! Its first 8 bytes are the *lock word*:
+//!
+//! ```text
+//!  63                          32 31 30                      0
+//! +------------------------------+--+-------------------------+
+//! | start time of the owner      |W | process id of the owner |
+//! +------------------------------+--+-------------------------+
+//! ```
+//!
+//! 0 means free. A process's *token* is its process id and the low 32 bits of its start time
+//! (field 22 of `/proc/PID/stat`, in clock ticks since boot): the pair names one process even
+//! after its id is reused. `W` says a waiter may be asleep. The low half is a futex word.
+//!
+//! - **Lock**: compare-and-swap the word from 0 to our token (`Acquire` ordering). This is the
+//!   whole uncontended path: the token is cached in memory, no system call.
+//! - **Unlock**: compare-and-swap from our token to 0 (`Release`); if `W` was set, wake one
+//!   waiter with `FUTEX_WAKE`.
+//! - **Wait**: set `W` (compare-and-swap), then `FUTEX_WAIT` on the low half for at most 10 ms
+//!   (the *slice*) or until the deadline, whichever is first; then look again.
+//! - **Dead owner**: when a locker finds the word held — at once for `try_lock`, then once per
+//!   slice for a waiter — it checks the owner in `/proc` (see below). If the owner is dead, it
+//!   compare-and-swaps the word from exactly the value it saw to its own token (keeping `W`)
+//!   and reports [`PreviousHolder::Died`].
+//!
+//! # Why two holders can never coexist
+//!
+//! 1. **Every acquisition is one compare-and-swap on the word**, from 0 or from the token of a
+//!    dead owner, to the acquirer's token. Of several compare-and-swaps from the same value
+//!    only one succeeds, so the word names one owner at a time and every change of owner is
+//!    seen by exactly one new owner.
+//! 2. **Only the owner frees the word, and only its own token.** Unlock compare-and-swaps from
+//!    this process's token, never stores blindly, and only on the handle that acquired it (the
+//!    handle records the token it acquired with). An unlock without holding is `NotHeld` and
+//!    writes nothing: there is no "extra post" that could let a second holder in. If the word
+//!    no longer holds our token (see "Limits"), unlock reports `UnableToUnlock` and leaves it.
+//! 3. **One holder per process, too.** Two handles of one process share the token, but only the
+//!    handle whose compare-and-swap succeeded records it; the other finds the word held by its
+//!    own process — which is alive by definition, so never taken over — and waits.
+//! 4. **A takeover needs a dead owner, and death is final.** An owner is dead only on facts that
+//!    cannot be undone: no process has its id (`kill(pid, 0)` fails with `ESRCH`); or the
+//!    process with its id started at another time (the id was reused, which the kernel only
+//!    does after the owner was reaped); or it is a zombie (`Z`/`X`) with no other live thread.
+//!    A dead process never writes again, and no live process has its token (that would need the
+//!    same process id *and* start time), so the word cannot go from the dead token to something
+//!    and back (no ABA): the compare-and-swap from the value the checker saw succeeds only if
+//!    nothing happened since, and then for one checker only. When in doubt — `/proc/PID/stat`
+//!    unreadable (a `hidepid` mount) for a process that exists — the owner counts as alive.
+//! 5. **A fork does not copy ownership.** The token is cached in a page marked
+//!    `MADV_WIPEONFORK`: the kernel gives a child created by `fork` (or any `clone` without
+//!    `CLONE_VM`, even one that skips `pthread_atfork` handlers) that page filled with zeros, so
+//!    the child computes its own token. Its copy of a holding handle recorded the parent's
+//!    token, which is not the child's: it does not hold (see "Fork").
+//! 6. **Removal never makes two objects live at once.** [`SemaphoreLock::remove`] acquires the
+//!    lock, unlinks the name, and only then stores a *removed* mark in the word (a value whose
+//!    process id field, 2³¹−1, no process can have). The word of a removed object never
+//!    changes again, and a handle that finds the mark opens the name anew (creating a new
+//!    object) before trying again. Between the unlink and the mark, the old object is held by
+//!    the remover, which runs no user code meanwhile; if the remover dies there, whoever takes
+//!    the dead remover's lock over checks (with `shm_open` and `fstat`) that the name still
+//!    leads to its object, and if not, finishes the removal and moves on. So a holder always
+//!    holds the object the name leads to, and unlink plus re-create — fatal for a POSIX
+//!    semaphore — admits nobody twice.
+//! 7. **Ordering**: acquisitions are `Acquire` and releases `Release` operations on the word, so
+//!    everything a holder wrote is visible to the next holder, in any process.
+//!
+//! # Why a dead holder is always recovered
+//!
+//! Whatever point a process dies at, the word is left in a state the others repair:
+//!
+//! | the process dies ... | the word then | recovered by |
+//! |---|---|---|
+//! | before its acquiring compare-and-swap | unchanged | nothing to do |
+//! | after it, inside the critical section, or in unlock before the releasing compare-and-swap | its token | the next locker: `try_lock` checks at once, a waiter within one 10 ms slice, and takes over |
+//! | after the releasing compare-and-swap, before `FUTEX_WAKE` | 0, `W` was set | the sleeping waiters' slice ends within 10 ms; they find it free |
+//! | while waiting (it held nothing) | maybe `W` left set | the next unlock wakes one waiter too many, once; harmless |
+//! | after taking over from a dead owner | its token | as any holder |
+//! | removing, before the unlink | its token | as any holder |
+//! | removing, between unlink and mark | its token, on an object without a name | the next locker takes over, sees the name gone, finishes the removal |
+//!
+//! - **Zombies**: a process that exited but was not reaped yet (`Z`) is dead: its memory is
+//!   gone, it will never unlock. Unless it is a *zombie leader*: its main thread exited but
+//!   other threads run (`num_threads` > 1) — they may be the holders, so it is alive.
+//! - **Process id reuse**: the start time differs, so the old owner is dead.
+//! - **Stopped processes** (SIGSTOP, a debugger) are alive: the lock waits for them, as it would
+//!   for any slow holder. Only death frees a lock without its holder's unlock.
+//! - **No reaper needed**: recovery happens in whoever locks next; nothing runs in the
+//!   background.
+//! - How fast: a waiter that already sleeps acquires within one slice (10 ms) plus a read of
+//!   `/proc` after the holder's death; the tests measure a few ms on average.
+//!
+//! # Waits, time and signals
+//!
+//! [`hang_lock`](ConcreteLock::hang_lock) and [`timed_lock`](ConcreteLock::timed_lock) sleep in
+//! the kernel (`FUTEX_WAIT`, a shared futex, so releases in other processes wake them) and wake
+//! at the release — no polling for the normal handoff. They wake every 10 ms anyway to check
+//! that the holder lives. The deadline of a timed lock is fixed at the start on the monotonic
+//! clock ([`Instant`](std::time::Instant), `CLOCK_MONOTONIC`; `FUTEX_WAIT`'s relative timeout
+//! runs on the same clock), and every sleep is the time left until it, so a jump of the wall
+//! clock neither stretches nor cuts a wait, and a signal handler (even one without
+//! `SA_RESTART`) neither fails a wait (EINTR never surfaces) nor extends it. A zero timeout
+//! tries once. There is no fairness: a running process may take the lock before a woken
+//! waiter, as with any futex mutex.
+//!
+//! # Ownership, threads and handles
+//!
+//! The lock is held by a *handle* of a *process*. [`SemaphoreLock`] is `Send` and `Sync`: any
+//! thread of the holding process may unlock through the holding handle (the holding is not
+//! tied to the thread that locked, unlike a robust pthread mutex). Two handles on one name in
+//! one process exclude each other like handles in two processes.
+//!
+//! A thread that holds the lock through one handle and calls
+//! [`hang_lock`](ConcreteLock::hang_lock) on another would wait for itself forever: that call
+//! returns [`SimpleLockError::WouldDeadlock`] instead (the holding thread is recorded next to
+//! the word, off the critical path). The check is by thread: if you locked in thread A, moved
+//! the holding handle to thread B (which will unlock it) and then call `hang_lock` on another
+//! handle in A, you get `WouldDeadlock` although B would have released; use
+//! [`timed_lock`](ConcreteLock::timed_lock) for such handoffs (it never reports
+//! `WouldDeadlock`: it ends by itself). `try_lock` reports `AlreadyLocked` in either case.
+//!
+//! # Fork
+//!
+//! A child made by `fork` has its own token, so of a handle its parent held:
+//!
+//! - `status()` is [`LockStatus::Taken`] (the parent holds it) and `holder()` the parent's pid;
+//! - `try_unlock()` is `NotHeld`, and dropping the handle releases nothing;
+//! - `try_lock()` is `AlreadyLocked`, `hang_lock()` and `timed_lock()` wait for the parent,
+//!   like any other process; once the child acquires, the handle is the child's.
+//!
+//! A child of `vfork` (or `posix_spawn`) shares its parent's memory until it execs, and must
+//! not use locks, as POSIX says of everything but `exec` and `_exit`.
+//!
+//! # Names
+//!
+//! `"/name"` and `"name"` are the same lock on every platform ([`SemaphoreLock::name`] returns
+//! `"/name"`). A name is refused with [`SimpleLockError::InvalidName`], saying which rule it
+//! breaks, before the system sees it, when it is empty or only `"/"`, contains a `/` other than
+//! a leading one (`"/a/b"`, and `"//x"`, which glibc's `sem_open` accepts and others refuse),
+//! contains a NUL byte, or has more than [`MAX_NAME_LEN`] (251) bytes after the leading `/` —
+//! the limit glibc's `sem_open` has, so every name that works there works here. Any other
+//! bytes are allowed, Unicode included. The object is `/dev/shm/sl.NAME`.
+//!
+//! # Permissions
+//!
+//! [`SemaphoreLock::new`] creates a missing object with mode `0o600`: only its owner (and root)
+//! may open it. [`SemaphoreLock::with_mode`] sets another mode, e.g. `0o660` for a group or
+//! `0o666` for everyone; the creator sets it with `fchmod`, so the umask does not narrow it. An
+//! existing object keeps its mode and owner. Opening needs read and write permission;
+//! otherwise [`SimpleLockError::PermissionDenied`] names the lock. Existing objects are opened
+//! without `O_CREAT`, so `fs.protected_regular` does not refuse another user's object in the
+//! sticky `/dev/shm`. Removing needs the right to delete the file there: only its owner (or
+//! root) may.
+//!
+//! Permission is the security boundary: anyone who may open the object may also write any
+//! bytes into it, and so can break the lock for everyone (as with any shared-memory lock).
+//!
+//! # Removal
+//!
+//! [`SemaphoreLock::remove`] (by name) and [`SemaphoreLock::unlink`] (by handle) delete a lock's
+//! object, like `sem_unlink`, but safely while others use the name (see 6. above): removal waits
+//! for the holder, and handles in other processes move to a new object on their own. Do not
+//! delete `/dev/shm/sl.NAME` by hand while the lock is in use: handles that opened the old
+//! object would keep using it while new ones create another, and both could hold "the" lock.
+//!
+//! # Limits
+//!
+//! - **Linux only**, 4.14 or later (`MADV_WIPEONFORK`), with procfs at `/proc`.
+//! - **One pid namespace** (and time namespace): owners are checked by their process id and
+//!   start time in `/proc`, which mean something else in another namespace. The first opener
+//!   of an object writes a fingerprint of its namespaces into it; a process of other
+//!   namespaces that opens it gets an error instead of a lock it could break. A process whose
+//!   `/proc` belongs to another pid namespace than its own gets an error too.
+//! - **Start times** have clock-tick resolution (10 ms on most systems) and 32 bits are kept (497
+//!   days at 100 Hz). A new process with a dead owner's process id *and* the same start time
+//!   modulo 2³² ticks would be taken for the dead owner: the lock would stay held until that
+//!   process ends — stuck, never shared.
+//! - **Recovery needs a locker**: a lock whose holder died stays held until someone locks it.
+//!   `status()` already reports it `Open`, and `holder()` reports nobody.
+//! - **A contended `try_lock`** against another process reads `/proc/PID/stat` (a few
+//!   microseconds) to check the holder; the uncontended paths never do.
+//! - `Holder::since` is not recorded: it would cost the fast path a clock read.
+//! - If the word is overwritten behind our back (a process writing the object directly), unlock
+//!   reports `UnableToUnlock` rather than freeing someone else's lock.
+//!
+//! # Platforms
+//!
+//! On Linux everything above applies. On other systems the crate compiles, so that code naming
+//! [`SemaphoreLock`] builds everywhere, but [`SemaphoreLock::new`] (after checking the name)
+//! fails with an error whose [`kind`](SimpleLockError::kind) is
+//! [`Unsupported`](std::io::ErrorKind::Unsupported); there is no panic.
+//!
+//! # Performance
+//!
+//! Measured with `cargo bench -p simplelock-sema` (2-core x86_64, one process, uncontended
+//! lock + unlock pairs, in one run): a raw POSIX named semaphore's `sem_wait` + `sem_post`
+//! takes about 7 ns; `SemaphoreLock` through [`ConcreteLock`] and behind `Box<dyn Lock>` take
+//! about the same. Contended handoffs cost what a futex wake costs.
+//!
+//! # Supported Rust versions
+//!
+//! The minimum supported Rust version is **1.89**, that of the whole workspace.
 #![deny(unsafe_code)]
 
 #[cfg(target_os = "linux")]
@@ -22,6 +296,9 @@ pub use lock::SemaphoreLock;
 pub use name::MAX_NAME_LEN;
 #[cfg(not(target_os = "linux"))]
 pub use unsupported::SemaphoreLock;
+
+#[cfg(doc)]
+use simplelock_core::{ConcreteLock, LockStatus, PreviousHolder, SimpleLockError};
 
 /// The mode of an object created by [`SemaphoreLock::new`]: read and write for its owner only.
 pub const DEFAULT_MODE: u32 = 0o600;

@@ -14,11 +14,11 @@ use simplelock_core::{
     ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult,
 };
 
+use crate::DEFAULT_MODE;
 use crate::name::{self, LockName};
 use crate::process::{self, Liveness};
 use crate::sys::{self, Object, OpenError, Woke};
 use crate::word::{self, REMOVED, WAITERS, Word};
-use crate::DEFAULT_MODE;
 
 /// Written into every lock object's header by its first opener; anything else there means the
 /// object is not ours.
@@ -349,12 +349,10 @@ impl SemaphoreLock {
             Err(err) => {
                 // Put the dead owner back, so that the next try sees the same situation.
                 self.owner = 0;
-                let _ = shared.word.compare_exchange(
-                    new,
-                    dead,
-                    Ordering::Release,
-                    Ordering::Relaxed,
-                );
+                let _ =
+                    shared
+                        .word
+                        .compare_exchange(new, dead, Ordering::Release, Ordering::Relaxed);
                 Err(SimpleLockError::unknown(
                     &self.name.canonical,
                     "checking the shared memory object after taking over from a dead holder",
@@ -378,8 +376,8 @@ impl SemaphoreLock {
     /// Opens the name again after finding our object removed.
     fn reopen(&mut self) -> SimpleLockResult<()> {
         debug_assert_eq!(self.owner, 0, "a holder never sees its object removed");
-        self.object = open_object(&self.name, &self.object_name, self.mode, true)?
-            .ok_or_else(|| {
+        self.object =
+            open_object(&self.name, &self.object_name, self.mode, true)?.ok_or_else(|| {
                 SimpleLockError::unknown(&self.name.canonical, "the new object vanished", None)
             })?;
         Ok(())

@@ -106,7 +106,11 @@ fn a_forked_child_does_not_inherit_ownership() {
             exit_now(code)
         }
     };
-    assert_eq!(exit_code(child), 0, "the numbered check in the child failed");
+    assert_eq!(
+        exit_code(child),
+        0,
+        "the numbered check in the child failed"
+    );
     assert_eq!(
         lock.status().unwrap(),
         LockStatus::Mine,
@@ -139,7 +143,11 @@ fn a_forked_child_does_not_inherit_ownership() {
     thread::sleep(Duration::from_millis(100));
     fs::write(&released, "").unwrap();
     lock.try_unlock().unwrap();
-    assert_eq!(exit_code(child), 0, "the numbered check in the child failed");
+    assert_eq!(
+        exit_code(child),
+        0,
+        "the numbered check in the child failed"
+    );
     common::lock_within_guard(&mut lock);
     assert_eq!(lock.previous_holder(), PreviousHolder::Died);
     lock.try_unlock().unwrap();
@@ -193,10 +201,7 @@ fn a_zombie_leader_with_live_threads_keeps_the_lock() {
     common::lock_within_guard(&mut lock);
     assert_eq!(lock.previous_holder(), PreviousHolder::Died);
     lock.try_unlock().unwrap();
-    assert!(matches!(
-        waitpid(child, None),
-        Ok(WaitStatus::Signaled(..))
-    ));
+    assert!(matches!(waitpid(child, None), Ok(WaitStatus::Signaled(..))));
 }
 
 /// A process that was stopped (SIGSTOP) while holding is alive: it keeps the lock until it is
@@ -226,9 +231,10 @@ fn a_stopped_holder_keeps_the_lock() {
         0
     });
     let pid = u32::try_from(child.as_raw()).unwrap();
-    common::wait_until("the child holding the lock", || {
-        matches!(lock.holder(), Ok(Some(h)) if h.pid == pid)
-    });
+    common::wait_until(
+        "the child holding the lock",
+        || matches!(lock.holder(), Ok(Some(h)) if h.pid == pid),
+    );
     nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGSTOP).unwrap();
     common::wait_until("the child stopped", || {
         common::process_state(pid).as_deref() == Some("T")
@@ -243,5 +249,9 @@ fn a_stopped_holder_keeps_the_lock() {
     common::lock_within_guard(&mut lock);
     assert_eq!(lock.previous_holder(), PreviousHolder::Released);
     lock.try_unlock().unwrap();
-    assert_eq!(exit_code(child), 0, "the numbered check in the child failed");
+    assert_eq!(
+        exit_code(child),
+        0,
+        "the numbered check in the child failed"
+    );
 }

@@ -41,7 +41,9 @@ fn bad_names_are_refused_before_the_os_sees_them() {
 
 #[test]
 fn a_name_with_and_without_its_slash_is_one_lock() {
-    let bare = common::unique_name("noslash").trim_start_matches('/').to_owned();
+    let bare = common::unique_name("noslash")
+        .trim_start_matches('/')
+        .to_owned();
     let slashed = format!("/{bare}");
     let _cleanup = Cleanup::new(&[&slashed]);
     let mut a = SemaphoreLock::new(bare.as_str()).unwrap();
@@ -219,7 +221,10 @@ fn objects_that_are_not_ours_are_refused() {
     let refused = |contents: &[u8], expected: &str| {
         fs::write(&path, contents).unwrap();
         let err = SemaphoreLock::new(&name).unwrap_err();
-        assert!(matches!(err, SimpleLockError::UnknownError { .. }), "{err:?}");
+        assert!(
+            matches!(err, SimpleLockError::UnknownError { .. }),
+            "{err:?}"
+        );
         assert!(err.to_string().contains(expected), "{err}");
         fs::remove_file(&path).unwrap();
     };

@@ -256,7 +256,10 @@ fn many_processes_open_a_new_name_at_once() {
 /// The file descriptors, memory mappings and lock objects of this process.
 fn resources(prefix: &str) -> (usize, usize, usize) {
     let fds = fs::read_dir("/proc/self/fd").unwrap().count();
-    let maps = fs::read_to_string("/proc/self/maps").unwrap().lines().count();
+    let maps = fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .count();
     let objects = fs::read_dir("/dev/shm")
         .unwrap()
         .filter(|e| {
@@ -493,7 +496,10 @@ fn removal_while_others_wait_moves_them_to_the_new_object() {
     remover.unlink().unwrap();
     assert_eq!(c2.next(GUARD), "acquired Released");
     let new_ino = fs::metadata(common::object_path(&name)).unwrap().ino();
-    assert_ne!(new_ino, held_ino, "the waiter must have opened a new object");
+    assert_ne!(
+        new_ino, held_ino,
+        "the waiter must have opened a new object"
+    );
 
     // c1's handle is on the first, removed object; ours too: both must see c2's holding.
     assert!(matches!(
@@ -502,7 +508,11 @@ fn removal_while_others_wait_moves_them_to_the_new_object() {
     ));
     assert_eq!(old_here.status().unwrap(), LockStatus::Taken);
     c1.send("lock");
-    assert_eq!(c1.next_within(Duration::from_millis(150)), None, "two holders");
+    assert_eq!(
+        c1.next_within(Duration::from_millis(150)),
+        None,
+        "two holders"
+    );
     c2.send("unlock");
     c2.expect("released");
     assert_eq!(c1.next(GUARD), "acquired Released");

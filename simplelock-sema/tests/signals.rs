@@ -6,8 +6,8 @@
 //! In a binary of its own, because it installs a process-wide signal handler.
 #![allow(unsafe_code)]
 
-use std::sync::mpsc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,10 @@ fn under_storm<T: Send>(
         let storm = s.spawn(move || {
             let start = Instant::now();
             while !done.load(Ordering::SeqCst) {
-                assert!(start.elapsed() < GUARD, "the wait did not end under the storm");
+                assert!(
+                    start.elapsed() < GUARD,
+                    "the wait did not end under the storm"
+                );
                 // The thread may have just finished; a failed send is fine then.
                 let _ = pthread_kill(target, Signal::SIGUSR1);
                 thread::sleep(Duration::from_micros(100));

@@ -356,12 +356,7 @@ pub(crate) fn init_fork_local() -> io::Result<&'static ForkLocal> {
         return Err(err);
     }
     let fresh = addr.cast::<ForkLocal>();
-    match FORK_LOCAL.compare_exchange(
-        ptr::null_mut(),
-        fresh,
-        Ordering::AcqRel,
-        Ordering::Acquire,
-    ) {
+    match FORK_LOCAL.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => {}
         Err(_) => {
             // Another thread published its page first; ours was never shared.

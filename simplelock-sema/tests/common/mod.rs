@@ -138,10 +138,10 @@ impl Child {
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(message) = line.strip_prefix(TAG) {
-                    if tx.send(message.to_owned()).is_err() {
-                        break;
-                    }
+                if let Some(message) = line.strip_prefix(TAG)
+                    && tx.send(message.to_owned()).is_err()
+                {
+                    break;
                 }
             }
         });
@@ -164,7 +164,10 @@ impl Child {
                 panic!("child {} said nothing for {guard:?}", self.pid())
             }
             Err(RecvTimeoutError::Disconnected) => {
-                panic!("child {} ended without saying what we waited for", self.pid())
+                panic!(
+                    "child {} ended without saying what we waited for",
+                    self.pid()
+                )
             }
         }
     }
@@ -260,7 +263,10 @@ impl Section {
                 // The marker must belong to a process that is gone, not to a live one.
                 let pid: u32 = owner.trim().parse().unwrap_or(0);
                 if pid != 0 && process_is_running(pid) {
-                    self.record(&self.overlaps, &format!("repairing live pid {pid}'s marker"));
+                    self.record(
+                        &self.overlaps,
+                        &format!("repairing live pid {pid}'s marker"),
+                    );
                 }
                 let _ = fs::remove_file(&self.marker);
             }
@@ -337,14 +343,20 @@ pub fn process_is_running(pid: u32) -> bool {
 pub fn process_state(pid: u32) -> Option<String> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let close = text.rfind(')')?;
-    text[close + 1..].split_whitespace().next().map(str::to_owned)
+    text[close + 1..]
+        .split_whitespace()
+        .next()
+        .map(str::to_owned)
 }
 
 /// Waits until `condition` holds, within [`GUARD`]; panics naming `what` if it does not.
 pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let start = Instant::now();
     while !condition() {
-        assert!(start.elapsed() < GUARD, "{what} did not happen within {GUARD:?}");
+        assert!(
+            start.elapsed() < GUARD,
+            "{what} did not happen within {GUARD:?}"
+        );
         thread::sleep(Duration::from_micros(200));
     }
 }
