@@ -1,2 +1,98 @@
-//! placeholder
-fn main() {}
+//! Uncontended lock + unlock pairs: the bare `flock(2)` pair, std's `File::lock`, fd-lock's
+//! write guard, and `FileLock` directly and through `Box<dyn Lock>` from the builder — on a
+//! managed lock file (with the holder record: one `pread` and two `pwrite`s more per pair) and
+//! on a file with foreign content (no record: the raw cost of the rest).
+//!
+//! `cargo bench -p simplelock-file --bench uncontended` (add `-- --quick` for a short run).
+//! The files go in the temporary folder, or in `$SIMPLELOCK_BENCH_DIR`: the record's writes
+//! cost more on a journaling file system (ext4 updates the file's times in its journal) than
+//! on tmpfs, where `$XDG_RUNTIME_DIR` — the default lock folder — usually is.
+#![allow(
+    unsafe_code,
+    reason = "the bare flock(2) pair, the baseline of the comparison"
+)]
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use simplelock_core::{ConcreteLock, Lock, LockBuilder};
+use simplelock_file::FileLock;
+
+fn bench_dir() -> PathBuf {
+    let base =
+        std::env::var_os("SIMPLELOCK_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    let dir = base.join(format!("simplelock-file-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn open(path: &Path) -> File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .unwrap()
+}
+
+fn uncontended(c: &mut Criterion) {
+    let dir = bench_dir();
+    let managed = dir.join("managed.lock");
+    let foreign = dir.join("foreign.lock");
+    std::fs::write(&foreign, "someone's data, never written by FileLock\n").unwrap();
+
+    let mut group = c.benchmark_group("uncontended lock+unlock");
+
+    let file = open(&dir.join("raw.lock"));
+    let fd = file.as_raw_fd();
+    group.bench_function("raw flock(2) pair", |b| {
+        b.iter(|| {
+            // SAFETY: `fd` belongs to `file`, open for the whole benchmark.
+            unsafe {
+                assert_eq!(libc::flock(fd, libc::LOCK_EX), 0);
+                assert_eq!(libc::flock(fd, libc::LOCK_UN), 0);
+            }
+        });
+    });
+
+    let file = open(&dir.join("std.lock"));
+    group.bench_function("std File::lock + unlock", |b| {
+        b.iter(|| {
+            file.lock().unwrap();
+            file.unlock().unwrap();
+        });
+    });
+
+    let mut fd_lock = fd_lock::RwLock::new(open(&dir.join("fd-lock.lock")));
+    group.bench_function("fd-lock write guard", |b| {
+        b.iter(|| drop(fd_lock.write().unwrap()));
+    });
+
+    for (label, path) in [("managed", &managed), ("foreign content", &foreign)] {
+        let mut lock = FileLock::new(path).unwrap();
+        group.bench_function(format!("FileLock try_lock + try_unlock ({label})"), |b| {
+            b.iter(|| {
+                lock.try_lock().unwrap();
+                lock.try_unlock().unwrap();
+            });
+        });
+
+        let mut boxed: Box<dyn Lock> = LockBuilder::default()
+            .wrap(Box::new(FileLock::new(path).unwrap()))
+            .unwrap();
+        group.bench_function(format!("Box<dyn Lock> lock + unlock ({label})"), |b| {
+            b.iter(|| {
+                boxed.lock().unwrap();
+                boxed.unlock().unwrap();
+            });
+        });
+    }
+    group.finish();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+criterion_group!(benches, uncontended);
+criterion_main!(benches);

@@ -29,12 +29,18 @@
 //! // Another handle, as another process would have it, sees who holds the lock:
 //! let mut other = FileLock::new(dir.join("deploy.lock"))?;
 //! assert_eq!(other.status()?, LockStatus::Taken);
-//! match other.timed_lock(Duration::from_millis(10)) {
-//!     Err(SimpleLockError::TimedOut { holder, .. }) => {
+//! match other.try_lock() {
+//!     Err(SimpleLockError::AlreadyLocked { holder, .. }) => {
 //!         assert_eq!(holder.map(|h| h.pid), Some(std::process::id()));
 //!     }
 //!     unexpected => panic!("{unexpected:?}"),
 //! }
+//! // This thread holds the lock through `deploy`: waiting for it through `other` would never
+//! // end, and is refused.
+//! assert!(matches!(
+//!     other.timed_lock(Duration::from_secs(5)),
+//!     Err(SimpleLockError::WouldDeadlock { .. })
+//! ));
 //! deploy.try_unlock()?;
 //!
 //! // Through the builder, with a guard that releases on every way out of the block:
@@ -130,9 +136,12 @@
 //! process that took the lock, as seen from this process's pid namespace (none if the holder is
 //! outside it). `since` comes from the record when its pid is that holder's; after a pid reuse
 //! (a holder that is not a simplelock one, with the pid of a dead simplelock holder) it could
-//! be that of the earlier holder. Where `/proc/locks` cannot be read (other systems, no `/proc`),
-//! `status()` tries the lock and releases it at once (another process's `try_lock` may fail
-//! during those microseconds), and the holder comes from the record alone.
+//! be that of the earlier holder. The kernel builds `/proc/locks` a page at a time and a list
+//! longer than a page (about 80 locks in the whole system) is not one snapshot, so a lock
+//! missing from such a list proves nothing. Where `/proc/locks` cannot tell (a long list, a
+//! file system whose device numbers differ from those of `stat`) or cannot be read (other
+//! systems, no `/proc`), `status()` tries the lock and releases it at once (another process's
+//! `try_lock` may fail during those microseconds), and the holder comes from the record alone.
 //!
 //! **Timed waits hand over promptly without polling.** `flock` has no timeout. `timed_lock`
 //! tries the lock; if it is taken, it watches the file with inotify and sleeps in `ppoll` until
@@ -221,7 +230,12 @@
 //! registry; on a file with foreign content, the `pread` happens once per handle and the writes
 //! never. `holder()`, `status()` and the holder in `AlreadyLocked`/`TimedOut` read
 //! `/proc/locks`, on the failure path only. `benches/uncontended.rs` measures it against the bare
-//! `flock` pair, std's `File::lock` and fd-lock.
+//! `flock` pair, std's `File::lock` and fd-lock. On the development machine (2 cores, Linux 6.18,
+//! tmpfs and ext4 alike) a pair took about 0.44 µs with bare `flock`, std and fd-lock, 0.57 µs
+//! with `FileLock` on a foreign file, and 2.0 µs with `FileLock` on a managed file: each
+//! `pwrite` of the record costs more than a `flock`. A cheaper record would need a shared
+//! mapping of the file, which a process that truncates the file turns into a `SIGBUS` in every
+//! holder; the record stays a `pread`/`pwrite` one.
 //!
 //! # Supported platforms
 //!

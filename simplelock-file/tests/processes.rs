@@ -267,9 +267,13 @@ fn an_execed_program_does_not_keep_the_lock() {
     if role().as_deref() == Some("exec") {
         let mut lock = FileLock::new(env_path(LOCK_PATH)).unwrap();
         lock.try_lock().unwrap();
+        // Never waited for: this process is killed, and the test kills the sleeper.
+        #[allow(clippy::zombie_processes)]
         let sleeper = std::process::Command::new("sleep")
             .arg("60")
             .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         println!("@sleeper {}", sleeper.id());

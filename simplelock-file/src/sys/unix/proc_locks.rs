@@ -47,7 +47,8 @@ pub(crate) fn flock_holders(dev: u64, ino: u64) -> io::Result<Lookup> {
     use std::io::Read;
 
     let mut file = std::fs::File::open("/proc/locks")?;
-    let mut text = vec![0u8; 64 * 1024];
+    // The kernel hands out at most a page per read; more room only saves a resize.
+    let mut text = vec![0u8; 16 * 1024];
     let mut len = 0;
     let mut reads = 0;
     loop {
