@@ -142,3 +142,25 @@ pub(crate) fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 pub(crate) fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
 }
+
+/// Whether a child running as `nobody` can run this test binary and reach [`run_dir`]: every
+/// folder above them must be searchable by others (a checkout under `/root` is not).
+pub(crate) fn nobody_can_reach() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let exe = std::env::current_exe().unwrap();
+    let searchable = |path: &Path| {
+        path.ancestors()
+            .skip(1)
+            .all(|dir| fs::metadata(dir).is_ok_and(|m| m.mode() & 0o001 != 0))
+    };
+    let runnable = fs::metadata(&exe).is_ok_and(|m| m.mode() & 0o005 == 0o005);
+    let reachable = runnable && searchable(&exe) && searchable(&run_dir().join("x"));
+    if !reachable {
+        eprintln!(
+            "note: `nobody` cannot reach {} or {}: the other-user cases are skipped",
+            exe.display(),
+            run_dir().display()
+        );
+    }
+    reachable
+}
