@@ -117,10 +117,12 @@ fn waiting_on_a_lock_this_thread_holds_is_would_deadlock() {
     let mut a = SemaphoreLock::new(&name).unwrap();
     let mut b = SemaphoreLock::new(&name).unwrap();
     a.try_lock().unwrap();
+    let watchdog = common::Watchdog::new("hang_lock on a lock this thread holds");
     assert!(matches!(
         b.hang_lock(),
         Err(SimpleLockError::WouldDeadlock { .. })
     ));
+    drop(watchdog);
     match b.try_lock() {
         Err(SimpleLockError::AlreadyLocked {
             holder: Some(h), ..

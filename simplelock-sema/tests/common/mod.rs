@@ -366,3 +366,31 @@ pub fn lock_within_guard(lock: &mut SemaphoreLock) {
     lock.timed_lock(GUARD)
         .unwrap_or_else(|e| panic!("lock not acquired within {GUARD:?}: {e}"));
 }
+
+/// Ends the test process if not dropped within [`GUARD`]: for a call that would block the test
+/// thread forever if the lock were broken (a panic could not end it).
+pub struct Watchdog(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Watchdog {
+    pub fn new(what: &'static str) -> Watchdog {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        thread::spawn(move || {
+            let start = Instant::now();
+            while !flag.load(Ordering::SeqCst) {
+                if start.elapsed() > GUARD {
+                    eprintln!("{what} did not return within {GUARD:?}: stuck");
+                    std::process::abort();
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Watchdog(done)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
