@@ -165,7 +165,7 @@ impl SemaphoreLock {
     /// any more (it was released, or never acquired).
     pub fn unlink(mut self) -> SimpleLockResult<()> {
         let me = self.me()?;
-        if self.owner != me {
+        if !self.holds(me) {
             self.hang_lock()?;
         }
         self.unlink_held(me)
@@ -215,8 +215,8 @@ impl SemaphoreLock {
         // Whether we slept: then other waiters may sleep too, and we keep the waiters bit set
         // when we acquire, so that our release wakes the next one.
         let mut slept = false;
-        // The owner we last found alive, and when: checked again after a slice.
-        let mut checked: Option<(u64, Instant)> = None;
+        // The owner we are watching, and since when (we met it, or last found it alive).
+        let mut watch: Option<(u64, Instant)> = None;
         loop {
             let shared = self.object.map.shared();
             let current = shared.word.load(Ordering::Acquire);
@@ -240,12 +240,20 @@ impl SemaphoreLock {
                 Word::Removed => {
                     self.reopen()?;
                     slept = false;
-                    checked = None;
+                    watch = None;
                     continue;
                 }
                 Word::Held { owner, waiters } => (owner, waiters),
             };
             let now = Instant::now();
+            let out_of_time = match wait {
+                Wait::Try => true,
+                Wait::Until {
+                    deadline: Some(deadline),
+                    ..
+                } => now >= deadline,
+                Wait::Forever | Wait::Until { deadline: None, .. } => false,
+            };
             if owner == me {
                 // Another handle of this process holds it: alive by definition.
                 if matches!(wait, Wait::Forever)
@@ -253,17 +261,26 @@ impl SemaphoreLock {
                 {
                     return Err(SimpleLockError::would_deadlock(&self.name.canonical));
                 }
-            } else if checked
-                .is_none_or(|(seen, at)| seen != owner || now.duration_since(at) >= SLICE)
-            {
-                match process::liveness(owner) {
-                    Liveness::Dead => {
-                        if self.take_over(me, current)? {
-                            return Ok(());
+            } else {
+                // Reading /proc costs microseconds, more than a normal handoff takes, so a
+                // waiter checks an owner only once it has held the lock for a whole slice
+                // while we watched — and before giving up.
+                let due = out_of_time
+                    || matches!(watch, Some((seen, since))
+                        if seen == owner && now.duration_since(since) >= SLICE);
+                if !matches!(watch, Some((seen, _)) if seen == owner) {
+                    watch = Some((owner, now));
+                }
+                if due {
+                    match process::liveness(owner) {
+                        Liveness::Dead => {
+                            if self.take_over(me, current)? {
+                                return Ok(());
+                            }
+                            continue;
                         }
-                        continue;
+                        Liveness::Alive => watch = Some((owner, now)),
                     }
-                    Liveness::Alive => checked = Some((owner, now)),
                 }
             }
             let left = match wait {
@@ -273,21 +290,18 @@ impl SemaphoreLock {
                         Some(Holder::new(word::pid_of(owner))),
                     ));
                 }
-                Wait::Forever | Wait::Until { deadline: None, .. } => SLICE,
+                Wait::Until { timeout, .. } if out_of_time => {
+                    return Err(SimpleLockError::timed_out(
+                        &self.name.canonical,
+                        timeout,
+                        Some(Holder::new(word::pid_of(owner))),
+                    ));
+                }
                 Wait::Until {
                     deadline: Some(deadline),
-                    timeout,
-                } => {
-                    let left = deadline.saturating_duration_since(now);
-                    if left.is_zero() {
-                        return Err(SimpleLockError::timed_out(
-                            &self.name.canonical,
-                            timeout,
-                            Some(Holder::new(word::pid_of(owner))),
-                        ));
-                    }
-                    left.min(SLICE)
-                }
+                    ..
+                } => deadline.saturating_duration_since(now).min(SLICE),
+                Wait::Forever | Wait::Until { deadline: None, .. } => SLICE,
             };
             let expected = current | WAITERS;
             if !waiters
@@ -632,8 +646,8 @@ impl ConcreteLock for SemaphoreLock {
         self.acquire_slow(me, Wait::Try)
     }
 
-    /// Waits in the kernel (a futex) until the holder releases, checking every 10 ms that it is
-    /// alive and taking the lock over when it died.
+    /// Waits in the kernel (a futex) until the holder releases; after every 10 ms with the same
+    /// holder, checks that it is alive, and takes the lock over when it died.
     ///
     /// # Errors
     /// Also [`SimpleLockError::WouldDeadlock`] when the calling thread acquired this lock
