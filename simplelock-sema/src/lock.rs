@@ -101,10 +101,7 @@ impl SemaphoreLock {
     /// # Errors
     /// As [`new`](SemaphoreLock::new).
     pub fn with_mode(name: impl Into<String>, mode: u32) -> SimpleLockResult<SemaphoreLock> {
-        let given = name.into();
-        let name = name::check(&given)?;
-        let object_name = CString::new(name.object.clone())
-            .map_err(|_| SimpleLockError::invalid_name(&given, "the name contains a NUL byte"))?;
+        let (name, object_name) = checked(name.into())?;
         let object = open_object(&name, &object_name, mode, true)?.ok_or_else(|| {
             SimpleLockError::unknown(&name.canonical, "the new object vanished", None)
         })?;
@@ -138,10 +135,7 @@ impl SemaphoreLock {
     /// and [`SimpleLockError::PermissionDenied`] if we may use the object but not delete it
     /// (only its owner may, in the sticky `/dev/shm`).
     pub fn remove(name: impl Into<String>) -> SimpleLockResult<bool> {
-        let given = name.into();
-        let name = name::check(&given)?;
-        let object_name = CString::new(name.object.clone())
-            .map_err(|_| SimpleLockError::invalid_name(&given, "the name contains a NUL byte"))?;
+        let (name, object_name) = checked(name.into())?;
         let Some(object) = open_object(&name, &object_name, DEFAULT_MODE, false)? else {
             return Ok(false);
         };
@@ -390,10 +384,25 @@ impl SemaphoreLock {
     /// Opens the name again after finding our object removed.
     fn reopen(&mut self) -> SimpleLockResult<()> {
         debug_assert_eq!(self.owner, 0, "a holder never sees its object removed");
-        self.object =
+        let object =
             open_object(&self.name, &self.object_name, self.mode, true)?.ok_or_else(|| {
                 SimpleLockError::unknown(&self.name.canonical, "the new object vanished", None)
             })?;
+        if object.id == self.object.id {
+            // This crate marks an object removed only once its name is gone; the name leading
+            // to it still means someone wrote the mark by other means. Opening again would
+            // find it again, forever.
+            return Err(SimpleLockError::unknown(
+                &self.name.canonical,
+                format!(
+                    "the shared memory object {} is marked removed but still has its name; \
+                     delete it when nobody uses it",
+                    self.name.object
+                ),
+                None,
+            ));
+        }
+        self.object = object;
         Ok(())
     }
 
@@ -518,6 +527,15 @@ fn identity(name: &str) -> SimpleLockResult<(u64, u64)> {
     local.namespace.store(namespace, Ordering::Relaxed);
     local.token.store(token, Ordering::Release);
     Ok((token, namespace))
+}
+
+/// Checks the name `given` and makes the C string of its object's name.
+fn checked(given: String) -> SimpleLockResult<(LockName, CString)> {
+    let name = name::check(&given)?;
+    // `check` refused NUL bytes already; this cannot fail, but need not panic either.
+    let object_name = CString::new(name.object.clone())
+        .map_err(|_| SimpleLockError::invalid_name(&given, "the name contains a NUL byte"))?;
+    Ok((name, object_name))
 }
 
 /// Opens the object of `name` and checks its header.
@@ -817,6 +835,24 @@ mod tests {
         old.try_unlock().unwrap();
         fresh.try_lock().unwrap();
         fresh.try_unlock().unwrap();
+        assert!(SemaphoreLock::remove(&name).unwrap());
+    }
+
+    #[test]
+    fn a_removed_mark_on_a_named_object_is_an_error_not_a_spin() {
+        let name = name("tampered");
+        let mut lock = SemaphoreLock::new(&name).unwrap();
+        word_of(&lock).store(REMOVED, Ordering::SeqCst);
+        for result in [lock.try_lock(), lock.hang_lock()] {
+            match result {
+                Err(SimpleLockError::UnknownError { message, .. }) => {
+                    assert!(message.contains("marked removed"), "{message}")
+                }
+                other => panic!("expected an error, got {other:?}"),
+            }
+        }
+        word_of(&lock).store(0, Ordering::SeqCst);
+        drop(lock);
         assert!(SemaphoreLock::remove(&name).unwrap());
     }
 

@@ -4,6 +4,8 @@
 //! Big storms are `cargo xtask stress --backend sema`'s job; these stay small enough to run in
 //! every `cargo test`.
 
+#![allow(unsafe_code)]
+
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::thread;
@@ -584,4 +586,62 @@ fn another_users_lock_is_permission_denied() {
     let mut lock = SemaphoreLock::new(&shared).unwrap();
     lock.try_lock().unwrap();
     lock.try_unlock().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A process in another pid namespace than the `/proc` it sees (here: the first process of a
+/// new pid namespace, with the old `/proc`) could not check owners by their process ids: it
+/// gets an error instead of a lock.
+#[test]
+fn a_process_in_another_pid_namespace_is_refused() {
+    if role().is_some() {
+        // SAFETY: unshare takes flags only; it affects the children made after it.
+        if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
+            say(&format!(
+                "skip: unshare: {}",
+                std::io::Error::last_os_error()
+            ));
+            return;
+        }
+        // SAFETY: the child only opens a lock, inspects the error and `_exit`s.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Parent { child } => {
+                match nix::sys::wait::waitpid(child, None).unwrap() {
+                    nix::sys::wait::WaitStatus::Exited(_, code) => say(&format!("exit {code}")),
+                    other => say(&format!("ended {other:?}")),
+                }
+            }
+            nix::unistd::ForkResult::Child => {
+                let code = match SemaphoreLock::new(common::env(LOCK)) {
+                    Ok(_) => 1,
+                    Err(e) => match std::error::Error::source(&e) {
+                        Some(source) if source.to_string().contains("pid namespace") => 0,
+                        _ => 2,
+                    },
+                };
+                // SAFETY: ends the child at once, running nothing else.
+                unsafe { libc::_exit(code) }
+            }
+        }
+        return;
+    }
+    let name = common::unique_name("pidns");
+    let _cleanup = Cleanup::new(&[&name]);
+    let mut child = Child::spawn(
+        "a_process_in_another_pid_namespace_is_refused",
+        "unshare",
+        &[(LOCK, &name)],
+    );
+    let line = child.next(GUARD);
+    child.wait_success();
+    if let Some(reason) = line.strip_prefix("skip: ") {
+        println!("note: cannot make a pid namespace here ({reason}); skipped");
+        return;
+    }
+    assert_eq!(line, "exit 0", "1: the lock opened; 2: another error");
+    assert!(
+        !common::object_path(&name).exists(),
+        "a refused opener created the object"
+    );
 }
