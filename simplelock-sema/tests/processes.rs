@@ -283,22 +283,26 @@ fn no_leak_over_100k_cycles() {
     if role().is_some() {
         let names: Vec<String> = (0..16).map(|_| common::unique_name("leak")).collect();
         let prefix = format!("sl.slt-{}-leak-", std::process::id());
-        // Warm up what is made once per process (the page wiped on fork, thread marks).
-        drop(SemaphoreLock::new(&names[0]).unwrap());
-        SemaphoreLock::remove(&names[0]).unwrap();
-        let before = resources(&prefix);
-        for i in 0..100_000 {
+        let cycle = |i: usize| {
             let name = &names[i % names.len()];
             let mut lock = SemaphoreLock::new(name).unwrap();
             lock.try_lock().unwrap();
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 lock.try_unlock().unwrap();
             }
             drop(lock); // releases when still held
             if i % 10_000 == 9_999 {
                 assert!(SemaphoreLock::remove(name).unwrap());
             }
+        };
+        // Warm up what is made once per process (the page wiped on fork, the allocator's
+        // arenas), then count.
+        (0..1_000).for_each(cycle);
+        for name in &names {
+            SemaphoreLock::remove(name).unwrap();
         }
+        let before = resources(&prefix);
+        (0..100_000).for_each(cycle);
         for name in &names {
             SemaphoreLock::remove(name).unwrap();
         }
