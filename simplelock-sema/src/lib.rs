@@ -189,8 +189,8 @@
 //!
 //! A thread that holds the lock through one handle and calls
 //! [`hang_lock`](ConcreteLock::hang_lock) on another would wait for itself forever: that call
-//! returns [`SimpleLockError::WouldDeadlock`] instead (the holding thread is recorded next to
-//! the word, off the critical path). The check is by thread: if you locked in thread A, moved
+//! returns [`SimpleLockError::WouldDeadlock`] instead (the acquiring thread is recorded next to
+//! the word with one plain store, and only compared when the word names this process). The check is by thread: if you locked in thread A, moved
 //! the holding handle to thread B (which will unlock it) and then call `hang_lock` on another
 //! handle in A, you get `WouldDeadlock` although B would have released; use
 //! [`timed_lock`](ConcreteLock::timed_lock) for such handoffs (it never reports
@@ -252,6 +252,8 @@
 //!   days at 100 Hz). A new process with a dead owner's process id *and* the same start time
 //!   modulo 2³² ticks would be taken for the dead owner: the lock would stay held until that
 //!   process ends — stuck, never shared.
+//! - **Checkpoint/restore** (CRIU) gives a restored process a new start time: a lock it held
+//!   when checkpointed counts as held by a dead process after the restore.
 //! - **Recovery needs a locker**: a lock whose holder died stays held until someone locks it.
 //!   `status()` already reports it `Open`, and `holder()` reports nobody.
 //! - **A contended `try_lock`** against another process reads `/proc/PID/stat` (a few
