@@ -44,7 +44,7 @@ fn uncontended(c: &mut Criterion) {
     let foreign = dir.join("foreign.lock");
     std::fs::write(&foreign, "someone's data, never written by FileLock\n").unwrap();
 
-    let mut group = c.benchmark_group("uncontended lock+unlock");
+    let mut group = c.benchmark_group("FileLock, uncontended lock+unlock");
 
     let file = open(&dir.join("raw.lock"));
     let fd = file.as_raw_fd();
@@ -71,9 +71,12 @@ fn uncontended(c: &mut Criterion) {
         b.iter(|| drop(fd_lock.write().unwrap()));
     });
 
-    for (label, path) in [("managed", &managed), ("foreign content", &foreign)] {
+    for (label, path) in [
+        ("with holder record", &managed),
+        ("file without record", &foreign),
+    ] {
         let mut lock = FileLock::new(path).unwrap();
-        group.bench_function(format!("FileLock try_lock + try_unlock ({label})"), |b| {
+        group.bench_function(format!("FileLock via ConcreteLock ({label})"), |b| {
             b.iter(|| {
                 lock.try_lock().unwrap();
                 lock.try_unlock().unwrap();
@@ -83,7 +86,7 @@ fn uncontended(c: &mut Criterion) {
         let mut boxed: Box<dyn Lock> = LockBuilder::default()
             .wrap(Box::new(FileLock::new(path).unwrap()))
             .unwrap();
-        group.bench_function(format!("Box<dyn Lock> lock + unlock ({label})"), |b| {
+        group.bench_function(format!("FileLock via Box<dyn Lock> ({label})"), |b| {
             b.iter(|| {
                 boxed.lock().unwrap();
                 boxed.unlock().unwrap();

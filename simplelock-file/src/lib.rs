@@ -149,7 +149,13 @@
 //! descriptors of a holder that dies are closed (`IN_CLOSE_*`), so the waiter wakes within
 //! microseconds and tries again. An event can come a moment before the release lands (the
 //! record is written before the unlock, and the kernel reports a close before it drops the
-//! lock), so a failed try after an event waits 100 µs and retries, doubling. A holder that
+//! lock), so after an event that announces a release (the record says `free`, or it is not a
+//! record of ours) the waiter tries up to 64 times in a row, yielding the processor between
+//! tries; after any other event (the winner of the race writing `held`) or when those tries
+//! fail, it waits 100 µs and retries, doubling. The inotify instances are kept in a small
+//! per-process pool and reused (a wait adds and removes its watch, a few µs): closing an
+//! instance makes the kernel wait for an RCU grace period, about half a millisecond, which would
+//! otherwise land on every handoff. A holder that
 //! releases without touching the file (`flock(1)`, a read-only or foreign holder) is noticed by a
 //! backoff that starts at 1 ms and doubles up to 50 ms. Without inotify (other systems, the
 //! per-user instance limit reached) the backoff alone is used. The deadline is on the monotonic
@@ -290,6 +296,10 @@ pub(crate) enum Mode {
 const FIRST_PAUSE: Duration = Duration::from_millis(1);
 /// The pause after a wake-up by an event that was not (yet) the release.
 const PAUSE_AFTER_EVENT: Duration = Duration::from_micros(100);
+/// How many quick tries follow an event that announces a release (the record says `free`, or
+/// a descriptor was closed): the unlock lands microseconds after the event, and a pause of
+/// [`PAUSE_AFTER_EVENT`] would add that much to every handoff.
+const TRIES_AFTER_RELEASE: u32 = 64;
 /// The longest pause of `timed_lock`: how late a release that touches nothing is noticed.
 const MAX_PAUSE: Duration = Duration::from_millis(50);
 
@@ -627,6 +637,29 @@ impl FileLock {
         }
     }
 
+    /// Whether the file says a release is under way: the record is `free` (written just before
+    /// the unlock) or not ours (then the event was a close, which comes just before the kernel
+    /// drops a dead holder's lock). A `held` record means another waiter won: nothing to try.
+    fn release_announced(&self) -> bool {
+        self.read_entry()
+            .is_none_or(|entry| entry.state == State::Free)
+    }
+
+    /// A few tries in a row, yielding the processor between them, until the deadline at most:
+    /// for the moment between a release's announcement and its unlock.
+    fn try_soon(&mut self, deadline: Option<Instant>) -> SimpleLockResult<bool> {
+        for _ in 0..TRIES_AFTER_RELEASE {
+            if self.try_acquire()? {
+                return Ok(true);
+            }
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        Ok(false)
+    }
+
     fn timed_out(&self, timeout: Duration) -> SimpleLockError {
         SimpleLockError::timed_out(self.name(), timeout, self.holder_of_others())
     }
@@ -750,7 +783,12 @@ impl ConcreteLock for FileLock {
                 }
             };
             pause = match wake {
-                sys::Wake::Event => PAUSE_AFTER_EVENT,
+                sys::Wake::Event => {
+                    if self.release_announced() && self.try_soon(deadline)? {
+                        return Ok(());
+                    }
+                    PAUSE_AFTER_EVENT
+                }
                 sys::Wake::Timeout => (pause * 2).min(MAX_PAUSE),
                 sys::Wake::Interrupted => pause,
             };

@@ -33,6 +33,7 @@ mod linux {
     use std::ffi::CString;
     use std::io;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::sync::Mutex;
 
     use super::*;
 
@@ -46,10 +47,47 @@ mod linux {
         | libc::IN_DELETE_SELF
         | libc::IN_MOVE_SELF;
 
+    /// Idle inotify instances of this process (whose pid is kept with them), for the next wait.
+    ///
+    /// Closing an inotify instance makes the kernel wait for an RCU grace period: about 0.5 ms
+    /// on average here, sometimes several — measured, and it would land on every handoff, since
+    /// a waiter closes its instance right after it got the lock. So instances are kept and
+    /// reused; a wait only adds and removes its watch (about 4 µs). The pool holds at most as
+    /// many instances as the process ever had timed waits at once.
+    ///
+    /// Only `try_lock` is used on the pool: a fork can copy it locked by another thread, and a
+    /// waiter must never hang on that. A failed `try_lock` just costs a fresh instance (or, on
+    /// the way back, a slow close). The pid tells a forked child that the instances it sees are
+    /// its parent's (shared with it): it lets go of its copies and starts its own pool.
+    static IDLE: Mutex<(u32, Vec<OwnedFd>)> = Mutex::new((0, Vec::new()));
+
+    fn pooled() -> Option<OwnedFd> {
+        let mut idle = IDLE.try_lock().ok()?;
+        let pid = crate::sys::current_pid();
+        if idle.0 != pid {
+            // The parent's instances: closing our copies is cheap (the parent keeps them open).
+            idle.1.clear();
+            idle.0 = pid;
+        }
+        idle.1.pop()
+    }
+
+    fn give_back(inotify: OwnedFd) {
+        if let Ok(mut idle) = IDLE.try_lock() {
+            let pid = crate::sys::current_pid();
+            if idle.0 == pid || idle.1.is_empty() {
+                idle.0 = pid;
+                idle.1.push(inotify);
+            }
+        }
+    }
+
     /// An inotify instance watching one open file.
     #[derive(Debug)]
     pub(crate) struct Waiter {
-        inotify: OwnedFd,
+        /// Taken out only by `drop`, which gives it back to the pool.
+        inotify: Option<OwnedFd>,
+        watch: libc::c_int,
     }
 
     impl Waiter {
@@ -59,18 +97,37 @@ mod linux {
         /// The watch goes through `/proc/self/fd/N`, which names the open inode itself, not
         /// whatever the lock's path names now.
         pub(crate) fn new(file: &File) -> Option<Waiter> {
-            // SAFETY: inotify_init1 takes flags only.
-            let raw = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-            if raw < 0 {
-                return None;
-            }
-            // SAFETY: `raw` is a new descriptor that nothing else owns.
-            let inotify = unsafe { OwnedFd::from_raw_fd(raw) };
+            let inotify = match pooled() {
+                Some(inotify) => inotify,
+                None => {
+                    // SAFETY: inotify_init1 takes flags only.
+                    let raw = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+                    if raw < 0 {
+                        return None;
+                    }
+                    // SAFETY: `raw` is a new descriptor that nothing else owns.
+                    unsafe { OwnedFd::from_raw_fd(raw) }
+                }
+            };
             let path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
             // SAFETY: both descriptors are open; `path` is NUL-terminated and outlives the call.
             let watch =
                 unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), path.as_ptr(), EVENTS) };
-            (watch >= 0).then_some(Waiter { inotify })
+            if watch < 0 {
+                give_back(inotify);
+                return None;
+            }
+            let waiter = Waiter {
+                inotify: Some(inotify),
+                watch,
+            };
+            // Events left from an earlier use of the instance are not about this wait.
+            waiter.drain();
+            Some(waiter)
+        }
+
+        fn fd(&self) -> libc::c_int {
+            self.inotify.as_ref().map_or(-1, AsRawFd::as_raw_fd)
         }
 
         /// Wait at most `timeout` for an event on the file, and consume the events.
@@ -80,7 +137,7 @@ mod linux {
                 tv_nsec: timeout.subsec_nanos().into(),
             };
             let mut poll = libc::pollfd {
-                fd: self.inotify.as_raw_fd(),
+                fd: self.fd(),
                 events: libc::POLLIN,
                 revents: 0,
             };
@@ -107,14 +164,23 @@ mod linux {
             let mut buf = [0u8; 1024];
             loop {
                 // SAFETY: `buf` is a live buffer of `buf.len()` bytes; the descriptor is open.
-                let n = unsafe {
-                    libc::read(self.inotify.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())
-                };
+                let n = unsafe { libc::read(self.fd(), buf.as_mut_ptr().cast(), buf.len()) };
                 let interrupted =
                     n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted;
                 if n <= 0 && !interrupted {
                     return; // EAGAIN: all read
                 }
+            }
+        }
+    }
+
+    impl Drop for Waiter {
+        fn drop(&mut self) {
+            // SAFETY: the instance is open; removing a watch it holds touches nothing else.
+            unsafe { libc::inotify_rm_watch(self.fd(), self.watch) };
+            self.drain(); // the IN_IGNORED the removal queued, and anything else
+            if let Some(inotify) = self.inotify.take() {
+                give_back(inotify);
             }
         }
     }
