@@ -49,7 +49,7 @@ impl Drop for RawSem {
 
 fn uncontended(c: &mut Criterion) {
     let pid = std::process::id();
-    let mut group = c.benchmark_group("uncontended lock+unlock");
+    let mut group = c.benchmark_group("SemaphoreLock, uncontended lock+unlock");
 
     let raw = RawSem::new(&format!("/sl-bench-raw-{pid}"));
     group.bench_function("raw sem_wait+sem_post", |b| b.iter(|| raw.wait_post()));
