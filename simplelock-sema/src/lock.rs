@@ -135,20 +135,36 @@ impl SemaphoreLock {
     /// and [`SimpleLockError::PermissionDenied`] if we may use the object but not delete it
     /// (only its owner may, in the sticky `/dev/shm`).
     pub fn remove(name: impl Into<String>) -> SimpleLockResult<bool> {
-        let (name, object_name) = checked(name.into())?;
-        let Some(object) = open_object(&name, &object_name, DEFAULT_MODE, false)? else {
+        let Some(handle) = SemaphoreLock::open_existing(name)? else {
             return Ok(false);
         };
-        let handle = SemaphoreLock {
+        handle.unlink()?;
+        Ok(true)
+    }
+
+    /// Opens the lock `name` only if its shared memory object exists, without creating it:
+    /// for looking at a lock that may not be there (`status`, `holder`). `Ok(None)` if there is
+    /// none. The handle is a full handle; should the object be removed later, it opens the name
+    /// again like any other handle, creating the object with mode `0o600`.
+    ///
+    /// # Errors
+    /// As [`new`](SemaphoreLock::new).
+    pub fn open_existing(name: impl Into<String>) -> SimpleLockResult<Option<SemaphoreLock>> {
+        let given = name.into();
+        let name = name::check(&given)?;
+        let object_name = CString::new(name.object.clone())
+            .map_err(|_| SimpleLockError::invalid_name(&given, "the name contains a NUL byte"))?;
+        let Some(object) = open_object(&name, &object_name, DEFAULT_MODE, false)? else {
+            return Ok(None);
+        };
+        Ok(Some(SemaphoreLock {
             name,
             object_name,
             mode: DEFAULT_MODE,
             object,
             owner: 0,
             previous: PreviousHolder::Unknown,
-        };
-        handle.unlink()?;
-        Ok(true)
+        }))
     }
 
     /// Deletes this lock's shared memory object, like [`remove`](SemaphoreLock::remove): at

@@ -56,6 +56,35 @@ fn a_name_with_and_without_its_slash_is_one_lock() {
 }
 
 #[test]
+fn open_existing_never_creates_and_sees_the_lock_when_it_exists() {
+    let name = common::unique_name("existing");
+    let _cleanup = Cleanup::new(&[&name]);
+    assert!(
+        SemaphoreLock::open_existing(name.as_str())
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !common::object_path(&name).exists(),
+        "looking created the object"
+    );
+    let mut holder = SemaphoreLock::new(name.as_str()).unwrap();
+    holder.try_lock().unwrap();
+    let looker = SemaphoreLock::open_existing(name.as_str())
+        .unwrap()
+        .unwrap();
+    assert_eq!(looker.status().unwrap(), LockStatus::Taken);
+    assert_eq!(
+        looker.holder().unwrap().map(|h| h.pid),
+        Some(std::process::id())
+    );
+    assert!(matches!(
+        SemaphoreLock::open_existing("a/b"),
+        Err(SimpleLockError::InvalidName { .. })
+    ));
+}
+
+#[test]
 fn the_longest_name_works() {
     let prefix = common::unique_name("long");
     let name = format!("{prefix}{}", "y".repeat(MAX_NAME_LEN + 1 - prefix.len()));
