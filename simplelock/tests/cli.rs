@@ -368,8 +368,47 @@ fn shared_locks_admit_readers_together_and_exclude_a_writer() {
 fn the_semaphore_backend_runs_and_removes() {
     let sandbox = Sandbox::new("sema");
     let name = format!("cli-{}-sema", std::process::id());
+    let status = sandbox.run(&["status", "--backend", "sema", &name]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains(": free"));
+    let object = format!("/dev/shm/sl.{name}");
+    assert!(!Path::new(&object).exists(), "status created the lock");
     let run = sandbox.run(&["--backend", "sema", &name, "--", "sh", "-c", "exit 3"]);
     assert_eq!(run.status.code(), Some(3), "{}", stderr(&run));
     assert!(sandbox.run(&["remove", &name]).status.success());
     assert_eq!(sandbox.run(&["remove", &name]).status.code(), Some(1));
+}
+
+#[test]
+fn a_long_wait_on_a_terminal_shows_the_holder() {
+    // `script` (util-linux) gives the tool a terminal; without it there is nothing to test.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` command to provide a terminal");
+        return;
+    }
+    let sandbox = Sandbox::new("progress");
+    let started = sandbox.path("started");
+    let holder = sandbox.spawn(&[
+        "job",
+        "--",
+        "sh",
+        "-c",
+        &format!("touch {started}; sleep 2.5"),
+    ]);
+    sandbox.wait_for("started");
+    let inner = format!("{BIN} --timeout 20 job -- true");
+    let output = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("SIMPLELOCK_DIR", &sandbox.dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let shown = String::from_utf8_lossy(&output.stdout);
+    let expected = format!(
+        r#"waiting for lock "job" (held by pid {} for "#,
+        holder.id()
+    );
+    assert!(shown.contains(&expected), "no progress line in {shown:?}");
+    assert!(shown.contains("waited 1s"), "{shown:?}");
+    assert!(holder.wait_with_output().unwrap().status.success());
 }

@@ -152,10 +152,10 @@ fn acquire(lock: &mut dyn ConcreteLock, wait: Wait, name: &str) -> SimpleLockRes
                 {
                     break Err(SimpleLockError::timed_out(lock_name, limit, holder));
                 }
-                let by = holder.map_or(String::new(), |h| format!(", held by {h}"));
+                let by = holder.map_or(String::new(), |h| format!(" (held by {h})"));
                 let _ = write!(
                     stderr,
-                    "\r\x1b[Ksimplelock: waiting for lock {name:?}{by} — {}s",
+                    "\r\x1b[Ksimplelock: waiting for lock {name:?}{by}, waited {}s",
                     start.elapsed().as_secs()
                 );
                 let _ = stderr.flush();
@@ -172,13 +172,20 @@ fn acquire(lock: &mut dyn ConcreteLock, wait: Wait, name: &str) -> SimpleLockRes
 
 /// `simplelock status`: who holds the lock and since when; exit status 0 either way.
 fn status(backend: Backend, target: &Target, json: bool) -> SimpleLockResult<i32> {
-    let lock = open(backend, target, false)?;
-    let state = lock.status()?;
-    let holder = match state {
-        LockStatus::Open => None,
-        _ => lock.holder()?,
+    // Looking at a semaphore lock must not create its kernel object. (A lock file is created:
+    // lock files are never removed anyway, and creating one changes nothing for anybody.)
+    let lock: Option<Box<dyn ConcreteLock + Send>> = match (backend, target) {
+        (Backend::Sema, Target::Name(name)) => SemaphoreLock::open_existing(name)?
+            .map(|lock| Box::new(lock) as Box<dyn ConcreteLock + Send>),
+        _ => Some(open(backend, target, false)?),
     };
-    let held = state != LockStatus::Open;
+    let (held, holder) = match &lock {
+        None => (false, None),
+        Some(lock) => match lock.status()? {
+            LockStatus::Open => (false, None),
+            _ => (true, lock.holder()?),
+        },
+    };
     let backend_name = match backend {
         Backend::File => "file",
         Backend::Sema => "sema",
