@@ -1,4 +1,6 @@
-//! `cargo xtask ci`: everything CI checks, in the order a failure is cheapest to see.
+//! `cargo xtask ci`: everything CI checks, in the order a failure is cheapest to see: format,
+//! lints, tests (every crate with all features, then the facade with each feature combination),
+//! docs, and a short multi-process stress run.
 
 use std::fs;
 
@@ -40,6 +42,8 @@ pub(crate) fn main(args: &[String]) -> TaskResult {
     let mut doc = cargo(&["doc", "--workspace", "--all-features", "--no-deps"]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     step(doc)?;
+    // Real processes and a SIGKILL storm against each backend, sized to take seconds.
+    crate::stress::main(&["--quick".to_owned()])?;
     println!("\nci: all checks passed");
     Ok(())
 }

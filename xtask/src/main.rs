@@ -3,6 +3,7 @@
 //! - `ci`: formatting, clippy, the tests of every feature combination of the facade, doc-tests,
 //!   docs and a short stress run, stopping at the first failure.
 //! - `stress`: many processes hammering one lock, and holders killed inside it (see `stress.rs`).
+//! - `bench`: every benchmark in one run, written into README.md and docs/bench.svg.
 //!
 //! Each task prints every command before it runs it.
 #![forbid(unsafe_code)]
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+mod bench;
 mod ci;
 mod stress;
 
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::main(&args[1..]),
         Some("stress") => stress::main(&args[1..]),
+        Some("bench") => bench::main(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())
@@ -47,6 +50,8 @@ tasks:
   stress    multi-process counter run and kill storm; options (all optional):
               --backend file|sema|flock|none|all  --procs N  --iterations N  --kills N
               --duration SECS  --hold-us N  --mode hang|try|timed|mix  --quick (CI's size)
+  bench     criterion and multi-process benchmarks, written into README.md and docs/bench.svg;
+              --quick for a shorter, noisier run
 ";
 
 /// The workspace root.

@@ -1,0 +1,413 @@
+//! The results of `cargo xtask bench` for people: a Markdown section for the README and an SVG
+//! chart. Every ratio compares numbers of the same run.
+
+use std::fmt::Write;
+
+use super::Results;
+
+/// A goal of the issues, checked against a ratio.
+struct Goal {
+    text: String,
+    met: bool,
+}
+
+fn at_most(ratio: f64, limit: f64) -> Goal {
+    Goal {
+        text: format!("≤ {limit}×"),
+        met: ratio <= limit,
+    }
+}
+
+fn at_least(ratio: f64, limit: f64) -> Goal {
+    Goal {
+        text: format!("≥ {limit}×"),
+        met: ratio >= limit,
+    }
+}
+
+fn goal_cell(goal: Option<Goal>) -> String {
+    match goal {
+        Some(goal) if goal.met => format!("{} ✅", goal.text),
+        Some(goal) => format!("{} ❌", goal.text),
+        None => String::new(),
+    }
+}
+
+/// A number of nanoseconds, in the unit that reads best.
+fn duration(ns: f64) -> String {
+    if ns < 1e3 {
+        format!("{ns:.1} ns")
+    } else if ns < 1e6 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{:.1} ms", ns / 1e6)
+    }
+}
+
+/// One bar of a chart.
+struct Bar {
+    label: String,
+    value: f64,
+    /// Ours (drawn in the accent colour) or a reference.
+    ours: bool,
+}
+
+/// A chart panel: a title, a unit, bars, and whether the scale is logarithmic.
+struct Panel {
+    title: String,
+    unit: &'static str,
+    log: bool,
+    bars: Vec<Bar>,
+}
+
+pub(crate) struct Report {
+    machine: String,
+    uncontended: Vec<(String, Vec<(String, f64)>)>,
+    handoff: Vec<(String, String, f64, f64)>,
+    throughput: Vec<(String, f64)>,
+    recovery: Vec<(String, f64, f64, u64)>,
+}
+
+impl Report {
+    pub(crate) fn new(results: &Results, machine: String) -> Self {
+        // criterion ids are "group/function": one table section per group.
+        let mut uncontended: Vec<(String, Vec<(String, f64)>)> = Vec::new();
+        for (id, ns) in &results.criterion {
+            let (group, function) = id.split_once('/').unwrap_or(("", id));
+            match uncontended.iter_mut().find(|(g, _)| g == group) {
+                Some((_, rows)) => rows.push((function.to_owned(), *ns)),
+                None => uncontended.push((group.to_owned(), vec![(function.to_owned(), *ns)])),
+            }
+        }
+        let mut handoff = Vec::new();
+        let mut throughput = Vec::new();
+        let mut recovery = Vec::new();
+        for r in &results.multi {
+            let get = |key: &str| r.get(key).cloned().unwrap_or_default();
+            let num = |key: &str| get(key).parse::<f64>().unwrap_or(f64::NAN);
+            match get("kind").as_str() {
+                "handoff" => {
+                    handoff.push((get("backend"), get("wait"), num("median_ns"), num("p99_ns")))
+                }
+                "throughput" => throughput.push((get("backend"), num("per_second"))),
+                "recovery" => recovery.push((
+                    get("backend"),
+                    num("median_ns"),
+                    num("worst_ns"),
+                    get("kills").parse().unwrap_or(0),
+                )),
+                _ => {}
+            }
+        }
+        Report {
+            machine,
+            uncontended,
+            handoff,
+            throughput,
+            recovery,
+        }
+    }
+
+    fn handoff_median(&self, backend: &str, wait: &str) -> Option<f64> {
+        self.handoff
+            .iter()
+            .find(|(b, w, ..)| b == backend && w == wait)
+            .map(|h| h.2)
+    }
+
+    fn throughput_of(&self, backend: &str) -> Option<f64> {
+        self.throughput
+            .iter()
+            .find(|(b, _)| b == backend)
+            .map(|t| t.1)
+    }
+
+    pub(crate) fn markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(
+            md,
+            "Measured by `cargo xtask bench` on {}, lock files on tmpfs. All numbers come from one \
+             run; ratios compare with the raw system call measured next to it.\n",
+            self.machine
+        );
+        md.push_str("**Uncontended lock + unlock** (one process, criterion median per pair)\n\n");
+        md.push_str("| lock | per pair | vs raw | goal |\n|---|---:|---:|---|\n");
+        for (group, rows) in &self.uncontended {
+            let raw = rows
+                .iter()
+                .find(|(name, _)| name.starts_with("raw"))
+                .map(|(_, ns)| *ns);
+            let _ = writeln!(md, "| *{group}* | | | |");
+            for (name, ns) in rows {
+                let ratio = raw.map(|raw| ns / raw);
+                let goal = ratio
+                    .filter(|_| name.contains("Box<dyn Lock>"))
+                    .map(|ratio| {
+                        if group.to_lowercase().contains("sem") {
+                            at_most(ratio, 2.0)
+                        } else {
+                            at_most(ratio, 1.10)
+                        }
+                    });
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} |",
+                    name.replace('|', "\\|"),
+                    duration(*ns),
+                    ratio.map_or(String::new(), |r| format!("{r:.2}×")),
+                    goal_cell(goal)
+                );
+            }
+        }
+
+        md.push_str(
+            "\n**Handoff**: from the holder's release to the return of the lock call in the \
+             process waiting for it (two processes; the waiter is asleep in its wait)\n\n",
+        );
+        md.push_str("| lock | wait | median | p99 | goal |\n|---|---|---:|---:|---|\n");
+        let poll = self.handoff_median("poll50", "hang");
+        for (backend, wait, median, p99) in &self.handoff {
+            let goal = match (backend.as_str(), wait.as_str()) {
+                ("file" | "sema", "timed") => self
+                    .handoff_median(backend, "hang")
+                    .map(|hang| at_most(median / hang, 2.0))
+                    .map(|g| Goal {
+                        text: format!("timed {} of blocking", g.text),
+                        met: g.met,
+                    }),
+                ("file" | "sema", _) => poll.map(|poll| Goal {
+                    text: format!(
+                        "{:.0}× faster than 50 ms polling (goal ≥ 100×)",
+                        poll / median
+                    ),
+                    met: poll / median >= 100.0,
+                }),
+                _ => None,
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {wait} | {} | {} | {} |",
+                label(backend),
+                duration(*median),
+                duration(*p99),
+                goal_cell(goal)
+            );
+        }
+
+        md.push_str(
+            "\n**Throughput**: 4 processes locking and unlocking one lock as fast as they can\n\n",
+        );
+        md.push_str(
+            "| lock | acquisitions per second | vs raw flock | goal |\n|---|---:|---:|---|\n",
+        );
+        let raw = self.throughput_of("flock");
+        for (backend, per_second) in &self.throughput {
+            let ratio = raw.map(|raw| per_second / raw);
+            let goal = ratio
+                .filter(|_| backend == "file")
+                .map(|ratio| at_least(ratio, 0.9));
+            let _ = writeln!(
+                md,
+                "| {} | {per_second:.0} | {} | {} |",
+                label(backend),
+                ratio.map_or(String::new(), |r| format!("{r:.2}×")),
+                goal_cell(goal)
+            );
+        }
+
+        md.push_str(
+            "\n**Recovery**: a holder SIGKILLed inside its critical section; time until the next \
+             process holds the lock (and is told the previous holder died)\n\n",
+        );
+        md.push_str("| lock | kills | median | worst | goal |\n|---|---:|---:|---:|---|\n");
+        for (backend, median, worst, kills) in &self.recovery {
+            let goal = (backend == "sema").then_some(Goal {
+                text: "worst ≤ 50 ms".to_owned(),
+                met: *worst <= 50e6,
+            });
+            let _ = writeln!(
+                md,
+                "| {} | {kills} | {} | {} | {} |",
+                label(backend),
+                duration(*median),
+                duration(*worst),
+                goal_cell(goal)
+            );
+        }
+        md.push_str("\n![benchmark chart](docs/bench.svg)\n");
+        md
+    }
+
+    pub(crate) fn svg(&self) -> String {
+        let mut panels = Vec::new();
+        for (group, rows) in &self.uncontended {
+            panels.push(Panel {
+                title: format!("Uncontended lock + unlock — {group}"),
+                unit: "ns per pair",
+                log: true,
+                bars: rows
+                    .iter()
+                    .map(|(name, ns)| Bar {
+                        label: name.clone(),
+                        value: *ns,
+                        ours: !name.starts_with("raw")
+                            && !name.contains("fd-lock")
+                            && !name.contains("std"),
+                    })
+                    .collect(),
+            });
+        }
+        panels.push(Panel {
+            title: "Handoff to a waiting process (median)".into(),
+            unit: "µs",
+            log: true,
+            bars: self
+                .handoff
+                .iter()
+                .map(|(backend, wait, median, _)| Bar {
+                    label: format!("{} ({wait})", label(backend)),
+                    value: median / 1e3,
+                    ours: backend == "file" || backend == "sema",
+                })
+                .collect(),
+        });
+        panels.push(Panel {
+            title: "Throughput, 4 contending processes".into(),
+            unit: "acquisitions per second",
+            log: false,
+            bars: self
+                .throughput
+                .iter()
+                .map(|(backend, per_second)| Bar {
+                    label: label(backend).into(),
+                    value: *per_second,
+                    ours: backend != "flock",
+                })
+                .collect(),
+        });
+        render(&panels, &self.machine)
+    }
+}
+
+fn label(backend: &str) -> &str {
+    match backend {
+        "file" => "FileLock",
+        "sema" => "SemaphoreLock",
+        "flock" => "raw flock(2)",
+        "poll50" => "flock polled every 50 ms",
+        "none" => "no lock",
+        other => other,
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Draws the panels one under the other as horizontal bar charts.
+fn render(panels: &[Panel], machine: &str) -> String {
+    const WIDTH: f64 = 860.0;
+    const LABEL: f64 = 300.0;
+    const BAR_AREA: f64 = 440.0;
+    const ROW: f64 = 22.0;
+    const TITLE: f64 = 34.0;
+    let height: f64 = 40.0
+        + panels
+            .iter()
+            .map(|p| TITLE + ROW * p.bars.len() as f64 + 16.0)
+            .sum::<f64>();
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(
+        svg,
+        r##"<rect width="100%" height="100%" fill="#ffffff"/>"##
+    );
+    let _ = writeln!(
+        svg,
+        r##"<text x="10" y="20" font-size="11" fill="#555555">simplelock benchmarks — {}</text>"##,
+        escape(machine)
+    );
+    let mut y = 40.0;
+    for panel in panels {
+        let scale = if panel.log { " (log scale)" } else { "" };
+        let _ = writeln!(
+            svg,
+            r#"<text x="10" y="{}" font-size="14" font-weight="bold">{} — {}{scale}</text>"#,
+            y + 16.0,
+            escape(&panel.title),
+            panel.unit
+        );
+        y += TITLE;
+        let finite = panel
+            .bars
+            .iter()
+            .map(|b| b.value)
+            .filter(|v| v.is_finite() && *v > 0.0);
+        let max = finite.clone().fold(0.0_f64, f64::max);
+        let min = finite.fold(f64::INFINITY, f64::min);
+        // A log scale starts a decade below the smallest bar, so that it still shows.
+        let floor = if panel.log {
+            10f64.powf(min.log10().floor() - 1.0)
+        } else {
+            0.0
+        };
+        let length = |value: f64| -> f64 {
+            if !(value.is_finite() && value > 0.0) {
+                return 0.0;
+            }
+            let fraction = if panel.log {
+                (value / floor).log10() / (max / floor).log10()
+            } else {
+                value / max
+            };
+            (fraction * BAR_AREA).max(1.0)
+        };
+        for bar in &panel.bars {
+            let fill = if bar.ours { "#d9480f" } else { "#868e96" };
+            let w = length(bar.value);
+            let _ = writeln!(
+                svg,
+                r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
+                LABEL - 8.0,
+                y + 15.0,
+                escape(&bar.label)
+            );
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{LABEL}" y="{}" width="{w:.1}" height="{}" fill="{fill}"/>"#,
+                y + 4.0,
+                ROW - 6.0
+            );
+            let _ = writeln!(
+                svg,
+                r#"<text x="{:.1}" y="{}">{}</text>"#,
+                LABEL + w + 6.0,
+                y + 15.0,
+                number(bar.value)
+            );
+            y += ROW;
+        }
+        y += 16.0;
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn number(value: f64) -> String {
+    if !value.is_finite() {
+        "n/a".into()
+    } else if value >= 1e6 {
+        format!("{:.2} M", value / 1e6)
+    } else if value >= 1e4 {
+        format!("{:.0} k", value / 1e3)
+    } else if value >= 100.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
+}
