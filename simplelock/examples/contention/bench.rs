@@ -133,11 +133,13 @@ pub(crate) fn handoff(args: &[String]) -> Result<(), String> {
 
 /// How long a handoff peer keeps the lock: 2 ms, long enough for the other to be asleep in its
 /// wait. A polling waiter would always wake at the same point of its period, so for it the time
-/// also gets a part spread over one period (taken from the clock: no need for a random crate).
+/// also gets a part spread evenly over one period: the clock's nanoseconds, scrambled (rounds
+/// are about one period apart, so the bare clock modulo the period would barely move).
 fn hold_time(backend: &str) -> Duration {
     let base = Duration::from_millis(2);
     if backend == "poll50" {
-        base + Duration::from_nanos(now_ns() % 50_000_000)
+        let scrambled = now_ns().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16;
+        base + Duration::from_nanos(scrambled % 50_000_000)
     } else {
         base
     }
