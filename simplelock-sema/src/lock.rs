@@ -373,15 +373,36 @@ impl SemaphoreLock {
             Err(err) => {
                 // Put the dead owner back, so that the next try sees the same situation.
                 self.owner = 0;
-                let _ =
-                    shared
-                        .word
-                        .compare_exchange(new, dead, Ordering::Release, Ordering::Relaxed);
+                self.give_back(me, dead);
                 Err(SimpleLockError::unknown(
                     &self.name.canonical,
                     "checking the shared memory object after taking over from a dead holder",
                     Some(Box::new(err)),
                 ))
+            }
+        }
+    }
+
+    /// Hands a word we took over from the dead owner `dead` back to it, after a failed check.
+    ///
+    /// Waiters may have set the waiters bit since we took it (we looked alive to them), so a
+    /// compare-and-swap from exactly the value we wrote could fail and leave the word naming us
+    /// while this handle no longer holds it: stuck for as long as this process lives. Keep the
+    /// bit instead, so the next locker finds the dead owner and takes over.
+    fn give_back(&self, me: u64, dead: u64) {
+        let shared = self.object.map.shared();
+        shared.holder_thread.store(0, Ordering::Relaxed);
+        let mut current = shared.word.load(Ordering::Relaxed);
+        while current & !WAITERS == me {
+            let back = (dead & !WAITERS) | (current & WAITERS);
+            match shared.word.compare_exchange_weak(
+                current,
+                back,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => current = now,
             }
         }
     }
@@ -817,6 +838,30 @@ mod tests {
             lock.try_unlock().unwrap();
             assert_eq!(word_of(&lock).load(Ordering::SeqCst), 0);
         }
+        assert!(SemaphoreLock::remove(&name).unwrap());
+    }
+
+    #[test]
+    fn a_failed_takeover_gives_the_lock_back_to_the_dead_owner_even_after_a_waiter_marked_it() {
+        let name = name("give-back");
+        let lock = SemaphoreLock::new(&name).unwrap();
+        let me = lock.me().unwrap();
+        let dead = dead_token();
+        // We took the word over from `dead` (it had no waiters bit), the check of the name then
+        // failed, and meanwhile a waiter saw us alive and set the waiters bit.
+        word_of(&lock).store(me | WAITERS, Ordering::SeqCst);
+        lock.give_back(me, dead);
+        assert_eq!(
+            word_of(&lock).load(Ordering::SeqCst),
+            dead | WAITERS,
+            "the word still names a process that does not hold the lock"
+        );
+        // So the next locker finds the dead owner and recovers the lock.
+        let mut next = SemaphoreLock::new(&name).unwrap();
+        next.try_lock().unwrap();
+        assert_eq!(next.previous_holder(), PreviousHolder::Died);
+        next.try_unlock().unwrap();
+        drop((lock, next));
         assert!(SemaphoreLock::remove(&name).unwrap());
     }
 
