@@ -222,12 +222,7 @@ impl FakeLock {
     /// [`SimpleLockError::AlreadyLocked`] if another handle holds it,
     /// [`SimpleLockError::AlreadyHeld`] if this one does, or the injected error.
     pub fn try_lock(&mut self) -> SimpleLockResult<()> {
-        self.acquire(Some(Duration::ZERO)).map_err(|e| match e {
-            SimpleLockError::TimedOut { name, holder, .. } => {
-                SimpleLockError::already_locked(name, holder)
-            }
-            other => other,
-        })
+        self.acquire(None, true)
     }
 
     /// Acquire the lock, waiting as long as it takes.
@@ -235,7 +230,7 @@ impl FakeLock {
     /// # Errors
     /// [`SimpleLockError::AlreadyHeld`] if this handle holds it, or the injected error.
     pub fn hang_lock(&mut self) -> SimpleLockResult<()> {
-        self.acquire(None)
+        self.acquire(None, false)
     }
 
     /// Acquire the lock, waiting at most `timeout`.
@@ -244,11 +239,12 @@ impl FakeLock {
     /// [`SimpleLockError::TimedOut`] if it stayed held, [`SimpleLockError::AlreadyHeld`] if
     /// this handle holds it, or the injected error.
     pub fn timed_lock(&mut self, timeout: Duration) -> SimpleLockResult<()> {
-        self.acquire(Some(timeout))
+        self.acquire(Some(timeout), false)
     }
 
-    /// Waits until the lock is free (`None`: forever) and takes it.
-    fn acquire(&mut self, timeout: Option<Duration>) -> SimpleLockResult<()> {
+    /// Waits until the lock is free (`None`: forever) and takes it; with `only_try`, fails with
+    /// `AlreadyLocked` at once instead.
+    fn acquire(&mut self, timeout: Option<Duration>, only_try: bool) -> SimpleLockResult<()> {
         let start = Instant::now();
         let mut state = self.state();
         state.lock_calls += 1;
@@ -259,6 +255,10 @@ impl FakeLock {
             return Err(SimpleLockError::already_held(self.name()));
         }
         while state.holder.is_some() {
+            if only_try {
+                let holder = Holder::new(std::process::id());
+                return Err(SimpleLockError::already_locked(self.name(), Some(holder)));
+            }
             let left = match timeout {
                 None => None,
                 Some(timeout) => match timeout.checked_sub(start.elapsed()) {

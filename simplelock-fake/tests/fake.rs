@@ -129,6 +129,21 @@ fn injected_failures_fire_once_and_leave_the_state_alone() {
 }
 
 #[test]
+fn an_injected_error_reaches_try_lock_as_it_was_given() {
+    let mut lock = FakeLock::default();
+    lock.fail_next_lock(SimpleLockError::timed_out(
+        "fake",
+        Duration::from_secs(1),
+        None,
+    ));
+    assert!(
+        matches!(lock.try_lock(), Err(SimpleLockError::TimedOut { .. })),
+        "the injected TimedOut was turned into another error"
+    );
+    lock.try_lock().unwrap();
+}
+
+#[test]
 fn silent_unlock_hides_an_injected_failure() {
     let fake = FakeLock::default();
     let mut lock = LockBuilder::default()
