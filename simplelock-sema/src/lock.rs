@@ -1,7 +1,7 @@
 //! [`SemaphoreLock`]: the handle, its fast paths and its slow paths.
 //!
-//! The reasoning behind every step is in the crate docs ("Why it is correct"); the comments
-//! here point at the case they handle.
+//! The reasoning behind every step is in the crate docs ("Why two holders can never coexist",
+//! "Why a dead holder is always recovered"); the comments here point at the case they handle.
 
 use std::cell::Cell;
 use std::ffi::CString;
@@ -150,10 +150,7 @@ impl SemaphoreLock {
     /// # Errors
     /// As [`new`](SemaphoreLock::new).
     pub fn open_existing(name: impl Into<String>) -> SimpleLockResult<Option<SemaphoreLock>> {
-        let given = name.into();
-        let name = name::check(&given)?;
-        let object_name = CString::new(name.object.clone())
-            .map_err(|_| SimpleLockError::invalid_name(&given, "the name contains a NUL byte"))?;
+        let (name, object_name) = checked(name.into())?;
         let Some(object) = open_object(&name, &object_name, DEFAULT_MODE, false)? else {
             return Ok(None);
         };
