@@ -331,6 +331,9 @@ pub fn lock_dir() -> SimpleLockResult<PathBuf> {
 /// `holder` and `previous_holder` take `&self`); it is not `Clone`: open another handle instead.
 pub struct FileLock {
     path: PathBuf,
+    /// `path` made absolute when the handle was made, for re-opening the file (in a forked
+    /// child, or to try it for `status`): the current folder may have changed since.
+    open_path: PathBuf,
     fd: sys::LockFd,
     /// The mode of the next acquisition.
     mode: Mode,
@@ -356,8 +359,9 @@ impl FileLock {
     /// A handle on the lock in the file at `path`, created if missing (mode 0644 less the
     /// umask), never truncated, never deleted. The handle does not hold the lock yet.
     ///
-    /// A relative path is opened relative to the current folder now; [`path`](FileLock::path)
-    /// returns it as given.
+    /// A relative path is opened relative to the current folder now, and names that file for
+    /// the life of the handle (also when it is re-opened, in a forked child, after a change of
+    /// folder); [`path`](FileLock::path) returns it as given.
     ///
     /// # Errors
     /// [`SimpleLockError::InvalidName`] if the path is empty, contains a NUL byte, is a symbolic
@@ -378,8 +382,10 @@ impl FileLock {
         }
         sys::init();
         let fd = sys::open(&path, &name)?;
+        let open_path = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
         Ok(FileLock {
             path,
+            open_path,
             fd,
             mode: Mode::Exclusive,
             opened_by: sys::current_pid(),
@@ -467,7 +473,7 @@ impl FileLock {
             // Inherited across fork: the descriptor is shared with the parent, whose flock it
             // may carry. Locking through it would "succeed" while the parent holds the lock, so
             // open the file again. Dropping the copy only closes the child's descriptor.
-            self.fd = sys::open(&self.path, &self.name())?;
+            self.fd = sys::open(&self.open_path, &self.name())?;
             self.opened_by = sys::current_pid();
             self.hold = None;
             self.foreign = false;
@@ -576,7 +582,7 @@ impl FileLock {
         let fd = if self.opened_by == sys::current_pid() {
             &self.fd
         } else {
-            fresh = sys::open(&self.path, &self.name())?;
+            fresh = sys::open(&self.open_path, &self.name())?;
             &fresh
         };
         let failed = |err| SimpleLockError::from_io(self.name(), "trying the lock file", err);

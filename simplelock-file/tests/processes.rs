@@ -407,6 +407,38 @@ fn fork_scenarios(path: &Path) {
     assert_eq!(code, 0, "fork scenario 3 failed at step {code}");
     other.try_lock().unwrap();
     other.try_unlock().unwrap();
+
+    // 4. A handle made with a relative path (this process runs in the lock's folder) names the
+    //    file it opened, also in a child that changed folder before it re-opens the file:
+    //    re-opening the relative path there would lock another file, beside the parent's hold.
+    let mut relative = FileLock::new(path.file_name().unwrap()).unwrap();
+    relative.try_lock().unwrap();
+    let elsewhere = path.with_file_name("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    let code = in_forked_child(|| {
+        if std::env::set_current_dir(&elsewhere).is_err() {
+            return 40;
+        }
+        if lock.status().ok() != Some(LockStatus::Taken) {
+            return 41;
+        }
+        if !matches!(lock.try_lock(), Err(SimpleLockError::AlreadyLocked { .. })) {
+            return 42;
+        }
+        if !matches!(
+            relative.try_lock(),
+            Err(SimpleLockError::AlreadyLocked { .. })
+        ) {
+            return 43;
+        }
+        0
+    });
+    assert_eq!(code, 0, "fork scenario 4 failed at step {code}");
+    assert!(
+        !elsewhere.join(path.file_name().unwrap()).exists(),
+        "the child created a lock file in its new folder"
+    );
+    relative.try_unlock().unwrap();
 }
 
 #[test]
@@ -419,7 +451,11 @@ fn a_forked_child_never_releases_the_parents_lock() {
     }
     // Fork in a process of its own, not in the multi-threaded test runner.
     let dir = scratch(TEST);
-    let mut forker = Proc::spawn(child(TEST, "forker").env(LOCK_PATH, dir.join("fork.lock")));
+    let mut forker = Proc::spawn(
+        child(TEST, "forker")
+            .env(LOCK_PATH, dir.join("fork.lock"))
+            .current_dir(&dir),
+    );
     assert_eq!(forker.next(), "done");
     forker.finish("the fork scenarios");
 }
