@@ -307,6 +307,30 @@ where
     ok("try_unlock", b.try_unlock());
 }
 
+/// Dropping a handle that does not hold the lock releases nothing: with `fcntl` locks, closing
+/// any descriptor of the file drops the process's lock, so a backend built on them fails here.
+pub fn drop_of_another_handle_keeps_the_lock<H, F>(opener: &F)
+where
+    H: ConcreteLock + Send,
+    F: Fn(&str) -> SimpleLockResult<H> + Sync,
+{
+    let mut a = open(opener, "drop-other");
+    let b = open(opener, "drop-other");
+    let mut c = open(opener, "drop-other");
+    ok("try_lock", a.try_lock());
+    drop(b);
+    assert_eq!(
+        status("the holder after another handle was dropped", &a),
+        LockStatus::Mine,
+        "dropping a handle that did not hold the lock released it"
+    );
+    assert!(
+        matches!(c.try_lock(), Err(SimpleLockError::AlreadyLocked { .. })),
+        "dropping a handle that did not hold the lock released it"
+    );
+    ok("try_unlock", a.try_unlock());
+}
+
 /// One handle can lock and unlock many times in a row.
 pub fn relock_many_times<H, F>(opener: &F)
 where
@@ -525,6 +549,7 @@ where
     unlock_without_holding_is_an_error(opener);
     lock_twice_is_an_error(opener);
     drop_releases(opener);
+    drop_of_another_handle_keeps_the_lock(opener);
     relock_many_times(opener);
     different_locks_are_independent(opener);
     clean_release_is_not_a_death(opener);
@@ -558,6 +583,7 @@ macro_rules! conformance_tests {
             unlock_without_holding_is_an_error,
             lock_twice_is_an_error,
             drop_releases,
+            drop_of_another_handle_keeps_the_lock,
             relock_many_times,
             different_locks_are_independent,
             clean_release_is_not_a_death,
@@ -575,4 +601,71 @@ macro_rules! conformance_tests {
             }
         )*
     };
+}
+
+#[cfg(test)]
+mod tests {
+    //! The suite must fail a backend that breaks the contract, not only pass good ones.
+
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A lock shared by the clones of one `Arc`, correct except that dropping any handle frees
+    /// it, as closing any descriptor does to an `fcntl` lock.
+    struct ReleasesOnAnyDrop {
+        held_by: Arc<Mutex<Option<usize>>>,
+        id: usize,
+    }
+
+    impl ConcreteLock for ReleasesOnAnyDrop {
+        fn status(&self) -> SimpleLockResult<LockStatus> {
+            Ok(match *self.held_by.lock().unwrap() {
+                Some(id) if id == self.id => LockStatus::Mine,
+                Some(_) => LockStatus::Taken,
+                None => LockStatus::Open,
+            })
+        }
+        fn try_lock(&mut self) -> SimpleLockResult<()> {
+            let mut held_by = self.held_by.lock().unwrap();
+            match *held_by {
+                Some(id) if id == self.id => Err(SimpleLockError::already_held("broken")),
+                Some(_) => Err(SimpleLockError::already_locked("broken", None)),
+                None => {
+                    *held_by = Some(self.id);
+                    Ok(())
+                }
+            }
+        }
+        fn hang_lock(&mut self) -> SimpleLockResult<()> {
+            self.timed_lock(Duration::MAX)
+        }
+        fn try_unlock(&mut self) -> SimpleLockResult<()> {
+            let mut held_by = self.held_by.lock().unwrap();
+            if *held_by != Some(self.id) {
+                return Err(SimpleLockError::not_held("broken"));
+            }
+            *held_by = None;
+            Ok(())
+        }
+    }
+
+    impl Drop for ReleasesOnAnyDrop {
+        fn drop(&mut self) {
+            *self.held_by.lock().unwrap() = None;
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "dropping a handle that did not hold the lock released it")]
+    fn a_backend_whose_every_drop_releases_fails_the_suite() {
+        let held_by = Arc::new(Mutex::new(None));
+        let next_id = AtomicUsize::new(0);
+        drop_of_another_handle_keeps_the_lock(&|_: &str| {
+            Ok(ReleasesOnAnyDrop {
+                held_by: Arc::clone(&held_by),
+                id: next_id.fetch_add(1, Ordering::Relaxed),
+            })
+        });
+    }
 }
