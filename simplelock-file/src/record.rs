@@ -83,7 +83,7 @@ fn parse_v1(rest: &[u8]) -> Option<Entry> {
         "free" => State::Free,
         _ => return None,
     };
-    let pid: u32 = words.next()?.strip_prefix("pid=")?.parse().ok()?;
+    let pid: u32 = digits(words.next()?.strip_prefix("pid=")?)?;
     let (secs, micros) = words.next()?.strip_prefix("since=")?.split_once('.')?;
     if micros.len() != 6 || words.next().is_some() {
         return None;
@@ -216,10 +216,23 @@ mod tests {
         let mut no_newline = good;
         no_newline[RECORD_LEN - 1] = b' ';
         assert_eq!(parse(&no_newline), Record::Damaged);
-        let mut signed = *b"simplelock 1 held pid=+42 since=1.000000";
-        assert_eq!(parse(&signed), Record::Damaged);
-        signed[22] = b'4';
-        assert_eq!(parse(&signed), Record::Damaged, "not padded to 64 bytes");
+        let padded = |line: &str| format!("{line:<63}\n").into_bytes();
+        assert_eq!(
+            parse(&padded("simplelock 1 held pid=42 since=1.000000")),
+            Record::Ours(Entry {
+                state: State::Held,
+                pid: 42,
+                since: at(1, 0)
+            })
+        );
+        for signed in [
+            "simplelock 1 held pid=+42 since=1.000000",
+            "simplelock 1 held pid=42 since=+1.000000",
+        ] {
+            assert_eq!(parse(&padded(signed)), Record::Damaged, "{signed}");
+        }
+        let unpadded = b"simplelock 1 held pid=42 since=1.000000";
+        assert_eq!(parse(unpadded), Record::Damaged, "not padded to 64 bytes");
     }
 
     #[test]
