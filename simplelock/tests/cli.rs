@@ -289,6 +289,9 @@ fn mistakes_get_one_line_and_exit_status_64() {
         &["--backend", "nfs", "job", "--", "true"][..],
         &["--bogus", "job", "--", "true"][..],
         &["-b", "sema", "a/b", "--", "true"][..],
+        // Control characters in what is quoted back must not break the line.
+        &["a\nb", "ls"][..],
+        &["--file", "/no\nsuch/x.lock", "--", "true"][..],
     ] {
         let output = sandbox.run(args);
         let message = stderr(&output);
@@ -411,4 +414,17 @@ fn a_long_wait_on_a_terminal_shows_the_holder() {
     assert!(shown.contains(&expected), "no progress line in {shown:?}");
     assert!(shown.contains("waited 1s"), "{shown:?}");
     assert!(holder.wait_with_output().unwrap().status.success());
+}
+
+#[test]
+fn output_that_cannot_be_written_is_one_line_and_status_70_not_a_panic() {
+    let sandbox = Sandbox::new("full");
+    for args in [&["status", "job"][..], &["--help"][..], &["--version"][..]] {
+        let full = fs::File::options().write(true).open("/dev/full").unwrap();
+        let output = sandbox.command(args).stdout(full).output().unwrap();
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(70), "{args:?}: {message}");
+        assert_eq!(message.lines().count(), 1, "{args:?}: {message}");
+        assert!(message.starts_with("simplelock: "), "{args:?}: {message}");
+    }
 }

@@ -19,6 +19,7 @@ use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 
 use crate::args::exit;
+use crate::say_error;
 
 /// The signals passed on to the command.
 const FORWARDED: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
@@ -29,7 +30,7 @@ pub(crate) fn run(command: &[OsString]) -> i32 {
     let mut signals = match SignalsInfo::<WithOrigin>::new(FORWARDED) {
         Ok(signals) => signals,
         Err(err) => {
-            eprintln!("simplelock: cannot catch signals: {err}");
+            say_error(&format!("cannot catch signals: {err}"));
             return exit::SOFTWARE;
         }
     };
@@ -86,14 +87,14 @@ pub(crate) fn run(command: &[OsString]) -> i32 {
             match child.wait() {
                 Ok(status) => exit_code(status),
                 Err(err) => {
-                    eprintln!("simplelock: waiting for the command: {err}");
+                    say_error(&format!("waiting for the command: {err}"));
                     exit::SOFTWARE
                 }
             }
         }
         Err(err) => {
             let name = command[0].to_string_lossy();
-            eprintln!("simplelock: cannot run {name:?}: {err}");
+            say_error(&format!("cannot run {name:?}: {err}"));
             match err.kind() {
                 io::ErrorKind::NotFound => exit::NOT_FOUND,
                 _ => exit::CANNOT_EXECUTE,

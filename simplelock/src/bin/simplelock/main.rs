@@ -22,16 +22,12 @@ use args::{Backend, Invocation, RunArgs, Target, Wait, exit};
 fn main() -> ExitCode {
     let code = match args::parse(env::args_os().skip(1).collect()) {
         Err(usage) => {
-            eprintln!("simplelock: {usage}");
+            say_error(&usage);
             exit::USAGE
         }
-        Ok(Invocation::Help) => {
-            print!("{}", args::USAGE);
-            0
-        }
+        Ok(Invocation::Help) => print_out(args::USAGE),
         Ok(Invocation::Version) => {
-            println!("simplelock {}", env!("CARGO_PKG_VERSION"));
-            0
+            print_out(&format!("simplelock {}\n", env!("CARGO_PKG_VERSION")))
         }
         Ok(Invocation::Run(run)) => run_command(&run),
         Ok(Invocation::Status {
@@ -44,9 +40,40 @@ fn main() -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
 }
 
+/// Says `message` on standard error, prefixed, as one line: control characters (a newline in a
+/// lock name or path) are escaped. A failed write is ignored: there is nowhere left to say it.
+pub(crate) fn say_error(message: &str) {
+    let mut line = String::from("simplelock: ");
+    for c in message.chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line.push('\n');
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// Writes `text` to standard output: exit status 0, or 70 after saying why it failed (a full
+/// disk, a closed pipe) — `print!` would panic.
+fn print_out(text: &str) -> i32 {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => 0,
+        Err(err) => {
+            say_error(&format!("cannot write to standard output: {err}"));
+            exit::SOFTWARE
+        }
+    }
+}
+
 /// The exit status for an error of the lock, after saying it in one line.
 fn fail(err: &SimpleLockError, conflict_exit_code: i32) -> i32 {
-    eprintln!("simplelock: {}", one_line(err));
+    say_error(&one_line(err));
     match err {
         SimpleLockError::AlreadyLocked { .. } | SimpleLockError::TimedOut { .. } => {
             conflict_exit_code
@@ -115,7 +142,7 @@ fn run_command(run: &RunArgs) -> i32 {
     }
     let code = child::run(&run.command);
     if let Err(err) = lock.try_unlock() {
-        eprintln!("simplelock: {}", one_line(&err));
+        say_error(&one_line(&err));
         if code == 0 {
             return exit::SOFTWARE;
         }
@@ -201,28 +228,24 @@ fn status(backend: Backend, target: &Target, json: bool) -> SimpleLockResult<i32
         }
     };
     if json {
-        println!(
-            "{}",
-            status_json(
-                &describe(target),
-                backend_name,
-                &location,
-                held,
-                holder.as_ref()
-            )
+        let json = status_json(
+            &describe(target),
+            backend_name,
+            &location,
+            held,
+            holder.as_ref(),
         );
-        return Ok(0);
+        return Ok(print_out(&format!("{json}\n")));
     }
     let what = match holder {
         Some(holder) => format!("held by {}", holder_text(&holder)),
         None if held => "held (by a process this system does not name)".to_owned(),
         None => "free".to_owned(),
     };
-    println!(
-        "lock {:?} ({backend_name}, {location}): {what}",
+    Ok(print_out(&format!(
+        "lock {:?} ({backend_name}, {location}): {what}\n",
         describe(target)
-    );
-    Ok(0)
+    )))
 }
 
 fn holder_text(holder: &Holder) -> String {
@@ -305,10 +328,9 @@ fn status_json(
 /// holder); exit status 0 if it was deleted, 1 if there was none.
 fn remove(name: &str) -> SimpleLockResult<i32> {
     if SemaphoreLock::remove(name)? {
-        println!("removed semaphore lock {name:?}");
-        Ok(0)
+        Ok(print_out(&format!("removed semaphore lock {name:?}\n")))
     } else {
-        eprintln!("simplelock: there is no semaphore lock {name:?}");
+        say_error(&format!("there is no semaphore lock {name:?}"));
         Ok(1)
     }
 }
