@@ -7,9 +7,7 @@ use std::time::SystemTime;
 ///
 /// Anything but [`Mine`](LockStatus::Mine) is a snapshot: another process may take or release
 /// the lock right after the answer was computed.
-///
-/// Not `#[non_exhaustive]`: simplelock 0.4 code matches these three states exhaustively, and
-/// must keep compiling.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LockStatus {
     /// This handle holds the lock.
