@@ -48,7 +48,19 @@ pub(crate) fn run(command: &[OsString]) -> i32 {
                     continue;
                 }
                 match child_pid.load(Ordering::SeqCst) {
-                    0 => pending.store(origin.signal, Ordering::SeqCst),
+                    0 => {
+                        pending.store(origin.signal, Ordering::SeqCst);
+                        // The command may have started since we looked, and the main thread
+                        // may have emptied `pending` before we filled it: whoever takes the
+                        // signal out of `pending` sends it, so it goes exactly once.
+                        let pid = child_pid.load(Ordering::SeqCst);
+                        if pid != 0 {
+                            match pending.swap(0, Ordering::SeqCst) {
+                                0 => {}
+                                signal => send(pid, signal),
+                            }
+                        }
+                    }
                     pid => send(pid, origin.signal),
                 }
             }
@@ -76,7 +88,7 @@ pub(crate) fn run(command: &[OsString]) -> i32 {
             Ok(())
         })
     };
-    let code = match cmd.spawn() {
+    match cmd.spawn() {
         Ok(mut child) => {
             let pid = child.id() as i32;
             child_pid.store(pid, Ordering::SeqCst);
@@ -84,6 +96,12 @@ pub(crate) fn run(command: &[OsString]) -> i32 {
             if early != 0 {
                 send(pid, early);
             }
+            // Wait for its end without reaping it, and stop the forwarder before we do: the pid
+            // of a reaped child can be reused at once, and a signal that came late would go to
+            // that other process.
+            wait_without_reaping(pid);
+            handle.close();
+            let _ = forwarder.join();
             match child.wait() {
                 Ok(status) => exit_code(status),
                 Err(err) => {
@@ -95,22 +113,46 @@ pub(crate) fn run(command: &[OsString]) -> i32 {
         Err(err) => {
             let name = command[0].to_string_lossy();
             say_error(&format!("cannot run {name:?}: {err}"));
+            handle.close();
+            let _ = forwarder.join();
             match err.kind() {
                 io::ErrorKind::NotFound => exit::NOT_FOUND,
                 _ => exit::CANNOT_EXECUTE,
             }
         }
-    };
-    handle.close();
-    let _ = forwarder.join();
-    code
+    }
+}
+
+/// Returns once the child `pid` has ended, leaving it a zombie (`WNOWAIT`), so that its pid
+/// stays taken until `Child::wait` reaps it.
+#[allow(unsafe_code)]
+fn wait_without_reaping(pid: i32) {
+    loop {
+        // SAFETY: siginfo_t is plain data, for which all zeroes is a valid value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a live siginfo_t for the duration of the call, which writes only
+        // into it; `pid` is our child.
+        let done = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if done == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            // On an error other than EINTR, `Child::wait` reports it.
+            return;
+        }
+    }
 }
 
 /// Sends `signal` to `pid`.
 fn send(pid: i32, signal: i32) {
     #[allow(unsafe_code)]
     // SAFETY: kill(2) takes plain integers and touches no memory of ours. `pid` is our child,
-    // not yet reaped (we reap it only after the forwarder stops), so it names that process.
+    // not yet reaped (`run` reaps it only after the forwarder stopped), so it names that
+    // process.
     unsafe {
         libc::kill(pid, signal);
     }
