@@ -190,11 +190,13 @@
 //! A thread that holds the lock through one handle and calls
 //! [`hang_lock`](ConcreteLock::hang_lock) on another would wait for itself forever: that call
 //! returns [`SimpleLockError::WouldDeadlock`] instead (the acquiring thread is recorded next to
-//! the word with one plain store, and only compared when the word names this process). The check is by thread: if you locked in thread A, moved
-//! the holding handle to thread B (which will unlock it) and then call `hang_lock` on another
-//! handle in A, you get `WouldDeadlock` although B would have released; use
-//! [`timed_lock`](ConcreteLock::timed_lock) for such handoffs (it never reports
-//! `WouldDeadlock`: it ends by itself). `try_lock` reports `AlreadyLocked` in either case.
+//! the word with one plain store, and only compared when the word names this process); so does
+//! a [`timed_lock`](ConcreteLock::timed_lock) whose timeout is too large to have a deadline,
+//! which would wait just as long. The check is by thread: if you locked in thread A, moved the
+//! holding handle to thread B (which will unlock it) and then call `hang_lock` on another
+//! handle in A, you get `WouldDeadlock` although B would have released; use a `timed_lock`
+//! with a real timeout for such handoffs (it ends by itself, so it is never refused).
+//! `try_lock` reports `AlreadyLocked` in either case.
 //!
 //! # Fork
 //!
@@ -259,6 +261,9 @@
 //! - **A contended `try_lock`** against another process reads `/proc/PID/stat` (a few
 //!   microseconds) to check the holder; the uncontended paths never do.
 //! - `Holder::since` is not recorded: it would cost the fast path a clock read.
+//! - **`exec` while holding** keeps the lock held by the process (same pid, same start time) but
+//!   loses the handle: nobody can release it until the new program ends, after which the next
+//!   locker recovers it as [`PreviousHolder::Died`]. Release before `exec`.
 //! - If the word is overwritten behind our back (a process writing the object directly), unlock
 //!   reports `UnableToUnlock` rather than freeing someone else's lock.
 //!

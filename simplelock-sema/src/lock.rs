@@ -195,6 +195,19 @@ impl SemaphoreLock {
         self.owner != 0 && self.owner == me
     }
 
+    /// Every acquisition: refuse a second hold, try the fast path, then wait as `wait` says
+    /// (computed only on the slow path, so the fast path reads no clock).
+    fn acquire(&mut self, wait: impl FnOnce() -> Wait) -> SimpleLockResult<()> {
+        let me = self.me()?;
+        if self.holds(me) {
+            return Err(SimpleLockError::already_held(&self.name.canonical));
+        }
+        if self.acquire_fast(me) {
+            return Ok(());
+        }
+        self.acquire_slow(me, wait())
+    }
+
     /// The uncontended acquisition: one compare-and-swap, no system call.
     #[inline]
     fn acquire_fast(&mut self, me: u64) -> bool {
@@ -255,11 +268,8 @@ impl SemaphoreLock {
             let now = Instant::now();
             let out_of_time = match wait {
                 Wait::Try => true,
-                Wait::Until {
-                    deadline: Some(deadline),
-                    ..
-                } => now >= deadline,
-                Wait::Forever | Wait::Until { deadline: None, .. } => false,
+                Wait::Until { deadline, .. } => now >= deadline,
+                Wait::Forever => false,
             };
             if owner == me {
                 // Another handle of this process holds it: alive by definition.
@@ -304,11 +314,8 @@ impl SemaphoreLock {
                         Some(Holder::new(word::pid_of(owner))),
                     ));
                 }
-                Wait::Until {
-                    deadline: Some(deadline),
-                    ..
-                } => deadline.saturating_duration_since(now).min(SLICE),
-                Wait::Forever | Wait::Until { deadline: None, .. } => SLICE,
+                Wait::Until { deadline, .. } => deadline.saturating_duration_since(now).min(SLICE),
+                Wait::Forever => SLICE,
             };
             let expected = current | WAITERS;
             if !waiters
@@ -535,9 +542,9 @@ enum Wait {
     Try,
     /// As long as it takes (and refuse a wait that could never end).
     Forever,
-    /// Until `deadline` (`None`: the timeout is too large to have one), for `timeout`.
+    /// Until `deadline`, for `timeout` (a timeout too large to have a deadline is `Forever`).
     Until {
-        deadline: Option<Instant>,
+        deadline: Instant,
         timeout: Duration,
     },
 }
@@ -688,14 +695,7 @@ impl ConcreteLock for SemaphoreLock {
     }
 
     fn try_lock(&mut self) -> SimpleLockResult<()> {
-        let me = self.me()?;
-        if self.holds(me) {
-            return Err(SimpleLockError::already_held(&self.name.canonical));
-        }
-        if self.acquire_fast(me) {
-            return Ok(());
-        }
-        self.acquire_slow(me, Wait::Try)
+        self.acquire(|| Wait::Try)
     }
 
     /// Waits in the kernel (a futex) until the holder releases; after every 10 ms with the same
@@ -705,14 +705,7 @@ impl ConcreteLock for SemaphoreLock {
     /// Also [`SimpleLockError::WouldDeadlock`] when the calling thread acquired this lock
     /// through another handle that still holds it (see the crate docs, "Ownership").
     fn hang_lock(&mut self) -> SimpleLockResult<()> {
-        let me = self.me()?;
-        if self.holds(me) {
-            return Err(SimpleLockError::already_held(&self.name.canonical));
-        }
-        if self.acquire_fast(me) {
-            return Ok(());
-        }
-        self.acquire_slow(me, Wait::Forever)
+        self.acquire(|| Wait::Forever)
     }
 
     fn try_unlock(&mut self) -> SimpleLockResult<()> {
@@ -737,15 +730,12 @@ impl ConcreteLock for SemaphoreLock {
     /// Waits in the kernel like [`hang_lock`](ConcreteLock::hang_lock), until the deadline on
     /// the monotonic clock. Signals neither end nor extend the wait.
     fn timed_lock(&mut self, timeout: Duration) -> SimpleLockResult<()> {
-        let me = self.me()?;
-        if self.holds(me) {
-            return Err(SimpleLockError::already_held(&self.name.canonical));
-        }
-        if self.acquire_fast(me) {
-            return Ok(());
-        }
-        let deadline = Instant::now().checked_add(timeout);
-        self.acquire_slow(me, Wait::Until { deadline, timeout })
+        // A deadline past what the clock can hold is no deadline: wait as hang_lock does,
+        // WouldDeadlock check included.
+        self.acquire(|| match Instant::now().checked_add(timeout) {
+            Some(deadline) => Wait::Until { deadline, timeout },
+            None => Wait::Forever,
+        })
     }
 
     fn previous_holder(&self) -> PreviousHolder {

@@ -152,6 +152,13 @@ fn waiting_on_a_lock_this_thread_holds_is_would_deadlock() {
         Err(SimpleLockError::WouldDeadlock { .. })
     ));
     drop(watchdog);
+    // A timeout too large for a deadline is a wait that never ends by itself: refused too.
+    let watchdog = common::Watchdog::new("timed_lock(Duration::MAX) on a lock this thread holds");
+    assert!(matches!(
+        b.timed_lock(Duration::MAX),
+        Err(SimpleLockError::WouldDeadlock { .. })
+    ));
+    drop(watchdog);
     match b.try_lock() {
         Err(SimpleLockError::AlreadyLocked {
             holder: Some(h), ..
