@@ -71,13 +71,16 @@ fn core_has_no_dependencies() -> TaskResult {
         .lines()
         .filter(|line| !line.trim().is_empty())
         .collect();
-    if crates.len() != 1 {
-        return Err(format!(
-            "simplelock-core must have no dependencies, but pulls in:\n{}",
-            crates[1..].join("\n")
-        ));
+    match crates.as_slice() {
+        [core] => println!("<== ok: {core}"),
+        [] => return Err(format!("`{shown}` printed nothing")),
+        [_, dependencies @ ..] => {
+            return Err(format!(
+                "simplelock-core must have no dependencies, but pulls in:\n{}",
+                dependencies.join("\n")
+            ));
+        }
     }
-    println!("<== ok: {}", crates[0]);
     Ok(())
 }
 

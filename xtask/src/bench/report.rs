@@ -242,9 +242,9 @@ impl Report {
         let mut panels = Vec::new();
         for (group, rows) in &self.uncontended {
             panels.push(Panel {
-                title: format!("Uncontended lock + unlock — {group}"),
+                title: group.clone(),
                 unit: "ns per pair",
-                log: true,
+                log: false,
                 bars: rows
                     .iter()
                     .map(|(name, ns)| Bar {
@@ -308,8 +308,8 @@ fn escape(text: &str) -> String {
 
 /// Draws the panels one under the other as horizontal bar charts.
 fn render(panels: &[Panel], machine: &str) -> String {
-    const WIDTH: f64 = 860.0;
-    const LABEL: f64 = 300.0;
+    const WIDTH: f64 = 920.0;
+    const LABEL: f64 = 360.0;
     const BAR_AREA: f64 = 440.0;
     const ROW: f64 = 22.0;
     const TITLE: f64 = 34.0;
