@@ -291,7 +291,6 @@ pub(crate) fn kill_storm(
         child
             .kill()
             .map_err(|e| format!("killing pid {victim}: {e}"))?;
-        let _ = child.wait();
         report.kills += 1;
         let entries_at_kill = run.state()?.entries;
         run.spawn(0, hold, mode)?;
@@ -313,6 +312,10 @@ pub(crate) fn kill_storm(
             let ns = state.last_recovery_ns.saturating_sub(killed_at);
             report.recoveries.push(Duration::from_nanos(ns));
         }
+        // Reaped only now: until the next holder has looked at the victim's marker, the victim
+        // stays a zombie (dead to `alive`), so its pid cannot be reused by a process that would
+        // pass for a live occupant.
+        let _ = child.wait();
     }
     fs::write(stop_path(&run.dir), b"").map_err(|e| format!("writing the stop file: {e}"))?;
     run.wait_all(Duration::from_secs(60))?;
