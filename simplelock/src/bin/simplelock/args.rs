@@ -30,12 +30,14 @@ options:
 
 While it waits longer than a second on a terminal, simplelock shows who holds the lock.
 SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to simplelock are passed on to COMMAND. The lock is
-released when COMMAND ends; if simplelock itself is killed, the lock is released by the system
-and COMMAND is killed, so that it never runs without the lock.
+released when COMMAND ends; if simplelock itself is killed, the system releases the lock and
+kills COMMAND (SIGKILL) right after it — a COMMAND stuck in disk or network I/O dies only when
+that I/O ends, so it may outlast the lock by that long.
 
 exit status:
   COMMAND's own exit status (128+N if a signal N ended it)
   1 (or --conflict-exit-code)  the lock was held: --nonblock, or --timeout ran out
+  1    remove: there was no such semaphore lock
   64   bad usage: unknown option, bad lock name, unknown backend, missing COMMAND
   69   the lock cannot be used: permission denied, unusable lock folder
   70   an unexpected error of the lock or of simplelock

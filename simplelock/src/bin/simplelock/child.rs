@@ -3,8 +3,10 @@
 //!
 //! The lock is never inherited by the command (the backends open everything close-on-exec), so
 //! the lock lives exactly as long as this process. If this process is killed — even with
-//! SIGKILL — the system releases the lock, and `PR_SET_PDEATHSIG` kills the command, so that it
-//! never goes on running without the lock.
+//! SIGKILL — the system releases the lock, and `PR_SET_PDEATHSIG` kills the command. The kernel
+//! releases a dying process's locks (closing its files, undoing its semaphores) before it sends
+//! the death signal, and a command in uninterruptible sleep dies only when that sleep ends: it
+//! can outlast the lock by that long, which only a lock the command inherited would prevent.
 
 use std::ffi::OsString;
 use std::io;
