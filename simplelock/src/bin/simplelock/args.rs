@@ -129,6 +129,11 @@ pub(crate) fn parse(args: Vec<OsString>) -> Result<Invocation, Usage> {
             }
             _ => (text.clone(), None),
         };
+        // A switch takes no value: `--shared=false` must not turn it on.
+        let switch = || match inline {
+            Some(_) => Err(format!("{flag} takes no value")),
+            None => Ok(()),
+        };
         let mut value = |what: &str| -> Result<String, Usage> {
             if let Some(value) = inline.clone() {
                 return Ok(value);
@@ -138,8 +143,8 @@ pub(crate) fn parse(args: Vec<OsString>) -> Result<Invocation, Usage> {
                 .ok_or_else(|| format!("{flag} needs {what}"))
         };
         match flag.as_str() {
-            "-h" | "--help" => return Ok(Invocation::Help),
-            "-V" | "--version" => return Ok(Invocation::Version),
+            "-h" | "--help" => return switch().map(|()| Invocation::Help),
+            "-V" | "--version" => return switch().map(|()| Invocation::Version),
             "-b" | "--backend" => {
                 backend = Some(match value("a backend (file or sema)")?.as_str() {
                     "file" => Backend::File,
@@ -148,7 +153,10 @@ pub(crate) fn parse(args: Vec<OsString>) -> Result<Invocation, Usage> {
                 })
             }
             "-f" | "--file" => file = Some(PathBuf::from(value("a path")?)),
-            "-n" | "--nonblock" | "--nb" => wait = Wait::NotAtAll,
+            "-n" | "--nonblock" | "--nb" => {
+                switch()?;
+                wait = Wait::NotAtAll;
+            }
             "-w" | "--timeout" | "--wait" => {
                 let secs = value("a number of seconds")?;
                 let parsed = secs
@@ -158,7 +166,10 @@ pub(crate) fn parse(args: Vec<OsString>) -> Result<Invocation, Usage> {
                     .ok_or_else(|| format!("--timeout {secs:?} is not a number of seconds"))?;
                 wait = Wait::AtMost(parsed);
             }
-            "-s" | "--shared" => shared = true,
+            "-s" | "--shared" => {
+                switch()?;
+                shared = true;
+            }
             "-E" | "--conflict-exit-code" => {
                 let code = value("an exit status")?;
                 conflict_exit_code = code
@@ -168,7 +179,10 @@ pub(crate) fn parse(args: Vec<OsString>) -> Result<Invocation, Usage> {
                     })?
                     .into();
             }
-            "--json" => json = true,
+            "--json" => {
+                switch()?;
+                json = true;
+            }
             _ if flag.starts_with('-') && flag.len() > 1 => {
                 return Err(format!("unknown option {flag:?} (see --help)"));
             }
@@ -342,6 +356,16 @@ mod tests {
                 &["remove", "--backend", "file", "x"][..],
                 "file locks are never removed",
             ),
+            // A switch given a value must not be switched on by it.
+            (
+                &["--shared=false", "x", "--", "true"][..],
+                "--shared takes no value",
+            ),
+            (
+                &["--nonblock=no", "x", "--", "true"][..],
+                "--nonblock takes no value",
+            ),
+            (&["status", "--json=0", "x"][..], "--json takes no value"),
         ] {
             let err = parse_str(args).unwrap_err();
             assert!(err.contains(expected), "{args:?}: {err}");
