@@ -134,13 +134,16 @@ pub(crate) fn parse(args: Vec<OsString>) -> Result<Invocation, Usage> {
             Some(_) => Err(format!("{flag} takes no value")),
             None => Ok(()),
         };
-        let mut value = |what: &str| -> Result<String, Usage> {
-            if let Some(value) = inline.clone() {
-                return Ok(value);
+        let mut raw_value = |what: &str| -> Result<OsString, Usage> {
+            match inline.clone() {
+                Some(value) => Ok(value.into()),
+                None => args.next().ok_or_else(|| format!("{flag} needs {what}")),
             }
-            args.next()
-                .and_then(|v| v.into_string().ok())
-                .ok_or_else(|| format!("{flag} needs {what}"))
+        };
+        let mut value = |what: &str| -> Result<String, Usage> {
+            raw_value(what)?
+                .into_string()
+                .map_err(|value| format!("{flag} {value:?} is not valid UTF-8"))
         };
         match flag.as_str() {
             "-h" | "--help" => return switch().map(|()| Invocation::Help),
@@ -152,7 +155,8 @@ pub(crate) fn parse(args: Vec<OsString>) -> Result<Invocation, Usage> {
                     other => return Err(format!("unknown backend {other:?}: use file or sema")),
                 })
             }
-            "-f" | "--file" => file = Some(PathBuf::from(value("a path")?)),
+            // A path is whatever bytes the system allows.
+            "-f" | "--file" => file = Some(PathBuf::from(raw_value("a path")?)),
             "-n" | "--nonblock" | "--nb" => {
                 switch()?;
                 wait = Wait::NotAtAll;
@@ -304,6 +308,21 @@ mod tests {
                 command: ["make", "-j", "--x"].map(OsString::from).to_vec(),
             })
         );
+    }
+
+    #[test]
+    fn a_file_path_need_not_be_utf8() {
+        use std::os::unix::ffi::OsStringExt;
+        let path = OsString::from_vec(b"/tmp/caf\xe9.lock".to_vec());
+        let args = vec!["--file".into(), path.clone(), "--".into(), "true".into()];
+        match parse(args) {
+            Ok(Invocation::Run(run)) => assert_eq!(run.target, Target::Path(path.into())),
+            other => panic!("{other:?}"),
+        }
+        // Where text is needed, the error says what is wrong with the value.
+        let args = vec!["--timeout".into(), OsString::from_vec(vec![0xff])];
+        let err = parse(args).unwrap_err();
+        assert!(err.contains("not valid UTF-8"), "{err}");
     }
 
     #[test]
