@@ -332,8 +332,14 @@ fn status_reports_holder_as_text_and_json() {
         "{text}"
     );
     assert!(!text.contains(r#""since":null"#), "{text}");
+    let location = sandbox.path("job.lock");
+    assert!(
+        text.contains(&format!(r#""location":"{location}""#)),
+        "{text}"
+    );
     let human = sandbox.run(&["status", "job"]);
     let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains(&format!("(file, {location}): ")), "{text}");
     assert!(
         text.contains(&format!("held by pid {} since ", holder.id())),
         "{text}"

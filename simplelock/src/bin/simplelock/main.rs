@@ -108,10 +108,7 @@ fn open(
 ) -> SimpleLockResult<Box<dyn ConcreteLock + Send>> {
     Ok(match (backend, target) {
         (Backend::File, target) => {
-            let lock = match target {
-                Target::Name(name) => FileLock::named(name)?,
-                Target::Path(path) => FileLock::new(path)?,
-            };
+            let lock = open_file(target)?;
             Box::new(if shared { lock.shared() } else { lock })
         }
         (Backend::Sema, Target::Name(name)) => Box::new(SemaphoreLock::new(name)?),
@@ -122,6 +119,14 @@ fn open(
             ));
         }
     })
+}
+
+/// A handle on the file lock the user named.
+fn open_file(target: &Target) -> SimpleLockResult<FileLock> {
+    match target {
+        Target::Name(name) => FileLock::named(name),
+        Target::Path(path) => FileLock::new(path),
+    }
 }
 
 fn describe(target: &Target) -> String {
@@ -201,10 +206,20 @@ fn acquire(lock: &mut dyn ConcreteLock, wait: Wait, name: &str) -> SimpleLockRes
 fn status(backend: Backend, target: &Target, json: bool) -> SimpleLockResult<i32> {
     // Looking at a semaphore lock must not create its kernel object. (A lock file is created:
     // lock files are never removed anyway, and creating one changes nothing for anybody.)
-    let lock: Option<Box<dyn ConcreteLock + Send>> = match (backend, target) {
-        (Backend::Sema, Target::Name(name)) => SemaphoreLock::open_existing(name)?
-            .map(|lock| Box::new(lock) as Box<dyn ConcreteLock + Send>),
-        _ => Some(open(backend, target, false)?),
+    let (lock, location): (Option<Box<dyn ConcreteLock + Send>>, _) = match (backend, target) {
+        (Backend::Sema, Target::Name(name)) => (
+            SemaphoreLock::open_existing(name)?
+                .map(|lock| Box::new(lock) as Box<dyn ConcreteLock + Send>),
+            format!("/dev/shm/sl.{}", name.trim_start_matches('/')),
+        ),
+        // The file the lock lives in, as the backend names it.
+        (Backend::File, target) => {
+            let lock = open_file(target)?;
+            let location = lock.path().display().to_string();
+            (Some(Box::new(lock)), location)
+        }
+        // Refused by `open`: a semaphore lock has no path.
+        (Backend::Sema, Target::Path(_)) => (Some(open(backend, target, false)?), String::new()),
     };
     let (held, holder) = match &lock {
         None => (false, None),
@@ -216,16 +231,6 @@ fn status(backend: Backend, target: &Target, json: bool) -> SimpleLockResult<i32
     let backend_name = match backend {
         Backend::File => "file",
         Backend::Sema => "sema",
-    };
-    let location = match (backend, target) {
-        (Backend::File, Target::Name(name)) => simplelock::lock_dir()?
-            .join(format!("{name}.lock"))
-            .display()
-            .to_string(),
-        (Backend::File, Target::Path(path)) => path.display().to_string(),
-        (Backend::Sema, target) => {
-            format!("/dev/shm/sl.{}", describe(target).trim_start_matches('/'))
-        }
     };
     if json {
         let json = status_json(
