@@ -520,8 +520,12 @@ impl FileLock {
                         };
                         record = can_write;
                     }
-                    Record::Damaged => record = can_write,
-                    Record::Foreign => self.foreign = true,
+                    // A torn record of ours is a file of exactly one record; a longer file
+                    // that merely starts like one holds someone's data.
+                    Record::Damaged if self.fd.len().is_ok_and(|len| len <= RECORD_LEN as u64) => {
+                        record = can_write;
+                    }
+                    Record::Damaged | Record::Foreign => self.foreign = true,
                 }
             }
             if record {

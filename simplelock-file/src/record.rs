@@ -50,7 +50,8 @@ pub(crate) enum Record {
     /// A record of ours.
     Ours(Entry),
     /// Our magic and version, but the rest does not parse: a write torn by a power loss or a
-    /// crash of the machine. Ours to overwrite; the previous holder is unknown.
+    /// crash of the machine. Ours to overwrite if the file is no longer than one record (a
+    /// longer file only starts like one: someone's data); the previous holder is unknown.
     Damaged,
     /// Anything else: a file with someone's data in it (used as a lock, which flock allows), or
     /// a record of a later format version. Never written, never truncated.

@@ -338,6 +338,23 @@ fn a_held_record_left_behind_is_reported_as_a_death() {
 }
 
 #[test]
+fn a_data_file_that_only_starts_like_a_record_is_never_written() {
+    let path = lock_path("lookalike");
+    let data = "simplelock 1 is the name of this project, and this is a note about it, longer than \
+                a record\n";
+    fs::write(&path, data).unwrap();
+    let mut lock = FileLock::new(&path).unwrap();
+    lock.try_lock().unwrap();
+    assert_eq!(lock.previous_holder(), PreviousHolder::Unknown);
+    lock.try_unlock().unwrap();
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        data,
+        "someone's data was overwritten"
+    );
+}
+
+#[test]
 fn misuse_gives_errors_naming_the_path() {
     let path = lock_path("misuse");
     let mut lock = FileLock::new(&path).unwrap();

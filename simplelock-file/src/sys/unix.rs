@@ -216,6 +216,11 @@ impl LockFd {
         self.file.write_all_at(record, 0)
     }
 
+    /// The length of the file now.
+    pub(crate) fn len(&self) -> io::Result<u64> {
+        self.file.metadata().map(|metadata| metadata.len())
+    }
+
     /// The open file, for the inotify watch.
     pub(crate) fn file(&self) -> &File {
         &self.file
