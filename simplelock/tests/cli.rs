@@ -434,3 +434,22 @@ fn output_that_cannot_be_written_is_one_line_and_status_70_not_a_panic() {
         assert!(message.starts_with("simplelock: "), "{args:?}: {message}");
     }
 }
+
+#[test]
+fn an_ignored_sigchld_inherited_from_the_caller_does_not_lose_the_exit_status() {
+    use std::os::unix::process::CommandExt;
+    let sandbox = Sandbox::new("sigchld");
+    let mut command = sandbox.command(&["job", "--", "sh", "-c", "exit 3"]);
+    #[allow(unsafe_code)]
+    // SAFETY: runs in the forked child before exec and calls only signal(2), which is
+    // async-signal-safe. An ignored signal stays ignored across exec, so the tool starts with
+    // SIGCHLD ignored, as under a caller that set it so.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let output = command.output().unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+}

@@ -32,7 +32,8 @@ While it waits longer than a second on a terminal, simplelock shows who holds th
 SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to simplelock are passed on to COMMAND. The lock is
 released when COMMAND ends; if simplelock itself is killed, the system releases the lock and
 kills COMMAND (SIGKILL) right after it — a COMMAND stuck in disk or network I/O dies only when
-that I/O ends, so it may outlast the lock by that long.
+that I/O ends, so it may outlast the lock by that long, and a set-user-ID or file-capability
+COMMAND (sudo, ping, ...) is not killed at all: the kernel drops that request for them.
 
 exit status:
   COMMAND's own exit status (128+N if a signal N ended it)

@@ -42,32 +42,46 @@ pub(crate) fn run(command: &[OsString]) -> i32 {
     let pending = Arc::new(AtomicI32::new(0));
     let forwarder = {
         let (child_pid, pending) = (Arc::clone(&child_pid), Arc::clone(&pending));
-        thread::spawn(move || {
-            for origin in signals.forever() {
-                // A signal from the terminal (Ctrl-C) reached the command's process group
-                // already; only signals a process sent to us need passing on.
-                if origin.process.is_none() {
-                    continue;
-                }
-                match child_pid.load(Ordering::SeqCst) {
-                    0 => {
-                        pending.store(origin.signal, Ordering::SeqCst);
-                        // The command may have started since we looked, and the main thread
-                        // may have emptied `pending` before we filled it: whoever takes the
-                        // signal out of `pending` sends it, so it goes exactly once.
-                        let pid = child_pid.load(Ordering::SeqCst);
-                        if pid != 0 {
-                            match pending.swap(0, Ordering::SeqCst) {
-                                0 => {}
-                                signal => send(pid, signal),
+        thread::Builder::new()
+            .name("forward signals".into())
+            .spawn(move || {
+                for origin in signals.forever() {
+                    // A signal from the terminal (Ctrl-C) reached the command's process group
+                    // already; only signals a process sent to us need passing on.
+                    if origin.process.is_none() {
+                        continue;
+                    }
+                    match child_pid.load(Ordering::SeqCst) {
+                        0 => {
+                            pending.store(origin.signal, Ordering::SeqCst);
+                            // The command may have started since we looked, and the main thread
+                            // may have emptied `pending` before we filled it: whoever takes the
+                            // signal out of `pending` sends it, so it goes exactly once.
+                            let pid = child_pid.load(Ordering::SeqCst);
+                            if pid != 0 {
+                                match pending.swap(0, Ordering::SeqCst) {
+                                    0 => {}
+                                    signal => send(pid, signal),
+                                }
                             }
                         }
+                        pid => send(pid, origin.signal),
                     }
-                    pid => send(pid, origin.signal),
                 }
-            }
-        })
+            })
     };
+    let forwarder = match forwarder {
+        Ok(forwarder) => forwarder,
+        Err(err) => {
+            say_error(&format!(
+                "cannot start the thread that passes signals on: {err}"
+            ));
+            return exit::SOFTWARE;
+        }
+    };
+    // Whoever started us may have set SIGCHLD to be ignored, and that setting is inherited: the
+    // kernel would then reap the command by itself and we could never learn its exit status.
+    restore_default_sigchld();
 
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..]);
@@ -122,6 +136,16 @@ pub(crate) fn run(command: &[OsString]) -> i32 {
                 _ => exit::CANNOT_EXECUTE,
             }
         }
+    }
+}
+
+/// Puts SIGCHLD back to its default action (which keeps ended children for `wait`).
+#[allow(unsafe_code)]
+fn restore_default_sigchld() {
+    // SAFETY: signal(2) with SIG_DFL installs no handler; it only changes this process's
+    // disposition of SIGCHLD, whose default is to do nothing.
+    unsafe {
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
     }
 }
 
