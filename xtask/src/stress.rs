@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::{TaskResult, contention_example, step};
 
 /// What `--quick` stands for: the short run CI does.
-const QUICK: &[&str] = &["--iterations", "500", "--kills", "25"];
+const QUICK: &[&str] = &["--iterations", "2000", "--kills", "25"];
 
 pub(crate) fn main(args: &[String]) -> TaskResult {
     let mut pass: Vec<String> = Vec::new();
