@@ -211,10 +211,17 @@ impl SemaphoreLock {
     /// The uncontended acquisition: one compare-and-swap, no system call.
     #[inline]
     fn acquire_fast(&mut self, me: u64) -> bool {
+        self.claim_free(me, me)
+    }
+
+    /// Takes a free lock by storing `word` (our token, with or without the waiters bit) in
+    /// place of 0; `false` if the word was not 0.
+    #[inline]
+    fn claim_free(&mut self, me: u64, word: u64) -> bool {
         let shared = self.object.map.shared();
         if shared
             .word
-            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(0, word, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
             shared
@@ -242,17 +249,7 @@ impl SemaphoreLock {
             let current = shared.word.load(Ordering::Acquire);
             let (owner, waiters) = match Word::decode(current) {
                 Word::Free => {
-                    let new = if slept { me | WAITERS } else { me };
-                    if shared
-                        .word
-                        .compare_exchange(0, new, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
-                    {
-                        shared
-                            .holder_thread
-                            .store(thread_mark(me), Ordering::Relaxed);
-                        self.owner = me;
-                        self.previous = PreviousHolder::Released;
+                    if self.claim_free(me, if slept { me | WAITERS } else { me }) {
                         return Ok(());
                     }
                     continue;
