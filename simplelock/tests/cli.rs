@@ -48,6 +48,17 @@ impl Sandbox {
         self.dir.join(name).display().to_string()
     }
 
+    /// Starts the tool with `options` and a command that holds the lock for `seconds`, and
+    /// returns once the command runs (so the lock is held).
+    fn hold(&self, options: &[&str], seconds: &str) -> Child {
+        let script = format!("touch {}; sleep {seconds}", self.path("started"));
+        let mut args = options.to_vec();
+        args.extend(["--", "sh", "-c", &script]);
+        let holder = self.spawn(&args);
+        self.wait_for("started");
+        holder
+    }
+
     /// Waits until `file` exists (a command has started and said so).
     fn wait_for(&self, file: &str) {
         let path = self.dir.join(file);
@@ -124,15 +135,7 @@ fn two_invocations_never_run_at_once() {
 #[test]
 fn nonblock_conflict_uses_the_conflict_exit_code() {
     let sandbox = Sandbox::new("nonblock");
-    let started = sandbox.path("started");
-    let holder = sandbox.spawn(&[
-        "job",
-        "--",
-        "sh",
-        "-c",
-        &format!("touch {started}; sleep 1"),
-    ]);
-    sandbox.wait_for("started");
+    let holder = sandbox.hold(&["job"], "1");
     let conflict = sandbox.run(&[
         "--nonblock",
         "--conflict-exit-code",
@@ -156,15 +159,7 @@ fn nonblock_conflict_uses_the_conflict_exit_code() {
 #[test]
 fn timeout_expires_not_before_it_is_due() {
     let sandbox = Sandbox::new("timeout");
-    let started = sandbox.path("started");
-    let holder = sandbox.spawn(&[
-        "job",
-        "--",
-        "sh",
-        "-c",
-        &format!("touch {started}; sleep 2"),
-    ]);
-    sandbox.wait_for("started");
+    let holder = sandbox.hold(&["job"], "2");
     let start = Instant::now();
     let waited = sandbox.run(&["--timeout", "0.3", "job", "--", "true"]);
     assert!(start.elapsed() >= Duration::from_millis(300));
@@ -315,15 +310,7 @@ fn status_reports_holder_as_text_and_json() {
         text.contains(r#""held":false"#) && text.contains(r#""pid":null"#),
         "{text}"
     );
-    let started = sandbox.path("started");
-    let holder = sandbox.spawn(&[
-        "job",
-        "--",
-        "sh",
-        "-c",
-        &format!("touch {started}; sleep 1"),
-    ]);
-    sandbox.wait_for("started");
+    let holder = sandbox.hold(&["job"], "1");
     let held = sandbox.run(&["status", "--json", "job"]);
     let text = String::from_utf8_lossy(&held.stdout);
     assert!(text.contains(r#""held":true"#), "{text}");
@@ -350,16 +337,7 @@ fn status_reports_holder_as_text_and_json() {
 #[test]
 fn shared_locks_admit_readers_together_and_exclude_a_writer() {
     let sandbox = Sandbox::new("shared");
-    let started = sandbox.path("started");
-    let reader = sandbox.spawn(&[
-        "--shared",
-        "data",
-        "--",
-        "sh",
-        "-c",
-        &format!("touch {started}; sleep 1"),
-    ]);
-    sandbox.wait_for("started");
+    let reader = sandbox.hold(&["--shared", "data"], "1");
     assert!(
         sandbox
             .run(&["-n", "--shared", "data", "--", "true"])
@@ -395,15 +373,7 @@ fn a_long_wait_on_a_terminal_shows_the_holder() {
         return;
     }
     let sandbox = Sandbox::new("progress");
-    let started = sandbox.path("started");
-    let holder = sandbox.spawn(&[
-        "job",
-        "--",
-        "sh",
-        "-c",
-        &format!("touch {started}; sleep 2.5"),
-    ]);
-    sandbox.wait_for("started");
+    let holder = sandbox.hold(&["job"], "2.5");
     let inner = format!("{BIN} --timeout 20 job -- true");
     let output = Command::new("script")
         .args(["-qec", &inner, "/dev/null"])
