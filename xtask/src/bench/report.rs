@@ -58,6 +58,8 @@ struct Panel {
     unit: &'static str,
     log: bool,
     bars: Vec<Bar>,
+    /// How a bar's value is written next to it.
+    show: fn(f64) -> String,
 }
 
 pub(crate) struct Report {
@@ -245,6 +247,7 @@ impl Report {
                 title: group.clone(),
                 unit: "ns per pair",
                 log: false,
+                show: number,
                 bars: rows
                     .iter()
                     .map(|(name, ns)| Bar {
@@ -259,22 +262,24 @@ impl Report {
         }
         panels.push(Panel {
             title: "Handoff to a waiting process (median)".into(),
-            unit: "µs",
+            unit: "time",
             log: true,
             bars: self
                 .handoff
                 .iter()
                 .map(|(backend, wait, median, _)| Bar {
                     label: format!("{} ({wait})", label(backend)),
-                    value: median / 1e3,
+                    value: *median,
                     ours: backend == "file" || backend == "sema",
                 })
                 .collect(),
+            show: duration,
         });
         panels.push(Panel {
             title: "Throughput, 4 contending processes".into(),
             unit: "acquisitions per second",
             log: false,
+            show: number,
             bars: self
                 .throughput
                 .iter()
@@ -388,7 +393,7 @@ fn render(panels: &[Panel], machine: &str) -> String {
                 r#"<text x="{:.1}" y="{}">{}</text>"#,
                 LABEL + w + 6.0,
                 y + 15.0,
-                number(bar.value)
+                (panel.show)(bar.value)
             );
             y += ROW;
         }
