@@ -26,6 +26,21 @@ use crate::{
     lock_until_finished,
 };
 
+/// Panics unless `$result` is `Err(SimpleLockError::$variant { .. })`, saying which outcome was
+/// expected of what, and what came instead.
+macro_rules! expect_err {
+    ($result:expr, $variant:ident, $what:expr) => {
+        match $result {
+            Err(SimpleLockError::$variant { .. }) => {}
+            other => panic!(
+                "{}: expected {}, got {other:?}",
+                $what,
+                stringify!($variant)
+            ),
+        }
+    };
+}
+
 /// How long a check gives a wrong outcome the chance to show itself.
 pub const SETTLE: Duration = Duration::from_millis(50);
 /// How long a check waits for an outcome that must come before it calls the backend stuck.
@@ -193,10 +208,11 @@ where
     );
     assert_ne!(status("the waiter that timed out", &b), LockStatus::Mine);
     assert_eq!(status("the holder", &a), LockStatus::Mine);
-    match b.timed_lock(Duration::ZERO) {
-        Err(SimpleLockError::TimedOut { .. }) => {}
-        other => panic!("timed_lock(0) while held elsewhere must be TimedOut, got {other:?}"),
-    }
+    expect_err!(
+        b.timed_lock(Duration::ZERO),
+        TimedOut,
+        "timed_lock(0) while held elsewhere"
+    );
     ok("try_unlock", a.try_unlock());
     ok("timed_lock(0) on a free lock", b.timed_lock(Duration::ZERO));
     ok("try_unlock", b.try_unlock());
@@ -234,29 +250,25 @@ where
 {
     let mut a = open(opener, "unlock-unheld");
     let mut b = open(opener, "unlock-unheld");
-    match a.try_unlock() {
-        Err(SimpleLockError::NotHeld { .. }) => {}
-        other => panic!("try_unlock of a free lock must be NotHeld, got {other:?}"),
-    }
+    expect_err!(a.try_unlock(), NotHeld, "try_unlock of a free lock");
     ok("try_lock", b.try_lock());
-    match a.try_unlock() {
-        Err(SimpleLockError::NotHeld { .. }) => {}
-        other => panic!("try_unlock of another handle's lock must be NotHeld, got {other:?}"),
-    }
+    expect_err!(
+        a.try_unlock(),
+        NotHeld,
+        "try_unlock of another handle's lock"
+    );
     assert_eq!(
         status("the holder", &b),
         LockStatus::Mine,
         "unlock released another's lock"
     );
-    assert!(
-        matches!(a.try_lock(), Err(SimpleLockError::AlreadyLocked { .. })),
+    expect_err!(
+        a.try_lock(),
+        AlreadyLocked,
         "a stray unlock released another handle's lock"
     );
     ok("try_unlock", b.try_unlock());
-    match b.try_unlock() {
-        Err(SimpleLockError::NotHeld { .. }) => {}
-        other => panic!("a second try_unlock must be NotHeld, got {other:?}"),
-    }
+    expect_err!(b.try_unlock(), NotHeld, "a second try_unlock");
 }
 
 /// Locking a handle that holds the lock is `AlreadyHeld` in every mode, never a self-deadlock,
@@ -277,12 +289,11 @@ where
         ]
     });
     for (what, result) in results {
-        match result {
-            Err(SimpleLockError::AlreadyHeld { .. }) => {}
-            other => {
-                panic!("{what} on a handle that holds the lock must be AlreadyHeld, got {other:?}")
-            }
-        }
+        expect_err!(
+            result,
+            AlreadyHeld,
+            format!("{what} on a handle that holds the lock")
+        );
     }
     assert_eq!(status("the holder", &a), LockStatus::Mine);
     ok("try_unlock", a.try_unlock());
@@ -324,8 +335,9 @@ where
         LockStatus::Mine,
         "dropping a handle that did not hold the lock released it"
     );
-    assert!(
-        matches!(c.try_lock(), Err(SimpleLockError::AlreadyLocked { .. })),
+    expect_err!(
+        c.try_lock(),
+        AlreadyLocked,
         "dropping a handle that did not hold the lock released it"
     );
     ok("try_unlock", a.try_unlock());
@@ -445,9 +457,10 @@ where
     let mut trying = LockBuilder::default()
         .with_try_lock()
         .apply(open(opener, "builder"));
-    assert!(
-        matches!(trying.lock(), Err(SimpleLockError::AlreadyLocked { .. })),
-        "try mode must fail with AlreadyLocked"
+    expect_err!(
+        trying.lock(),
+        AlreadyLocked,
+        "lock() in try mode while held elsewhere"
     );
     let timeout = Duration::from_millis(30);
     let mut timed = LockBuilder::default()
@@ -457,10 +470,7 @@ where
         Err(SimpleLockError::TimedOut { timeout: t, .. }) => assert_eq!(t, timeout),
         other => panic!("timeout mode must fail with TimedOut, got {other:?}"),
     }
-    assert!(
-        matches!(trying.unlock(), Err(SimpleLockError::NotHeld { .. })),
-        "unlock without holding must be NotHeld"
-    );
+    expect_err!(trying.unlock(), NotHeld, "unlock() without holding");
     let mut silent = LockBuilder::default()
         .with_try_lock()
         .with_silent_unlock()
@@ -491,10 +501,7 @@ where
     {
         let guard = ok("guard()", a.guard());
         assert_eq!(ok("status()", guard.lock().status()), LockStatus::Mine);
-        assert!(
-            matches!(b.lock(), Err(SimpleLockError::AlreadyLocked { .. })),
-            "a guard did not hold the lock"
-        );
+        expect_err!(b.lock(), AlreadyLocked, "a guard did not hold the lock");
     }
     let guard = ok("guard() after the first guard dropped", b.guard());
     ok("guard.unlock()", guard.unlock());
