@@ -57,6 +57,15 @@ pub(crate) fn cleanup(backend: &str, name: &str) {
     }
 }
 
+/// The status of a reference lock, which only knows whether it holds the lock itself.
+fn own_status(held: bool) -> LockStatus {
+    if held {
+        LockStatus::Mine
+    } else {
+        LockStatus::Open
+    }
+}
+
 /// Pretends to lock: every call succeeds at once.
 struct NoLock {
     held: bool,
@@ -64,11 +73,7 @@ struct NoLock {
 
 impl ConcreteLock for NoLock {
     fn status(&self) -> SimpleLockResult<LockStatus> {
-        Ok(if self.held {
-            LockStatus::Mine
-        } else {
-            LockStatus::Open
-        })
+        Ok(own_status(self.held))
     }
     fn try_lock(&mut self) -> SimpleLockResult<()> {
         self.held = true;
@@ -114,11 +119,7 @@ impl RawFlock {
 
 impl ConcreteLock for RawFlock {
     fn status(&self) -> SimpleLockResult<LockStatus> {
-        Ok(if self.held {
-            LockStatus::Mine
-        } else {
-            LockStatus::Open
-        })
+        Ok(own_status(self.held))
     }
     fn try_lock(&mut self) -> SimpleLockResult<()> {
         match self.file.try_lock() {
