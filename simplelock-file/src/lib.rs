@@ -232,8 +232,8 @@
 //!
 //! An uncontended exclusive `try_lock` + `try_unlock` on a managed file is two `flock` calls,
 //! one `pread` and two `pwrite`s of 64 bytes (the record is the price of
-//! [`PreviousHolder::Died`]), plus a few nanoseconds for the fork check and the deadlock
-//! registry; on a file with foreign content, the `pread` happens once per handle and the writes
+//! [`PreviousHolder::Died`]), plus about 80 ns of bookkeeping (the fork check, the deadlock
+//! registry, the time of acquisition); on a file with foreign content, the `pread` happens once per handle and the writes
 //! never. `holder()`, `status()` and the holder in `AlreadyLocked`/`TimedOut` read
 //! `/proc/locks`, on the failure path only. `benches/uncontended.rs` measures it against the bare
 //! `flock` pair, std's `File::lock` and fd-lock. On the development machine (2 cores, Linux 6.18,
