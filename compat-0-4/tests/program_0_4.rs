@@ -1,0 +1,83 @@
+//! The 0.4 program (`program/v0_4.rs`, compiled unchanged against the real simplelock 0.4.1 by
+//! `cargo xtask ci`) run on this workspace through its one changed line, the compat import.
+
+/// The 0.4 program after its one changed line.
+pub mod v0_4 {
+    use simplelock::compat_0_4::*;
+    include!("../program/v0_4.rs");
+}
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A name no other test (nor another run of this one) uses.
+fn unique(what: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("compat04-{what}-{}-{n}", std::process::id())
+}
+
+#[test]
+fn readme_example() {
+    v0_4::readme_example().unwrap();
+}
+
+#[test]
+fn default_lock_and_lock_until_finished() {
+    v0_4::default_lock_and_lock_until_finished(&unique("default")).unwrap();
+}
+
+#[test]
+fn lock_until_finished_releases_on_panic() {
+    v0_4::lock_until_finished_releases_on_panic(&unique("panic")).unwrap();
+}
+
+#[test]
+fn builder() {
+    v0_4::builder(&unique("builder")).unwrap();
+}
+
+#[test]
+fn hand_rolled_backend() {
+    v0_4::hand_rolled_backend().unwrap();
+}
+
+/// Deletes the file when dropped, also when the test fails.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn file_lock() {
+    let file = TempFile(std::env::temp_dir().join(format!("{}.lock", unique("file"))));
+    v0_4::file_lock(&file.0).unwrap();
+}
+
+/// Deletes the semaphore lock's object when dropped, also when the test fails.
+struct TempSemaphore(String);
+
+impl Drop for TempSemaphore {
+    fn drop(&mut self) {
+        let _ = simplelock::SemaphoreLock::remove(&self.0);
+    }
+}
+
+#[test]
+fn semaphore_lock() {
+    let sema = TempSemaphore(unique("sema"));
+    v0_4::semaphore_lock(&sema.0).unwrap();
+}
+
+#[test]
+fn fake_lock() {
+    v0_4::fake_lock().unwrap();
+}
+
+#[test]
+fn errors() {
+    v0_4::errors();
+}
