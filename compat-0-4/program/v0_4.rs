@@ -260,9 +260,12 @@ pub fn file_lock(path: &Path) -> SimpleLockResult<()> {
     expect_status(lock.status(), "open")?;
 
     lock.try_lock()?;
+    lock.try_lock()?; // locking again changes nothing
     expect_status(lock.status(), "mine")?;
     expect_status(other.status(), "taken")?;
     assert_eq!(other.try_lock(), Err(SimpleLockError::AlreadyLocked));
+    other.try_unlock()?; // releases nothing: not held
+    expect_status(other.status(), "taken")?;
     lock.try_unlock()?;
     expect_status(other.status(), "open")?;
     other.hang_lock()?;
@@ -289,10 +292,14 @@ pub fn semaphore_lock(name: &str) -> SimpleLockResult<()> {
     expect_status(lock.status(), "open")?;
 
     lock.hang_lock()?;
+    lock.hang_lock()?; // locking again changes nothing
     expect_status(lock.status(), "mine")?;
     expect_status(other.status(), "taken")?;
     assert_eq!(other.try_lock(), Err(SimpleLockError::AlreadyLocked));
+    other.try_unlock()?; // releases nothing: not held
+    expect_status(other.status(), "taken")?;
     lock.try_unlock()?;
+    lock.try_unlock()?; // releases nothing: not held any more
     other.try_lock()?;
     expect_status(lock.status(), "taken")?;
     other.try_unlock()?;

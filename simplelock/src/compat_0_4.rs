@@ -628,6 +628,7 @@ mod tests {
         }
     }
 
+    #[cfg(any(feature = "file", feature = "sema", feature = "fake"))]
     #[test]
     fn misuse_of_todays_backends_is_a_no_op_as_in_04() {
         assert_eq!(acquired(Err(Today::already_held("job"))), Ok(()));
