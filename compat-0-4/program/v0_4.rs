@@ -125,6 +125,17 @@ pub fn builder(name: &str) -> SimpleLockResult<()> {
     let mut also_trier = configured.build(name)?;
     assert_eq!(also_trier.lock(), Err(SimpleLockError::AlreadyLocked));
 
+    // `LockBuilder` is `Copy` and `Debug`.
+    let base = LockBuilder::default().with_try_lock();
+    let copy = base;
+    let mut from_copy = copy.with_silent_unlock().build(name)?;
+    assert_eq!(
+        base.build(name)?.lock(),
+        Err(SimpleLockError::AlreadyLocked)
+    );
+    assert_eq!(from_copy.lock(), Err(SimpleLockError::AlreadyLocked));
+    assert!(!format!("{:?}", base).is_empty());
+
     holder.unlock()?;
     trier.lock()?;
     expect_status(trier.status(), "mine")?;

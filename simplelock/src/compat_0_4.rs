@@ -9,7 +9,8 @@
 //! [`SimpleLockError`] with its six unit and tuple variants, equality, order and conversions
 //! from `io`, 0.4's [`Lock`] and [`ConcreteLock`] traits (a backend hand-rolled for 0.4 still
 //! implements them), [`LockBuilder`], [`default_lock`], [`lock_until_finished`], and
-//! [`FileLock`], [`SemaphoreLock`] and [`FakeLock`] behind the same features as in 0.4.
+//! `FileLock`, `SemaphoreLock` and `FakeLock` behind the same features as in 0.4 (`file`, `sema`,
+//! `fake`).
 //! [`LockStatus`] is the crate's own, exhaustive as in 0.4.
 //!
 //! ```
@@ -109,10 +110,10 @@
 //! - The locks are today's: a holder that crashes releases the lock, two handles never both
 //!   hold it. [`default_lock`] and [`LockBuilder::build`] use the first enabled of `file`,
 //!   `sema`, `fake`, as 0.4 did, but the file lock of a name is the crate's
-//!   (`<lock folder>/NAME.lock`, see [`crate::lock_dir`]), not 0.4's `/tmp/lock-NAME`, which any
+//!   (`<lock folder>/NAME.lock`, see `simplelock::lock_dir`), not 0.4's `/tmp/lock-NAME`, which any
 //!   local user could take first. So a 0.4 process and a process built with this module do not
 //!   exclude each other by name; stop the old ones first.
-//! - [`FakeLock`] is 0.4's: one flag shared by its clones, which never makes anyone wait or fail
+//! - `FakeLock` is 0.4's: one flag shared by its clones, which never makes anyone wait or fail
 //!   (0.4 tests rely on that). The crate's `simplelock::FakeLock` is the one that models
 //!   contention.
 //!
@@ -327,7 +328,7 @@ impl LockBuilder {
     }
 
     /// The lock called `app_name` on the first enabled of the `file`, `sema` and `fake`
-    /// backends, configured like this builder (a `fake` lock is a new [`FakeLock`], which never
+    /// backends, configured like this builder (a `fake` lock is a new `FakeLock`, which never
     /// waits nor fails, as in 0.4).
     ///
     /// With `file`, the lock is the crate's named file lock (`<lock folder>/<app_name>.lock`),
