@@ -256,6 +256,44 @@ pub fn hand_rolled_backend() -> SimpleLockResult<()> {
     Ok(())
 }
 
+/// A hand-rolled `Lock` (0.4's docs offer both traits): it records the calls it gets.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    calls: Vec<&'static str>,
+}
+
+impl Lock for Recorder {
+    fn status(&self) -> SimpleLockResult<LockStatus> {
+        Ok(LockStatus::Open)
+    }
+
+    fn lock(&mut self) -> SimpleLockResult<()> {
+        self.calls.push("lock");
+        Ok(())
+    }
+
+    fn unlock(&mut self) -> SimpleLockResult<()> {
+        self.calls.push("unlock");
+        Ok(())
+    }
+}
+
+/// `lock_until_finished` and `Box<dyn Lock>` take a hand-rolled `Lock`.
+pub fn hand_rolled_lock() -> SimpleLockResult<()> {
+    let mut recorder = Recorder::default();
+    assert_eq!(lock_until_finished(&mut recorder, || "value")?, "value");
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        lock_until_finished(&mut recorder, || panic!("boom"))
+    }));
+    assert!(outcome.is_err());
+    assert_eq!(recorder.calls, ["lock", "unlock", "lock", "unlock"]);
+
+    let mut boxed: Box<dyn Lock> = Box::new(Recorder::default());
+    boxed.lock()?;
+    expect_status(boxed.status(), "open")?;
+    boxed.unlock()
+}
+
 /// Code that takes any `Lock`, as 0.4 utilities did.
 fn run_twice(lock: &mut impl Lock) -> SimpleLockResult<u32> {
     let first = lock_until_finished(lock, || 1)?;

@@ -42,6 +42,11 @@ fn hand_rolled_backend() {
     v0_4::hand_rolled_backend().unwrap();
 }
 
+#[test]
+fn hand_rolled_lock() {
+    v0_4::hand_rolled_lock().unwrap();
+}
+
 /// Deletes the file when dropped, also when the test fails.
 struct TempFile(PathBuf);
 
