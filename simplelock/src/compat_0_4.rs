@@ -51,8 +51,32 @@
 //! - A `match` over the six variants without a wildcard arm (legal in 0.4) rules out new
 //!   variants (`TimedOut`, `NotHeld`, ...) and `#[non_exhaustive]`.
 //!
-//! So the error that the crate's locks return would have to be 0.4's, details and new variants
-//! gone. Keeping both means two types at two paths, and choosing the path is the changed line.
+//! This is what a constant that carries the lock's name gets:
+//!
+//! ```compile_fail
+//! #[derive(Debug, PartialEq, Eq)]
+//! pub struct SimpleLockError {
+//!     kind: Kind,
+//!     name: String,
+//! }
+//! #[derive(Debug, PartialEq, Eq)]
+//! enum Kind { AlreadyLocked }
+//!
+//! impl SimpleLockError {
+//!     #[allow(non_upper_case_globals)]
+//!     pub const AlreadyLocked: SimpleLockError =
+//!         SimpleLockError { kind: Kind::AlreadyLocked, name: String::new() };
+//! }
+//!
+//! fn busy(result: Result<(), SimpleLockError>) -> bool {
+//!     // error: constant of non-structural type `Vec<u8>` in a pattern
+//!     matches!(result, Err(SimpleLockError::AlreadyLocked))
+//! }
+//! ```
+//!
+//! (and with a name type that is structural, the pattern would match only the errors whose name
+//! equals the constant's). So the error that the crate's locks return would have to be 0.4's,
+//! details and new variants gone. Keeping both means two types at two paths, and choosing the path is the changed line.
 //! Without it, the 0.4 idioms fail to compile (and do not silently behave differently):
 //!
 //! ```compile_fail,E0533
