@@ -299,3 +299,43 @@ fn row_messages() {
         "Lock is already locked!"
     );
 }
+
+/// Every row of the table in CHANGELOG.md names a test of this file, and every `row_` test has
+/// its row.
+#[test]
+fn every_row_of_the_changelog_table_has_its_test() {
+    let changelog = include_str!("../../CHANGELOG.md");
+    let this_file = include_str!("migration.rs");
+    let section = changelog
+        .split("### Migrating from 0.4")
+        .nth(1)
+        .expect("CHANGELOG.md has a section \"### Migrating from 0.4\"");
+    let rows: Vec<&str> = section
+        .lines()
+        .take_while(|line| !line.starts_with("## "))
+        .filter(|line| line.starts_with('|'))
+        .skip(2) // the header and the separator
+        .map(|line| {
+            let last = line.trim_end_matches('|').rsplit('|').next().unwrap_or("");
+            last.trim().trim_matches('`')
+        })
+        .collect();
+    assert!(rows.len() >= 10, "the table has only {} rows", rows.len());
+    for test in &rows {
+        assert!(
+            this_file.contains(&format!("fn {test}(")),
+            "the CHANGELOG row checked by `{test}` has no such test in tests/migration.rs"
+        );
+    }
+    let tests = this_file
+        .lines()
+        .filter_map(|line| line.strip_prefix("fn row_"))
+        .filter_map(|rest| rest.split('(').next());
+    for test in tests {
+        let test = format!("row_{test}");
+        assert!(
+            rows.contains(&test.as_str()),
+            "`{test}` checks no row of the CHANGELOG table"
+        );
+    }
+}
