@@ -5,17 +5,12 @@
 use std::error::Error;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use simplelock::*;
 
-/// A name no other test (nor another run of this one) uses.
-fn unique(what: &str) -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("migration-{what}-{}-{n}", std::process::id())
-}
+mod common;
+use common::TempName;
 
 /// Row "the import": 0.4 code unchanged but for `use simplelock::compat_0_4::*;` is what
 /// `tests/program_0_4.rs` runs; here the two APIs meet: errors convert, the status is one type.
@@ -33,7 +28,7 @@ fn row_the_import() {
 /// `PermissionDenied`; `NoLockEnabled` is unchanged.
 #[test]
 fn row_unit_variants() -> SimpleLockResult<()> {
-    let name = unique("unit");
+    let name = TempName::new("unit");
     let mut holder = default_lock(&name)?;
     let mut trier = LockBuilder::default().with_try_lock().build(&name)?;
     holder.lock()?;
@@ -83,7 +78,7 @@ fn row_tuple_variants() {
 /// which cannot be compared.
 #[test]
 fn row_equality() -> SimpleLockResult<()> {
-    let name = unique("equality");
+    let name = TempName::new("equality");
     let mut holder = default_lock(&name)?;
     holder.lock()?;
     let err = LockBuilder::default()
@@ -92,7 +87,7 @@ fn row_equality() -> SimpleLockResult<()> {
         .lock()
         .unwrap_err();
     assert!(matches!(err, SimpleLockError::AlreadyLocked { .. }));
-    assert!(err.name().is_some_and(|n| n.contains(&name)));
+    assert!(err.name().is_some_and(|n| n.contains(&*name)));
     holder.unlock()
 }
 
@@ -116,7 +111,8 @@ fn row_from_io() {
 /// Row "status": an exhaustive `match` over `Mine`, `Taken`, `Open` needs no change.
 #[test]
 fn row_status() -> SimpleLockResult<()> {
-    let lock = default_lock(unique("status"))?;
+    let name = TempName::new("status");
+    let lock = default_lock(&name)?;
     let text = match lock.status()? {
         LockStatus::Mine => "mine",
         LockStatus::Taken => "taken",
@@ -130,7 +126,7 @@ fn row_status() -> SimpleLockResult<()> {
 /// `with_try_lock` and `with_silent_unlock`): call them on a `mut` builder.
 #[test]
 fn row_builder() -> SimpleLockResult<()> {
-    let name = unique("builder");
+    let name = TempName::new("builder");
     let mut builder = LockBuilder::default();
     builder.enable_try_lock();
     builder.enable_silent_unlock();
@@ -149,7 +145,7 @@ fn row_builder() -> SimpleLockResult<()> {
 /// released). Check `status()` first, or use `guard()`, which cannot do either.
 #[test]
 fn row_misuse() -> SimpleLockResult<()> {
-    let name = unique("misuse");
+    let name = TempName::new("misuse");
     let mut lock = default_lock(&name)?;
     let mut other = default_lock(&name)?;
     lock.lock()?;
@@ -229,7 +225,8 @@ fn row_hand_rolled_backends() -> SimpleLockResult<()> {
 #[test]
 fn row_lock_until_finished() -> SimpleLockResult<()> {
     let text = String::from("borrowed");
-    let mut lock = default_lock(unique("until"))?;
+    let name = TempName::new("until");
+    let mut lock = default_lock(&name)?;
     let borrowed: &str = lock_until_finished(&mut lock, || text.as_str())?;
     assert_eq!(borrowed, "borrowed");
     Ok(())
@@ -239,7 +236,7 @@ fn row_lock_until_finished() -> SimpleLockResult<()> {
 /// not `/tmp/lock-NAME`; `FileLock::named(name)` is the same lock.
 #[test]
 fn row_file_lock_of_a_name() -> SimpleLockResult<()> {
-    let name = unique("named");
+    let name = TempName::new("named");
     let mut lock = default_lock(&name)?;
     let same = FileLock::named(&name)?;
     assert_eq!(same.path(), lock_dir()?.join(format!("{name}.lock")));
@@ -254,12 +251,12 @@ fn row_file_lock_of_a_name() -> SimpleLockResult<()> {
 /// the object is `/dev/shm/sl.NAME`, not a POSIX semaphore.
 #[test]
 fn row_semaphore_lock() -> SimpleLockResult<()> {
-    let name = unique("sema");
-    let lock = SemaphoreLock::new(&name)?;
+    let name = TempName::new("sema");
+    let lock = SemaphoreLock::new(&*name)?;
     assert_eq!(lock.name(), format!("/{name}"));
     assert!(PathBuf::from(format!("/dev/shm/sl.{name}")).exists());
     drop(lock);
-    assert!(SemaphoreLock::remove(&name)?);
+    assert!(SemaphoreLock::remove(&*name)?);
     Ok(())
 }
 

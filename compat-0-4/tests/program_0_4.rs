@@ -7,15 +7,11 @@ pub mod v0_4 {
     include!("../program/v0_4.rs");
 }
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
 
-/// A name no other test (nor another run of this one) uses.
-fn unique(what: &str) -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("compat04-{what}-{}-{n}", std::process::id())
-}
+use std::path::PathBuf;
+
+use common::TempName;
 
 #[test]
 fn readme_example() {
@@ -24,17 +20,17 @@ fn readme_example() {
 
 #[test]
 fn default_lock_and_lock_until_finished() {
-    v0_4::default_lock_and_lock_until_finished(&unique("default")).unwrap();
+    v0_4::default_lock_and_lock_until_finished(&TempName::new("default")).unwrap();
 }
 
 #[test]
 fn lock_until_finished_releases_on_panic() {
-    v0_4::lock_until_finished_releases_on_panic(&unique("panic")).unwrap();
+    v0_4::lock_until_finished_releases_on_panic(&TempName::new("panic")).unwrap();
 }
 
 #[test]
 fn builder() {
-    v0_4::builder(&unique("builder")).unwrap();
+    v0_4::builder(&TempName::new("builder")).unwrap();
 }
 
 #[test]
@@ -58,23 +54,14 @@ impl Drop for TempFile {
 
 #[test]
 fn file_lock() {
-    let file = TempFile(std::env::temp_dir().join(format!("{}.lock", unique("file"))));
+    let name = TempName::new("file");
+    let file = TempFile(std::env::temp_dir().join(format!("{name}.lock")));
     v0_4::file_lock(&file.0).unwrap();
-}
-
-/// Deletes the semaphore lock's object when dropped, also when the test fails.
-struct TempSemaphore(String);
-
-impl Drop for TempSemaphore {
-    fn drop(&mut self) {
-        let _ = simplelock::SemaphoreLock::remove(&self.0);
-    }
 }
 
 #[test]
 fn semaphore_lock() {
-    let sema = TempSemaphore(unique("sema"));
-    v0_4::semaphore_lock(&sema.0).unwrap();
+    v0_4::semaphore_lock(&TempName::new("sema")).unwrap();
 }
 
 #[test]
