@@ -9,6 +9,8 @@
 //! - `against-0.4.1/` (outside the workspace) compiles the same file after `use simplelock::*;`
 //!   against the real simplelock 0.4.1 from crates.io, so the program tests 0.4.1's contract and
 //!   not our idea of it.
+//! - `tests/processes.rs` checks that the module's locks are today's between real processes: a
+//!   holder SIGKILLed inside its critical section releases the lock.
 //! - `tests/migration.rs` checks each row of the migration table in CHANGELOG.md: what 0.4 code
 //!   writes instead when it moves to the 0.5 API.
 //!
