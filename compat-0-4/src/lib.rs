@@ -4,7 +4,8 @@
 //!
 //! - `program/v0_4.rs` is such a program: it uses every public item of 0.4.1 (`default_lock`,
 //!   `lock_until_finished`, `LockBuilder`, `FileLock`, `SemaphoreLock`, `FakeLock`, a hand-rolled
-//!   `ConcreteLock` and `Lock`, every error variant and status, error equality, order and conversions).
+//!   `ConcreteLock` and `Lock`, every error variant and status, error equality, order and
+//!   conversions).
 //! - `tests/program_0_4.rs` runs it on this workspace after the compat import.
 //! - `against-0.4.1/` (outside the workspace) compiles the same file after `use simplelock::*;`
 //!   against the real simplelock 0.4.1 from crates.io, so the program tests 0.4.1's contract and
