@@ -96,7 +96,8 @@ fn row_equality() -> SimpleLockResult<()> {
 /// and keeps the OS error as `source()`.
 #[test]
 fn row_from_io() {
-    let errno = io::Error::from_raw_os_error(13); // what `io::Error::from(nix::Errno::EACCES)` gives
+    // What `io::Error::from(nix::Errno::EACCES)` gives.
+    let errno = io::Error::from_raw_os_error(13);
     let err = SimpleLockError::from_io("/run/x.lock", "opening the lock file", errno);
     assert!(matches!(err, SimpleLockError::PermissionDenied { .. }));
     let source = err.source().and_then(|s| s.downcast_ref::<io::Error>());

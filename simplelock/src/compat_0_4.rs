@@ -76,7 +76,8 @@
 //!
 //! (and with a name type that is structural, the pattern would match only the errors whose name
 //! equals the constant's). So the error that the crate's locks return would have to be 0.4's,
-//! details and new variants gone. Keeping both means two types at two paths, and choosing the path is the changed line.
+//! details and new variants gone. Keeping both means two types at two paths, and choosing the
+//! path is the changed line.
 //! Without it, the 0.4 idioms fail to compile (and do not silently behave differently):
 //!
 //! ```compile_fail,E0533
@@ -120,11 +121,11 @@
 //! `AlreadyLocked` because 0.4 returned that only in try-lock mode, and a deadlock found in a
 //! waiting lock is an unexpected error there.
 //!
-//! # Behaviour: as 0.4.1 documented it
+//! # Behaviour: 0.4.1's, where its docs or its backends defined it
 //!
 //! - Locking a handle that already holds the lock succeeds and changes nothing, and unlocking
-//!   a handle that does not hold it succeeds and releases nothing, as with 0.4's backends
-//!   (today's report `AlreadyHeld` and `NotHeld`).
+//!   a handle that does not hold it succeeds and releases nothing, as 0.4.1's backends did
+//!   (its docs did not say; today's backends report `AlreadyHeld` and `NotHeld`).
 //! - `LockBuilder::with_try_lock` makes `lock()` fail at once with `AlreadyLocked`, and
 //!   `with_silent_unlock` makes `unlock()` swallow errors, as documented. (In the real 0.4.1
 //!   both did nothing, and its `FileLock` released only when dropped; code that relied on that
@@ -405,7 +406,8 @@ impl Lock for Configured {
     }
 }
 
-/// The lock called `app_name` with the default configuration: `LockBuilder::default().build(app_name)`.
+/// The lock called `app_name` with the default configuration:
+/// `LockBuilder::default().build(app_name)`.
 ///
 /// # Errors
 /// Those of [`LockBuilder::build`].
