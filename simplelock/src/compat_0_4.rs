@@ -45,7 +45,9 @@
 //!   is a unit variant or a constant of the error type `lock()` returns. A unit variant carries
 //!   nothing, so that error could not name the lock nor its holder. A constant is matched by
 //!   comparing every field, and Rust accepts one in a pattern only if every field's type derives
-//!   its equality structurally, which `String` and `io::Error` do not.
+//!   its equality structurally, which `String` and `io::Error` do not. Nor does a rich error
+//!   whose `kind()` is 0.4's enum help: the pattern matches what `lock()` returns, not its kind,
+//!   so `SimpleLockError` would have to be that enum, and `lock()` return it.
 //! - `UnableToUnlock(why)` and `UnknownError(what)` both build and bind a `String`: the payload
 //!   must be exactly one `String`.
 //! - A `match` over the six variants without a wildcard arm (legal in 0.4) rules out new
