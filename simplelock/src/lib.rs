@@ -3,6 +3,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
+pub mod compat_0_4;
 
 pub use builder::LockBuilder;
 // The core's builder is replaced by the facade's, which adds `build`; everything else is the core.

@@ -1,8 +1,10 @@
 //! `cargo xtask ci`: everything CI checks, in the order a failure is cheapest to see: format,
 //! lints, tests (every crate with all features, then the facade with each feature combination),
-//! docs, and a short multi-process stress run.
+//! the 0.4 program against the real simplelock 0.4.1, docs, and a short multi-process stress run.
 
+use std::env;
 use std::fs;
+use std::path::PathBuf;
 
 use crate::{TaskResult, cargo, project_root, step};
 
@@ -39,6 +41,7 @@ pub(crate) fn main(args: &[String]) -> TaskResult {
             feature,
         ]))?;
     }
+    program_0_4_compiles_against_0_4_1()?;
     let mut doc = cargo(&["doc", "--workspace", "--all-features", "--no-deps"]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     step(doc)?;
@@ -46,6 +49,33 @@ pub(crate) fn main(args: &[String]) -> TaskResult {
     crate::stress::main(&["--quick".to_owned()])?;
     println!("\nci: all checks passed");
     Ok(())
+}
+
+/// The crate outside the workspace that compiles the 0.4 program of `compat-0-4` (which the
+/// workspace tests ran through `simplelock::compat_0_4`) against the real simplelock 0.4.1.
+const AGAINST_0_4_1: &str = "compat-0-4/against-0.4.1";
+
+/// The 0.4 program must compile against 0.4.1 itself, so that it checks 0.4.1's API and not our
+/// idea of it. `cargo check` with the crate's own lock file and target folder: seconds.
+fn program_0_4_compiles_against_0_4_1() -> TaskResult {
+    let manifest = format!("{AGAINST_0_4_1}/Cargo.toml");
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| project_root().join("target"), PathBuf::from)
+        .join("against-0.4.1");
+    let target = target.to_string_lossy();
+    step(cargo(&[
+        "check",
+        "--locked",
+        "--manifest-path",
+        &manifest,
+        "--target-dir",
+        &target,
+    ]))
+    .map_err(|e| {
+        format!(
+            "{e}\n(it downloads simplelock 0.4.1 and its dependencies from crates.io on first use)"
+        )
+    })
 }
 
 /// The core promises no dependencies at all; `cargo tree` shows what it really pulls in.
