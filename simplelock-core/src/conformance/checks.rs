@@ -8,14 +8,14 @@ use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
 use std::process;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::harness::{
     Ctx, broke, check_error_payload, expect_err, expect_status, ok, spawn, timed,
 };
-use super::{SETTLE, TIMING_SLACK, TIMING_TRIES, WAKE, multi};
+use super::{SETTLE, TIMING_SLACK, TIMING_TRIES, multi};
 use crate::{
     ConcreteLock, Lock, LockBuilder, LockStatus, PreviousHolder, SimpleLockError,
     lock_until_finished,
@@ -233,7 +233,7 @@ fn hang_lock_waits_for_release<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
     release("a", &mut a);
     ctx.step("waiting for hang_lock to return after the release");
     let (result, b) = waiter.expect_within(
-        WAKE,
+        ctx.wake,
         WOKEN,
         "hang_lock did not return after the holder released the lock with try_unlock",
     );
@@ -268,7 +268,7 @@ fn drop_wakes_a_waiter<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
             "waiting for {wait} to return after the holder was dropped"
         ));
         let (result, mut b) = waiter.expect_within(
-            WAKE,
+            ctx.wake,
             WOKEN_BY_DROP,
             format!(
                 "{wait} did not return after the holder was dropped (a drop that wakes no waiter?)"
@@ -317,7 +317,7 @@ fn waiters_on_two_names_are_each_woken<H: ConcreteLock + Send + 'static>(ctx: &C
         release("the holder of the second lock", &mut lone_holder);
         ctx.step("waiting for the waiter of the released lock");
         let (result, mut lone_waiter) = lone_pending.expect_within(
-            WAKE,
+            ctx.wake,
             WOKEN_BY_NAME,
             format!(
                 "the waiter of a released lock was not woken while {CROWD} waiters of another \
@@ -337,7 +337,7 @@ fn waiters_on_two_names_are_each_woken<H: ConcreteLock + Send + 'static>(ctx: &C
         ctx.step("waiting for the waiters of the first lock, one after the other");
         for pending in crowd {
             let (result, released) = pending.expect_within(
-                WAKE,
+                ctx.wake,
                 WOKEN,
                 "a waiter of the first lock was not woken after its release",
             );
@@ -347,55 +347,80 @@ fn waiters_on_two_names_are_each_woken<H: ConcreteLock + Send + 'static>(ctx: &C
     }
 }
 
-/// Several waiters of one lock, in every mode, all get the lock in turn after one release.
+/// Several waiters of one lock, in every mode, all get the lock in turn after one release —
+/// one at a time: each holds it until told to release, and no other waiter may get it
+/// meanwhile (a waiter that takes the lock without checking again after its wake-up fails
+/// here).
 fn every_waiter_gets_its_turn<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
     const WAITERS: usize = 4;
     let key = ctx.key("lock");
     let mut holder = ctx.open(&key);
     take("the holder", &mut holder);
-    let inside = Arc::new(AtomicUsize::new(0));
+    let (acquired_tx, acquired) = mpsc::channel();
     ctx.step("waiters of one lock wait");
-    let waiters: Vec<_> = (0..WAITERS)
+    let mut waiters: Vec<_> = (0..WAITERS)
         .map(|i| {
             let mut handle = ctx.open(&key);
-            let inside = Arc::clone(&inside);
+            let acquired_tx = acquired_tx.clone();
+            let (release_tx, release) = mpsc::channel::<()>();
             let wait = if i % 2 == 0 { Wait::Hang } else { Wait::Timed };
-            spawn(move || {
+            let pending = spawn(move || {
                 let result = wait.call(&mut handle);
-                let overlap = inside.fetch_add(1, Ordering::SeqCst) != 0;
-                thread::sleep(Duration::from_millis(1));
-                inside.fetch_sub(1, Ordering::SeqCst);
-                let unlocked = handle.try_unlock();
-                (wait, result, overlap, unlocked)
-            })
+                let _ = acquired_tx.send(i);
+                if result.is_ok() {
+                    let _ = release.recv();
+                }
+                let unlocked = result.is_ok().then(|| handle.try_unlock());
+                (result, unlocked)
+            });
+            (wait, Some(release_tx), Some(pending))
         })
         .collect();
-    thread::sleep(SETTLE);
-    if inside.load(Ordering::SeqCst) != 0 {
+    if let Ok(i) = acquired.recv_timeout(SETTLE) {
         broke(
             EXCLUSION,
-            "a waiter acquired while another handle held the lock",
+            format!(
+                "{} of waiter {i} returned while another handle held the lock",
+                waiters[i].0
+            ),
         );
     }
     release("the holder", &mut holder);
-    ctx.step("waiting for every waiter to get its turn");
-    for (i, pending) in waiters.into_iter().enumerate() {
-        let (wait, result, overlap, unlocked) = pending.expect_within(
-            WAKE,
-            WOKEN,
-            format!("waiter {i} of {WAITERS} never got the lock after the release"),
-        );
-        ok(WOKEN, &format!("{wait} of waiter {i}"), result);
-        if overlap {
+    for turn in 0..WAITERS {
+        ctx.step(format!("waiting for turn {turn} of {WAITERS} waiters"));
+        let i = acquired.recv_timeout(ctx.wake).unwrap_or_else(|_| {
+            broke(
+                WOKEN,
+                format!(
+                    "after {turn} waiters had their turn, none of the other {} got the lock \
+                     within {:?} of its release",
+                    WAITERS - turn,
+                    ctx.wake
+                ),
+            )
+        });
+        if let Ok(j) = acquired.recv_timeout(SETTLE) {
             broke(
                 EXCLUSION,
-                format!("waiter {i} acquired while another waiter held the lock"),
+                format!(
+                    "{} of waiter {j} returned while waiter {i} held the lock (after {turn} turns)",
+                    waiters[j].0
+                ),
             );
         }
+        let (wait, release_tx, pending) = &mut waiters[i];
+        drop(release_tx.take());
+        let pending = pending.take().expect("each waiter acquires once");
+        let (result, unlocked) = pending.expect_within(
+            ctx.wake,
+            WOKEN,
+            format!("waiter {i} did not finish its turn"),
+        );
+        ok(WOKEN, &format!("{wait} of waiter {i}"), result);
         ok(
             "try_unlock by the holder succeeds",
             &format!("try_unlock of waiter {i}"),
-            unlocked,
+            unlocked.expect("it acquired"),
         );
     }
 }
@@ -415,7 +440,7 @@ fn timed_lock_times_out<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
         (result, waited, zero, b)
     });
     let (result, waited, zero, mut b) = pending.expect_within(
-        WAKE,
+        ctx.wake,
         TIMED_OUT,
         "timed_lock(100ms), then timed_lock(0), did not return while another handle held the lock",
     );
@@ -472,7 +497,7 @@ fn timed_lock_gives_up_on_time<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
         ctx.step("timed_lock(50ms) while another handle holds the lock");
         let pending = spawn(move || (timed(|| b.timed_lock(timeout)), b));
         let ((result, waited), back) = pending.expect_within(
-            WAKE,
+            ctx.wake,
             ON_TIME,
             "timed_lock(50ms) did not return while another handle held the lock",
         );
@@ -521,7 +546,7 @@ fn timed_lock_acquires_soon_after_release<H: ConcreteLock + Send + 'static>(ctx:
         release("a", &mut a);
         ctx.step("waiting for timed_lock(1h) to return after the release");
         let (result, acquired, back) = waiter.expect_within(
-            WAKE,
+            ctx.wake,
             PROMPT,
             "timed_lock(1h) did not return after the lock was released (does it notice releases?)",
         );
@@ -596,7 +621,7 @@ fn lock_twice_is_an_error<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
         (results, a)
     });
     let (results, mut a) = pending.expect_within(
-        WAKE,
+        ctx.wake,
         ALREADY_HELD,
         "locking again a handle that holds the lock did not return: a self-deadlock",
     );
@@ -666,7 +691,7 @@ fn relock_many_times<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
         let what = match round % 3 {
             0 => ("try_lock", a.try_lock()),
             1 => ("hang_lock", a.hang_lock()),
-            _ => ("timed_lock", a.timed_lock(WAKE)),
+            _ => ("timed_lock", a.timed_lock(ctx.wake)),
         };
         ok(RELOCK, &format!("{} in round {round}", what.0), what.1);
         expect_status(
@@ -749,6 +774,7 @@ fn threads_exclude_each_other<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
     let counter = Arc::new(AtomicUsize::new(0));
     let occupant = Arc::new(AtomicUsize::new(0));
     let overlaps = Arc::new(Mutex::new(Vec::new()));
+    let wake = ctx.wake;
     ctx.step("threads contend for the lock");
     let workers: Vec<_> = (0..THREADS)
         .map(|t| {
@@ -762,7 +788,7 @@ fn threads_exclude_each_other<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
                 for round in 0..ROUNDS {
                     let how = match (t + round) % 3 {
                         0 => handle.hang_lock().map(|()| "hang_lock"),
-                        1 => handle.timed_lock(WAKE).map(|()| "timed_lock"),
+                        1 => handle.timed_lock(wake).map(|()| "timed_lock"),
                         _ => loop {
                             match handle.try_lock() {
                                 Ok(()) => break Ok("try_lock"),
@@ -806,7 +832,7 @@ fn threads_exclude_each_other<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
     for (t, worker) in workers.into_iter().enumerate() {
         ctx.step(format!("waiting for contending thread {t} to finish"));
         let result = worker.expect_within(
-            WAKE * 6,
+            ctx.wake * 6,
             WOKEN,
             format!("contending thread {t} did not finish its {ROUNDS} rounds"),
         );
@@ -863,7 +889,7 @@ fn builder_modes<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
     ctx.step("lock() in timeout mode while held elsewhere");
     let pending = spawn(move || (timed.lock(), timed));
     let (result, mut timed) = pending.expect_within(
-        WAKE,
+        ctx.wake,
         BUILDER,
         "lock() in timeout mode did not return while the lock was held elsewhere",
     );
@@ -1042,7 +1068,7 @@ fn holder_names_the_holding_process<H: ConcreteLock + Send + 'static>(ctx: &Ctx<
     // never end here with `WouldDeadlock`.
     ctx.step("timed_lock(10ms) while held elsewhere");
     let pending = spawn(move || (b.timed_lock(Duration::from_millis(10)), b));
-    let (result, b) = pending.expect_within(WAKE, TIMED_OUT, "timed_lock(10ms) did not return");
+    let (result, b) = pending.expect_within(ctx.wake, TIMED_OUT, "timed_lock(10ms) did not return");
     let err = expect_err!(
         TIMED_OUT,
         "timed_lock(10ms) while held elsewhere",
@@ -1135,7 +1161,7 @@ fn shared_and_exclusive_exclude_each_other<H: ConcreteLock + Send + 'static>(ctx
     );
     release("the shared handle", &mut reader);
     let (result, mut writer) = waiter.expect_within(
-        WAKE,
+        ctx.wake,
         WOKEN,
         "the waiting exclusive handle did not get the lock after the shared one released it",
     );

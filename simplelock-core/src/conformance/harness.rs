@@ -21,6 +21,8 @@ pub(super) struct Ctx<H> {
     pub(super) check: &'static str,
     /// The libtest name of the test that runs the check, to start children with.
     pub(super) test: String,
+    /// How long an event may take to have its effect (a waiter woken, a lock freed by a death).
+    pub(super) wake: Duration,
     /// A number of this run of the check, so that keys of two runs never meet.
     serial: usize,
     step: Arc<Mutex<String>>,
@@ -75,11 +77,13 @@ pub(super) fn run<H: ConcreteLock + Send + 'static>(
 ) -> Result<(), Failure> {
     static SERIAL: AtomicUsize = AtomicUsize::new(0);
     let patience = backend.patience;
+    let wake = backend.wake;
     let step = Arc::new(Mutex::new(String::from("starting")));
     let ctx = Ctx {
         backend,
         check: name,
         test: test.to_owned(),
+        wake,
         serial: SERIAL.fetch_add(1, Ordering::Relaxed),
         step: Arc::clone(&step),
     };

@@ -187,6 +187,7 @@ pub struct Backend<H> {
     clone: Option<Arc<dyn Fn(&H) -> H + Send + Sync>>,
     claims: Vec<Claim>,
     patience: Duration,
+    wake: Duration,
 }
 
 impl<H> Clone for Backend<H> {
@@ -197,6 +198,7 @@ impl<H> Clone for Backend<H> {
             clone: self.clone.clone(),
             claims: self.claims.clone(),
             patience: self.patience,
+            wake: self.wake,
         }
     }
 }
@@ -206,6 +208,7 @@ impl<H> fmt::Debug for Backend<H> {
         f.debug_struct("Backend")
             .field("claims", &self.claims)
             .field("patience", &self.patience)
+            .field("wake", &self.wake)
             .finish_non_exhaustive()
     }
 }
@@ -219,6 +222,7 @@ impl<H: ConcreteLock + Send + 'static> Backend<H> {
             clone: None,
             claims: Vec::new(),
             patience: PATIENCE,
+            wake: WAKE,
         }
     }
 
@@ -282,6 +286,16 @@ impl<H: ConcreteLock + Send + 'static> Backend<H> {
     #[must_use]
     pub fn patience(mut self, patience: Duration) -> Self {
         self.patience = patience;
+        self
+    }
+
+    /// How long a check waits for an event to have its effect — a waiter woken by a release, a
+    /// lock freed by its holder's death — before it calls it missed ([`WAKE`] unless set).
+    /// Lower it only where a missed wake-up costs too much test time (the suite's own mutant
+    /// tests do), never below a second: a loaded machine can stall a thread that long.
+    #[must_use]
+    pub fn wake_within(mut self, wake: Duration) -> Self {
+        self.wake = wake;
         self
     }
 

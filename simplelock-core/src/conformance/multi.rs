@@ -299,7 +299,7 @@ fn another_process_sees_the_lock_taken<H: ConcreteLock + Send + 'static>(ctx: &C
     child.expect("released", CHILD);
     ctx.step("waiting for hang_lock after the child released the lock");
     let (result, mut b) = waiter.expect_within(
-        WAKE,
+        ctx.wake,
         WOKEN,
         "hang_lock did not return after another process released the lock",
     );
@@ -342,7 +342,7 @@ fn killed_holder_releases_the_lock<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H
     child.kill();
     ctx.step("waiting for a waiter to get the lock of a killed holder");
     let (result, mut waiter) = pending.expect_within(
-        WAKE,
+        ctx.wake,
         CRASH,
         format!(
             "a waiter did not get the lock after its holder (pid {}) was killed",
@@ -367,16 +367,18 @@ fn killed_holder_releases_the_lock<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H
     child.expect("held", CHILD);
     child.kill();
     ctx.step("timed_lock after the holder was killed");
-    let pending = spawn(move || (probe.timed_lock(WAKE), probe));
+    let wake = ctx.wake;
+    let pending = spawn(move || (probe.timed_lock(wake), probe));
     let (result, mut probe) = pending.expect_within(
-        WAKE * 2,
+        ctx.wake * 2,
         CRASH,
         "timed_lock did not return after the holder was killed",
     );
     ok(
         CRASH,
         &format!(
-            "timed_lock({WAKE:?}) after the holder (pid {}) was killed",
+            "timed_lock({:?}) after the holder (pid {}) was killed",
+            ctx.wake,
             child.pid()
         ),
         result,
@@ -396,9 +398,10 @@ fn killed_holder_is_reported_dead<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>
     child.kill();
     let mut a = ctx.open(&key);
     ctx.step("timed_lock after the holder was killed");
-    let pending = spawn(move || (a.timed_lock(WAKE), a));
+    let wake = ctx.wake;
+    let pending = spawn(move || (a.timed_lock(wake), a));
     let (result, mut a) = pending.expect_within(
-        WAKE * 2,
+        ctx.wake * 2,
         CRASH,
         "timed_lock did not return after the holder was killed",
     );
