@@ -864,6 +864,79 @@ fn threads_exclude_each_other<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
             ),
         );
     }
+    try_lock_storm(ctx, &key);
+}
+
+/// How long [`try_lock_storm`] runs for a backend that passes it.
+const STORM: Duration = Duration::from_secs(2);
+
+/// Threads spinning on `try_lock` with a tiny critical section, for [`STORM`] or until two
+/// holders meet: the releases are contended as hard as threads can, which is what finds a
+/// `try_lock` that checks and then sets in two steps.
+fn try_lock_storm<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>, key: &str) {
+    const THREADS: usize = 4;
+    ctx.step("threads storm the lock with try_lock");
+    let occupant = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let mut handle = ctx.open(key);
+            let (occupant, stop) = (Arc::clone(&occupant), Arc::clone(&stop));
+            spawn(move || -> Result<Option<String>, String> {
+                let mut rounds = 0u64;
+                while !stop.load(Ordering::Relaxed) && start.elapsed() < STORM {
+                    match handle.try_lock() {
+                        Ok(()) => {}
+                        Err(SimpleLockError::AlreadyLocked { .. }) => continue,
+                        Err(e) => return Err(format!("thread {t}: try_lock failed: {e:?}")),
+                    }
+                    rounds += 1;
+                    let seen = occupant.compare_exchange(0, t + 1, Ordering::SeqCst, Ordering::SeqCst);
+                    for _ in 0..64 {
+                        std::hint::spin_loop();
+                    }
+                    let _ = occupant.compare_exchange(t + 1, 0, Ordering::SeqCst, Ordering::SeqCst);
+                    if let Err(other) = seen {
+                        stop.store(true, Ordering::Relaxed);
+                        return Ok(Some(format!(
+                            "thread {t} acquired with try_lock (its round {rounds}) while thread {} held the lock",
+                            other - 1
+                        )));
+                    }
+                    if let Err(e) = handle.try_unlock() {
+                        return Err(format!("thread {t}: try_unlock of the holder failed: {e:?}"));
+                    }
+                }
+                Ok(None)
+            })
+        })
+        .collect();
+    let mut overlap = None;
+    let mut error = None;
+    for (t, worker) in workers.into_iter().enumerate() {
+        match worker.expect_within(
+            STORM + ctx.wake,
+            WOKEN,
+            format!("storming thread {t} did not stop"),
+        ) {
+            Ok(Some(found)) => overlap = overlap.or(Some(found)),
+            Ok(None) => {}
+            Err(e) => error = error.or(Some(e)),
+        }
+    }
+    if let Some(found) = overlap {
+        broke(
+            EXCLUSION,
+            format!(
+                "two holders at once after {:?} of try_lock storm: {found}",
+                start.elapsed()
+            ),
+        );
+    }
+    if let Some(e) = error {
+        broke("locking and unlocking under contention succeed", e);
+    }
 }
 
 /// The [`LockBuilder`] modes behave as configured on top of the backend.

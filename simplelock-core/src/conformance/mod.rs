@@ -92,8 +92,9 @@
 //! was broken and what the backend did instead, e.g.
 //!
 //! ```text
-//! conformance check `drop_wakes_a_waiter` failed: a waiter is woken by a release
-//!   the backend: hang_lock was still waiting 10s after the holder was dropped
+//! conformance check `drop_wakes_a_waiter` failed: a waiter acquires the lock soon after its holder is dropped
+//!   the backend: hang_lock did not return after the holder was dropped (a drop that wakes no waiter?) (still waiting after 10s)
+//!   (seen by the check at simplelock-core/src/conformance/checks.rs:270:38)
 //! ```
 //!
 //! Each check runs on a thread of its own under a watchdog: if the backend gets stuck (a
@@ -163,6 +164,7 @@ pub enum Claim {
 }
 
 type Opener<H> = Arc<dyn Fn(&str) -> SimpleLockResult<H> + Send + Sync>;
+type Cloner<H> = Arc<dyn Fn(&H) -> H + Send + Sync>;
 
 /// A backend under test: how to open a handle for a key, and what it claims.
 ///
@@ -184,7 +186,7 @@ type Opener<H> = Arc<dyn Fn(&str) -> SimpleLockResult<H> + Send + Sync>;
 pub struct Backend<H> {
     open: Opener<H>,
     open_shared: Option<Opener<H>>,
-    clone: Option<Arc<dyn Fn(&H) -> H + Send + Sync>>,
+    clone: Option<Cloner<H>>,
     claims: Vec<Claim>,
     patience: Duration,
     wake: Duration,
