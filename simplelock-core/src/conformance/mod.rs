@@ -76,9 +76,10 @@
 //! # What it cannot check
 //!
 //! - Races it cannot force. The suite drives no backend from inside, so a race between two
-//!   calls is found by contention, not by construction: `threads_exclude_each_other` runs enough
-//!   contended rounds that the check-then-set race of the reference mutants is found on every run
-//!   (see its docs), but a window a hundred times narrower could slip through.
+//!   calls is found by contention, not by construction: `threads_exclude_each_other` ends with
+//!   200 000 acquisitions by threads spinning on `try_lock`, which found the check-then-set race
+//!   of the reference mutant in every run, after at most 72 000 of them in 100 runs; a window
+//!   much narrower than that one (a mutex release and re-acquisition) could slip through.
 //! - Machines, kernels and file systems it does not run on (NFS, other users, `/tmp` cleaners,
 //!   pid namespaces), hostile peers, and a holder that is frozen rather than killed: a backend's
 //!   own tests must cover those.
