@@ -85,7 +85,8 @@
 //!   own tests must cover those.
 //! - Liveness beyond its patience: a waiter that would be woken after minutes looks stuck.
 //! - What a backend does not claim: a backend that claims nothing is checked in one process only
-//!   (an in-process lock passes that part, as it should).
+//!   (an in-process lock passes that part, as it should). Shared handles are checked in one
+//!   process only.
 //!
 //! # Verdicts
 //!
