@@ -126,7 +126,7 @@ fn expect_no_holder<H: ConcreteLock>(who: &str, when: &str, handle: &H) {
     }
 }
 
-/// The three ways of waiting, by number.
+/// The two ways of waiting as long as it takes.
 #[derive(Debug, Clone, Copy)]
 enum Wait {
     Hang,
@@ -366,7 +366,7 @@ fn every_waiter_gets_its_turn<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
             let wait = if i % 2 == 0 { Wait::Hang } else { Wait::Timed };
             let pending = spawn(move || {
                 let result = wait.call(&mut handle);
-                let _ = acquired_tx.send(i);
+                let _ = acquired_tx.send((i, format!("{result:?}")));
                 if result.is_ok() {
                     let _ = release.recv();
                 }
@@ -376,11 +376,11 @@ fn every_waiter_gets_its_turn<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
             (wait, Some(release_tx), Some(pending))
         })
         .collect();
-    if let Ok(i) = acquired.recv_timeout(SETTLE) {
+    if let Ok((i, returned)) = acquired.recv_timeout(SETTLE) {
         broke(
-            EXCLUSION,
+            WAITS,
             format!(
-                "{} of waiter {i} returned while another handle held the lock",
+                "{} of waiter {i} returned {returned} while another handle held the lock",
                 waiters[i].0
             ),
         );
@@ -388,7 +388,7 @@ fn every_waiter_gets_its_turn<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
     release("the holder", &mut holder);
     for turn in 0..WAITERS {
         ctx.step(format!("waiting for turn {turn} of {WAITERS} waiters"));
-        let i = acquired.recv_timeout(ctx.wake).unwrap_or_else(|_| {
+        let (i, _) = acquired.recv_timeout(ctx.wake).unwrap_or_else(|_| {
             broke(
                 WOKEN,
                 format!(
@@ -399,11 +399,16 @@ fn every_waiter_gets_its_turn<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
                 ),
             )
         });
-        if let Ok(j) = acquired.recv_timeout(SETTLE) {
+        if let Ok((j, returned)) = acquired.recv_timeout(SETTLE) {
             broke(
-                EXCLUSION,
+                if returned.starts_with("Ok") {
+                    EXCLUSION
+                } else {
+                    WAITS
+                },
                 format!(
-                    "{} of waiter {j} returned while waiter {i} held the lock (after {turn} turns)",
+                    "{} of waiter {j} returned {returned} while waiter {i} held the lock \
+                     (after {turn} turns)",
                     waiters[j].0
                 ),
             );

@@ -193,7 +193,7 @@ impl Child {
                 ),
             ),
             Err(RecvTimeoutError::Disconnected) => {
-                let status = self.process.wait().ok();
+                let status = self.finish(super::WAKE);
                 broke(
                     rule,
                     format!(
