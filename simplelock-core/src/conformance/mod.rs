@@ -58,7 +58,8 @@
 //! - waiting: `hang_lock` and `timed_lock` do not return while the lock is held, and return
 //!   after a release by `try_unlock` *and* by a drop; waiters on two names at once are each
 //!   woken by the release of their own name (a single condition variable with `notify_one`
-//!   fails this); several waiters on one name all get their turn;
+//!   fails this); several waiters on one name all get their turn, one at a time (a woken waiter
+//!   that takes the lock without looking again fails this);
 //! - timing: `timed_lock` gives up no earlier than its timeout and not more than
 //!   [`TIMING_SLACK`] later, and acquires within [`TIMING_SLACK`] of a release (see "Timing");
 //! - drops: dropping the holder releases; dropping another handle releases nothing (`fcntl`
@@ -71,7 +72,9 @@
 //!
 //! Across processes (the claims above): child processes — the test binary itself, re-run for the
 //! one check with a role in its environment — hold the lock, contend for it in a checked
-//! critical section, release it cleanly, or are killed with SIGKILL inside it.
+//! critical section, release it cleanly, or are killed with SIGKILL inside it. This needs the
+//! test to run under libtest (the default `harness = true`), which the children are started
+//! with (`--exact TEST`).
 //!
 //! # What it cannot check
 //!
@@ -90,8 +93,8 @@
 //!
 //! # Verdicts
 //!
-//! A failure panics at the line of the check that saw it, with the rule of the contract that
-//! was broken and what the backend did instead, e.g.
+//! A failed check fails its test with the rule of the contract that was broken, what the backend
+//! did instead, and the line of the check that saw it, e.g.
 //!
 //! ```text
 //! conformance check `drop_wakes_a_waiter` failed: a waiter acquires the lock soon after its holder is dropped
@@ -113,7 +116,7 @@
 //! - something that must *not* happen (a second holder, a waiter returning early) is given
 //!   [`SETTLE`] to show itself;
 //! - something that must happen after an event (a waiter woken by a release, a lock freed by a
-//!   death) is given [`WAKE`];
+//!   death) is given [`WAKE`] (or what [`Backend::wake_within`] set);
 //! - `timed_lock(t)` must give up after at least `t` and at most `t` + [`TIMING_SLACK`], and
 //!   acquire within [`TIMING_SLACK`] of a release — in at least one of [`TIMING_TRIES`] tries.
 //!   A backend that sleeps in fixed steps of 300 ms overshoots every try and fails.
