@@ -76,6 +76,14 @@
 //! test to run under libtest (the default `harness = true`), which the children are started
 //! with (`--exact TEST`).
 //!
+//! The suite is itself tested: `simplelock-core/tests/mutants` holds two correct reference
+//! backends (one in-process, one across processes on `File::lock`) that pass every check, and
+//! 38 copies of them with one realistic bug each — from a check-then-set `try_lock`, a drop that
+//! wakes no waiter and one condition variable with `notify_one` for all names, to a `timed_lock`
+//! that sleeps in fixed 300 ms steps, a `holder()` on a free lock, `clone()`s that share one
+//! identity, an in-process lock that claims to work across processes and a killed holder that
+//! keeps the lock — each of which must fail the check about its bug, for breaking its rule.
+//!
 //! # What it cannot check
 //!
 //! - Races it cannot force. The suite drives no backend from inside, so a race between two
