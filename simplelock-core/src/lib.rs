@@ -166,9 +166,14 @@
 //! drop(guard);
 //! assert_eq!(lock.status()?, LockStatus::Open);
 //!
-//! // ... and it passes the conformance suite (feature `conformance`), as a test should check:
+//! // ... and it passes the conformance suite (feature `conformance`), as a test should check
+//! // (better with `conformance_tests!`, below, which makes each check a test of its own):
 //! # #[cfg(feature = "conformance")]
-//! simplelock_core::conformance::run_all(&|key: &str| ThreadLock::new(key));
+//! # {
+//! use simplelock_core::conformance::{Backend, run_all};
+//! let failures = run_all("", &Backend::new(|key: &str| ThreadLock::new(key)));
+//! assert!(failures.is_empty(), "{failures:#?}");
+//! # }
 //! # Ok::<(), SimpleLockError>(())
 //! ```
 //!
@@ -180,16 +185,23 @@
 //! simplelock-core = { version = "0.5", features = ["conformance"] }
 //! ```
 //!
-//! and let [`conformance_tests!`] write one test per check:
+//! and let [`conformance_tests!`] write one test per check, naming what your backend claims
+//! beyond the basic contract — each claim adds its checks, those across processes included:
 //!
 //! ```ignore
 //! mod conformance {
-//!     simplelock_core::conformance_tests!(|key: &str| my_backend::MyLock::new(key));
+//!     simplelock_core::conformance_tests!(
+//!         |key: &str| my_backend::MyLock::new(key),
+//!         across_processes, crash_safe, reports_deaths, holder_pid,
+//!     );
 //! }
 //! ```
 //!
-//! The suite uses threads of one process. Exclusion between real processes and recovery from a
-//! killed holder need tests of their own; see how `simplelock-file` and `simplelock-sema` do it.
+//! The multi-process checks re-run the test binary as child processes that hold the lock,
+//! contend for it, release it, or are killed with SIGKILL inside the critical section. The
+//! [`conformance`] module lists every check, what each claim adds, and what the suite cannot
+//! check (races it cannot force, hostile peers, other machines): a backend's own tests cover
+//! those.
 //!
 //! # Crate feature flags
 //!
