@@ -17,22 +17,19 @@ use simplelock_core::{
 use crate::DEFAULT_MODE;
 use crate::name::{self, LockName};
 use crate::process::{self, Liveness};
-use crate::sys::{self, Object, OpenError, Woke};
+use crate::sys::{self, Header, Object, OpenError, Trust, Woke};
 use crate::word::{self, REMOVED, WAITERS, Word};
 
 /// Written into every lock object's header by its first opener; anything else there means the
 /// object is not ours.
-pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"slsema01");
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"slsema02");
 
 /// How long a waiter sleeps at most before it checks that the holder is still alive. A holder
 /// killed while others wait is thus noticed within about this long.
 const SLICE: Duration = Duration::from_millis(10);
 
-/// How many times opening retries after "permission denied", and how long it pauses: the
-/// creator of an object sets its mode right after creating it, and an opener that came in
-/// between sees the narrower mode the umask made.
-const EACCES_RETRIES: u32 = 2;
-const EACCES_PAUSE: Duration = Duration::from_millis(1);
+/// The widest mode `remove` accepts on an object of our own: deleting it is our right anyway.
+const ANY_MODE: u32 = 0o777;
 
 /// A named lock shared by all processes of the machine that open the same name: a futex-speed
 /// replacement for a POSIX named semaphore that also survives a holder that crashed.
@@ -66,12 +63,15 @@ const EACCES_PAUSE: Duration = Duration::from_millis(1);
 /// ```
 pub struct SemaphoreLock {
     name: LockName,
-    /// `name.object` for the system calls.
+    /// The path of the object, `/dev/shm/sl.NAME`, for the system calls.
     object_name: CString,
-    /// The mode a newly created object gets.
-    mode: u32,
+    /// The mode a newly created object gets, and whose objects we accept.
+    trust: Trust,
     /// The object this handle uses; replaced when it finds the object removed.
     object: Object,
+    /// The generation in the header of `object` when we opened it. Compared after every
+    /// acquisition: a different value means the object was zeroed or overwritten.
+    generation: u64,
     /// The token with which this handle holds the lock, or 0. Compared with the current
     /// process's token, so a forked child (another token) does not count as holding.
     owner: u64,
@@ -101,15 +101,46 @@ impl SemaphoreLock {
     /// # Errors
     /// As [`new`](SemaphoreLock::new).
     pub fn with_mode(name: impl Into<String>, mode: u32) -> SimpleLockResult<SemaphoreLock> {
-        let (name, object_name) = checked(name.into())?;
-        let object = open_object(&name, &object_name, mode, true)?.ok_or_else(|| {
-            SimpleLockError::unknown(&name.canonical, "the new object vanished", None)
-        })?;
+        SemaphoreLock::open_with(name.into(), Trust::mine(mode))
+    }
+
+    /// Like [`with_mode`](SemaphoreLock::with_mode), but also accepts an existing object of the
+    /// user `owner` (a numeric user id): the opt-in for a lock shared across users, for the
+    /// users who did not create it. Say `0` to share a lock that root created.
+    ///
+    /// Whoever may open the object — its owner, and everyone its mode lets in — can write any
+    /// bytes into it, and so can break the lock: free it while it is held (two holders), fill
+    /// in a live process as holder (everyone waits), or truncate the object (every process that
+    /// then touches it dies of SIGBUS). Trust `owner` and `mode` only as far as that.
+    ///
+    /// # Errors
+    /// As [`new`](SemaphoreLock::new).
+    pub fn with_mode_and_owner(
+        name: impl Into<String>,
+        mode: u32,
+        owner: u32,
+    ) -> SimpleLockResult<SemaphoreLock> {
+        SemaphoreLock::open_with(
+            name.into(),
+            Trust {
+                owner: Some(owner),
+                ..Trust::mine(mode)
+            },
+        )
+    }
+
+    fn open_with(name: String, trust: Trust) -> SimpleLockResult<SemaphoreLock> {
+        let (name, object_name) = checked(name)?;
+        let (object, generation) =
+            open_object(&name, &object_name, trust, true)?.ok_or_else(|| {
+                SimpleLockError::unknown(&name.canonical, "the new object vanished", None)
+            })?;
         Ok(SemaphoreLock {
             name,
             object_name,
-            mode,
+            trust,
             object,
+            generation,
             owner: 0,
             previous: PreviousHolder::Unknown,
         })
@@ -135,11 +166,39 @@ impl SemaphoreLock {
     /// and [`SimpleLockError::PermissionDenied`] if we may use the object but not delete it
     /// (only its owner may, in the sticky `/dev/shm`).
     pub fn remove(name: impl Into<String>) -> SimpleLockResult<bool> {
-        let Some(handle) = SemaphoreLock::open_existing(name)? else {
+        let Some(handle) = SemaphoreLock::open_to_remove(name.into())? else {
             return Ok(false);
         };
         handle.unlink()?;
         Ok(true)
+    }
+
+    /// Like [`remove`](SemaphoreLock::remove), but waits at most `timeout` for the holder: the
+    /// way out when a process holds the lock for good (a stopped process, or one that never
+    /// releases). Then it fails with [`SimpleLockError::TimedOut`] naming the holder and deletes
+    /// nothing; end that process, and the next removal (or lock) takes the lock over.
+    ///
+    /// # Errors
+    /// As [`remove`](SemaphoreLock::remove), and [`SimpleLockError::TimedOut`].
+    pub fn remove_within(name: impl Into<String>, timeout: Duration) -> SimpleLockResult<bool> {
+        let Some(mut handle) = SemaphoreLock::open_to_remove(name.into())? else {
+            return Ok(false);
+        };
+        let me = handle.me()?;
+        handle.timed_lock(timeout)?;
+        handle.unlink_held(me)?;
+        Ok(true)
+    }
+
+    /// A handle for removing: an existing object of our own user, of any mode.
+    fn open_to_remove(name: String) -> SimpleLockResult<Option<SemaphoreLock>> {
+        SemaphoreLock::existing_with(
+            name,
+            Trust {
+                widest: ANY_MODE,
+                ..Trust::mine(DEFAULT_MODE)
+            },
+        )
     }
 
     /// Opens the lock `name` only if its shared memory object exists, without creating it:
@@ -150,15 +209,20 @@ impl SemaphoreLock {
     /// # Errors
     /// As [`new`](SemaphoreLock::new).
     pub fn open_existing(name: impl Into<String>) -> SimpleLockResult<Option<SemaphoreLock>> {
-        let (name, object_name) = checked(name.into())?;
-        let Some(object) = open_object(&name, &object_name, DEFAULT_MODE, false)? else {
+        SemaphoreLock::existing_with(name.into(), Trust::mine(DEFAULT_MODE))
+    }
+
+    fn existing_with(name: String, trust: Trust) -> SimpleLockResult<Option<SemaphoreLock>> {
+        let (name, object_name) = checked(name)?;
+        let Some((object, generation)) = open_object(&name, &object_name, trust, false)? else {
             return Ok(None);
         };
         Ok(Some(SemaphoreLock {
             name,
             object_name,
-            mode: DEFAULT_MODE,
+            trust,
             object,
+            generation,
             owner: 0,
             previous: PreviousHolder::Unknown,
         }))
@@ -224,6 +288,15 @@ impl SemaphoreLock {
             .compare_exchange(0, word, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
+            // A zeroed object (truncated and grown again, a hole punched into it) looks free:
+            // its generation, which nobody but the creator writes, tells. Put the word back and
+            // let the slow path report it. One load of the cache line we just wrote.
+            if shared.generation.load(Ordering::Relaxed) != self.generation {
+                let _ = shared
+                    .word
+                    .compare_exchange(word, 0, Ordering::Relaxed, Ordering::Relaxed);
+                return false;
+            }
             shared
                 .holder_thread
                 .store(thread_mark(me), Ordering::Relaxed);
@@ -245,6 +318,7 @@ impl SemaphoreLock {
         // The owner we are watching, and since when (we met it, or last found it alive).
         let mut watch: Option<(u64, Instant)> = None;
         loop {
+            self.check_header()?;
             let shared = self.object.map.shared();
             let current = shared.word.load(Ordering::Acquire);
             let (owner, waiters) = match Word::decode(current) {
@@ -286,6 +360,7 @@ impl SemaphoreLock {
                     watch = Some((owner, now));
                 }
                 if due {
+                    self.check_namespace()?;
                     match process::liveness(owner) {
                         Liveness::Dead => {
                             if self.take_over(me, current)? {
@@ -421,9 +496,12 @@ impl SemaphoreLock {
 
     /// Opens the name again after finding our object removed.
     fn reopen(&mut self) -> SimpleLockResult<()> {
-        debug_assert_eq!(self.owner, 0, "a holder never sees its object removed");
-        let object =
-            open_object(&self.name, &self.object_name, self.mode, true)?.ok_or_else(|| {
+        // A holder never sees its object removed, but a forked child's copy of a holding handle
+        // still records its parent's token (it does not hold): that record means nothing on the
+        // new object.
+        self.owner = 0;
+        let (object, generation) = open_object(&self.name, &self.object_name, self.trust, true)?
+            .ok_or_else(|| {
                 SimpleLockError::unknown(&self.name.canonical, "the new object vanished", None)
             })?;
         if object.id == self.object.id {
@@ -441,7 +519,58 @@ impl SemaphoreLock {
             ));
         }
         self.object = object;
+        self.generation = generation;
         Ok(())
+    }
+
+    /// Fails if the header of our object is not what it was when we opened it: the object was
+    /// truncated and grown again, zeroed or overwritten, and its word means nothing.
+    fn check_header(&self) -> SimpleLockResult<()> {
+        let shared = self.object.map.shared();
+        if shared.magic.load(Ordering::Relaxed) == MAGIC
+            && shared.generation.load(Ordering::Relaxed) == self.generation
+        {
+            return Ok(());
+        }
+        Err(SimpleLockError::unknown(
+            &self.name.canonical,
+            format!(
+                "the shared memory object {} was truncated, zeroed or overwritten while in use \
+                 (its header changed), so its lock word cannot be trusted; remove it (rm {}) \
+                 when nobody uses it",
+                self.object_path(),
+                self.object_path()
+            ),
+            None,
+        ))
+    }
+
+    /// Fails unless this process is still in the namespaces the object was made in: after a
+    /// `setns` into another time namespace, every start time in `/proc` reads shifted and live
+    /// owners would look dead. Read fresh (two `stat`s), before each judgement of an owner.
+    fn check_namespace(&self) -> SimpleLockResult<()> {
+        let now = process::namespace_fingerprint().map_err(|e| {
+            SimpleLockError::unknown(
+                &self.name.canonical,
+                "reading this process's namespaces (needed to judge whether a holder lives)",
+                Some(Box::new(e)),
+            )
+        })?;
+        if now != self.object.map.shared().namespace.load(Ordering::Relaxed) {
+            return Err(SimpleLockError::unknown(
+                &self.name.canonical,
+                "this process is now in another pid or time namespace than the lock's other \
+                 users (a setns after it opened the lock?): it cannot judge whether a holder \
+                 lives, so it does not take the lock",
+                None,
+            ));
+        }
+        Ok(())
+    }
+
+    /// `/dev/shm/sl.NAME`, for messages.
+    fn object_path(&self) -> String {
+        self.object_name.to_string_lossy().into_owned()
     }
 
     /// Unlinks the name and retires the object; this handle holds the lock.
@@ -479,6 +608,14 @@ impl SemaphoreLock {
     #[cold]
     #[inline(never)]
     fn release_slow(&mut self, me: u64, mut current: u64) -> SimpleLockResult<()> {
+        if let Err(SimpleLockError::UnknownError { message, .. }) = self.check_header() {
+            self.owner = 0;
+            return Err(SimpleLockError::unable_to_unlock(
+                &self.name.canonical,
+                message,
+                None,
+            ));
+        }
         let shared = self.object.map.shared();
         loop {
             if current & !WAITERS != me {
@@ -516,19 +653,22 @@ impl SemaphoreLock {
         if value != REMOVED {
             return Ok(value);
         }
-        match open_object(&self.name, &self.object_name, self.mode, false)? {
-            Some(object) => Ok(object.map.shared().word.load(Ordering::Acquire)),
+        match open_object(&self.name, &self.object_name, self.trust, false)? {
+            Some((object, _)) => Ok(object.map.shared().word.load(Ordering::Acquire)),
             None => Ok(0),
         }
     }
 
     /// The live owner in `value`, if any.
-    fn live_owner(value: u64, me: u64) -> Option<u64> {
-        match Word::decode(value) {
+    fn live_owner(&self, value: u64, me: u64) -> SimpleLockResult<Option<u64>> {
+        Ok(match Word::decode(value) {
             Word::Held { owner, .. } if owner == me => Some(owner),
-            Word::Held { owner, .. } if process::liveness(owner) == Liveness::Alive => Some(owner),
+            Word::Held { owner, .. } => {
+                self.check_namespace()?;
+                (process::liveness(owner) == Liveness::Alive).then_some(owner)
+            }
             _ => None,
-        }
+        })
     }
 }
 
@@ -571,62 +711,134 @@ fn identity(name: &str) -> SimpleLockResult<(u64, u64)> {
 fn checked(given: String) -> SimpleLockResult<(LockName, CString)> {
     let name = name::check(&given)?;
     // `check` refused NUL bytes already; this cannot fail, but need not panic either.
-    let object_name = CString::new(name.object.clone())
-        .map_err(|_| SimpleLockError::invalid_name(&given, "the name contains a NUL byte"))?;
+    let object_name = sys::object_path(&name.object)
+        .ok_or_else(|| SimpleLockError::invalid_name(&given, "the name contains a NUL byte"))?;
     Ok((name, object_name))
 }
 
-/// Opens the object of `name` and checks its header.
+/// Opens the object of `name` (creating it if `create`), refuses one we may not trust (see
+/// "Permissions" in the crate docs), checks its header and returns it with its generation.
 fn open_object(
     name: &LockName,
     object_name: &CString,
-    mode: u32,
+    trust: Trust,
     create: bool,
-) -> SimpleLockResult<Option<Object>> {
+) -> SimpleLockResult<Option<(Object, u64)>> {
     let lock = name.canonical.as_str();
-    let (_, namespace) = identity(lock)?;
-    let mut retries = 0;
-    let object = loop {
-        match sys::open(object_name, mode, create) {
-            Ok(Some(object)) => break object,
-            Ok(None) => return Ok(None),
-            Err(OpenError::Foreign { size }) => {
-                return Err(SimpleLockError::unknown(
-                    lock,
+    let path = object_name.to_string_lossy();
+    let (_, cached) = identity(lock)?;
+    // Read afresh: the cached fingerprint is that of the namespaces this process was in when
+    // it first used a lock, and `setns` can have moved it into another time namespace since.
+    let namespace = process::namespace_fingerprint().map_err(|e| {
+        SimpleLockError::unknown(
+            lock,
+            "reading this process's namespaces (needed to judge whether a holder lives)",
+            Some(Box::new(e)),
+        )
+    })?;
+    if namespace != cached {
+        return Err(SimpleLockError::unknown(
+            lock,
+            "this process moved into another time namespace after it first used a lock \
+             (setns): start times read from /proc now mean something else, so it uses no locks",
+            None,
+        ));
+    }
+    let header = if create {
+        let generation = sys::random_nonzero().map_err(|e| {
+            SimpleLockError::unknown(lock, "getting a random generation", Some(Box::new(e)))
+        })?;
+        Some(Header {
+            namespace,
+            magic: MAGIC,
+            generation,
+        })
+    } else {
+        None
+    };
+    let object = match sys::open(object_name, trust, header.as_ref()) {
+        Ok(Some(object)) => object,
+        Ok(None) => return Ok(None),
+        Err(OpenError::Foreign { size }) => {
+            return Err(SimpleLockError::unknown(
+                lock,
+                format!(
+                    "the shared memory object {path} is {size} bytes long, not {}: it was \
+                     truncated, or it is not a simplelock semaphore; remove it (rm {path}) when \
+                     nobody uses it",
+                    sys::OBJECT_SIZE
+                ),
+                None,
+            ));
+        }
+        Err(OpenError::NotAFile) => {
+            return Err(SimpleLockError::unknown(
+                lock,
+                format!("{path} is not a regular file (a symbolic link, a folder, ...)"),
+                None,
+            ));
+        }
+        Err(OpenError::Untrusted {
+            owner,
+            mode,
+            me,
+            denied,
+        }) => {
+            let whose = if owner == me {
+                "this user's own".to_owned()
+            } else {
+                format!("another user's (uid {owner})")
+            };
+            let why = match &denied {
+                Some(err) => format!("this process (uid {me}) may not open it ({err})"),
+                None if owner != me && Some(owner) != trust.owner => format!(
+                    "this process (uid {me}) uses only its own objects unless told to trust \
+                     another user"
+                ),
+                None => format!(
+                    "its mode is wider than the {:#o} asked for, so others may write into it",
+                    trust.widest
+                ),
+            };
+            return Err(SimpleLockError::permission_denied(
+                lock,
+                Some(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
                     format!(
-                        "the shared memory object {} is {size} bytes long: not a simplelock semaphore",
-                        name.object
+                        "the shared memory object {path} is {whose}, with mode {mode:#o}, and \
+                         {why}. If someone else took the name first, remove it (rm {path}, as \
+                         its owner or root); to share a lock across users on purpose, open it \
+                         with SemaphoreLock::with_mode_and_owner({owner}) and a mode at least \
+                         as wide as {mode:#o}"
                     ),
-                    None,
-                ));
-            }
-            Err(OpenError::Os { doing, err }) => {
-                if err.kind() == io::ErrorKind::PermissionDenied && retries < EACCES_RETRIES {
-                    retries += 1;
-                    std::thread::sleep(EACCES_PAUSE);
-                    continue;
-                }
-                return Err(match err.kind() {
-                    io::ErrorKind::PermissionDenied => {
-                        SimpleLockError::permission_denied(lock, Some(err))
-                    }
-                    _ => SimpleLockError::from_io(lock, doing, err),
-                });
-            }
+                )),
+            ));
+        }
+        Err(OpenError::Os { doing, err }) => {
+            return Err(match err.raw_os_error() {
+                Some(libc::ENOSPC) => SimpleLockError::unknown(
+                    lock,
+                    format!("{doing}: /dev/shm is full"),
+                    Some(Box::new(err)),
+                ),
+                _ => SimpleLockError::from_io(lock, doing, err),
+            });
         }
     };
     let shared = object.map.shared();
-    if !claim(&shared.magic, MAGIC) {
+    let generation = shared.generation.load(Ordering::Relaxed);
+    if shared.magic.load(Ordering::Relaxed) != MAGIC || generation == 0 {
         return Err(SimpleLockError::unknown(
             lock,
             format!(
-                "the shared memory object {} is not a simplelock semaphore (bad header)",
-                name.object
+                "the shared memory object {path} has no valid header: it was truncated, zeroed \
+                 or overwritten, or it is not a simplelock semaphore (or one of a version before \
+                 0.5); remove it (rm {path}) when nobody uses it"
             ),
             None,
         ));
     }
-    if namespace != 0 && !claim(&shared.namespace, namespace) {
+    if shared.namespace.load(Ordering::Relaxed) != namespace {
         return Err(SimpleLockError::unknown(
             lock,
             "the lock is used from another pid or time namespace; \
@@ -634,15 +846,7 @@ fn open_object(
             None,
         ));
     }
-    Ok(Some(object))
-}
-
-/// Sets `field` to `value` if it is 0; whether it holds `value` now.
-fn claim(field: &AtomicU64, value: u64) -> bool {
-    match field.compare_exchange(0, value, Ordering::Relaxed, Ordering::Relaxed) {
-        Ok(_) => true,
-        Err(found) => found == value,
-    }
+    Ok(Some((object, generation)))
 }
 
 thread_local! {
@@ -684,7 +888,7 @@ impl ConcreteLock for SemaphoreLock {
     fn status(&self) -> SimpleLockResult<LockStatus> {
         let me = self.me()?;
         let value = self.current_word()?;
-        Ok(match SemaphoreLock::live_owner(value, me) {
+        Ok(match self.live_owner(value, me)? {
             Some(owner) if owner == me && self.holds(me) => LockStatus::Mine,
             Some(_) => LockStatus::Taken,
             None => LockStatus::Open,
@@ -745,7 +949,9 @@ impl ConcreteLock for SemaphoreLock {
     fn holder(&self) -> SimpleLockResult<Option<Holder>> {
         let me = self.me()?;
         let value = self.current_word()?;
-        Ok(SemaphoreLock::live_owner(value, me).map(|owner| Holder::new(word::pid_of(owner))))
+        Ok(self
+            .live_owner(value, me)?
+            .map(|owner| Holder::new(word::pid_of(owner))))
     }
 }
 
@@ -764,7 +970,8 @@ impl fmt::Debug for SemaphoreLock {
         f.debug_struct("SemaphoreLock")
             .field("name", &self.name.canonical)
             .field("object", &self.name.object)
-            .field("mode", &format_args!("{:#o}", self.mode))
+            .field("mode", &format_args!("{:#o}", self.trust.mode))
+            .field("trusted_owner", &self.trust.owner)
             .field("holding", &(self.owner != 0))
             .field("previous", &self.previous)
             .finish()

@@ -250,32 +250,32 @@ fn a_huge_timeout_waits_like_hang_lock() {
     assert_eq!(b.status().unwrap(), LockStatus::Mine);
 }
 
-/// Objects under our name that are not lock objects are refused, not used; a zero-filled one
-/// of the right size is a new, free lock (all zeros is the initial state).
+/// Objects under our name that are not lock objects are refused, not used — a zero-filled one
+/// too: its creator would have written a header before giving it the name, so zeros mean it was
+/// truncated and grown again, or made by someone else.
 #[test]
 fn objects_that_are_not_ours_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
     let name = common::unique_name("foreign");
     let path = common::object_path(&name);
     let refused = |contents: &[u8], expected: &str| {
         fs::write(&path, contents).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         let err = SemaphoreLock::new(&name).unwrap_err();
         assert!(
             matches!(err, SimpleLockError::UnknownError { .. }),
             "{err:?}"
         );
         assert!(err.to_string().contains(expected), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), contents, "the refused object was changed");
         fs::remove_file(&path).unwrap();
     };
-    refused(b"hello", "5 bytes long: not a simplelock semaphore");
-    refused(&[0xAB; 64], "bad header");
-    let mut other_namespace = [0u8; 64];
-    other_namespace[16] = 7; // the namespace field, claimed by a process elsewhere
-    refused(&other_namespace, "another pid or time namespace");
-
-    fs::write(&path, [0u8; 64]).unwrap();
-    let _cleanup = Cleanup::new(&[&name]);
-    let mut lock = SemaphoreLock::new(&name).unwrap();
-    assert_eq!(lock.status().unwrap(), LockStatus::Open);
-    lock.try_lock().unwrap();
-    lock.try_unlock().unwrap();
+    refused(b"hello", "5 bytes long, not 64");
+    refused(&[0xAB; 64], "no valid header");
+    refused(&[0; 64], "no valid header");
+    let mut header = [0u8; 64];
+    header[24..32].copy_from_slice(b"slsema02"); // the magic
+    header[32] = 9; // a generation
+    header[16] = 7; // the namespace field, written by a creator elsewhere
+    refused(&header, "another pid or time namespace");
 }

@@ -60,12 +60,7 @@ impl Drop for Cleanup {
 
 /// Removes lock `name`, waiting at most `timeout` for it.
 pub fn remove_within(name: &str, timeout: Duration) -> SimpleLockResult<()> {
-    if !object_path(name).exists() {
-        return Ok(());
-    }
-    let mut lock = SemaphoreLock::new(name)?;
-    lock.timed_lock(timeout)?;
-    lock.unlink()
+    SemaphoreLock::remove_within(name, timeout).map(|_| ())
 }
 
 /// A scratch folder, deleted on drop.
