@@ -267,7 +267,11 @@ fn objects_that_are_not_ours_are_refused() {
             "{err:?}"
         );
         assert!(err.to_string().contains(expected), "{err}");
-        assert_eq!(fs::read(&path).unwrap(), contents, "the refused object was changed");
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            contents,
+            "the refused object was changed"
+        );
         fs::remove_file(&path).unwrap();
     };
     refused(b"hello", "5 bytes long, not 64");
