@@ -95,23 +95,27 @@ impl Arena {
                 let mut child = self.workers.swap_remove(slot);
                 let _ = child.kill();
                 self.report.kills += 1;
-                self.spawn()?;
                 // Reaped once someone else got in (see kill_storm: until then its pid must not
                 // be reused).
-                let entries = self.state()?.entries;
-                let waited = Instant::now();
-                while self.state()?.entries == entries && waited.elapsed() < Duration::from_secs(5)
-                {
-                    thread::sleep(Duration::from_micros(200));
-                }
+                let waited = self.spawn().and_then(|()| self.wait_for_entry());
                 let _ = child.wait();
-                return Ok(());
+                return waited;
             }
             if waited.elapsed() > Duration::from_secs(10) {
                 return Err("no worker entered the lock within 10 s".into());
             }
             thread::sleep(Duration::from_micros(100));
         }
+    }
+
+    /// Waits (at most 5 s) until someone enters the critical section.
+    fn wait_for_entry(&self) -> Result<(), String> {
+        let entries = self.state()?.entries;
+        let waited = Instant::now();
+        while self.state()?.entries == entries && waited.elapsed() < Duration::from_secs(5) {
+            thread::sleep(Duration::from_micros(200));
+        }
+        Ok(())
     }
 
     /// Zeroes the object (same user), waits until nobody is inside, deletes it.
