@@ -15,6 +15,7 @@
 
 use std::env;
 use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -173,13 +174,31 @@ impl Arena {
 
     /// Remove the lock and, as `nobody`, race the workers to create the name again.
     fn squat(&mut self) -> Result<(), String> {
-        match SemaphoreLock::remove_within(&self.name, Duration::from_secs(5)) {
-            Ok(_) | Err(SimpleLockError::TimedOut { .. }) => {}
-            // A zeroed object is not ours to lock any more; it goes by hand (see `zero`).
-            Err(_) => return Ok(()),
+        // The squatter starts first and waits, so that it is poised when the name goes.
+        let mut squatter = nobody_command(&["squat", &self.object().to_string_lossy()])?
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("running setpriv (util-linux): {e}"))?;
+        let mut out = BufReader::new(squatter.stdout.take().ok_or("no stdout")?);
+        let mut ready = String::new();
+        let _ = out.read_line(&mut ready);
+        let removed = SemaphoreLock::remove_within(&self.name, Duration::from_secs(5));
+        let _ = squatter
+            .stdin
+            .take()
+            .map(|mut stdin| stdin.write_all(b"go\n"));
+        let mut line = String::new();
+        let _ = out.read_line(&mut line);
+        let status = squatter.wait().map_err(|e| e.to_string())?;
+        if ready.trim() != "ready" || !status.success() {
+            return Err(format!("the squatter failed ({status}): {ready} {line}"));
         }
-        let line = as_nobody(&["squat", &self.object().to_string_lossy()])?;
-        match line.as_str() {
+        if removed.is_err() {
+            // A zeroed object is not ours to lock any more; it goes by hand (see `zero`).
+            return Ok(());
+        }
+        match line.trim() {
             "squatted" => {
                 self.report.squats += 1;
                 // The workers met the squatted object while its owner kept freeing its word
@@ -197,10 +216,11 @@ impl Arena {
     }
 }
 
-/// Runs this program as `nobody` with `args` (`sema-adversary-user ...`); its one line.
-fn as_nobody(args: &[&str]) -> Result<String, String> {
+/// This program as `nobody` (through `setpriv`), in its `sema-adversary-user` mode.
+fn nobody_command(args: &[&str]) -> Result<Command, String> {
     let exe = env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
-    let output = Command::new("setpriv")
+    let mut command = Command::new("setpriv");
+    command
         .args([
             &format!("--reuid={NOBODY}"),
             &format!("--regid={NOBODY}"),
@@ -208,7 +228,13 @@ fn as_nobody(args: &[&str]) -> Result<String, String> {
         ])
         .arg(exe)
         .arg("sema-adversary-user")
-        .args(args)
+        .args(args);
+    Ok(command)
+}
+
+/// Runs this program as `nobody` with `args`; its one line.
+fn as_nobody(args: &[&str]) -> Result<String, String> {
+    let output = nobody_command(args)?
         .output()
         .map_err(|e| format!("running setpriv (util-linux): {e}"))?;
     let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
@@ -248,6 +274,9 @@ pub(crate) fn user(args: &[String]) -> Result<(), String> {
     let line = match what.as_str() {
         "attack" => attack(path),
         "squat" => {
+            println!("ready");
+            let mut go = String::new();
+            let _ = std::io::stdin().read_line(&mut go);
             let start = Instant::now();
             loop {
                 match OpenOptions::new()
@@ -268,7 +297,10 @@ pub(crate) fn user(args: &[String]) -> Result<(), String> {
                         }
                         break "squatted".to_owned();
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::AlreadyExists
+                            && start.elapsed() > Duration::from_millis(100) =>
+                    {
                         // The workers made theirs first: attack that one instead.
                         break attack(path);
                     }
