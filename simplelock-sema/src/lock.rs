@@ -1032,6 +1032,35 @@ mod tests {
         assert!(SemaphoreLock::remove(&name).unwrap());
     }
 
+    /// A word naming a kernel thread (whose start time anyone can read in `/proc`) names no
+    /// holder: the lock is taken over, not waited for forever.
+    #[test]
+    fn a_kernel_thread_never_holds() {
+        let kthread = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .find_map(|pid| {
+                let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                let stat = process::parse_stat(&text)?;
+                (stat.flags & 0x0020_0000 != 0).then_some((pid, stat.start))
+            });
+        let Some((pid, start)) = kthread else {
+            panic!(
+                "no kernel thread is visible in /proc (a pid namespace of a container?): run \
+                 this test where /proc shows kthreadd (pid 2), e.g. on the host"
+            );
+        };
+        let name = name("kthread");
+        let mut lock = SemaphoreLock::new(&name).unwrap();
+        word_of(&lock).store(word::token(pid, start).unwrap(), Ordering::SeqCst);
+        assert_eq!(lock.status().unwrap(), LockStatus::Open, "pid {pid}");
+        lock.try_lock().unwrap();
+        assert_eq!(lock.previous_holder(), PreviousHolder::Died);
+        lock.try_unlock().unwrap();
+        drop(lock);
+        assert!(SemaphoreLock::remove(&name).unwrap());
+    }
+
     #[test]
     fn a_failed_takeover_gives_the_lock_back_to_the_dead_owner_even_after_a_waiter_marked_it() {
         let name = name("give-back");

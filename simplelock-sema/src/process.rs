@@ -245,6 +245,11 @@ mod tests {
             Liveness::Alive,
             "a zombie leader with live threads"
         );
+        let kthread = Stat {
+            flags: PF_KTHREAD | 0x40,
+            ..stat(b'S', 1, 1000)
+        };
+        assert_eq!(judge(token, &kthread), Liveness::Dead, "a kernel thread");
     }
 
     #[test]
