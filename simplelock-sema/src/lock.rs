@@ -18,7 +18,7 @@ use crate::DEFAULT_MODE;
 use crate::name::{self, LockName};
 use crate::process::{self, Liveness};
 use crate::sys::{self, Header, Object, OpenError, Trust, Woke};
-use crate::word::{self, REMOVED, WAITERS, Word};
+use crate::word::{self, DEAD_HOLDER, REMOVED, REMOVED_AFTER_DEATH, WAITERS, Word};
 
 /// Written into every lock object's header by its first opener; anything else there means the
 /// object is not ours.
@@ -132,7 +132,7 @@ impl SemaphoreLock {
     fn open_with(name: String, trust: Trust) -> SimpleLockResult<SemaphoreLock> {
         let (name, object_name) = checked(name)?;
         let (object, generation) =
-            open_object(&name, &object_name, trust, true)?.ok_or_else(|| {
+            open_object(&name, &object_name, trust, Some(0))?.ok_or_else(|| {
                 SimpleLockError::unknown(&name.canonical, "the new object vanished", None)
             })?;
         Ok(SemaphoreLock {
@@ -186,7 +186,8 @@ impl SemaphoreLock {
         };
         let me = handle.me()?;
         handle.timed_lock(timeout)?;
-        handle.unlink_held(me)?;
+        let died = handle.previous == PreviousHolder::Died;
+        handle.unlink_held(me, died)?;
         Ok(true)
     }
 
@@ -214,7 +215,7 @@ impl SemaphoreLock {
 
     fn existing_with(name: String, trust: Trust) -> SimpleLockResult<Option<SemaphoreLock>> {
         let (name, object_name) = checked(name)?;
-        let Some((object, generation)) = open_object(&name, &object_name, trust, false)? else {
+        let Some((object, generation)) = open_object(&name, &object_name, trust, None)? else {
             return Ok(None);
         };
         Ok(Some(SemaphoreLock {
@@ -236,10 +237,14 @@ impl SemaphoreLock {
     /// any more (it was released, or never acquired).
     pub fn unlink(mut self) -> SimpleLockResult<()> {
         let me = self.me()?;
+        // Taken over from a dead holder for the removal: nobody was told yet, so the mark
+        // carries it on (a holder that was told already needs no second telling).
+        let mut died = false;
         if !self.holds(me) {
             self.hang_lock()?;
+            died = self.previous == PreviousHolder::Died;
         }
-        self.unlink_held(me)
+        self.unlink_held(me, died)
     }
 
     /// The token of this process, from the page a fork wipes; computed on first use.
@@ -328,8 +333,8 @@ impl SemaphoreLock {
                     }
                     continue;
                 }
-                Word::Removed => {
-                    self.reopen()?;
+                Word::Removed { died } => {
+                    self.reopen(died)?;
                     slept = false;
                     watch = None;
                     continue;
@@ -442,8 +447,8 @@ impl SemaphoreLock {
             }
             Ok(_) => {
                 // Finish the dead remover's work, then look at the name again.
-                self.retire();
-                self.reopen()?;
+                self.retire(false);
+                self.reopen(false)?;
                 Ok(false)
             }
             Err(err) => {
@@ -485,25 +490,33 @@ impl SemaphoreLock {
 
     /// Marks the object we hold removed, wakes every waiter (they will open the name again) and
     /// forgets the holding.
-    fn retire(&mut self) {
+    ///
+    /// `died`: the lock was taken over from a dead holder for this removal, and nobody was told
+    /// yet; the mark says so, and the new object starts held by a dead holder.
+    fn retire(&mut self, died: bool) {
         let shared = self.object.map.shared();
         shared.holder_thread.store(0, Ordering::Relaxed);
-        shared.word.store(REMOVED, Ordering::Release);
+        let mark = if died { REMOVED_AFTER_DEATH } else { REMOVED };
+        shared.word.store(mark, Ordering::Release);
         self.owner = 0;
         // A failed wake leaves waiters to their slice timeout.
         let _ = sys::futex_wake(&shared.word, i32::MAX);
     }
 
     /// Opens the name again after finding our object removed.
-    fn reopen(&mut self) -> SimpleLockResult<()> {
+    ///
+    /// `died`: the object was retired after its holder died; if we create the new object, it
+    /// starts held by [`DEAD_HOLDER`], so its first locker is told.
+    fn reopen(&mut self, died: bool) -> SimpleLockResult<()> {
         // A holder never sees its object removed, but a forked child's copy of a holding handle
         // still records its parent's token (it does not hold): that record means nothing on the
         // new object.
         self.owner = 0;
-        let (object, generation) = open_object(&self.name, &self.object_name, self.trust, true)?
-            .ok_or_else(|| {
-                SimpleLockError::unknown(&self.name.canonical, "the new object vanished", None)
-            })?;
+        let initial = if died { DEAD_HOLDER } else { 0 };
+        let (object, generation) =
+            open_object(&self.name, &self.object_name, self.trust, Some(initial))?.ok_or_else(
+                || SimpleLockError::unknown(&self.name.canonical, "the new object vanished", None),
+            )?;
         if object.id == self.object.id {
             // This crate marks an object removed only once its name is gone; the name leading
             // to it still means someone wrote the mark by other means. Opening again would
@@ -574,7 +587,9 @@ impl SemaphoreLock {
     }
 
     /// Unlinks the name and retires the object; this handle holds the lock.
-    fn unlink_held(&mut self, me: u64) -> SimpleLockResult<()> {
+    ///
+    /// `died`: this removal took the lock over from a dead holder (see [`Self::retire`]).
+    fn unlink_held(&mut self, me: u64, died: bool) -> SimpleLockResult<()> {
         debug_assert!(self.holds(me));
         // The name leads to our object unless someone deleted it by hand: only a holder of an
         // object unlinks its name through this crate, and we hold ours.
@@ -585,7 +600,7 @@ impl SemaphoreLock {
         };
         match unlinked {
             Ok(()) => {
-                self.retire();
+                self.retire(died);
                 Ok(())
             }
             Err(err) => {
@@ -647,15 +662,36 @@ impl SemaphoreLock {
         Ok(())
     }
 
-    /// The word of the lock as it is now, following a removal to the current object.
-    fn current_word(&self) -> SimpleLockResult<u64> {
+    /// The live owner of the lock, if any: read in our object, or where the name leads now
+    /// when our object was removed or its dead owner was a remover that unlinked it.
+    fn observed_owner(&self, me: u64) -> SimpleLockResult<Option<u64>> {
+        self.check_header()?;
         let value = self.object.map.shared().word.load(Ordering::Acquire);
-        if value != REMOVED {
-            return Ok(value);
+        if let Word::Removed { .. } = Word::decode(value) {
+            return self.owner_at_name(me);
         }
-        match open_object(&self.name, &self.object_name, self.trust, false)? {
-            Some((object, _)) => Ok(object.map.shared().word.load(Ordering::Acquire)),
-            None => Ok(0),
+        match self.live_owner(value, me)? {
+            Some(owner) => Ok(Some(owner)),
+            None if matches!(Word::decode(value), Word::Held { .. }) => {
+                // A dead owner may have been removing the lock (it unlinks before it marks):
+                // then the lock lives on where the name leads.
+                match sys::object_id(&self.object_name) {
+                    Ok(Some(id)) if id == self.object.id => Ok(None),
+                    _ => self.owner_at_name(me),
+                }
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The live owner of the object the name leads to now (none if there is none).
+    fn owner_at_name(&self, me: u64) -> SimpleLockResult<Option<u64>> {
+        match open_object(&self.name, &self.object_name, self.trust, None)? {
+            Some((object, _)) => {
+                let value = object.map.shared().word.load(Ordering::Acquire);
+                self.live_owner(value, me)
+            }
+            None => Ok(None),
         }
     }
 
@@ -716,13 +752,14 @@ fn checked(given: String) -> SimpleLockResult<(LockName, CString)> {
     Ok((name, object_name))
 }
 
-/// Opens the object of `name` (creating it if `create`), refuses one we may not trust (see
+/// Opens the object of `name` (creating it, with the lock word `create`, if missing and
+/// `create` is given), refuses one we may not trust (see
 /// "Permissions" in the crate docs), checks its header and returns it with its generation.
 fn open_object(
     name: &LockName,
     object_name: &CString,
     trust: Trust,
-    create: bool,
+    create: Option<u64>,
 ) -> SimpleLockResult<Option<(Object, u64)>> {
     let lock = name.canonical.as_str();
     let path = object_name.to_string_lossy();
@@ -744,11 +781,12 @@ fn open_object(
             None,
         ));
     }
-    let header = if create {
+    let header = if let Some(word) = create {
         let generation = sys::random_nonzero().map_err(|e| {
             SimpleLockError::unknown(lock, "getting a random generation", Some(Box::new(e)))
         })?;
         Some(Header {
+            word,
             namespace,
             magic: MAGIC,
             generation,
@@ -876,7 +914,7 @@ fn thread_mark(me: u64) -> u64 {
 fn describe(value: u64) -> String {
     match Word::decode(value) {
         Word::Free => "it is free".into(),
-        Word::Removed => "it was removed".into(),
+        Word::Removed { .. } => "it was removed".into(),
         Word::Held { owner, .. } => format!("it is held by pid {}", word::pid_of(owner)),
     }
 }
@@ -887,8 +925,7 @@ impl ConcreteLock for SemaphoreLock {
     /// or its holder died (the next lock takes it over).
     fn status(&self) -> SimpleLockResult<LockStatus> {
         let me = self.me()?;
-        let value = self.current_word()?;
-        Ok(match self.live_owner(value, me)? {
+        Ok(match self.observed_owner(me)? {
             Some(owner) if owner == me && self.holds(me) => LockStatus::Mine,
             Some(_) => LockStatus::Taken,
             None => LockStatus::Open,
@@ -948,9 +985,8 @@ impl ConcreteLock for SemaphoreLock {
     /// read).
     fn holder(&self) -> SimpleLockResult<Option<Holder>> {
         let me = self.me()?;
-        let value = self.current_word()?;
         Ok(self
-            .live_owner(value, me)?
+            .observed_owner(me)?
             .map(|owner| Holder::new(word::pid_of(owner))))
     }
 }
@@ -1058,6 +1094,47 @@ mod tests {
         assert_eq!(lock.previous_holder(), PreviousHolder::Died);
         lock.try_unlock().unwrap();
         drop(lock);
+        assert!(SemaphoreLock::remove(&name).unwrap());
+    }
+
+    /// A removal that takes the lock over from a dead holder keeps "the previous holder died"
+    /// for whoever acquires next, on the new object.
+    #[test]
+    fn a_death_is_reported_across_a_removal() {
+        let name = name("died-removed");
+        let mut waiter = SemaphoreLock::new(&name).unwrap();
+        let old = waiter.object.id;
+        word_of(&waiter).store(dead_token(), Ordering::SeqCst);
+        assert!(SemaphoreLock::remove(&name).unwrap());
+        waiter.try_lock().unwrap();
+        assert_ne!(waiter.object.id, old, "still on the removed object");
+        assert_eq!(waiter.previous_holder(), PreviousHolder::Died);
+        waiter.try_unlock().unwrap();
+        waiter.try_lock().unwrap();
+        assert_eq!(waiter.previous_holder(), PreviousHolder::Released);
+        waiter.try_unlock().unwrap();
+        drop(waiter);
+        assert!(SemaphoreLock::remove(&name).unwrap());
+    }
+
+    /// `status` and `holder` of a handle whose object a dead remover unlinked look where the
+    /// name leads now, where the real holder is.
+    #[test]
+    fn status_follows_the_name_away_from_a_dead_removers_object() {
+        let name = name("status-dead-remover");
+        let stale = SemaphoreLock::new(&name).unwrap();
+        word_of(&stale).store(dead_token(), Ordering::SeqCst);
+        sys::unlink(&stale.object_name).unwrap();
+        let mut holder = SemaphoreLock::new(&name).unwrap();
+        holder.try_lock().unwrap();
+        assert_eq!(stale.status().unwrap(), LockStatus::Taken);
+        assert_eq!(
+            stale.holder().unwrap().map(|h| h.pid),
+            Some(std::process::id())
+        );
+        holder.try_unlock().unwrap();
+        assert_eq!(stale.status().unwrap(), LockStatus::Open);
+        drop((stale, holder));
         assert!(SemaphoreLock::remove(&name).unwrap());
     }
 

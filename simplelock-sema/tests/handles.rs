@@ -283,3 +283,24 @@ fn objects_that_are_not_ours_are_refused() {
     header[16] = 7; // the namespace field, written by a creator elsewhere
     refused(&header, "another pid or time namespace");
 }
+
+/// A removal waits for the holder, but `remove_within` waits only so long: a lock held for good
+/// (here by this very test, which a removal with no bound would wait for forever) can still be given up on, with
+/// a `TimedOut` naming the holder, and nothing is deleted.
+#[test]
+fn a_bounded_removal_gives_up_on_a_holder_that_never_leaves() {
+    let name = common::unique_name("bounded-remove");
+    let _cleanup = common::RemoveFile(common::object_path(&name));
+    let mut holder = SemaphoreLock::new(&name).unwrap();
+    holder.try_lock().unwrap();
+    match SemaphoreLock::remove_within(&name, Duration::from_millis(30)) {
+        Err(SimpleLockError::TimedOut {
+            holder: Some(h), ..
+        }) => assert_eq!(h.pid, std::process::id()),
+        other => panic!("expected TimedOut, got {other:?}"),
+    }
+    assert!(common::object_path(&name).exists(), "deleted while held");
+    holder.try_unlock().unwrap();
+    assert!(SemaphoreLock::remove_within(&name, Duration::from_millis(30)).unwrap());
+    assert!(!SemaphoreLock::remove_within(&name, Duration::from_millis(30)).unwrap());
+}

@@ -18,7 +18,7 @@ use simplelock_core::{ConcreteLock, PreviousHolder, SimpleLockError};
 use simplelock_sema::SemaphoreLock;
 
 mod common;
-use common::{Child, Cleanup, role, say};
+use common::{Child, Cleanup, RemoveFile, role, say};
 
 const LOCK: &str = "SEMA_TEST_LOCK";
 const NOBODY: u32 = 65534;
@@ -426,14 +426,5 @@ fn in_forked_child(f: impl FnOnce() -> i32) -> i32 {
             // SAFETY: ends the child at once.
             unsafe { libc::_exit(code) }
         }
-    }
-}
-
-/// Deletes a file on drop (for objects the crate refuses to remove).
-struct RemoveFile(std::path::PathBuf);
-
-impl Drop for RemoveFile {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
     }
 }

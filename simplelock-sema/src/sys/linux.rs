@@ -34,6 +34,8 @@ pub(crate) struct Shared {
 /// What the creator of an object writes into its header.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Header {
+    /// The initial lock word: 0 (free), or a dead holder's token.
+    pub(crate) word: u64,
     pub(crate) namespace: u64,
     pub(crate) magic: u64,
     pub(crate) generation: u64,
@@ -46,6 +48,7 @@ impl Header {
         let mut put = |offset: usize, value: u64| {
             bytes[offset..offset + 8].copy_from_slice(&value.to_ne_bytes());
         };
+        put(std::mem::offset_of!(Shared, word), self.word);
         put(std::mem::offset_of!(Shared, namespace), self.namespace);
         put(std::mem::offset_of!(Shared, magic), self.magic);
         put(std::mem::offset_of!(Shared, generation), self.generation);

@@ -63,6 +63,15 @@ pub fn remove_within(name: &str, timeout: Duration) -> SimpleLockResult<()> {
     SemaphoreLock::remove_within(name, timeout).map(|_| ())
 }
 
+/// Deletes a file on drop (for objects the crate refuses to remove).
+pub struct RemoveFile(pub PathBuf);
+
+impl Drop for RemoveFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
 /// A scratch folder, deleted on drop.
 pub struct Scratch(pub PathBuf);
 
