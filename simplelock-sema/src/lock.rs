@@ -738,6 +738,12 @@ fn identity(name: &str) -> SimpleLockResult<(u64, u64)> {
     }
     let (token, namespace) =
         process::own_identity().map_err(|e| unknown("finding out who this process is", e))?;
+    if PROCESS_SECRET.load(Ordering::Relaxed) == 0 {
+        let secret =
+            sys::random_nonzero().map_err(|e| unknown("getting a random process secret", e))?;
+        // Set once per process (a forked child keeps its parent's: its token differs anyway).
+        let _ = PROCESS_SECRET.compare_exchange(0, secret, Ordering::Relaxed, Ordering::Relaxed);
+    }
     local.namespace.store(namespace, Ordering::Relaxed);
     local.token.store(token, Ordering::Release);
     Ok((token, namespace))
@@ -895,8 +901,13 @@ thread_local! {
 /// The next thread number; numbers are never reused within a process.
 static NEXT_THREAD_NO: AtomicU64 = AtomicU64::new(1);
 
+/// A random secret of this process (0 until its first lock is opened): mixed into the marks of
+/// its threads, so that a mark left by a dead process with the same token (its process id reused
+/// within one clock tick: see "Limits") does not match the mark of our thread with its number.
+static PROCESS_SECRET: AtomicU64 = AtomicU64::new(0);
+
 /// A mark for "the thread of the process `me` that is calling": its number mixed with the
-/// token, so that a mark left by a dead process cannot match one of ours.
+/// token and the process's secret, so that a mark left by a dead process cannot match ours.
 #[inline]
 fn thread_mark(me: u64) -> u64 {
     let number = THREAD_NO.with(|no| {
@@ -907,7 +918,7 @@ fn thread_mark(me: u64) -> u64 {
         }
         n
     });
-    me ^ number.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    me ^ number.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ PROCESS_SECRET.load(Ordering::Relaxed)
 }
 
 /// A word, in words.
@@ -1135,6 +1146,49 @@ mod tests {
         holder.try_unlock().unwrap();
         assert_eq!(stale.status().unwrap(), LockStatus::Open);
         drop((stale, holder));
+        assert!(SemaphoreLock::remove(&name).unwrap());
+    }
+
+    /// A dead process whose token this process inherited (pid reused within one clock tick)
+    /// left its thread's mark: this thread's `hang_lock` must not take that for its own hold
+    /// and fail with a false `WouldDeadlock`; it waits like for any holder.
+    #[test]
+    fn a_dead_namesakes_thread_mark_is_not_ours() {
+        let name = name("namesake");
+        let mut lock = SemaphoreLock::new(&name).unwrap();
+        let me = lock.me().unwrap();
+        let number = THREAD_NO.with(Cell::get);
+        let number = if number == 0 {
+            // This thread has no number yet: the namesake's thread had the one it will get.
+            NEXT_THREAD_NO.load(Ordering::Relaxed)
+        } else {
+            number
+        };
+        // What the namesake's thread with our number wrote: its token (= ours) mixed with that
+        // number, as marks are made without a secret of the process.
+        let namesake_mark = me ^ number.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        word_of(&lock).store(me, Ordering::SeqCst);
+        lock.object
+            .map
+            .shared()
+            .holder_thread
+            .store(namesake_mark, Ordering::SeqCst);
+        // Another handle on the same object frees the word later, as the namesake's death
+        // would have been followed by someone's takeover and release.
+        let other = SemaphoreLock::new(&name).unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                word_of(&other).store(0, Ordering::SeqCst);
+                let _ = sys::futex_wake(word_of(&other), i32::MAX);
+            });
+            match lock.hang_lock() {
+                Ok(()) => {}
+                other => panic!("expected to wait and acquire, got {other:?}"),
+            }
+        });
+        lock.try_unlock().unwrap();
+        drop((lock, other));
         assert!(SemaphoreLock::remove(&name).unwrap());
     }
 
