@@ -88,18 +88,24 @@ impl SemaphoreLock {
     /// # Errors
     /// [`SimpleLockError::InvalidName`] naming the broken rule;
     /// [`SimpleLockError::PermissionDenied`] if the object exists and we may not read and write
-    /// it; [`SimpleLockError::UnknownError`] if the object is not a lock object, if it is used
-    /// from another pid namespace, if `/proc` cannot be read, or if a system call fails.
+    /// it, it belongs to another user, or its mode is wider than `0o600` (the source names the
+    /// owner, the mode and the way out; see "Permissions" in the crate docs);
+    /// [`SimpleLockError::UnknownError`] if the object is not a lock object (another size, no
+    /// valid header: foreign, truncated or zeroed), if it is used from another pid or time
+    /// namespace, if `/proc` or `/proc/self/ns` cannot be read, if `/dev/shm` is full (the
+    /// source is `ENOSPC`, kind `StorageFull`), or if a system call fails.
     pub fn new(name: impl Into<String>) -> SimpleLockResult<SemaphoreLock> {
         SemaphoreLock::with_mode(name, DEFAULT_MODE)
     }
 
     /// Like [`new`](SemaphoreLock::new), but a newly created object gets `mode` (exactly: the
     /// umask does not narrow it), e.g. `0o660` for a lock shared by a group or `0o666` for all
-    /// users. An existing object keeps its mode. Other users need read and write permission.
+    /// users. An existing object is used only if it is this user's, with a mode no wider than
+    /// `mode` (it keeps its mode). Other users need read and write permission, and must name
+    /// this user with [`with_mode_and_owner`](SemaphoreLock::with_mode_and_owner).
     ///
     /// # Errors
-    /// As [`new`](SemaphoreLock::new).
+    /// As [`new`](SemaphoreLock::new), with `mode` in place of `0o600`.
     pub fn with_mode(name: impl Into<String>, mode: u32) -> SimpleLockResult<SemaphoreLock> {
         SemaphoreLock::open_with(name.into(), Trust::mine(mode))
     }
