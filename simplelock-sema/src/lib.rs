@@ -346,9 +346,11 @@
 //!   locker recovers it as [`PreviousHolder::Died`]. Release before `exec`.
 //! - If the word is overwritten behind our back (a process writing the object directly), unlock
 //!   reports `UnableToUnlock` rather than freeing someone else's lock.
-//! - **Each handle maps its object** (one mapping of one page per handle): a process can hold
-//!   about as many handles as its `vm.max_map_count` allows (65,530 by default) — open one
-//!   handle per lock and share it between threads (it is `Sync`) rather than one per call.
+//! - **Mappings**: all handles of one object in a process share one mapping of it (a process
+//!   may have only `vm.max_map_count` mappings, 65,530 by default), so the number of handles is
+//!   not limited by it; each distinct lock a process has open costs one mapping. (A child made
+//!   by `fork` while another thread was registering a mapping maps its objects each on their
+//!   own: correct, only not shared.)
 //!
 //! # Platforms
 //!

@@ -304,3 +304,33 @@ fn a_bounded_removal_gives_up_on_a_holder_that_never_leaves() {
     assert!(SemaphoreLock::remove_within(&name, Duration::from_millis(30)).unwrap());
     assert!(!SemaphoreLock::remove_within(&name, Duration::from_millis(30)).unwrap());
 }
+
+/// Handles of one lock in one process share one mapping of its object: more handles than a
+/// process may have mappings (`vm.max_map_count`, 65,530 by default) all open and work.
+#[test]
+fn many_handles_of_one_lock_share_one_mapping() {
+    let name = common::unique_name("many-handles");
+    let _cleanup = Cleanup::new(&[&name]);
+    let max_maps: usize = fs::read_to_string("/proc/sys/vm/max_map_count")
+        .expect("reading /proc/sys/vm/max_map_count")
+        .trim()
+        .parse()
+        .unwrap();
+    let count = max_maps + 1000;
+    let mut handles = Vec::with_capacity(count);
+    for i in 0..count {
+        match SemaphoreLock::new(&name) {
+            Ok(handle) => handles.push(handle),
+            Err(e) => panic!("handle {i} of {count}: {e:?}"),
+        }
+    }
+    let (first, rest) = handles.split_first_mut().unwrap();
+    first.try_lock().unwrap();
+    assert!(matches!(
+        rest.last_mut().unwrap().try_lock(),
+        Err(SimpleLockError::AlreadyLocked { .. })
+    ));
+    first.try_unlock().unwrap();
+    rest.last_mut().unwrap().try_lock().unwrap();
+    rest.last_mut().unwrap().try_unlock().unwrap();
+}

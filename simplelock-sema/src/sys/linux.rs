@@ -1,11 +1,13 @@
 //! Linux: POSIX shared memory, futexes, a page wiped on fork, `kill(pid, 0)`.
 #![allow(unsafe_code)]
 
+use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, TryLockError, Weak};
 use std::time::Duration;
 
 /// The layout of a lock's shared memory object. Its creator writes the whole header (with
@@ -69,7 +71,8 @@ fn last_error() -> io::Error {
     io::Error::last_os_error()
 }
 
-/// A shared memory object mapped into this process; unmapped on drop.
+/// A shared memory object mapped into this process; unmapped on drop (when the last handle of
+/// the object in this process goes, see [`MapRef`]).
 #[derive(Debug)]
 pub(crate) struct Mapping {
     ptr: NonNull<Shared>,
@@ -81,34 +84,94 @@ unsafe impl Send for Mapping {}
 // SAFETY: `&Mapping` only gives out `&Shared`, whose fields are atomics.
 unsafe impl Sync for Mapping {}
 
-impl Mapping {
-    /// The shared state of the lock.
-    #[inline]
-    pub(crate) fn shared(&self) -> &Shared {
-        // SAFETY: `ptr` points to a live, aligned mapping of `OBJECT_SIZE` bytes (see `open`),
-        // which lives as long as `self`; `Shared` is all atomics, so shared references to it
-        // are fine even while other threads and processes change it.
-        unsafe { self.ptr.as_ref() }
-    }
-}
-
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: the mapping was made by `mmap` with this address and length and is unmapped
-        // only here; no reference from `shared()` outlives `self`.
+        // only here; every `MapRef` holds an `Arc` of it, so none is left.
         let _ = unsafe { libc::munmap(self.ptr.as_ptr().cast(), OBJECT_SIZE) };
+        // Forget the entries of mappings that are gone (this one's among them).
+        with_mappings(|table| table.retain(|_, mapping| mapping.strong_count() > 0));
+    }
+}
+
+/// A handle's reference to the mapping of its object. All handles of one object in a process
+/// share one [`Mapping`] (a process has a limited number of mappings, `vm.max_map_count`); the
+/// address is kept here too, so the uncontended paths read it without going through the `Arc`.
+#[derive(Debug)]
+pub(crate) struct MapRef {
+    ptr: NonNull<Shared>,
+    /// Keeps the mapping mapped while this handle lives.
+    _mapping: Arc<Mapping>,
+}
+
+// SAFETY: as for `Mapping`: `ptr` is `mapping.ptr`, kept mapped by the `Arc`.
+unsafe impl Send for MapRef {}
+// SAFETY: `&MapRef` only gives out `&Shared`, whose fields are atomics.
+unsafe impl Sync for MapRef {}
+
+impl MapRef {
+    fn new(mapping: Arc<Mapping>) -> MapRef {
+        MapRef {
+            ptr: mapping.ptr,
+            _mapping: mapping,
+        }
+    }
+
+    /// The shared state of the lock.
+    #[inline]
+    pub(crate) fn shared(&self) -> &Shared {
+        // SAFETY: `ptr` is the address of `self._mapping`, a live, aligned mapping of
+        // `OBJECT_SIZE` bytes that the `Arc` keeps mapped as long as `self` lives; `Shared` is
+        // all atomics, so shared references to it are fine while others change it.
+        unsafe { self.ptr.as_ref() }
     }
 }
 
 /// An opened lock object: its mapping and its identity (device and inode).
 #[derive(Debug)]
 pub(crate) struct Object {
-    pub(crate) map: Mapping,
+    pub(crate) map: MapRef,
     pub(crate) id: ObjectId,
 }
 
+/// The mappings of this process, by object: each handle that opens an object already mapped
+/// here shares that mapping. Entries whose mapping is gone are dropped as mappings go.
+static MAPPINGS: Mutex<Option<HashMap<ObjectId, Weak<Mapping>>>> = Mutex::new(None);
+
+/// The process id of the thread inside [`MAPPINGS`]'s lock, or 0.
+static MAPPINGS_OWNER: AtomicU32 = AtomicU32::new(0);
+
+/// Runs `f` on the table of mappings; `None` if the table cannot be had in this process.
+///
+/// A child made by `fork` while another thread of its parent was inside the lock would wait
+/// for that thread forever (it was not copied). The owner's process id tells: if the lock is
+/// held by another process's thread, this process is such a child, and goes without the table
+/// (its handles then map their objects each on their own, which is correct, only not shared).
+/// No `Arc<Mapping>` may be dropped inside `f` (its `Drop` uses the table).
+fn with_mappings<R>(f: impl FnOnce(&mut HashMap<ObjectId, Weak<Mapping>>) -> R) -> Option<R> {
+    let me = getpid();
+    loop {
+        let mut guard = match MAPPINGS.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                let owner = MAPPINGS_OWNER.load(Ordering::Acquire);
+                if owner != 0 && owner != me {
+                    return None;
+                }
+                std::thread::yield_now();
+                continue;
+            }
+        };
+        MAPPINGS_OWNER.store(me, Ordering::Release);
+        let result = f(guard.get_or_insert_with(HashMap::new));
+        MAPPINGS_OWNER.store(0, Ordering::Release);
+        return Some(result);
+    }
+}
+
 /// Names one shared memory object for as long as it exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct ObjectId {
     dev: u64,
     ino: u64,
@@ -352,8 +415,15 @@ pub(crate) fn open(
         err,
     })?;
     check_stat(&st, trust)?;
+    let id = id_of(&st);
+    if let Some(Some(mapping)) = with_mappings(|table| table.get(&id).and_then(Weak::upgrade)) {
+        return Ok(Some(Object {
+            map: MapRef::new(mapping),
+            id,
+        }));
+    }
     // SAFETY: a new shared mapping (address chosen by the kernel, so nothing is replaced) of an
-    // object that is now `OBJECT_SIZE` bytes long, opened read-write.
+    // object that is `OBJECT_SIZE` bytes long (checked above), opened read-write.
     let addr = unsafe {
         libc::mmap(
             ptr::null_mut(),
@@ -369,9 +439,14 @@ pub(crate) fn open(
     }
     let ptr = NonNull::new(addr.cast::<Shared>())
         .ok_or_else(|| os("mapping the shared memory object"))?;
+    let mapping = Arc::new(Mapping { ptr });
+    // Two threads that opened the object at once may both have mapped it: the later entry
+    // wins, and both mappings stay correct.
+    let entry = Arc::downgrade(&mapping);
+    with_mappings(move |table| table.insert(id, entry));
     Ok(Some(Object {
-        map: Mapping { ptr },
-        id: id_of(&st),
+        map: MapRef::new(mapping),
+        id,
     }))
     // `fd` is closed here; the mapping keeps the object alive.
 }
