@@ -170,7 +170,9 @@
 //!    ([`SemaphoreLock::with_mode_and_owner`]); a mode wider than the caller asked for; a size
 //!    other than 64 bytes; a header without the magic number or generation (a zeroed or foreign
 //!    object — a new object is complete before it has a name, so no opener ever sees a
-//!    half-made one or has to fill one in); another namespace fingerprint (9.). After opening,
+//!    half-made one or has to fill one in; the one exception is an object of an earlier 0.5
+//!    pre-release, which has the magic number but no generation yet and gets one from its first
+//!    opener, once); another namespace fingerprint (9.). After opening,
 //!    the generation read then is compared after every acquisition (the uncontended one too:
 //!    one load) and at every turn of the slow path: an object whose memory was zeroed
 //!    (truncated and grown again, a hole punched into it) looks free but has generation 0, so

@@ -22,7 +22,7 @@ use crate::word::{self, DEAD_HOLDER, REMOVED, REMOVED_AFTER_DEATH, WAITERS, Word
 
 /// Written into every lock object's header by its first opener; anything else there means the
 /// object is not ours.
-pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"slsema02");
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"slsema01");
 
 /// How long a waiter sleeps at most before it checks that the holder is still alive. A holder
 /// killed while others wait is thus noticed within about this long.
@@ -876,14 +876,32 @@ fn open_object(
         }
     };
     let shared = object.map.shared();
-    let generation = shared.generation.load(Ordering::Relaxed);
-    if shared.magic.load(Ordering::Relaxed) != MAGIC || generation == 0 {
+    let magic = shared.magic.load(Ordering::Relaxed);
+    let mut generation = shared.generation.load(Ordering::Relaxed);
+    if magic == MAGIC && generation == 0 {
+        // An object of an earlier 0.5 pre-release: the same layout, made zero-filled and given
+        // its magic and namespace by its openers, without a generation. Give it one (once: of
+        // several openers, the first compare-and-swap wins), so that processes of both kinds
+        // can use it while they coexist. A zeroed object has no magic, so it never gets here;
+        // only a process of the earlier kind would write a magic into one again.
+        let fresh = sys::random_nonzero().map_err(|e| {
+            SimpleLockError::unknown(lock, "getting a random generation", Some(Box::new(e)))
+        })?;
+        generation =
+            match shared
+                .generation
+                .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => fresh,
+                Err(found) => found,
+            };
+    }
+    if magic != MAGIC || generation == 0 {
         return Err(SimpleLockError::unknown(
             lock,
             format!(
                 "the shared memory object {path} has no valid header: it was truncated, zeroed \
-                 or overwritten, or it is not a simplelock semaphore (or one of a version before \
-                 0.5); remove it (rm {path}) when nobody uses it"
+                 or overwritten, or it is not a simplelock semaphore; remove it (rm {path}) when nobody uses it"
             ),
             None,
         ));
@@ -1193,6 +1211,33 @@ mod tests {
                 other => panic!("expected to wait and acquire, got {other:?}"),
             }
         });
+        lock.try_unlock().unwrap();
+        drop((lock, other));
+        assert!(SemaphoreLock::remove(&name).unwrap());
+    }
+
+    /// An object made by an earlier 0.5 pre-release (the same layout, no generation yet: its
+    /// openers wrote the magic and the namespace into a zero-filled object) is used, and gets a
+    /// generation, so that processes of both kinds can share it while they coexist.
+    #[test]
+    fn an_object_of_the_earlier_format_gets_a_generation() {
+        use std::os::unix::fs::PermissionsExt;
+        let name = name("earlier-format");
+        let path = format!("/dev/shm/sl.{}", name.trim_start_matches('/'));
+        let (_, namespace) = identity(&name).unwrap();
+        let mut bytes = [0u8; 64];
+        bytes[16..24].copy_from_slice(&namespace.to_ne_bytes());
+        bytes[24..32].copy_from_slice(&MAGIC.to_ne_bytes());
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut lock = SemaphoreLock::new(&name).unwrap();
+        let generation = lock.object.map.shared().generation.load(Ordering::SeqCst);
+        assert_ne!(generation, 0);
+        assert_eq!(lock.generation, generation);
+        let other = SemaphoreLock::new(&name).unwrap();
+        assert_eq!(other.generation, generation, "given once");
+        lock.try_lock().unwrap();
+        assert_eq!(other.status().unwrap(), LockStatus::Taken);
         lock.try_unlock().unwrap();
         drop((lock, other));
         assert!(SemaphoreLock::remove(&name).unwrap());

@@ -278,7 +278,7 @@ fn objects_that_are_not_ours_are_refused() {
     refused(&[0xAB; 64], "no valid header");
     refused(&[0; 64], "no valid header");
     let mut header = [0u8; 64];
-    header[24..32].copy_from_slice(b"slsema02"); // the magic
+    header[24..32].copy_from_slice(b"slsema01"); // the magic
     header[32] = 9; // a generation
     header[16] = 7; // the namespace field, written by a creator elsewhere
     refused(&header, "another pid or time namespace");
