@@ -271,7 +271,9 @@ mod record;
 )]
 mod sys;
 
+use std::ffi::CString;
 use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -302,6 +304,28 @@ const PAUSE_AFTER_EVENT: Duration = Duration::from_micros(100);
 const TRIES_AFTER_RELEASE: u32 = 64;
 /// The longest pause of `timed_lock`: how late a release that touches nothing is noticed.
 const MAX_PAUSE: Duration = Duration::from_millis(50);
+/// The longest a timed waiter stays deaf to events after a run of events that did not bring
+/// the lock (a holder writing the file): it bounds the waiter's wake-ups to about a hundred a
+/// second, and how late it notices a release meanwhile.
+const MAX_DEAF: Duration = Duration::from_millis(10);
+
+/// What the file says after an event, for a timed waiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Announced {
+    /// The record says `free`: a release is landing.
+    Free,
+    /// The record says `held`: someone else holds it.
+    Held,
+    /// The file has no record of ours: the event may have been a holder's last close.
+    Maybe,
+}
+
+/// The time until `deadline` (none: forever).
+fn time_left(deadline: Option<Instant>) -> Duration {
+    deadline.map_or(Duration::MAX, |d| {
+        d.saturating_duration_since(Instant::now())
+    })
+}
 
 /// Each handle gets an id, for the deadlock registry.
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
@@ -340,6 +364,12 @@ pub struct FileLock {
     /// The process that opened `fd`; in any other process this is an inherited copy.
     opened_by: u32,
     id: u64,
+    /// `open_path` as a C string, for the check after each acquisition that the path still
+    /// names the file we locked.
+    c_path: CString,
+    /// A lock file of a lock folder (made by `named`/`named_in`): the only files that keep the
+    /// holder record. Any other file may be someone's data, and is never written.
+    managed: bool,
     /// The file holds someone's data: the record is never read again nor written.
     foreign: bool,
     hold: Option<Hold>,
@@ -351,9 +381,14 @@ pub struct FileLock {
 struct Hold {
     mode: Mode,
     since: SystemTime,
-    /// The release writes `free` into the record.
-    record: bool,
+    /// The record this hold wrote, if it wrote one: the release writes `free` only over these
+    /// very bytes.
+    record: Option<[u8; RECORD_LEN]>,
 }
+
+/// How many times in a row an acquisition may find the file replaced under it and start again
+/// on the new one before it gives up: only someone replacing the file in a loop gets there.
+const MAX_REPLACED: u32 = 1000;
 
 impl FileLock {
     /// A handle on the lock in the file at `path`, created if missing (mode 0644 less the
@@ -371,21 +406,21 @@ impl FileLock {
     pub fn new<P: Into<PathBuf>>(path: P) -> SimpleLockResult<FileLock> {
         let path = path.into();
         let name = path.display().to_string();
-        if path.as_os_str().is_empty() {
-            return Err(SimpleLockError::invalid_name(name, "the path is empty"));
-        }
-        if path.as_os_str().as_bytes().contains(&0) {
-            return Err(SimpleLockError::invalid_name(
-                name,
-                "the path contains a NUL byte",
-            ));
-        }
+        check_path(&path, &name)?;
         sys::init();
         let fd = sys::open(&path, &name)?;
+        Ok(FileLock::with_fd(path, fd))
+    }
+
+    /// A handle on the file `fd` has open, found at `path`.
+    fn with_fd(path: PathBuf, fd: sys::LockFd) -> FileLock {
         let open_path = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
-        Ok(FileLock {
+        let c_path = CString::new(open_path.as_os_str().as_bytes()).unwrap_or_default();
+        FileLock {
             path,
             open_path,
+            c_path,
+            managed: false,
             fd,
             mode: Mode::Exclusive,
             opened_by: sys::current_pid(),
@@ -393,7 +428,52 @@ impl FileLock {
             foreign: false,
             hold: None,
             previous: PreviousHolder::Unknown,
-        })
+        }
+    }
+
+    /// A handle on the lock in the file at `path` if that file exists, without creating
+    /// anything (for looking at a lock: `status`, `holder`); `Ok(None)` if the file or its
+    /// folder does not exist.
+    ///
+    /// # Errors
+    /// Those of [`new`](FileLock::new), but for a missing file or folder.
+    pub fn open_existing<P: Into<PathBuf>>(path: P) -> SimpleLockResult<Option<FileLock>> {
+        let path = path.into();
+        let name = path.display().to_string();
+        check_path(&path, &name)?;
+        sys::init();
+        Ok(sys::open_existing(&path, &name)?.map(|fd| FileLock::with_fd(path, fd)))
+    }
+
+    /// The path of the lock file of the lock called `name` ([`named`](FileLock::named)),
+    /// without creating anything.
+    ///
+    /// # Errors
+    /// [`SimpleLockError::InvalidName`] saying which rule `name` breaks.
+    pub fn named_path(name: &str) -> SimpleLockResult<PathBuf> {
+        let file = dir::lock_file_name(name)?;
+        Ok(dir::chosen_dir(|key| std::env::var_os(key), &std::env::temp_dir()).join(file))
+    }
+
+    /// A handle on the lock called `name` if its file exists, without creating the lock
+    /// folder nor the file; `Ok(None)` if either is missing.
+    ///
+    /// # Errors
+    /// Those of [`named`](FileLock::named), but for a missing folder or file.
+    pub fn named_existing(name: &str) -> SimpleLockResult<Option<FileLock>> {
+        let path = FileLock::named_path(name)?;
+        if let Some(folder) = path.parent()
+            && folder.exists()
+        {
+            dir::check_existing_dir(|key| std::env::var_os(key), &std::env::temp_dir())?;
+        }
+        Ok(FileLock::open_existing(path)?.map(FileLock::managed))
+    }
+
+    /// This handle, keeping the holder record: for files in a lock folder.
+    fn managed(mut self) -> FileLock {
+        self.managed = true;
+        self
     }
 
     /// A handle that takes the lock in the file at `path` shared; see
@@ -413,7 +493,7 @@ impl FileLock {
     /// [crate docs](crate)), the errors of [`lock_dir`] and of [`new`](FileLock::new).
     pub fn named(name: &str) -> SimpleLockResult<FileLock> {
         let file = dir::lock_file_name(name)?;
-        FileLock::new(lock_dir()?.join(file))
+        FileLock::new(lock_dir()?.join(file)).map(FileLock::managed)
     }
 
     /// A handle on the lock called `name` in the folder `dir`: the file `<dir>/<name>.lock`.
@@ -424,7 +504,7 @@ impl FileLock {
     /// [crate docs](crate)), and the errors of [`new`](FileLock::new).
     pub fn named_in(dir: impl AsRef<Path>, name: &str) -> SimpleLockResult<FileLock> {
         let file = dir::lock_file_name(name)?;
-        FileLock::new(dir.as_ref().join(file))
+        FileLock::new(dir.as_ref().join(file)).map(FileLock::managed)
     }
 
     /// This handle, taking the lock shared from its next acquisition on: many shared holders
@@ -473,10 +553,9 @@ impl FileLock {
             // Inherited across fork: the descriptor is shared with the parent, whose flock it
             // may carry. Locking through it would "succeed" while the parent holds the lock, so
             // open the file again. Dropping the copy only closes the child's descriptor.
-            self.fd = sys::open(&self.open_path, &self.name())?;
+            self.reopen()?;
             self.opened_by = sys::current_pid();
             self.hold = None;
-            self.foreign = false;
             self.previous = PreviousHolder::Unknown;
         }
         Ok(())
@@ -484,18 +563,63 @@ impl FileLock {
 
     /// One non-blocking attempt; `Ok(false)` if someone else holds the lock.
     fn try_acquire(&mut self) -> SimpleLockResult<bool> {
-        match self.fd.lock(self.mode, false) {
-            Ok(true) => {
-                self.acquired();
-                Ok(true)
+        let mut replaced = 0;
+        loop {
+            match self.fd.lock(self.mode, false) {
+                Ok(true) => {
+                    if self.locked_the_file_at_path(&mut replaced)? {
+                        self.acquired();
+                        return Ok(true);
+                    }
+                }
+                Ok(false) => return Ok(false),
+                Err(err) => {
+                    return Err(SimpleLockError::from_io(
+                        self.name(),
+                        "locking the lock file",
+                        err,
+                    ));
+                }
             }
-            Ok(false) => Ok(false),
-            Err(err) => Err(SimpleLockError::from_io(
+        }
+    }
+
+    /// Right after `flock` granted the lock: whether the path still names the file we locked.
+    /// If not (deleted, replaced, its folder removed), the lock on the old file excludes
+    /// nobody who opens the path now: it is given back, the path opened again, and the caller
+    /// tries again on the new file.
+    fn locked_the_file_at_path(&mut self, replaced: &mut u32) -> SimpleLockResult<bool> {
+        if self.fd.still_at(&self.c_path) {
+            return Ok(true);
+        }
+        // Nothing is written into the old file: it is no longer the lock.
+        let _ = self.fd.unlock();
+        *replaced += 1;
+        if *replaced > MAX_REPLACED {
+            return Err(SimpleLockError::from_io(
                 self.name(),
                 "locking the lock file",
-                err,
-            )),
+                std::io::Error::other(format!(
+                    "the file was replaced under us {MAX_REPLACED} times in a row"
+                )),
+            ));
         }
+        self.reopen()?;
+        Ok(false)
+    }
+
+    /// Open the file at the path again (a forked child's own descriptor, or the file that
+    /// replaced the one we had).
+    fn reopen(&mut self) -> SimpleLockResult<()> {
+        self.fd = sys::open(&self.open_path, &self.name())?;
+        self.foreign = false;
+        Ok(())
+    }
+
+    /// Whether the path no longer names the file we have open (a waiter checks it when it
+    /// wakes, to wait on the new file).
+    fn moved_away(&self) -> bool {
+        !self.fd.still_at(&self.c_path)
     }
 
     /// Bookkeeping right after `flock` granted the lock: the record and the registry.
@@ -505,7 +629,7 @@ impl FileLock {
         let can_write = mode == Mode::Exclusive && self.fd.writable;
         let mut record = false;
         self.previous = PreviousHolder::Unknown;
-        if !self.foreign && (can_write || mode == Mode::Shared) {
+        if self.managed && !self.foreign && (can_write || mode == Mode::Shared) {
             let mut buf = [0u8; RECORD_LEN];
             if let Ok(len) = self.fd.read_record(&mut buf) {
                 match record::parse(&buf[..len]) {
@@ -528,11 +652,13 @@ impl FileLock {
                     Record::Damaged | Record::Foreign => self.foreign = true,
                 }
             }
-            if record {
-                // A failed write leaves the lock held and correct; see "The limits" in the docs.
-                let _ = self
-                    .fd
-                    .write_record(&record::format(State::Held, self.opened_by, since));
+        }
+        let mut written = None;
+        if record {
+            let held = record::format(State::Held, self.opened_by, since);
+            // A failed write leaves the lock held and correct; see "The limits" in the docs.
+            if self.fd.write_record(&held).is_ok() {
+                written = Some(held);
             }
         }
         sys::registry::add(sys::Held {
@@ -545,7 +671,7 @@ impl FileLock {
         self.hold = Some(Hold {
             mode,
             since,
-            record,
+            record: written,
         });
     }
 
@@ -554,10 +680,20 @@ impl FileLock {
         let Some(hold) = self.hold else {
             return Err(SimpleLockError::not_held(self.name()));
         };
-        if hold.record {
-            let free = record::format(State::Free, self.opened_by, SystemTime::now());
-            // A failed write only makes the next holder report `Died`; the release goes on.
-            let _ = self.fd.write_record(&free);
+        if let Some(held) = hold.record {
+            // Only over our own record: the holder may have written its data into the file
+            // meanwhile, and then the file is no longer ours to write.
+            let mut now = [0u8; RECORD_LEN];
+            if self
+                .fd
+                .read_record(&mut now)
+                .is_ok_and(|len| len == RECORD_LEN)
+                && now == held
+            {
+                let free = record::format(State::Free, self.opened_by, SystemTime::now());
+                // A failed write only makes the next holder report `Died`; the release goes on.
+                let _ = self.fd.write_record(&free);
+            }
         }
         self.fd.unlock().map_err(|err| {
             SimpleLockError::unable_to_unlock(self.name(), "flock(LOCK_UN) failed", Some(err))
@@ -622,9 +758,16 @@ impl FileLock {
         if chosen.pid == 0 {
             return None; // outside our pid namespace
         }
-        let holder = Holder::new(chosen.pid);
+        // The process that took the lock may be gone while programs it started keep the open
+        // file description, and so the lock: name one of those, or nobody.
+        let pid = if sys::alive(chosen.pid) {
+            chosen.pid
+        } else {
+            sys::live_holder(self.fd.dev, self.fd.ino)?
+        };
+        let holder = Holder::new(pid);
         Some(match self.read_entry() {
-            Some(entry) if entry.state == State::Held && entry.pid == chosen.pid => {
+            Some(entry) if entry.state == State::Held && entry.pid == pid => {
                 holder.with_since(entry.since)
             }
             _ => holder,
@@ -647,18 +790,25 @@ impl FileLock {
         }
     }
 
-    /// Whether the file says a release is under way: the record is `free` (written just before
-    /// the unlock) or not ours (then the event was a close, which comes just before the kernel
-    /// drops a dead holder's lock). A `held` record means another waiter won: nothing to try.
-    fn release_announced(&self) -> bool {
-        self.read_entry()
-            .is_none_or(|entry| entry.state == State::Free)
+    /// What the file says after an event: the record of a lock file is `free` (written just
+    /// before the unlock) or `held` (another waiter won, or the holder wrote into the file:
+    /// nothing to try); any other file says nothing, and the event may be a close, which comes
+    /// just before the kernel drops a dead holder's lock.
+    fn release_announced(&self) -> Announced {
+        if !self.managed {
+            return Announced::Maybe;
+        }
+        match self.read_entry() {
+            Some(entry) if entry.state == State::Free => Announced::Free,
+            Some(_) => Announced::Held,
+            None => Announced::Maybe,
+        }
     }
 
     /// A few tries in a row, yielding the processor between them, until the deadline at most:
     /// for the moment between a release's announcement and its unlock.
-    fn try_soon(&mut self, deadline: Option<Instant>) -> SimpleLockResult<bool> {
-        for _ in 0..TRIES_AFTER_RELEASE {
+    fn try_soon(&mut self, deadline: Option<Instant>, tries: u32) -> SimpleLockResult<bool> {
+        for _ in 0..tries {
             if self.try_acquire()? {
                 return Ok(true);
             }
@@ -673,6 +823,20 @@ impl FileLock {
     fn timed_out(&self, timeout: Duration) -> SimpleLockError {
         SimpleLockError::timed_out(self.name(), timeout, self.holder_of_others())
     }
+}
+
+/// An empty path or one with a NUL byte is refused before anything is opened.
+fn check_path(path: &Path, name: &str) -> SimpleLockResult<()> {
+    if path.as_os_str().is_empty() {
+        return Err(SimpleLockError::invalid_name(name, "the path is empty"));
+    }
+    if path.as_os_str().as_bytes().contains(&0) {
+        return Err(SimpleLockError::invalid_name(
+            name,
+            "the path contains a NUL byte",
+        ));
+    }
+    Ok(())
 }
 
 impl ConcreteLock for FileLock {
@@ -731,12 +895,19 @@ impl ConcreteLock for FileLock {
         if self.try_acquire()? {
             return Ok(());
         }
-        self.check_deadlock()?;
-        self.fd.lock(self.mode, true).map_err(|err| {
-            SimpleLockError::from_io(self.name(), "waiting for the lock file", err)
-        })?;
-        self.acquired();
-        Ok(())
+        let mut replaced = 0;
+        loop {
+            self.check_deadlock()?;
+            self.fd.lock(self.mode, true).map_err(|err| {
+                SimpleLockError::from_io(self.name(), "waiting for the lock file", err)
+            })?;
+            // A waiter blocked on a file that was replaced meanwhile gets the old one: it then
+            // waits again, on the new file.
+            if self.locked_the_file_at_path(&mut replaced)? {
+                self.acquired();
+                return Ok(());
+            }
+        }
     }
 
     /// Release the lock: write `free` into the record (managed files, exclusive holds), then
@@ -771,16 +942,29 @@ impl ConcreteLock for FileLock {
             return Err(self.timed_out(timeout));
         }
         self.check_deadlock()?;
-        let waiter = sys::Waiter::new(self.fd.file());
+        let mut watched = (self.fd.dev, self.fd.ino);
+        let mut waiter = sys::Waiter::new(self.fd.file(), self.managed);
         let mut pause = FIRST_PAUSE;
+        // Zero, or how long to stay deaf after an event that did not bring the lock: it
+        // doubles while such events keep coming (a holder writing the file), so that they cost
+        // a few wake-ups a second, not a core.
+        let mut deaf = Duration::ZERO;
         loop {
             // The first round closes the race between the first try and the watch.
             if self.try_acquire()? {
                 return Ok(());
             }
-            let left = deadline.map_or(Duration::MAX, |d| {
-                d.saturating_duration_since(Instant::now())
-            });
+            if self.moved_away() {
+                self.reopen()?;
+            }
+            if (self.fd.dev, self.fd.ino) != watched {
+                // The file was replaced: wait on the new one.
+                drop(waiter.take());
+                waiter = sys::Waiter::new(self.fd.file(), self.managed);
+                watched = (self.fd.dev, self.fd.ino);
+                continue;
+            }
+            let left = time_left(deadline);
             if left.is_zero() {
                 return Err(self.timed_out(timeout));
             }
@@ -794,12 +978,28 @@ impl ConcreteLock for FileLock {
             };
             pause = match wake {
                 sys::Wake::Event => {
-                    if self.release_announced() && self.try_soon(deadline)? {
+                    let announced = self.release_announced();
+                    let tries = if deaf.is_zero() {
+                        TRIES_AFTER_RELEASE
+                    } else {
+                        1
+                    };
+                    if announced != Announced::Held && self.try_soon(deadline, tries)? {
                         return Ok(());
+                    }
+                    if announced == Announced::Free {
+                        // A release another waiter won: the handoff traffic of a busy lock.
+                        deaf = Duration::ZERO;
+                    } else {
+                        deaf = (deaf * 2).clamp(PAUSE_AFTER_EVENT, MAX_DEAF);
+                        std::thread::sleep(deaf.min(time_left(deadline)));
                     }
                     PAUSE_AFTER_EVENT
                 }
-                sys::Wake::Timeout => (pause * 2).min(MAX_PAUSE),
+                sys::Wake::Timeout => {
+                    deaf = Duration::ZERO;
+                    (pause * 2).min(MAX_PAUSE)
+                }
                 sys::Wake::Interrupted => pause,
             };
         }
@@ -831,6 +1031,18 @@ impl ConcreteLock for FileLock {
     }
 }
 
+/// The descriptor of the open lock file, so that a program started by this process can inherit
+/// the lock (as `flock(1)` does: clear its close-on-exec flag in the child, and the lock is held
+/// as long as any process has the open file description, whatever happens to this one).
+///
+/// The descriptor is shared, not copied: an unlock through it, or through a copy a child
+/// inherited, releases this handle's lock. Do not lock, unlock or close it yourself.
+impl AsFd for FileLock {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl Drop for FileLock {
     fn drop(&mut self) {
         if self.holds() {
@@ -850,6 +1062,7 @@ impl fmt::Debug for FileLock {
             .field("held", &self.holds())
             .field("held_mode", &self.hold.map(|h| h.mode))
             .field("read_only", &!self.fd.writable)
+            .field("managed", &self.managed)
             .field("foreign_content", &self.foreign)
             .field("previous_holder", &self.previous)
             .finish()
