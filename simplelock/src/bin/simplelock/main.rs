@@ -112,7 +112,10 @@ fn open(
         (Backend::File, target) => {
             let lock = open_file(target)?;
             let fd = lock.as_fd().as_raw_fd();
-            (Box::new(if shared { lock.shared() } else { lock }), Some(fd))
+            (
+                Box::new(if shared { lock.shared() } else { lock }),
+                Some(fd),
+            )
         }
         (Backend::Sema, Target::Name(name)) => (Box::new(SemaphoreLock::new(name)?), None),
         (Backend::Sema, Target::Path(path)) => {
