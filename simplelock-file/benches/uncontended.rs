@@ -71,11 +71,19 @@ fn uncontended(c: &mut Criterion) {
         b.iter(|| drop(fd_lock.write().unwrap()));
     });
 
+    // A lock folder's file keeps the holder record; any other file is never written.
+    let open_lock = |path: &Path| {
+        if path == managed {
+            FileLock::named_in(&dir, "managed").unwrap()
+        } else {
+            FileLock::new(path).unwrap()
+        }
+    };
     for (label, path) in [
         ("with holder record", &managed),
         ("file without record", &foreign),
     ] {
-        let mut lock = FileLock::new(path).unwrap();
+        let mut lock = open_lock(path);
         group.bench_function(format!("FileLock via ConcreteLock ({label})"), |b| {
             b.iter(|| {
                 lock.try_lock().unwrap();
@@ -84,7 +92,7 @@ fn uncontended(c: &mut Criterion) {
         });
 
         let mut boxed: Box<dyn Lock> = LockBuilder::default()
-            .wrap(Box::new(FileLock::new(path).unwrap()))
+            .wrap(Box::new(open_lock(path)))
             .unwrap();
         group.bench_function(format!("FileLock via Box<dyn Lock> ({label})"), |b| {
             b.iter(|| {

@@ -462,18 +462,12 @@ impl LockFd {
         self.file.metadata().map(|metadata| metadata.len())
     }
 
-    /// Whether `path` still names the file this descriptor has open: the file has a link left
-    /// (`fstat`), and `lstat` of the path gives its device and inode. `false` if the file was
-    /// deleted, replaced (renamed over, deleted and created again) or its folder removed; then
-    /// a lock on it excludes nobody who opens the path from now on.
+    /// Whether `path` still names the file this descriptor has open: `lstat` of the path gives
+    /// its device and inode (and so the file has a link left). `false` if the file was deleted,
+    /// replaced (renamed over, deleted and created again) or its folder removed; then a lock on
+    /// it excludes nobody who opens the path from now on. One system call.
     pub(crate) fn still_at(&self, path: &std::ffi::CStr) -> bool {
         // SAFETY: stat is plain data, for which all zeroes is a valid value.
-        let mut own: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: the descriptor is open; `own` is a live stat buffer.
-        if unsafe { libc::fstat(self.file.as_raw_fd(), &mut own) } != 0 || own.st_nlink == 0 {
-            return false;
-        }
-        // SAFETY: as above.
         let mut named: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: a NUL-terminated path that outlives the call; a live stat buffer.
         if unsafe { libc::lstat(path.as_ptr(), &mut named) } != 0 {
