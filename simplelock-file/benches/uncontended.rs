@@ -1,12 +1,13 @@
 //! Uncontended lock + unlock pairs: the bare `flock(2)` pair, std's `File::lock`, fd-lock's
 //! write guard, and `FileLock` directly and through `Box<dyn Lock>` from the builder — on a
-//! managed lock file (with the holder record: one `pread` and two `pwrite`s more per pair) and
-//! on a file with foreign content (no record: the raw cost of the rest).
+//! lock folder's file (with the holder record: two `pread`s and two `pwrite`s more per pair) and
+//! on a file given by path (never written: the raw cost of the rest, the `lstat` of the path
+//! check included).
 //!
 //! `cargo bench -p simplelock-file --bench uncontended` (add `-- --quick` for a short run).
 //! The files go in the temporary folder, or in `$SIMPLELOCK_BENCH_DIR`: the record's writes
 //! cost more on a journaling file system (ext4 updates the file's times in its journal) than
-//! on tmpfs, where `$XDG_RUNTIME_DIR` — the default lock folder — usually is.
+//! on tmpfs, where `/run/lock` — the default lock folder — is.
 #![allow(
     unsafe_code,
     reason = "the bare flock(2) pair, the baseline of the comparison"
