@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 use crate::run::kill_storm;
 use crate::worker::Mode;
 
+/// The fewest kills of the storm with the replacer at work.
+const MIN_KILLS: u64 = 100;
+
 /// `contention replacer LOCK_FILE COUNT_FILE`: replaces LOCK_FILE until killed, writing how
 /// many times it did into COUNT_FILE.
 pub(crate) fn replacer(args: &[String]) -> Result<(), String> {
@@ -95,7 +98,8 @@ pub(crate) fn replaced_kill_storm(
         .stdin(Stdio::null())
         .spawn()
         .map_err(|e| format!("starting the replacer: {e}"))?;
-    let storm = kill_storm("file", procs, kills, deadline, hold, mode);
+    // Long enough for the replacer to start and to get the lock a few times among the workers.
+    let storm = kill_storm("file", procs, kills.max(MIN_KILLS), deadline, hold, mode);
     let ended = replacer.try_wait();
     let _ = replacer.kill();
     let _ = replacer.wait();
