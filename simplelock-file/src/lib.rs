@@ -244,9 +244,10 @@
 //! holder of the old file and the newcomer would both hold it — so a lock file that another user
 //! could delete or replace is refused with [`SimpleLockError::PermissionDenied`], saying why: in
 //! a world-writable folder that is not sticky, and, in a sticky one such as `/tmp`, a file that
-//! belongs to a user other than us, root or the folder's owner. Do not delete lock files
-//! yourself while they are held; they are small (64 bytes at most) and live in the lock folder,
-//! that is their price.
+//! belongs to a user other than us, root or the folder's owner (the per-user lock folder is ours,
+//! mode 0700, so nobody else can touch the files in it). Do not delete lock files, or the lock
+//! folder, yourself while they are held; they are small (64 bytes at most) and live in the lock
+//! folder, that is their price.
 //!
 //! **Hostile folders.** In a folder others can write to (`/tmp`), a symbolic link planted at the
 //! lock path, or anywhere on the way to it, could redirect us to another file (root creating a

@@ -1,11 +1,14 @@
-//! Unix: `flock(2)` on a file opened with `O_NOFOLLOW | O_CLOEXEC`, the record read and written
-//! with `pread`/`pwrite`, and (in the submodules) the fork-aware process id, the deadlock
-//! registry, the inotify waiter and the `/proc/locks` reader.
+//! Unix: `flock(2)` on a file opened with `O_NOFOLLOW | O_CLOEXEC` (below a folder others may
+//! write to, with `openat2(RESOLVE_NO_SYMLINKS)`), the check that the path still names the
+//! locked file (`lstat`), the record read and written with `pread`/`pwrite`, and (in the
+//! submodules) the fork-aware process id, the deadlock registry, the inotify waiter and the
+//! `/proc/locks` reader.
 //!
 //! # Safety
 //!
 //! This module and its submodules are the only places of the crate with `unsafe` code. Each
-//! `unsafe` block is a call into libc for a system call std does not wrap (`flock`,
+//! `unsafe` block is a call into libc for a system call std does not wrap or that must get exact
+//! flags (`open`, `openat`, `openat2` through `syscall`, `fstatat`, `lstat`, `flock`,
 //! `fcntl(F_GETFL/F_SETFL)`, `geteuid`, `pthread_atfork`, `inotify_*`, `ppoll`, `read` on an
 //! inotify descriptor), or the access to the deadlock registry's `UnsafeCell` under its spin
 //! lock. The calls only get descriptors owned by a live `File`/`OwnedFd` for the duration of
