@@ -18,11 +18,11 @@
 //! `Vec` whose lock they hold.
 
 use std::ffi::CString;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use simplelock_core::{SimpleLockError, SimpleLockResult};
@@ -195,7 +195,7 @@ fn replaceable_by_others(path: &Path, file: &std::fs::Metadata) -> Option<String
 enum Route {
     /// No folder on the path is writable by others: only a link at the last component is
     /// refused (`O_NOFOLLOW`).
-    Plain(CString),
+    Plain(PathBuf),
     /// `rest` is opened below the folder `dir` (an `O_PATH` descriptor of `dir_path`) with
     /// `openat2(RESOLVE_NO_SYMLINKS)`.
     Beneath {
@@ -207,11 +207,7 @@ enum Route {
 
 impl Route {
     fn of(path: &Path) -> io::Result<Route> {
-        let plain = || {
-            CString::new(path.as_os_str().as_bytes())
-                .map(Route::Plain)
-                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-        };
+        let plain = || Ok(Route::Plain(path.to_owned()));
         let Ok(absolute) = std::path::absolute(path) else {
             return plain();
         };
@@ -244,17 +240,28 @@ impl Route {
     fn open(&self, access: Access) -> io::Result<File> {
         // O_NONBLOCK: opening a FIFO planted at the path must not hang; it is refused by the
         // caller, and the flag is cleared for the regular file we keep.
-        let mut flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-        flags |= match access {
-            Access::CreateReadWrite => libc::O_RDWR | libc::O_CREAT,
-            Access::ReadWrite => libc::O_RDWR,
-            Access::ReadOnly => libc::O_RDONLY,
+        let extra = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let (dir, rest) = match self {
+            Route::Plain(path) => {
+                // std adds O_CLOEXEC.
+                return OpenOptions::new()
+                    .read(true)
+                    .write(access != Access::ReadOnly)
+                    .create(access == Access::CreateReadWrite)
+                    .mode(CREATE_MODE)
+                    .custom_flags(extra)
+                    .open(path);
+            }
+            Route::Beneath { dir, rest, .. } => (dir, rest),
         };
-        let raw = match self {
-            // SAFETY: a NUL-terminated path that outlives the call; flags and mode are ints.
-            Route::Plain(path) => unsafe { libc::open(path.as_ptr(), flags, CREATE_MODE) },
-            Route::Beneath { dir, rest, .. } => openat2_no_symlinks(dir, rest, flags)?,
-        };
+        let flags = extra
+            | libc::O_CLOEXEC
+            | match access {
+                Access::CreateReadWrite => libc::O_RDWR | libc::O_CREAT,
+                Access::ReadWrite => libc::O_RDWR,
+                Access::ReadOnly => libc::O_RDONLY,
+            };
+        let raw = openat2_no_symlinks(dir, rest, flags)?;
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
