@@ -35,8 +35,8 @@ pub fn default_lock(name: impl AsRef<str>) -> SimpleLockResult<Box<dyn Lock>> {
 /// A handle on the lock called `name` from the best enabled backend, before any configuration:
 ///
 /// 1. feature `file`: [`FileLock::named`]`(name)`, the file `<name>.lock` in the [lock
-///    folder](lock_dir) (`$SIMPLELOCK_DIR`, else `$XDG_RUNTIME_DIR/simplelock`, else
-///    `<temp dir>/simplelock-<uid>`);
+///    folder](lock_dir) (`$SIMPLELOCK_DIR`, else `/run/lock/simplelock-<uid>`: the same for
+///    every process of the user whatever its environment);
 /// 2. else feature `sema`: [`SemaphoreLock::new`]`(name)`;
 /// 3. else feature `fake`: [`FakeLock::named`]`(name)`, shared by the whole process.
 ///

@@ -13,8 +13,11 @@
 //!                   [--duration SECS] [--hold-us N] [--mode hang|try|timed|mix]
 //! ```
 //!
-//! and it is its own worker process (`contention worker ...`, started by the two above).
+//! and it is its own worker process (`contention worker ...`, started by the two above), and the
+//! file backend's adversary (`contention replacer ...`, which deletes and re-creates the lock
+//! file during a second kill storm; see `adversary.rs`).
 
+mod adversary;
 mod backends;
 mod bench;
 mod run;
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Some("bench-recovery") => bench::recovery(&args[1..]),
         Some("sema-adversary-worker") => sema_adversary::worker(&args[1..]),
         Some("sema-adversary-user") => sema_adversary::user(&args[1..]),
+        Some("replacer") => adversary::replacer(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -252,6 +256,21 @@ impl Stress {
             verdict(backend, "kill storm", storm.failures(), &mut failed);
             if backend == "sema" {
                 self.sema_adversary(deadline, &mut failed)?;
+            }
+            if backend == "file" {
+                println!(
+                    "kill storm, file, with the lock file deleted and re-created meanwhile by \
+                     another process (see adversary.rs)"
+                );
+                let failures = adversary::replaced_kill_storm(
+                    self.procs, self.kills, deadline, self.hold, self.mode,
+                )?;
+                verdict(
+                    backend,
+                    "kill storm with the file replaced",
+                    failures,
+                    &mut failed,
+                );
             }
         }
         if failed.is_empty() {
