@@ -1,5 +1,5 @@
 //! FileLock passes the backend conformance suite of simplelock-core, the multi-process checks
-//! included: every key is a lock file in a folder of this test run, which the children the
+//! included: every key is a named lock in a folder of this test run, which the children the
 //! suite starts find through `conformance::run_id()`.
 
 use std::fs;
@@ -34,12 +34,14 @@ fn run_dir() -> &'static Path {
     })
 }
 
+/// A lock file that FileLock manages (it keeps its holder record there, which is what lets it
+/// report deaths): a name in this run's folder.
 fn open(key: &str) -> SimpleLockResult<FileLock> {
-    FileLock::new(run_dir().join(format!("{key}.lock")))
+    FileLock::named_in(run_dir(), key)
 }
 
 fn open_shared(key: &str) -> SimpleLockResult<FileLock> {
-    FileLock::new_shared(run_dir().join(format!("{key}.lock")))
+    open(key).map(FileLock::shared)
 }
 
 simplelock_core::conformance_tests!(
