@@ -211,9 +211,11 @@ mod error;
 mod guard;
 mod status;
 mod traits;
+mod wait;
 
 pub use builder::{BuiltLock, LockBuilder};
 pub use error::{BoxError, SimpleLockError, SimpleLockResult};
 pub use guard::{LockGuard, lock_until_finished};
 pub use status::{Holder, LockStatus, PreviousHolder};
 pub use traits::{ConcreteLock, Lock};
+pub use wait::{Backoff, Wait};
