@@ -51,10 +51,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use simplelock_core::{
-    ConcreteLock, Holder, Lock, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult,
+    ConcreteLock, Holder, Lock, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult, Wait,
 };
 
 /// Each handle gets its own id; the state records which id holds the lock.
@@ -222,7 +222,7 @@ impl FakeLock {
     /// [`SimpleLockError::AlreadyLocked`] if another handle holds it,
     /// [`SimpleLockError::AlreadyHeld`] if this one does, or the injected error.
     pub fn try_lock(&mut self) -> SimpleLockResult<()> {
-        self.acquire(None, true)
+        self.acquire(Wait::Try)
     }
 
     /// Acquire the lock, waiting as long as it takes.
@@ -230,7 +230,7 @@ impl FakeLock {
     /// # Errors
     /// [`SimpleLockError::AlreadyHeld`] if this handle holds it, or the injected error.
     pub fn hang_lock(&mut self) -> SimpleLockResult<()> {
-        self.acquire(None, false)
+        self.acquire(Wait::Forever)
     }
 
     /// Acquire the lock, waiting at most `timeout`.
@@ -239,13 +239,12 @@ impl FakeLock {
     /// [`SimpleLockError::TimedOut`] if it stayed held, [`SimpleLockError::AlreadyHeld`] if
     /// this handle holds it, or the injected error.
     pub fn timed_lock(&mut self, timeout: Duration) -> SimpleLockResult<()> {
-        self.acquire(Some(timeout), false)
+        self.acquire(Wait::For(timeout))
     }
 
-    /// Waits until the lock is free (`None`: forever) and takes it; with `only_try`, fails with
-    /// `AlreadyLocked` at once instead.
-    fn acquire(&mut self, timeout: Option<Duration>, only_try: bool) -> SimpleLockResult<()> {
-        let start = Instant::now();
+    /// Takes the lock, waiting for it as `wait` says.
+    fn acquire(&mut self, wait: Wait) -> SimpleLockResult<()> {
+        let wait = wait.start();
         let mut state = self.state();
         state.lock_calls += 1;
         if let Some(error) = state.fail_next_lock.take() {
@@ -255,26 +254,12 @@ impl FakeLock {
             return Err(SimpleLockError::already_held(self.name()));
         }
         while state.holder.is_some() {
-            if only_try {
+            if wait.is_expired() {
                 let holder = Holder::new(std::process::id());
-                return Err(SimpleLockError::already_locked(self.name(), Some(holder)));
+                return Err(wait.out_of_time(self.name(), Some(holder)));
             }
-            let left = match timeout {
-                None => None,
-                Some(timeout) => match timeout.checked_sub(start.elapsed()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => {
-                        let holder = Holder::new(std::process::id());
-                        return Err(SimpleLockError::timed_out(
-                            self.name(),
-                            timeout,
-                            Some(holder),
-                        ));
-                    }
-                },
-            };
             let released = &self.shared.released;
-            state = match left {
+            state = match wait.remaining() {
                 None => released.wait(state).unwrap_or_else(PoisonError::into_inner),
                 Some(left) => {
                     let waited = released.wait_timeout(state, left);

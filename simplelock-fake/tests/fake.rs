@@ -224,3 +224,41 @@ fn works_as_a_concrete_lock_in_every_builder_mode() {
         LockStatus::Taken
     );
 }
+
+#[test]
+fn a_timeout_too_long_for_the_clock_waits_until_the_release() {
+    let mut holder = FakeLock::default();
+    let mut waiter = holder.clone();
+    holder.try_lock().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let thread = thread::spawn(move || {
+        let result = waiter.timed_lock(Duration::MAX);
+        tx.send(()).unwrap();
+        result.map(|()| waiter)
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_millis(50)).is_err(),
+        "timed_lock(Duration::MAX) returned while another clone held the lock"
+    );
+    holder.unlock().unwrap();
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("timed_lock(Duration::MAX) did not wake up on release");
+    let waiter = thread.join().unwrap().unwrap();
+    assert_eq!(waiter.status().unwrap(), LockStatus::Mine);
+}
+
+#[test]
+fn a_zero_timeout_tries_once() {
+    let mut holder = FakeLock::default();
+    let mut waiter = holder.clone();
+    waiter.timed_lock(Duration::ZERO).unwrap();
+    waiter.unlock().unwrap();
+    holder.try_lock().unwrap();
+    let calls = holder.lock_calls();
+    let err = waiter.timed_lock(Duration::ZERO).unwrap_err();
+    assert!(
+        matches!(err, SimpleLockError::TimedOut { timeout, .. } if timeout.is_zero()),
+        "{err:?}"
+    );
+    assert_eq!(holder.lock_calls(), calls + 1);
+}
