@@ -284,6 +284,27 @@ mod tests {
     }
 
     #[test]
+    fn borrowed_and_boxed_backends_forward_every_method() {
+        let mut recorder = Recorder::default();
+        let mut borrowed = LockBuilder::default()
+            .with_timeout(Duration::from_secs(1))
+            .apply(&mut recorder);
+        borrowed.lock().unwrap();
+        borrowed.unlock().unwrap();
+        drop(borrowed);
+        assert_eq!(
+            recorder.calls,
+            ["timed", "unlock"],
+            "timed_lock was not forwarded"
+        );
+        let mut boxed = LockBuilder::default()
+            .with_try_lock()
+            .apply(Box::new(recorder));
+        boxed.lock().unwrap();
+        assert_eq!(boxed.into_inner().calls, ["timed", "unlock", "try"]);
+    }
+
+    #[test]
     fn wrap_boxes_and_forwards() {
         let mut lock = LockBuilder::default()
             .with_try_lock()
