@@ -286,12 +286,13 @@ mod tests {
     #[test]
     fn borrowed_and_boxed_backends_forward_every_method() {
         let mut recorder = Recorder::default();
-        let mut borrowed = LockBuilder::default()
-            .with_timeout(Duration::from_secs(1))
-            .apply(&mut recorder);
-        borrowed.lock().unwrap();
-        borrowed.unlock().unwrap();
-        drop(borrowed);
+        {
+            let mut borrowed = LockBuilder::default()
+                .with_timeout(Duration::from_secs(1))
+                .apply(&mut recorder);
+            borrowed.lock().unwrap();
+            borrowed.unlock().unwrap();
+        }
         assert_eq!(
             recorder.calls,
             ["timed", "unlock"],

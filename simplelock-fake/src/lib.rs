@@ -4,7 +4,11 @@
 //! A `FakeLock` behaves like a real lock shared by the threads of one process, with no file and
 //! no kernel object behind it: clones are handles on the same lock, a clone holding it makes
 //! another clone's try-lock fail with `AlreadyLocked`, a waiting lock really waits (on a condition
-//! variable) and a timed lock times out. On top of that it lets a test
+//! variable) and a timed lock times out. Make one with [`FakeLock::default()`] (a lock of its
+//! own called `"fake"`), [`FakeLock::isolated`] (of its own, with a name of your choice) or
+//! [`FakeLock::named`] (the process-wide lock of that name, as a real named lock would be); its
+//! constructors and accessors are named as the table "One vocabulary for every backend" of
+//! `simplelock-core` says. On top of that it lets a test
 //!
 //! - make the next lock or unlock fail with an error of its choice
 //!   ([`fail_next_lock`](FakeLock::fail_next_lock), [`fail_next_unlock`](FakeLock::fail_next_unlock)),
@@ -91,9 +95,13 @@ struct State {
 }
 
 impl FakeLock {
-    /// A new lock, held by this handle if `is_locked`.
+    /// A new lock, held by this handle if `is_locked`: 0.4's constructor.
+    #[deprecated(
+        since = "0.5.0",
+        note = "use `FakeLock::default()` (a new, free lock), then `try_lock()` it for a held one"
+    )]
     pub fn new(is_locked: bool) -> Self {
-        let lock = FakeLock::with_name("fake");
+        let lock = FakeLock::isolated("fake");
         if is_locked {
             lock.state().holder = Some(lock.id);
         }
@@ -101,7 +109,15 @@ impl FakeLock {
     }
 
     /// A new, free lock whose errors carry `name`.
+    #[deprecated(since = "0.5.0", note = "use `FakeLock::isolated(name)` instead")]
     pub fn with_name(name: impl Into<String>) -> Self {
+        FakeLock::isolated(name)
+    }
+
+    /// A new, free lock called `name`, of its own: unlike [`named`](FakeLock::named), two calls
+    /// with the same name give two locks that do not exclude each other. Its clones are
+    /// handles on it.
+    pub fn isolated(name: impl Into<String>) -> Self {
         FakeLock::handle(Arc::new(Shared {
             name: name.into(),
             state: Mutex::new(State::default()),
@@ -123,7 +139,7 @@ impl FakeLock {
         let mut registry = registry.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(registry
             .entry(name.to_owned())
-            .or_insert_with(|| FakeLock::with_name(name))
+            .or_insert_with(|| FakeLock::isolated(name))
             .clone())
     }
 
@@ -144,11 +160,14 @@ impl FakeLock {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn name(&self) -> &str {
+    /// The lock's name, as its errors carry it (`"fake"` for a [default](FakeLock::default)
+    /// lock).
+    pub fn name(&self) -> &str {
         &self.shared.name
     }
 
     /// The name errors carry.
+    #[deprecated(since = "0.5.0", note = "use `FakeLock::name()` instead")]
     pub fn lock_name(&self) -> &str {
         self.name()
     }
@@ -313,9 +332,9 @@ impl FakeLock {
 }
 
 impl Default for FakeLock {
-    /// A new, free lock.
+    /// A new, free lock called `"fake"`, of its own (see [`isolated`](FakeLock::isolated)).
     fn default() -> Self {
-        FakeLock::new(false)
+        FakeLock::isolated("fake")
     }
 }
 

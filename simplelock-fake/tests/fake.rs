@@ -11,7 +11,9 @@ use simplelock_core::{
 };
 use simplelock_fake::FakeLock;
 
+/// `new(bool)` is deprecated, not gone: it must keep doing what 0.4 code expects.
 #[test]
+#[allow(deprecated)]
 fn new_true_is_held_by_that_handle_and_clones_see_it_taken() {
     let mut held = FakeLock::new(true);
     let mut other = held.clone();
@@ -59,7 +61,7 @@ fn hang_lock_really_waits_for_another_thread() {
 
 #[test]
 fn timed_lock_times_out_not_before_its_timeout() {
-    let mut holder = FakeLock::with_name("jobs");
+    let mut holder = FakeLock::isolated("jobs");
     let mut waiter = holder.clone();
     holder.try_lock().unwrap();
     let start = Instant::now();
@@ -261,4 +263,31 @@ fn a_zero_timeout_tries_once() {
         "{err:?}"
     );
     assert_eq!(holder.lock_calls(), calls + 1);
+}
+
+#[test]
+fn isolated_locks_of_one_name_do_not_exclude_each_other_but_named_ones_do() {
+    let mut first = FakeLock::isolated("same");
+    let mut second = FakeLock::isolated("same");
+    assert_eq!(first.name(), "same");
+    first.try_lock().unwrap();
+    second.try_lock().unwrap();
+    let mut named = FakeLock::named("isolated-vs-named").unwrap();
+    let mut again = FakeLock::named("isolated-vs-named").unwrap();
+    named.try_lock().unwrap();
+    assert!(matches!(
+        again.try_lock(),
+        Err(SimpleLockError::AlreadyLocked { .. })
+    ));
+    assert_eq!(FakeLock::default().name(), "fake");
+}
+
+/// The 0.4-era names are deprecated, not gone, and mean what they meant.
+#[test]
+#[allow(deprecated)]
+fn deprecated_names_still_work() {
+    let lock = FakeLock::with_name("old");
+    assert_eq!(lock.lock_name(), "old");
+    assert_eq!(lock.lock_name(), lock.name());
+    assert!(!FakeLock::new(false).is_locked());
 }
