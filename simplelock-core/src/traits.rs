@@ -108,18 +108,16 @@ fn poll_until(
     }
 }
 
-/// Any mutable smart pointer or reference to a backend handle is one: `Box<dyn ConcreteLock>`
-/// (0.4's only forwarding impl), `Box<MyLock>`, `&mut MyLock`, a `MutexGuard<MyLock>`, ...
-/// Every method forwards, the overridden ones included.
+/// A boxed backend handle is one: `Box<dyn ConcreteLock>` (0.4's forwarding impl),
+/// `Box<dyn ConcreteLock + Send>` (what `default_backend` returns), `Box<MyLock>`. Every method
+/// forwards, the overridden ones included.
 ///
-/// One impl over [`DerefMut`] (as rand_core does for its generators) instead of one per pointer
-/// type. A backend type that implements `DerefMut` itself cannot also implement
-/// `ConcreteLock`: make the handle a plain struct.
-impl<P> ConcreteLock for P
-where
-    P: DerefMut,
-    P::Target: ConcreteLock,
-{
+/// Why not one impl over every [`DerefMut`], as for [`Lock`]: a type may implement both traits
+/// (`FakeLock` does, so that it stands in for a built lock too), and then a call such as
+/// `lock.status()` on a `&mut FakeLock` — an `iter_mut()` item, a helper's argument — would
+/// find `status` in both impls for `&mut FakeLock` and not compile. With `Lock` alone
+/// implemented for `&mut T`, it compiles as it always did.
+impl<C: ConcreteLock + ?Sized> ConcreteLock for Box<C> {
     fn status(&self) -> SimpleLockResult<LockStatus> {
         (**self).status()
     }

@@ -291,3 +291,18 @@ fn deprecated_names_still_work() {
     assert_eq!(lock.lock_name(), lock.name());
     assert!(!FakeLock::new(false).is_locked());
 }
+
+/// With both traits in scope, calls through `&mut FakeLock` (an `iter_mut()` item, a helper's
+/// argument) must resolve: this file imports `ConcreteLock` and `Lock`, and a blanket
+/// `ConcreteLock` impl for every `DerefMut` made `status()` here ambiguous.
+#[test]
+fn calls_through_a_mutable_reference_compile_with_both_traits_in_scope() {
+    let mut locks = [FakeLock::default(), FakeLock::default()];
+    for lock in locks.iter_mut() {
+        assert_eq!(lock.status().unwrap(), LockStatus::Open);
+        assert_eq!(lock.holder().unwrap(), None);
+        assert_eq!(lock.previous_holder(), PreviousHolder::Unknown);
+        lock.try_lock().unwrap();
+        lock.unlock().unwrap();
+    }
+}
