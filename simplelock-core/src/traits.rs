@@ -192,7 +192,8 @@ pub trait Lock {
 /// `default_lock` returns), `&mut L` (so `lock_until_finished(&mut &mut lock, ..)` and generic
 /// code taking `impl Lock` accept borrowed locks), a `MutexGuard<L>`, ...
 ///
-/// One impl over [`DerefMut`], as for [`ConcreteLock`].
+/// One impl over [`DerefMut`] (rand_core's pattern) rather than one per pointer type. A type that
+/// implements `DerefMut` itself cannot also implement `Lock`: make the lock a plain struct.
 impl<P> Lock for P
 where
     P: DerefMut,
