@@ -193,7 +193,7 @@ pub trait Lock {
 /// code taking `impl Lock` accept borrowed locks), a `MutexGuard<L>`, ...
 ///
 /// One impl over [`DerefMut`] (rand_core's pattern) rather than one per pointer type. A type that
-/// implements `DerefMut` itself cannot also implement `Lock`: make the lock a plain struct.
+/// implements `DerefMut` to a lock cannot also implement `Lock` itself: make the lock a plain struct.
 impl<P> Lock for P
 where
     P: DerefMut,
