@@ -192,8 +192,9 @@ pub trait Lock {
 /// `default_lock` returns), `&mut L` (so `lock_until_finished(&mut &mut lock, ..)` and generic
 /// code taking `impl Lock` accept borrowed locks), a `MutexGuard<L>`, ...
 ///
-/// One impl over [`DerefMut`] (rand_core's pattern) rather than one per pointer type. A type that
-/// implements `DerefMut` to a lock cannot also implement `Lock` itself: make the lock a plain struct.
+/// One impl over [`DerefMut`] (rand_core's pattern) rather than one per pointer type. A type
+/// that implements `DerefMut` to a lock cannot also implement `Lock` itself: make the lock a
+/// plain struct.
 impl<P> Lock for P
 where
     P: DerefMut,
