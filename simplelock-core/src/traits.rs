@@ -280,6 +280,21 @@ mod tests {
         assert!(matches!(err, SimpleLockError::TimedOut { .. }));
     }
 
+    /// 0.4's two forwarding impls (`Box<dyn ConcreteLock>`, `Box<dyn Lock>`) and the pointers
+    /// the blanket impl adds.
+    #[test]
+    fn pointers_to_locks_are_locks() {
+        fn concrete<C: ConcreteLock + ?Sized>() {}
+        fn lock<L: Lock + ?Sized>() {}
+        concrete::<Box<dyn ConcreteLock>>();
+        concrete::<Box<dyn ConcreteLock + Send>>();
+        lock::<Box<dyn Lock>>();
+        lock::<Box<dyn Lock + Send>>();
+        lock::<&mut dyn Lock>();
+        lock::<&mut Box<dyn Lock>>();
+        lock::<std::sync::MutexGuard<'static, crate::BuiltLock<Box<dyn ConcreteLock + Send>>>>();
+    }
+
     #[test]
     fn huge_timeouts_do_not_overflow() {
         let mut tries = 0;
