@@ -64,7 +64,10 @@ pub trait ConcreteLock {
     /// The default polls [`try_lock`](ConcreteLock::try_lock) with a backoff that starts at
     /// 50 µs and doubles up to 10 ms, never sleeping past the deadline, and makes one last try at
     /// the deadline. It is correct for any backend, but a release is noticed up to one backoff
-    /// step late: override it with a native wait where the system has one.
+    /// step late: override it with a native wait where the system has one, and compute its
+    /// deadline, sleep slices and error with [`Wait`] (`Wait::For(timeout).start()`; see its
+    /// "For implementors"), so that a timeout too long for the clock waits forever and a signal
+    /// neither ends nor extends the wait.
     fn timed_lock(&mut self, timeout: Duration) -> SimpleLockResult<()> {
         poll_until(Wait::For(timeout), || self.try_lock())
     }
