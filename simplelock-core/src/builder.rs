@@ -24,7 +24,8 @@ use crate::{ConcreteLock, Holder, Lock, LockStatus, PreviousHolder, SimpleLockRe
 /// assert_eq!(builder.timeout(), Some(Duration::from_secs(5)));
 /// ```
 ///
-/// The `simplelock` facade adds `build(name)`, which picks the best enabled backend.
+/// The `simplelock` facade adds `build(name)`, which picks the best enabled backend, with its
+/// trait `LockBuilderExt` (in scope with `use simplelock::*;`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LockBuilder {
     wait: Wait,
