@@ -265,7 +265,7 @@ fn row_semaphore_lock() -> SimpleLockResult<()> {
 /// other; `compat_0_4::FakeLock` is 0.4's flag, which never makes anyone wait or fail.
 #[test]
 fn row_fake_lock() -> SimpleLockResult<()> {
-    let mut first = FakeLock::new(false);
+    let mut first = FakeLock::default();
     let mut second = first.clone();
     first.try_lock()?;
     assert!(matches!(

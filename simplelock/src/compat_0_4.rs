@@ -573,7 +573,12 @@ pub struct FakeLock(Arc<Mutex<crate::FakeLock>>);
 impl FakeLock {
     /// A new flag, set if `is_locked`.
     pub fn new(is_locked: bool) -> Self {
-        FakeLock(Arc::new(Mutex::new(crate::FakeLock::new(is_locked))))
+        let mut handle = crate::FakeLock::default();
+        if is_locked {
+            // A new lock is free and has no failure injected: this acquisition cannot fail.
+            let _ = handle.try_lock();
+        }
+        FakeLock(Arc::new(Mutex::new(handle)))
     }
 
     /// The one handle. Its calls never wait (no other handle exists), and they leave it

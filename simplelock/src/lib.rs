@@ -5,11 +5,11 @@
 mod builder;
 pub mod compat_0_4;
 
-pub use builder::LockBuilder;
-// The core's builder is replaced by the facade's, which adds `build`; everything else is the core.
+pub use builder::LockBuilderExt;
+// Everything of the core; `LockBuilderExt` adds `build` to its builder.
 pub use simplelock_core::{
-    BoxError, BuiltLock, ConcreteLock, Holder, Lock, LockGuard, LockStatus, PreviousHolder,
-    SimpleLockError, SimpleLockResult, lock_until_finished,
+    Backoff, BoxError, BuiltLock, ConcreteLock, Holder, Lock, LockBuilder, LockGuard, LockStatus,
+    PreviousHolder, SimpleLockError, SimpleLockResult, Wait, lock_until_finished,
 };
 
 #[cfg(feature = "fake")]

@@ -3,18 +3,16 @@
 //! the 0.4 program against the real simplelock 0.4.1, docs, and a short multi-process stress run.
 
 use std::env;
-use std::fs;
 use std::path::PathBuf;
+
+use cargo_metadata::MetadataCommand;
 
 use crate::{TaskResult, cargo, project_root, step};
 
 /// The facade, whose features select the backends.
 const FACADE: &str = "simplelock";
 
-pub(crate) fn main(args: &[String]) -> TaskResult {
-    if let Some(arg) = args.first() {
-        return Err(format!("`ci` takes no arguments, got {arg:?}"));
-    }
+pub(crate) fn main() -> TaskResult {
     step(cargo(&["fmt", "--all", "--", "--check"]))?;
     step(cargo(&[
         "clippy",
@@ -114,25 +112,22 @@ fn core_has_no_dependencies() -> TaskResult {
     Ok(())
 }
 
-/// The features of the facade, read from its manifest (all but `default`).
+/// The features of the facade, from `cargo metadata` (all but `default`).
 fn facade_features() -> Result<Vec<String>, String> {
-    let path = project_root().join(FACADE).join("Cargo.toml");
-    let manifest =
-        fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let mut in_features = false;
-    let mut features = Vec::new();
-    for line in manifest.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_features = line == "[features]";
-        } else if in_features
-            && !line.starts_with('#')
-            && let Some((name, _)) = line.split_once('=')
-        {
-            let name = name.trim();
-            if !name.is_empty() && name != "default" {
-                features.push(name.to_owned());
-            }
-        }
-    }
-    Ok(features)
+    let metadata = MetadataCommand::new()
+        .manifest_path(project_root().join("Cargo.toml"))
+        .no_deps()
+        .exec()
+        .map_err(|e| format!("cargo metadata: {e}"))?;
+    let facade = metadata
+        .packages
+        .iter()
+        .find(|package| package.name.as_str() == FACADE)
+        .ok_or_else(|| format!("cargo metadata lists no package {FACADE:?}"))?;
+    Ok(facade
+        .features
+        .keys()
+        .filter(|name| *name != "default")
+        .cloned()
+        .collect())
 }
