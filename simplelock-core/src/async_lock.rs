@@ -48,17 +48,29 @@ use crate::{ConcreteLock, PreviousHolder, SimpleLockError, SimpleLockResult};
 /// - The errors are those of the blocking methods (`AlreadyHeld` on a holding handle,
 ///   `WouldDeadlock` where the backend can tell, ...).
 pub trait AsyncConcreteLock: ConcreteLock {
+    /// What a waiting acquisition keeps between polls (a watch on a file, a timer; `()` if
+    /// nothing). The future owns it and drops it when it completes or is dropped, so a
+    /// cancelled wait cleans up in this type's `Drop`.
+    type WaitState: Send;
+
     /// One step of an acquisition that waits as long as it takes: `Ready(Ok(()))` if this call
     /// acquired the lock, `Ready(Err(..))` if it failed, `Pending` (with `cx`'s waker
     /// registered) if someone else holds it.
-    fn poll_lock(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>>;
+    ///
+    /// `state` is `None` at the first poll; the backend keeps in it whatever its wait needs.
+    fn poll_lock(
+        &mut self,
+        state: &mut Option<Self::WaitState>,
+        cx: &mut Context<'_>,
+    ) -> Poll<SimpleLockResult<()>>;
 
     /// The future that polled [`poll_lock`](AsyncConcreteLock::poll_lock) (or
     /// [`poll_try_lock`](AsyncConcreteLock::poll_try_lock)) and got `Pending` was dropped, or a
-    /// timed wait ran out: forget the registered waker and anything in flight.
+    /// timed wait ran out: forget the registered waker and anything in flight on the handle
+    /// (the wait's state is dropped right after).
     ///
-    /// The default does nothing, right for a backend whose registrations are harmless to
-    /// leave (a stale waker woken once).
+    /// The default does nothing, right for a backend whose wait lives in its
+    /// [`WaitState`](AsyncConcreteLock::WaitState) only.
     fn cancel_wait(&mut self) {}
 
     /// One step of a try: `Ready(Err(AlreadyLocked))` if someone else holds the lock.
@@ -88,8 +100,13 @@ pub trait AsyncConcreteLock: ConcreteLock {
 }
 
 impl<C: AsyncConcreteLock + ?Sized> AsyncConcreteLock for Box<C> {
-    fn poll_lock(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>> {
-        (**self).poll_lock(cx)
+    type WaitState = C::WaitState;
+    fn poll_lock(
+        &mut self,
+        state: &mut Option<Self::WaitState>,
+        cx: &mut Context<'_>,
+    ) -> Poll<SimpleLockResult<()>> {
+        (**self).poll_lock(state, cx)
     }
     fn cancel_wait(&mut self) {
         (**self).cancel_wait()
@@ -176,6 +193,7 @@ pub struct Acquire<'a, L: AsyncConcreteLock + ?Sized> {
     mode: Mode,
     /// The backend returned `Pending` at least once: a drop must cancel the wait.
     waiting: bool,
+    state: Option<L::WaitState>,
 }
 
 impl<'a, L: AsyncConcreteLock + ?Sized> Acquire<'a, L> {
@@ -184,20 +202,25 @@ impl<'a, L: AsyncConcreteLock + ?Sized> Acquire<'a, L> {
             lock: Some(lock),
             mode,
             waiting: false,
+            state: None,
         }
     }
 }
+
+/// The wait's state is never pinned (the backend gets it as `&mut`; a timer that must be
+/// pinned is boxed by the backend), so the future can move between polls.
+impl<L: AsyncConcreteLock + ?Sized> Unpin for Acquire<'_, L> {}
 
 impl<'a, L: AsyncConcreteLock + ?Sized> Future for Acquire<'a, L> {
     type Output = SimpleLockResult<AsyncLockGuard<'a, L>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mode = self.mode;
-        let Some(lock) = self.lock.as_mut() else {
+        let this = &mut *self;
+        let Some(lock) = this.lock.as_mut() else {
             panic!("an Acquire future was polled after it completed");
         };
-        let step = match mode {
-            Mode::Wait => lock.poll_lock(cx),
+        let step = match this.mode {
+            Mode::Wait => lock.poll_lock(&mut this.state, cx),
             Mode::Try => lock.poll_try_lock(cx),
         };
         match step {
@@ -207,6 +230,7 @@ impl<'a, L: AsyncConcreteLock + ?Sized> Future for Acquire<'a, L> {
             }
             Poll::Ready(result) => {
                 self.waiting = false;
+                self.state = None;
                 let lock = self.lock.take().expect("checked above");
                 Poll::Ready(result.map(|()| AsyncLockGuard { lock: Some(lock) }))
             }
@@ -219,6 +243,7 @@ impl<L: AsyncConcreteLock + ?Sized> Drop for Acquire<'_, L> {
         if let (true, Some(lock)) = (self.waiting, self.lock.as_mut()) {
             lock.cancel_wait();
         }
+        self.state = None;
     }
 }
 
@@ -258,6 +283,7 @@ impl<'a, L: AsyncConcreteLock + ?Sized, S: Future<Output = ()>> Future for Acqui
             if let Some(lock) = self.inner.lock.as_mut() {
                 lock.cancel_wait();
             }
+            self.inner.state = None;
             self.inner.waiting = false;
             self.inner.mode = Mode::Try;
         }

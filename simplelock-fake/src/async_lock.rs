@@ -25,9 +25,16 @@ impl FakeLock {
 }
 
 impl AsyncConcreteLock for FakeLock {
+    /// The waker lives in the lock's state, keyed by the handle.
+    type WaitState = ();
+
     /// Takes the lock if it is free; otherwise keeps `cx`'s waker until the next release.
     /// Each poll counts as a lock call, and the injected lock error ends the wait.
-    fn poll_lock(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>> {
+    fn poll_lock(
+        &mut self,
+        _: &mut Option<()>,
+        cx: &mut Context<'_>,
+    ) -> Poll<SimpleLockResult<()>> {
         let mut state = self.state();
         state.lock_calls += 1;
         if let Some(error) = state.fail_next_lock.take() {

@@ -325,6 +325,8 @@ compile_error!(
      on this platform use another simplelock backend"
 );
 
+#[cfg(feature = "tokio")]
+mod async_lock;
 mod dir;
 mod record;
 #[allow(
@@ -332,6 +334,10 @@ mod record;
     reason = "the system calls std does not wrap; see its Safety section"
 )]
 mod sys;
+
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use async_lock::FileWait;
 
 use std::ffi::CString;
 use std::fmt;

@@ -136,7 +136,7 @@ mod linux {
             Some(waiter)
         }
 
-        fn fd(&self) -> libc::c_int {
+        pub(crate) fn fd(&self) -> libc::c_int {
             self.inotify.as_ref().map_or(-1, AsRawFd::as_raw_fd)
         }
 
@@ -170,7 +170,7 @@ mod linux {
         }
 
         /// Read and drop the pending events (the descriptor is non-blocking).
-        fn drain(&self) {
+        pub(crate) fn drain(&self) {
             let mut buf = [0u8; 1024];
             loop {
                 // SAFETY: `buf` is a live buffer of `buf.len()` bytes; the descriptor is open.
