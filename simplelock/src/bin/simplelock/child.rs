@@ -64,8 +64,9 @@ const SAME_SIGNAL: Duration = Duration::from_millis(100);
 /// The signals passed on to the command.
 const FORWARDED: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
 
-/// Runs `command` to its end and returns the exit status to leave with.
-pub(crate) fn run(command: &[OsString], inherited: Option<RawFd>) -> i32 {
+/// Runs `command` to its end and returns the exit status to leave with. `previous_holder` is
+/// for `SIMPLELOCK_PREVIOUS_HOLDER` (`died`, `released`, `unknown`).
+pub(crate) fn run(command: &[OsString], inherited: Option<RawFd>, previous_holder: &str) -> i32 {
     // Catch the signals before the command exists, so that none ends us in between.
     let mut signals = match SignalsInfo::<WithOrigin>::new(FORWARDED) {
         Ok(signals) => signals,
@@ -148,6 +149,7 @@ pub(crate) fn run(command: &[OsString], inherited: Option<RawFd>) -> i32 {
 
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..]);
+    cmd.env("SIMPLELOCK_PREVIOUS_HOLDER", previous_holder);
     let parent = std::process::id();
     #[allow(unsafe_code)]
     // SAFETY: the closure runs in the forked child before exec and calls only prctl(2),
