@@ -39,6 +39,9 @@ COMMAND finds in SIMPLELOCK_PREVIOUS_HOLDER how the previous holder let go of th
 `died` (it ended while holding the lock: check for half-done work), `released`, or `unknown`
 (the backend cannot tell: a --file lock or a descriptor keeps no record).
 
+NAME is the first word that is not an option, COMMAND starts at the second (-- is needed
+before a COMMAND that starts with `-`, and before a lock called status, remove or completions).
+
 simplelock [OPTIONS] FD locks the open file FD (a number) that simplelock inherited, as
 flock(1) does, and exits: the lock stays with the file, held by whoever keeps it open:
   ( simplelock -n 9 || exit 1; critical section ) 9>/var/lock/mylock
@@ -120,11 +123,13 @@ pub(crate) enum Invocation {
 /// A usage error, said in one line.
 pub(crate) type Usage = String;
 
-/// `simplelock`: run a command while holding a lock, so that only one runs at a time.
+/// The whole command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "simplelock",
     version,
+    about = "simplelock — run a command while holding a lock, so that only one runs at a time",
+    disable_help_subcommand = true,
     override_usage = "\
 simplelock [OPTIONS] NAME [--] COMMAND [ARGS...]
        simplelock [OPTIONS] NAME -c SHELL_COMMAND

@@ -68,7 +68,7 @@ const FORWARDED: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
 /// for `SIMPLELOCK_PREVIOUS_HOLDER` (`died`, `released`, `unknown`).
 pub(crate) fn run(command: &[OsString], inherited: Option<RawFd>, previous_holder: &str) -> i32 {
     // Catch the signals before the command exists, so that none ends us in between.
-    let mut signals = match SignalsInfo::<WithOrigin>::new(FORWARDED) {
+    let signals = match SignalsInfo::<WithOrigin>::new(FORWARDED) {
         Ok(signals) => signals,
         Err(err) => {
             say_error(&format!("cannot catch signals: {err}"));
@@ -84,46 +84,7 @@ pub(crate) fn run(command: &[OsString], inherited: Option<RawFd>, previous_holde
         let (child_pid, pending) = (Arc::clone(&child_pid), Arc::clone(&pending));
         thread::Builder::new()
             .name("forward signals".into())
-            .spawn(move || {
-                let mut last: Option<(i32, Option<i32>, Instant)> = None;
-                for origin in signals.forever() {
-                    // A signal from the terminal (Ctrl-C) reached the command already if it
-                    // shares our process group; only signals a process sent to us need passing
-                    // on then.
-                    if origin.process.is_none() && !own_group {
-                        continue;
-                    }
-                    // One sender's signal to us and to our group (timeout(1) does both) comes
-                    // twice within microseconds: it is one signal, passed on once.
-                    let sender = origin.process.map(|process| process.pid);
-                    let now = Instant::now();
-                    let repeated = last.is_some_and(|(signal, from, at)| {
-                        signal == origin.signal
-                            && from == sender
-                            && now.duration_since(at) < SAME_SIGNAL
-                    });
-                    last = Some((origin.signal, sender, now));
-                    if repeated {
-                        continue;
-                    }
-                    match child_pid.load(Ordering::SeqCst) {
-                        0 => {
-                            pending.store(origin.signal, Ordering::SeqCst);
-                            // The command may have started since we looked, and the main thread
-                            // may have emptied `pending` before we filled it: whoever takes the
-                            // signal out of `pending` sends it, so it goes exactly once.
-                            let pid = child_pid.load(Ordering::SeqCst);
-                            if pid != 0 {
-                                match pending.swap(0, Ordering::SeqCst) {
-                                    0 => {}
-                                    signal => send(pid, signal),
-                                }
-                            }
-                        }
-                        pid => send(pid, origin.signal),
-                    }
-                }
-            })
+            .spawn(move || forward(signals, own_group, &child_pid, &pending))
     };
     let forwarder = match forwarder {
         Ok(forwarder) => forwarder,
@@ -147,38 +108,7 @@ pub(crate) fn run(command: &[OsString], inherited: Option<RawFd>, previous_holde
         return exit::SOFTWARE;
     }
 
-    let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..]);
-    cmd.env("SIMPLELOCK_PREVIOUS_HOLDER", previous_holder);
-    let parent = std::process::id();
-    #[allow(unsafe_code)]
-    // SAFETY: the closure runs in the forked child before exec and calls only prctl(2),
-    // fcntl(2) and getppid(2), which are async-signal-safe, and touches no memory but its own
-    // copies of `parent` and `inherited`.
-    unsafe {
-        cmd.pre_exec(move || {
-            // The locked open file description, for the command to inherit (in this child
-            // only: our own descriptor stays close-on-exec).
-            if let Some(fd) = inherited
-                && libc::fcntl(fd, libc::F_SETFD, 0) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // We may have died before the line above took effect.
-            if libc::getppid() as u32 != parent {
-                return Err(io::Error::other(
-                    "simplelock ended before the command started",
-                ));
-            }
-            Ok(())
-        })
-    };
-    if own_group {
-        cmd.process_group(0);
-    }
+    let mut cmd = command_for(command, inherited, previous_holder, own_group);
     match cmd.spawn() {
         Ok(mut child) => {
             let pid = child.id() as i32;
@@ -215,6 +145,95 @@ pub(crate) fn run(command: &[OsString], inherited: Option<RawFd>, previous_holde
             }
         }
     }
+}
+
+/// Passes each signal `signals` gets on to the command, once: to `child_pid` once it runs,
+/// kept in `pending` before.
+fn forward(
+    mut signals: SignalsInfo<WithOrigin>,
+    own_group: bool,
+    child_pid: &AtomicI32,
+    pending: &AtomicI32,
+) {
+    let mut last: Option<(i32, Option<i32>, Instant)> = None;
+    for origin in signals.forever() {
+        // A signal from the terminal (Ctrl-C) reached the command already if it
+        // shares our process group; only signals a process sent to us need passing
+        // on then.
+        if origin.process.is_none() && !own_group {
+            continue;
+        }
+        // One sender's signal to us and to our group (timeout(1) does both) comes
+        // twice within microseconds: it is one signal, passed on once.
+        let sender = origin.process.map(|process| process.pid);
+        let now = Instant::now();
+        let repeated = last.is_some_and(|(signal, from, at)| {
+            signal == origin.signal && from == sender && now.duration_since(at) < SAME_SIGNAL
+        });
+        last = Some((origin.signal, sender, now));
+        if repeated {
+            continue;
+        }
+        match child_pid.load(Ordering::SeqCst) {
+            0 => {
+                pending.store(origin.signal, Ordering::SeqCst);
+                // The command may have started since we looked, and the main thread
+                // may have emptied `pending` before we filled it: whoever takes the
+                // signal out of `pending` sends it, so it goes exactly once.
+                let pid = child_pid.load(Ordering::SeqCst);
+                if pid != 0 {
+                    match pending.swap(0, Ordering::SeqCst) {
+                        0 => {}
+                        signal => send(pid, signal),
+                    }
+                }
+            }
+            pid => send(pid, origin.signal),
+        }
+    }
+}
+
+/// The command to start: in a process group of its own if `own_group`, with the locked file
+/// `inherited` open, killed if we die, told how the previous holder let go.
+fn command_for(
+    command: &[OsString],
+    inherited: Option<RawFd>,
+    previous_holder: &str,
+    own_group: bool,
+) -> Command {
+    let mut cmd = Command::new(&command[0]);
+    cmd.args(&command[1..]);
+    cmd.env("SIMPLELOCK_PREVIOUS_HOLDER", previous_holder);
+    let parent = std::process::id();
+    #[allow(unsafe_code)]
+    // SAFETY: the closure runs in the forked child before exec and calls only prctl(2),
+    // fcntl(2) and getppid(2), which are async-signal-safe, and touches no memory but its own
+    // copies of `parent` and `inherited`.
+    unsafe {
+        cmd.pre_exec(move || {
+            // The locked open file description, for the command to inherit (in this child
+            // only: our own descriptor stays close-on-exec).
+            if let Some(fd) = inherited
+                && libc::fcntl(fd, libc::F_SETFD, 0) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // We may have died before the line above took effect.
+            if libc::getppid() as u32 != parent {
+                return Err(io::Error::other(
+                    "simplelock ended before the command started",
+                ));
+            }
+            Ok(())
+        })
+    };
+    if own_group {
+        cmd.process_group(0);
+    }
+    cmd
 }
 
 /// Whether we are the foreground job of a terminal (of one of our standard streams): then the
