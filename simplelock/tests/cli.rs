@@ -692,6 +692,21 @@ fn the_separator_is_optional_before_a_command() {
     assert_eq!(String::from_utf8_lossy(&output.stdout), "arg -x\n");
     // Options may still follow the name, as before.
     assert!(sandbox.run(&["job", "-n", "--", "true"]).status.success());
+    // With --file, the first word is the command's, and so is all that follows it.
+    let file = sandbox.path("data");
+    let output = sandbox.run(&[
+        "--file",
+        &file,
+        "sh",
+        "-c",
+        "printf '%s\\n' \"$0\"; exit 5",
+        "-n",
+    ]);
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "-n\n");
+    // An option the tool does not know is a mistake, not a command.
+    let unknown = sandbox.run(&["job", "--bogus", "true"]);
+    assert_eq!(unknown.status.code(), Some(64), "{}", stderr(&unknown));
 }
 
 #[test]

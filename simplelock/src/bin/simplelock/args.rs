@@ -228,12 +228,8 @@ struct RunOptions {
     /// The lock's name, or the number of an inherited descriptor to lock
     #[arg(value_name = "NAME")]
     name: Option<String>,
-    /// The command to run, and its arguments
-    #[arg(
-        value_name = "COMMAND",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    /// The command to run, and its arguments (what follows its first word is its own)
+    #[arg(value_name = "COMMAND", trailing_var_arg = true)]
     command: Vec<OsString>,
 }
 
@@ -244,24 +240,31 @@ struct RunOptions {
 struct FileRun {
     #[command(flatten)]
     options: Options,
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(trailing_var_arg = true)]
     command: Vec<OsString>,
 }
 
 /// Parses the arguments (the program's name first): clap's error for what clap refuses, else
 /// what the user asked for or the one line that says what is wrong with it.
+///
+/// With `--file` the first word is the command's, and so is everything after it, options and
+/// all (`--file f grep -n -E x`); but [`Cli`] takes that word for a NAME and the options after
+/// it for its own. So when `--file` comes before the first word ([`FileRun`] parses the words
+/// that way), that parse is the one that counts, whether [`Cli`] succeeded or not.
 pub(crate) fn parse(args: Vec<OsString>) -> Result<Result<Invocation, Usage>, clap::Error> {
-    let cli = Cli::try_parse_from(&args)?;
-    if cli.subcommand.is_none() && cli.run.options.place.file.is_some() && cli.run.name.is_some() {
-        // With --file, the first word is the command's: parse again without a NAME, so that
-        // what follows it is the command's too.
-        let again = FileRun::try_parse_from(&args)?;
-        return Ok(again
+    let first = Cli::try_parse_from(&args);
+    if let Ok(cli) = &first
+        && (cli.subcommand.is_some() || cli.run.options.place.file.is_none())
+    {
+        return first.map(Cli::invocation);
+    }
+    match FileRun::try_parse_from(&args) {
+        Ok(again) if again.options.place.file.is_some() => Ok(again
             .options
             .invocation(None, again.command)
-            .map(Invocation::Run));
+            .map(Invocation::Run)),
+        _ => first.map(Cli::invocation),
     }
-    Ok(cli.invocation())
 }
 
 /// `--timeout`'s value.
@@ -454,6 +457,19 @@ mod tests {
         assert_eq!(got.target, Target::Path("/f".into()));
         assert_eq!(got.command, ["sh", "-c", "exit 3"].map(OsString::from));
         assert_eq!(got.wait, Wait::Try);
+        let got = run(&["--file", "/f", "-n", "echo", "-n", "--json"]);
+        assert_eq!(got.command, ["echo", "-n", "--json"].map(OsString::from));
+        assert_eq!(got.wait, Wait::Try);
+        let got = run(&["-f", "/f", "grep", "-E", "x|y", "--help"]);
+        assert_eq!(
+            got.command,
+            ["grep", "-E", "x|y", "--help"].map(OsString::from)
+        );
+        // A subcommand's name is a command after --file.
+        assert_eq!(
+            run(&["-f", "/f", "status"]).command,
+            ["status"].map(OsString::from)
+        );
         // A lock called like a subcommand, after `--`.
         assert_eq!(
             run(&["--", "status", "true"]).target,
@@ -535,6 +551,17 @@ mod tests {
             (&["x", "-c", "true", "ls"][..], "not both"),
             (&["/tmp/x", "true"][..], "use --file /tmp/x"),
             (&["--json", "x", "true"][..], "unexpected argument '--json'"),
+            (&["x", "--json", "true"][..], "unexpected argument '--json'"),
+            (&["x", "--bogus"][..], "unexpected argument '--bogus'"),
+            (
+                &["-f", "/x", "--bogus"][..],
+                "unexpected argument '--bogus'",
+            ),
+            (
+                &["status", "--bogus", "-f", "/x"][..],
+                "unexpected argument '--bogus'",
+            ),
+            (&["-f", "/x", "--help"][..], "Usage:"),
             (
                 &["remove", "--backend", "file", "x"][..],
                 "unexpected argument",
