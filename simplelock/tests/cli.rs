@@ -820,9 +820,14 @@ fn the_command_learns_whether_the_previous_holder_died() {
         let script = format!("echo $$ > {pidfile}; exec sleep 30");
         let mut tool = sandbox.spawn(&["-b", backend, &name, "--", "sh", "-c", &script]);
         let child = pid_in(Path::new(&pidfile));
-        kill(child, "-KILL");
+        // The tool first: were the command killed first, the tool would see it end and
+        // release the lock itself. The command then (the sema backend's is killed with the
+        // tool already; the file backend's keeps the lock until it ends).
         tool.kill().unwrap();
         tool.wait().unwrap();
+        let _ = Command::new("kill")
+            .args(["-KILL", &child.to_string()])
+            .status();
         let next = run(&["-w", "10", "--", "sh", "-c", report]);
         assert!(next.status.success(), "{backend}: {}", stderr(&next));
         assert_eq!(String::from_utf8_lossy(&next.stdout), "died\n", "{backend}");
