@@ -393,6 +393,29 @@ fn a_long_wait_on_a_terminal_shows_the_holder() {
 }
 
 #[test]
+fn a_timeout_on_a_terminal_ends_at_its_deadline_with_the_holder_named() {
+    // `script` (util-linux) gives the tool a terminal, where it waits in slices of a second.
+    assert!(
+        Command::new("script").arg("--version").output().is_ok(),
+        "this test needs `script` (util-linux) to give the tool a terminal"
+    );
+    let sandbox = Sandbox::new("tty-timeout");
+    let holder = sandbox.hold(&["job"], "4");
+    let inner = format!("{BIN} --timeout 1.5 job -- true; echo status=$?");
+    let output = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("SIMPLELOCK_DIR", &sandbox.dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(shown.contains("status=1"), "{shown:?}");
+    assert!(shown.contains("timed out after 1.5s"), "{shown:?}");
+    assert!(shown.contains(&format!("pid {}", holder.id())), "{shown:?}");
+    assert!(holder.wait_with_output().unwrap().status.success());
+}
+
+#[test]
 fn output_that_cannot_be_written_is_one_line_and_status_70_not_a_panic() {
     let sandbox = Sandbox::new("full");
     for args in [&["status", "job"][..], &["--help"][..], &["--version"][..]] {
@@ -738,6 +761,16 @@ fn an_inherited_descriptor_is_locked_for_the_shell_that_holds_it() {
         .output()
         .unwrap();
     assert_eq!(second.status.code(), Some(7), "{}", stderr(&second));
+    let waited = Command::new("sh")
+        .args(["-c", &format!("( {BIN} -w 0.3 9 ) 9>>{file}")])
+        .output()
+        .unwrap();
+    assert_eq!(waited.status.code(), Some(1), "{}", stderr(&waited));
+    assert!(
+        stderr(&waited).contains("timed out after 300ms"),
+        "{}",
+        stderr(&waited)
+    );
     // The same lock as `--file` on that file.
     let by_path = sandbox.run(&["-n", "--file", &file, "--", "true"]);
     assert_eq!(by_path.status.code(), Some(1), "{}", stderr(&by_path));

@@ -25,6 +25,13 @@
 //! Any other end of this process (the command ends, SIGTERM, SIGINT, ...) waits for the whole
 //! tree first.
 //!
+//! # The command learns how the previous holder let go
+//!
+//! `SIMPLELOCK_PREVIOUS_HOLDER` in the command's environment is `died` when the backend knows
+//! that the previous holder ended while holding the lock (half-done work may be left: the
+//! command can repair it), `released` when it let go or the lock was new, `unknown` when the
+//! backend cannot tell (a `--file` path or a folder keeps no holder record).
+//!
 //! # Signals reach the command once
 //!
 //! SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to us are passed on to the command, and a signal

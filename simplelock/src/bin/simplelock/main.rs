@@ -2,6 +2,11 @@
 //! parallel's `sem`, with named locks, a crash-safe semaphore backend, timeouts, progress while
 //! waiting, and status queries. See `simplelock --help`.
 //!
+//! `args` parses (clap), `child` runs the command and keeps the lock for its whole tree,
+//! `descriptor` locks what the file backend cannot open for us (an inherited descriptor, a
+//! folder), `report` prints `status`. The waiting reads no clock of its own: [`acquire`]
+//! speaks the core's [`Wait`].
+//!
 //! Built with the `cli` feature of the `simplelock` crate.
 #![deny(unsafe_code)]
 // No function over 100 lines. To move to the workspace lints once every crate passes it
