@@ -176,7 +176,7 @@ struct Where {
     /// Where the lock lives
     #[arg(short, long, value_enum, default_value_t = Backend::File)]
     backend: Backend,
-    /// Lock this file (or folder) instead of a named lock (file backend)
+    /// The lock on this file (or, to run a command, folder) instead of a named lock (file backend)
     #[arg(short, long, value_name = "PATH")]
     file: Option<PathBuf>,
 }
