@@ -900,3 +900,26 @@ fn completions_for_each_shell() {
     let unknown = sandbox.run(&["completions", "tcsh"]);
     assert_eq!(unknown.status.code(), Some(64), "{}", stderr(&unknown));
 }
+
+#[test]
+fn a_descendant_killed_by_a_realtime_signal_does_not_end_the_wait_for_the_others() {
+    // Signal 34 (SIGRTMIN on Linux) has no name in some wrappers of wait(2), which then fail
+    // after reaping; the tool must go on waiting for the rest of the command tree.
+    let sandbox = Sandbox::new("rt-signal");
+    let late = sandbox.path("late");
+    let script = format!("sh -c 'sleep 1; touch {late}' & sh -c 'sleep 0.2; kill -34 $$' & exit 0");
+    // The tool's own end, not that of its output pipes (which the worker keeps open).
+    let status = sandbox
+        .command(&["job", "--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        Path::new(&late).exists(),
+        "the tool ended (and released the lock) before the command tree had"
+    );
+    let killed = sandbox.run(&["job", "--", "sh", "-c", "kill -34 $$"]);
+    assert_eq!(killed.status.code(), Some(128 + 34), "{}", stderr(&killed));
+}

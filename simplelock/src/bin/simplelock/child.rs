@@ -49,7 +49,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
 use std::sync::Arc;
@@ -57,6 +57,10 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::sys::signal::{self, Signal};
+use nix::sys::{prctl, wait};
+use nix::unistd::{self, Pid};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
@@ -245,39 +249,29 @@ fn command_for(
 
 /// Whether we are the foreground job of a terminal (of one of our standard streams): then the
 /// command shares our process group, for job control.
-#[allow(unsafe_code)]
 fn foreground_of_a_terminal() -> bool {
-    // SAFETY: getpgrp has no preconditions and cannot fail.
-    let ours = unsafe { libc::getpgrp() };
-    (0..=2).any(|fd| {
-        // SAFETY: isatty and tcgetpgrp take a descriptor number and touch no memory of ours;
-        // a descriptor that is not open or not a terminal only makes them fail.
-        unsafe { libc::isatty(fd) == 1 && libc::tcgetpgrp(fd) == ours }
+    let ours = unistd::getpgrp();
+    let (stdin, stdout, stderr) = (io::stdin(), io::stdout(), io::stderr());
+    let streams = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+    // A stream that is closed or not a terminal only makes these fail.
+    streams.into_iter().any(|stream| {
+        unistd::isatty(stream).unwrap_or(false)
+            && unistd::tcgetpgrp(stream).is_ok_and(|pgrp| pgrp == ours)
     })
 }
 
 /// Makes the processes of the command tree whose parent ends our children, so that we can
 /// wait for them.
-#[allow(unsafe_code)]
 fn become_subreaper() -> io::Result<()> {
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and touches no memory.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    prctl::set_child_subreaper(true).map_err(io::Error::from)
 }
 
 /// Waits until we have no child left: the processes the command left behind, re-parented to
 /// us as their subreaper.
-#[allow(unsafe_code)]
 fn reap_descendants() {
-    loop {
-        // SAFETY: waitpid with a null status pointer writes nothing.
-        let reaped = unsafe { libc::waitpid(-1, std::ptr::null_mut(), 0) };
-        if reaped < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return; // ECHILD: none left
-        }
-    }
+    // Only ECHILD means none is left: nix fails to decode the status of a process ended by a
+    // signal it has no name for (a real-time one), after reaping it — go on with the others.
+    while wait::waitpid(None, None) != Err(Errno::ECHILD) {}
 }
 
 /// Puts SIGCHLD back to its default action (which keeps ended children for `wait`).
@@ -292,36 +286,17 @@ fn restore_default_sigchld() {
 
 /// Returns once the child `pid` has ended, leaving it a zombie (`WNOWAIT`), so that its pid
 /// stays taken until `Child::wait` reaps it.
-#[allow(unsafe_code)]
 fn wait_without_reaping(pid: i32) {
-    loop {
-        // SAFETY: siginfo_t is plain data, for which all zeroes is a valid value.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `info` is a live siginfo_t for the duration of the call, which writes only
-        // into it; `pid` is our child.
-        let done = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if done == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            // On an error other than EINTR, `Child::wait` reports it.
-            return;
-        }
-    }
+    let flags = wait::WaitPidFlag::WEXITED | wait::WaitPidFlag::WNOWAIT;
+    // On an error other than EINTR, `Child::wait` reports it.
+    while let Err(Errno::EINTR) = wait::waitid(wait::Id::Pid(Pid::from_raw(pid)), flags) {}
 }
 
-/// Sends `signal` to `pid`.
+/// Sends `signal` to `pid`, our child, not yet reaped (`run` reaps it only after the forwarder
+/// stopped), so the pid names that process.
 fn send(pid: i32, signal: i32) {
-    #[allow(unsafe_code)]
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours. `pid` is our child,
-    // not yet reaped (`run` reaps it only after the forwarder stopped), so it names that
-    // process.
-    unsafe {
-        libc::kill(pid, signal);
+    if let Ok(signal) = Signal::try_from(signal) {
+        let _ = signal::kill(Pid::from_raw(pid), signal);
     }
 }
 
