@@ -357,7 +357,8 @@ pub(crate) fn recovery(args: &RecoveryArgs) -> Result<(), String> {
     if !failures.is_empty() {
         return Err(format!("{backend}: {}", failures.join(", ")));
     }
-    let nanos = |d: Option<Duration>| d.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let nanos =
+        |d: Option<Duration>| d.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     emit(Recovery {
         backend: backend.clone(),
         kills: report.kills,

@@ -89,8 +89,8 @@ impl Stress {
             }
         }
         if let Some(path) = &self.json {
-            let json = serde_json::to_string_pretty(&summary)
-                .map_err(|e| format!("writing JSON: {e}"))?;
+            let json =
+                serde_json::to_string_pretty(&summary).map_err(|e| format!("writing JSON: {e}"))?;
             std::fs::write(path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
         }
         let failed = summary.failures();
