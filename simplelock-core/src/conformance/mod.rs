@@ -130,6 +130,7 @@
 //!   A backend that sleeps in fixed steps of 300 ms overshoots every try and fails.
 
 mod checks;
+pub mod child;
 mod harness;
 mod multi;
 mod process;
