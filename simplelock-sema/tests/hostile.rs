@@ -241,7 +241,7 @@ fn a_full_dev_shm_is_an_error_not_a_sigbus() {
     );
     let line = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("@@ "))
+        .find_map(|l| l.strip_prefix(common::TAG))
         .unwrap_or_else(|| panic!("the child said nothing: {stdout}"));
     assert!(
         line.starts_with("error StorageFull") && line.contains("/dev/shm"),
