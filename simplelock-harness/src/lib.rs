@@ -1,6 +1,7 @@
 //! The multi-process harness of the simplelock workspace: one home for everything that tests or
 //! measures the locks with real processes (parking_lot keeps its `benchmark/` crate the same
-//! way). Dev-only: `publish = false`, never a dependency of a library crate.
+//! way). Dev-only: `publish = false`, and only ever a dev-dependency (of the backends' tests and
+//! the facade's demo).
 //!
 //! - **stress** (`simplelock-harness stress`, run by `cargo xtask stress` and `cargo xtask ci`):
 //!   worker processes increment one shared counter with a racy read-modify-write inside the lock
