@@ -44,13 +44,44 @@ pub(crate) fn main(args: &[String]) -> TaskResult {
     let _ = fs::remove_file(&verdicts);
     // A harness that failed before writing its verdicts says why itself.
     ran?;
-    judge(&read?)
+    let every_backend = !args.iter().any(|arg| arg.starts_with("--backend"));
+    judge(&read?, every_backend)
 }
 
-/// Prints the verdicts; fails if there are none or any names a failure.
-fn judge(summary: &StressSummary) -> TaskResult {
+/// The runs each backend must have had: the counter run and the kill storm, and for the two
+/// backends of the library their adversary.
+fn expected_runs(backend: &str) -> &'static [&'static str] {
+    match backend {
+        "file" => &[
+            "counter run",
+            "kill storm",
+            "kill storm with the file replaced",
+        ],
+        "sema" => &["counter run", "kill storm", "adversary"],
+        _ => &["counter run", "kill storm"],
+    }
+}
+
+/// Prints the verdicts; fails if any names a failure, or a run is missing (with
+/// `every_backend`, also a backend of the library).
+fn judge(summary: &StressSummary, every_backend: bool) -> TaskResult {
     if summary.runs.is_empty() {
         return Err("the stress run judged no run".to_owned());
+    }
+    let mut backends: Vec<&str> = summary.runs.iter().map(|v| v.backend.as_str()).collect();
+    if every_backend {
+        backends.extend(["file", "sema"]);
+    }
+    for backend in backends {
+        for run in expected_runs(backend) {
+            if !summary
+                .runs
+                .iter()
+                .any(|v| v.backend == backend && v.run == *run)
+            {
+                return Err(format!("the stress run did not judge the {backend} {run}"));
+            }
+        }
     }
     for verdict in &summary.runs {
         let outcome = if verdict.failures.is_empty() {
@@ -83,20 +114,52 @@ mod tests {
 
     #[test]
     fn a_failure_in_any_verdict_fails_the_task() {
-        let verdict = |failures: &[&str]| Verdict {
-            backend: "sema".into(),
-            run: "kill storm".into(),
-            failures: failures.iter().map(|f| f.to_string()).collect(),
+        let runs = ["counter run", "kill storm", "adversary"];
+        let next = std::cell::Cell::new(0);
+        let verdict = |failures: &[&str]| {
+            let run = runs[next.get() % 3];
+            next.set(next.get() + 1);
+            Verdict {
+                backend: "sema".into(),
+                run: run.into(),
+                failures: failures.iter().map(|f| f.to_string()).collect(),
+            }
         };
         let ok = StressSummary {
-            runs: vec![verdict(&[]), verdict(&[])],
+            runs: vec![verdict(&[]), verdict(&[]), verdict(&[])],
         };
-        assert!(judge(&ok).is_ok());
+        assert!(judge(&ok, false).is_ok());
         let bad = StressSummary {
-            runs: vec![verdict(&[]), verdict(&["2 overlapping critical sections"])],
+            runs: vec![
+                verdict(&[]),
+                verdict(&["2 overlapping critical sections"]),
+                verdict(&[]),
+            ],
         };
-        let error = judge(&bad).unwrap_err();
+        let error = judge(&bad, false).unwrap_err();
         assert!(error.contains("sema kill storm: 2 overlapping"), "{error}");
-        assert!(judge(&StressSummary::default()).is_err());
+        assert!(judge(&StressSummary::default(), false).is_err());
+    }
+
+    #[test]
+    fn a_missing_run_fails_the_task() {
+        let run = |backend: &str, run: &str| Verdict {
+            backend: backend.into(),
+            run: run.into(),
+            failures: vec![],
+        };
+        let sema = || {
+            ["counter run", "kill storm", "adversary"]
+                .map(|r| run("sema", r))
+                .to_vec()
+        };
+        let only_sema = StressSummary { runs: sema() };
+        assert!(judge(&only_sema, false).is_ok());
+        let error = judge(&only_sema, true).unwrap_err();
+        assert!(error.contains("file counter run"), "{error}");
+        let mut runs = sema();
+        runs.pop();
+        let error = judge(&StressSummary { runs }, false).unwrap_err();
+        assert!(error.contains("sema adversary"), "{error}");
     }
 }
