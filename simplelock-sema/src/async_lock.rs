@@ -61,8 +61,11 @@ use crate::process::{self, Liveness};
 use crate::sys::{self, MapRef, ObjectId};
 use crate::word::{self, WAITERS, Word};
 
-/// The watchers of this process, by lock object, with the process id that started them.
-static WATCHERS: Mutex<(u32, Option<HashMap<ObjectId, Arc<Watcher>>>)> = Mutex::new((0, None));
+/// The watchers of one process, by lock object.
+type Table = HashMap<ObjectId, Arc<Watcher>>;
+
+/// The watchers of this process, with the process id that started them.
+static WATCHERS: Mutex<(u32, Option<Table>)> = Mutex::new((0, None));
 
 /// The async waiters of one lock object in this process, and what its watcher thread learned.
 #[derive(Debug)]

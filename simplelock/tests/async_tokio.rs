@@ -11,26 +11,21 @@
 
 #![cfg(all(feature = "file", feature = "sema", feature = "tokio"))]
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::future::Future;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::pin::pin;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use simplelock_harness::child::{Child, Section, Watchdog, env, hear, role, say, scratch};
+
 use simplelock::{
     AsyncConcreteLock, AsyncLockExt, ConcreteLock, FileLock, LockStatus, SemaphoreLock,
     SimpleLockError, TokioLockExt,
 };
-
-const ROLE: &str = "SIMPLELOCK_ASYNC_TEST_ROLE";
-const TAG: &str = "@@ ";
-/// How long a step may take before the test calls it stuck (not a timing assertion).
-const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The two cross-process backends, opened by name.
 #[derive(Debug, Clone, Copy)]
@@ -120,96 +115,18 @@ impl Dice {
     }
 }
 
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique(tag));
-    fs::create_dir_all(&dir).expect("make the scratch folder");
-    dir
+fn start_child(test: &str, role: &str, envs: &[(&str, String)]) -> Child {
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Child::start(test, role, &envs)
 }
 
-struct Kid {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Kid {
-    fn spawn(test: &str, role: &str, env: &[(&str, String)]) -> Kid {
-        let mut cmd = Command::new(std::env::current_exe().expect("the test binary"));
-        cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
-            .env(ROLE, role)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start a child");
-        let stdin = child.stdin.take().expect("piped");
-        let stdout = BufReader::new(child.stdout.take().expect("piped"));
-        Kid {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    /// The next line the child said (without the tag).
-    fn hear(&mut self) -> String {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = self.stdout.read_line(&mut line).expect("read the child");
-            assert!(n > 0, "the child ended without saying what it did");
-            // libtest may have started a line of its own ("test NAME ... ") before ours.
-            if let Some(at) = line.find(TAG) {
-                return line[at + TAG.len()..].trim_end().to_owned();
-            }
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").expect("talk to the child");
-    }
-
-    fn wait_success(&mut self) {
-        let status = self.child.wait().expect("wait for the child");
-        assert!(status.success(), "a child failed: {status}");
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn say(message: &str) {
-    println!("{TAG}{message}");
-}
-
-fn hear() -> String {
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .expect("read the parent");
-    line.trim_end().to_owned()
-}
-
-fn role() -> Option<String> {
-    std::env::var(ROLE).ok()
-}
-
-fn env(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("the parent passes {key}"))
-}
-
-/// Ends the process if the test is stuck (a blocked runtime cannot be interrupted otherwise).
-fn watchdog(what: &'static str) {
-    std::thread::spawn(move || {
-        std::thread::sleep(PATIENCE);
-        eprintln!("stuck: {what} (after {PATIENCE:?})");
-        std::process::exit(101);
-    });
+fn finish(child: &mut Child) {
+    let status = child.finish(simplelock_harness::child::PATIENCE);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "child {} failed: {status:?}",
+        child.pid()
+    );
 }
 
 /// Child role "hold": take the lock, say so, release when told (or be killed).
@@ -240,11 +157,11 @@ fn thousand_waiters(kind: Kind, test: &str) {
     if role().as_deref() == Some("hold") {
         return play_holder();
     }
-    watchdog("1,000 async waiters and a ticker");
+    let _watchdog = Watchdog::new("1,000 async waiters and a ticker");
     const WAITERS: usize = 1000;
     let name = unique(&format!("ticker-{}", kind.tag()));
     let dir = scratch(&format!("ticker-{}", kind.tag()));
-    let mut holder = Kid::spawn(
+    let mut holder = start_child(
         test,
         "hold",
         &[
@@ -253,7 +170,7 @@ fn thousand_waiters(kind: Kind, test: &str) {
             ("DIR", dir.display().to_string()),
         ],
     );
-    assert_eq!(holder.hear(), "held");
+    assert_eq!(holder.next(), "held");
     let (ticks, max_gap, done) = current_thread().block_on(async {
         let done = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
@@ -281,13 +198,13 @@ fn thousand_waiters(kind: Kind, test: &str) {
         }
         let acquired_while_held = done.load(Ordering::SeqCst);
         holder.send("release");
-        assert_eq!(holder.hear(), "released");
+        assert_eq!(holder.next(), "released");
         for task in tasks {
             task.await.expect("a waiter task");
         }
         (ticks, max_gap, acquired_while_held)
     });
-    holder.wait_success();
+    finish(&mut holder);
     let _ = fs::remove_dir_all(&dir);
     if let Kind::Sema = kind {
         let _ = SemaphoreLock::remove(format!("/{name}"));
@@ -340,26 +257,6 @@ async fn poll_at_most<F: Future>(future: F, polls: u64) -> Option<F::Output> {
     None
 }
 
-/// The checked critical section: a marker file that only one may create, and a counter
-/// updated by a racy read-modify-write.
-fn enter(dir: &Path) {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(dir.join("inside"))
-        .expect("two holders at once: the marker of another holder is there");
-    let counter = dir.join("counter");
-    let n: u64 = fs::read_to_string(&counter)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
-    fs::write(&counter, (n + 1).to_string()).expect("write the counter");
-}
-
-fn leave(dir: &Path) {
-    fs::remove_file(dir.join("inside")).expect("remove the marker");
-}
-
 /// Child role "cancel": `ITERATIONS` acquisitions cut short at random points.
 fn play_canceller() {
     let kind = Kind::parse(&env("BACKEND"));
@@ -367,6 +264,7 @@ fn play_canceller() {
     let dir = PathBuf::from(env("DIR"));
     let iterations: u64 = env("ITERATIONS").parse().expect("a number");
     let mut dice = Dice::new(rand_seed());
+    let section = Section::new(&dir);
     let runtime = current_thread();
     let mut acquired = 0u64;
     let mut by_way = [0u64; 4];
@@ -415,11 +313,12 @@ fn play_canceller() {
                     by_way[way as usize] -= 1;
                     continue;
                 }
-                enter(&dir);
+                section.enter(false);
+                section.increment();
                 for _ in 0..dice.below(3) {
                     tokio::task::yield_now().await;
                 }
-                leave(&dir);
+                section.leave();
                 if dice.below(2) == 0 {
                     guard.unlock().await.expect("unlock");
                 } else {
@@ -440,14 +339,14 @@ fn cancel_safety(kind: Kind, test: &str) {
     if role().as_deref() == Some("cancel") {
         return play_canceller();
     }
-    watchdog("cancel-safety across processes");
+    let _watchdog = Watchdog::new("cancel-safety across processes");
     const CHILDREN: u64 = 3;
     const ITERATIONS: u64 = 3400; // 10,200 in all
     let name = unique(&format!("cancel-{}", kind.tag()));
     let dir = scratch(&format!("cancel-{}", kind.tag()));
-    let mut kids: Vec<Kid> = (0..CHILDREN)
+    let mut kids: Vec<Child> = (0..CHILDREN)
         .map(|_| {
-            Kid::spawn(
+            start_child(
                 test,
                 "cancel",
                 &[
@@ -461,7 +360,7 @@ fn cancel_safety(kind: Kind, test: &str) {
         .collect();
     let mut total = 0u64;
     for kid in &mut kids {
-        let said = kid.hear();
+        let said = kid.next();
         let count = said
             .strip_prefix("acquired ")
             .and_then(|rest| rest.split(' ').next())
@@ -469,13 +368,16 @@ fn cancel_safety(kind: Kind, test: &str) {
             .unwrap_or_else(|| panic!("a child said {said:?}"));
         println!("{}: a child {said}", kind.tag());
         total += count;
-        kid.wait_success();
+        finish(kid);
     }
-    let counter: u64 = fs::read_to_string(dir.join("counter"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
-    assert_eq!(counter, total, "an update was lost: two holders overlapped");
+    let section = Section::new(&dir);
+    let overlaps = Section::lines(&section.overlaps);
+    assert!(overlaps.is_empty(), "two holders at once: {overlaps:?}");
+    assert_eq!(
+        section.count(),
+        total,
+        "an update was lost: two holders overlapped"
+    );
     assert!(total > 0, "nobody ever acquired the lock");
     // Free at the end: no thread or task of a dead future took it afterwards.
     with_lock!(kind, &name, &dir, |lock| {
@@ -513,10 +415,10 @@ fn killed_holder(kind: Kind, test: &str) {
     if role().as_deref() == Some("hold") {
         return play_holder();
     }
-    watchdog("an async waiter after its holder was killed");
+    let _watchdog = Watchdog::new("an async waiter after its holder was killed");
     let name = unique(&format!("killed-{}", kind.tag()));
     let dir = scratch(&format!("killed-{}", kind.tag()));
-    let mut holder = Kid::spawn(
+    let mut holder = start_child(
         test,
         "hold",
         &[
@@ -525,7 +427,7 @@ fn killed_holder(kind: Kind, test: &str) {
             ("DIR", dir.display().to_string()),
         ],
     );
-    assert_eq!(holder.hear(), "held");
+    assert_eq!(holder.next(), "held");
     let died = current_thread().block_on(async {
         with_lock!(kind, &name, &dir, |lock| {
             let mut waiting = Box::pin(lock.lock_async());
@@ -534,7 +436,7 @@ fn killed_holder(kind: Kind, test: &str) {
                 poll_at_most(waiting.as_mut(), 20).await.is_none(),
                 "acquired while another process holds the lock"
             );
-            holder.child.kill().expect("SIGKILL the holder");
+            holder.kill();
             let guard = waiting.await.expect("the async wait after the holder died");
             guard.previous_holder_died()
         })
