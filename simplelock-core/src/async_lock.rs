@@ -32,6 +32,25 @@ use crate::{ConcreteLock, PreviousHolder, SimpleLockError, SimpleLockResult};
 /// What a backend implements so that its lock can be taken from async code without blocking
 /// the runtime.
 ///
+/// Users call [`AsyncLockExt`]'s methods (`lock.lock_async().await`); no runtime is named
+/// here: a backend wakes the waiting task with whatever its system offers (a file descriptor
+/// the runtime watches, a shared waiter thread, an in-process list of wakers, a database
+/// connection), and a timed wait takes the caller's timer.
+///
+/// # Cancel-safety
+///
+/// A poll method rather than an `async fn` makes it checkable: a backend's
+/// [`poll_lock`](AsyncConcreteLock::poll_lock) acquires the lock only *inside* a call that
+/// returns `Ready(Ok(()))`, and the future turns that into a guard in the same poll. Between
+/// two polls nothing runs on the lock's behalf: no thread, no task, no blocking call that could
+/// later acquire the lock for nobody (the bug of a `spawn_blocking` wait). Dropping the future
+/// between polls (a `select!` branch lost, a `timeout` fired, a task aborted) drops the wait's
+/// [`WaitState`](AsyncConcreteLock::WaitState) after
+/// [`cancel_wait`](AsyncConcreteLock::cancel_wait). A backend whose acquisition has to leave
+/// the process (a database) cannot take the lock synchronously; its `poll_lock` may return
+/// `Pending` with a request in flight, and then `cancel_wait` must make sure that a lock
+/// granted later is released, and its docs must argue how.
+///
 /// # For implementors
 ///
 /// - Never block: no blocking system call, no sleep, no wait on another thread's mutex for
@@ -135,8 +154,8 @@ impl<C: AsyncConcreteLock + ?Sized> AsyncConcreteLock for Box<C> {
 pub trait AsyncLockExt: AsyncConcreteLock {
     /// Acquire the lock, waiting as long as it takes, without blocking the thread.
     ///
-    /// Cancel-safe: dropping the future at any point leaves the lock as it was (see the
-    /// [module docs](self)).
+    /// Cancel-safe: dropping the future at any point leaves the lock as it was (see
+    /// [`AsyncConcreteLock`], "Cancel-safety").
     ///
     /// # Errors
     /// Those of [`ConcreteLock::hang_lock`].

@@ -155,8 +155,8 @@ impl AsyncConcreteLock for FileLock {
     type WaitState = FileWait;
 
     /// Tries with `LOCK_NB`; while someone else holds the lock, sleeps until the file changes
-    /// (inotify, watched by tokio) or a backoff timer fires. See the module docs of
-    /// `async_lock` in the crate docs, "Async".
+    /// (inotify, watched by tokio) or a backoff timer fires. See "Async waits" in the
+    /// [crate docs](crate).
     ///
     /// # Panics
     /// Outside a tokio runtime with IO and time enabled.
