@@ -174,7 +174,7 @@ fn async_errors<H: AsyncConcreteLock + Send + 'static>(ctx: &Ctx<H>, block_on: &
     let mut outcome = None;
     block_on(Box::pin(async {
         let tried = b.try_lock_async().await.map(drop);
-        let again = a.lock_async().await.map(|guard| std::mem::forget(guard));
+        let again = a.lock_async().await.map(std::mem::forget);
         let timed = b.lock_timeout_with(timeout, sleep(timeout)).await.map(drop);
         outcome = Some((tried, again, timed));
     }));
