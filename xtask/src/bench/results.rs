@@ -16,6 +16,18 @@ pub(crate) enum BenchResult {
     Handoff(Handoff),
     Throughput(Throughput),
     Recovery(Recovery),
+    Ticker(Ticker),
+}
+
+/// `bench-ticker`: a ticker's largest gap while its runtime's tasks wait for a lock.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Ticker {
+    pub(crate) backend: String,
+    pub(crate) waiters: u64,
+    pub(crate) period_ns: u64,
+    pub(crate) ticks: u64,
+    pub(crate) max_gap_ns: u64,
 }
 
 /// `bench-handoff`: from a release to the waiter's return from its lock call.
@@ -90,12 +102,13 @@ mod tests {
     fn the_mirror_reads_the_harness_sample() {
         let sample: serde_json::Value = serde_json::from_str(SAMPLE).unwrap();
         let bench: Vec<BenchResult> = serde_json::from_value(sample["bench"].clone()).unwrap();
-        assert_eq!(bench.len(), 3);
+        assert_eq!(bench.len(), 4);
         assert!(
             matches!(&bench[0], BenchResult::Handoff(h) if h.median_ns == 20_000 && h.wait == "hang")
         );
         assert!(matches!(&bench[1], BenchResult::Throughput(t) if t.per_second == 500_000.0));
         assert!(matches!(&bench[2], BenchResult::Recovery(r) if r.worst_ns == 8_000_000));
+        assert!(matches!(&bench[3], BenchResult::Ticker(t) if t.max_gap_ns == 12_000_000));
         let stress: StressSummary = serde_json::from_value(sample["stress"].clone()).unwrap();
         assert_eq!(stress.runs[1].failures, ["1 lost updates"]);
         for result in sample["bench"].as_array().unwrap() {
