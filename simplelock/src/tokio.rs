@@ -21,7 +21,7 @@ use simplelock_core::{AcquireWithin, AsyncConcreteLock, AsyncLockExt};
 /// let mut holder = FakeLock::named("jobs")?;
 /// let mut waiter = FakeLock::named("jobs")?;
 /// let guard = holder.lock_async().await?;
-/// let late = waiter.lock_timeout(Duration::from_millis(20)).await;
+/// let late = waiter.lock_timeout(Duration::from_millis(20)).await.map(drop);
 /// assert!(matches!(late, Err(SimpleLockError::TimedOut { .. })));
 /// drop(guard); // releases at once
 /// let _guard = waiter.lock_timeout(Duration::from_secs(5)).await?;
