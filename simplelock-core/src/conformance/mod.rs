@@ -312,7 +312,7 @@ impl<H: ConcreteLock + Send + 'static> Backend<H> {
     }
 
     /// Claims async waits ([`AsyncConcreteLock`]); `block_on` runs a future to its end on the
-    /// calling thread: [`block_on`](self::block_on) for a backend that needs no runtime,
+    /// calling thread: [`block_on`] for a backend that needs no runtime,
     /// `|f| tokio_runtime().block_on(f)` for one that needs tokio.
     #[must_use]
     pub fn async_waits(
