@@ -221,10 +221,11 @@ fn kill_storm_releases_at_once_and_reports_the_death() {
 
         // A waiter, exclusive or shared, blocked before the kill; the kill must wake it.
         let shared = round % 3 == 2;
-        let mut next = common::lock_file(&path).unwrap();
-        if shared {
-            next = next.shared();
-        }
+        let mut next = if shared {
+            common::lock_file_shared(&path).unwrap()
+        } else {
+            common::lock_file(&path).unwrap()
+        };
         let waiter = thread::spawn(move || {
             let result = if round % 2 == 0 {
                 next.timed_lock(PATIENCE)

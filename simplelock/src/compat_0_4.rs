@@ -493,7 +493,7 @@ impl FileLock {
     /// [`SimpleLockError::InvalidName`] if the path is empty, a folder, a symbolic link or in a
     /// missing folder, [`SimpleLockError::PermissionDenied`] if the file cannot be opened.
     pub fn new<P: Into<PathBuf>>(path: P) -> SimpleLockResult<FileLock> {
-        Ok(FileLock(Current(crate::FileLock::new(path)?)))
+        Ok(FileLock(Current(crate::FileLock::at_path(path)?)))
     }
 
     /// The path of the lock file, as given.

@@ -25,9 +25,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use simplelock_core::{SimpleLockError, SimpleLockResult};
+use simplelock_core::{SimpleLockError, SimpleLockResult, Wait};
 
-use crate::Mode;
+use crate::lock::Mode;
 use crate::record::RECORD_LEN;
 
 mod fork;
@@ -408,13 +408,15 @@ fn clear_nonblocking(file: &File) -> io::Result<()> {
 }
 
 impl LockFd {
-    /// `flock` in `mode`: waiting (retried on `EINTR`, so a signal never ends the wait) or
-    /// not. `Ok(false)`: someone else holds it and `wait` was `false`.
-    pub(crate) fn lock(&self, mode: Mode, wait: bool) -> io::Result<bool> {
+    /// `flock` in `mode`: for [`Wait::Forever`] a blocking one (retried on `EINTR`, so a
+    /// signal never ends the wait), else one try (`flock` has no timeout: a wait with a
+    /// deadline is the caller's loop of tries). `Ok(false)`: someone else holds it.
+    pub(crate) fn lock(&self, mode: Mode, wait: Wait) -> io::Result<bool> {
         let mut operation = match mode {
             Mode::Exclusive => libc::LOCK_EX,
             Mode::Shared => libc::LOCK_SH,
         };
+        let wait = wait == Wait::Forever;
         if !wait {
             operation |= libc::LOCK_NB;
         }

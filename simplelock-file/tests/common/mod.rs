@@ -171,6 +171,14 @@ pub(crate) fn nobody_can_reach() -> bool {
 pub(crate) fn lock_file(
     path: impl AsRef<Path>,
 ) -> simplelock_core::SimpleLockResult<simplelock_file::FileLock> {
+    lock_file_with(path, simplelock_file::FileLock::options())
+}
+
+/// [`lock_file`] with `options`.
+fn lock_file_with(
+    path: impl AsRef<Path>,
+    options: simplelock_file::FileLockOptions,
+) -> simplelock_core::SimpleLockResult<simplelock_file::FileLock> {
     let path = path.as_ref();
     let name = path
         .file_name()
@@ -181,12 +189,12 @@ pub(crate) fn lock_file(
         .parent()
         .filter(|dir| !dir.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    simplelock_file::FileLock::named_in(dir, name)
+    options.with_folder(dir).named(name)
 }
 
 /// [`lock_file`], taken shared.
 pub(crate) fn lock_file_shared(
     path: impl AsRef<Path>,
 ) -> simplelock_core::SimpleLockResult<simplelock_file::FileLock> {
-    lock_file(path).map(simplelock_file::FileLock::shared)
+    lock_file_with(path, simplelock_file::FileLock::options().with_shared(true))
 }
