@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use simplelock_core::{
-    ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult,
+    ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult, Wait,
 };
 
 use crate::DEFAULT_MODE;
@@ -271,8 +271,8 @@ impl SemaphoreLock {
     }
 
     /// Every acquisition: refuse a second hold, try the fast path, then wait as `wait` says
-    /// (computed only on the slow path, so the fast path reads no clock).
-    fn acquire(&mut self, wait: impl FnOnce() -> Wait) -> SimpleLockResult<()> {
+    /// (started only on the slow path, so the fast path reads no clock).
+    fn acquire(&mut self, wait: Wait) -> SimpleLockResult<()> {
         let me = self.me()?;
         if self.holds(me) {
             return Err(SimpleLockError::already_held(&self.name.canonical));
@@ -280,7 +280,7 @@ impl SemaphoreLock {
         if self.acquire_fast(me) {
             return Ok(());
         }
-        self.acquire_slow(me, wait())
+        self.acquire_slow(me, wait.start())
     }
 
     /// The uncontended acquisition: one compare-and-swap, no system call.
@@ -319,109 +319,123 @@ impl SemaphoreLock {
         }
     }
 
-    /// Acquires, waiting as `wait` says. Handles everything but the uncontended case.
+    /// Acquires, waiting as `wait` (started) says. Handles everything but the uncontended
+    /// case, in the steps the word's states call for (see [`Word`]): each round reads the word
+    /// once and either ends the acquisition or goes round again after a sleep.
     #[cold]
     #[inline(never)]
     fn acquire_slow(&mut self, me: u64, wait: Wait) -> SimpleLockResult<()> {
-        // Whether we slept: then other waiters may sleep too, and we keep the waiters bit set
-        // when we acquire, so that our release wakes the next one.
-        let mut slept = false;
-        // The owner we are watching, and since when (we met it, or last found it alive).
-        let mut watch: Option<(u64, Instant)> = None;
+        let mut waiting = Waiting::default();
         loop {
             self.check_header()?;
-            let shared = self.object.map.shared();
-            let current = shared.word.load(Ordering::Acquire);
+            let current = self.object.map.shared().word.load(Ordering::Acquire);
             let (owner, waiters) = match Word::decode(current) {
+                // Step 1, free: claim it (keeping the waiters bit if we slept).
                 Word::Free => {
-                    if self.claim_free(me, if slept { me | WAITERS } else { me }) {
+                    if self.claim_free(me, waiting.token(me)) {
                         return Ok(());
                     }
                     continue;
                 }
+                // Step 1, removed: follow the name to its new object, and start over there.
                 Word::Removed { died } => {
                     self.reopen(died)?;
-                    slept = false;
-                    watch = None;
+                    waiting = Waiting::default();
                     continue;
                 }
                 Word::Held { owner, waiters } => (owner, waiters),
             };
-            let now = Instant::now();
-            let out_of_time = match wait {
-                Wait::Try => true,
-                Wait::Until { deadline, .. } => now >= deadline,
-                Wait::Forever => false,
-            };
-            if owner == me {
-                // Another handle of this process holds it: alive by definition.
-                if matches!(wait, Wait::Forever)
-                    && shared.holder_thread.load(Ordering::Relaxed) == thread_mark(me)
-                {
-                    return Err(SimpleLockError::would_deadlock(&self.name.canonical));
+            // Step 2, held: is the owner alive (and not this very thread)?
+            let expired = wait.is_expired();
+            if self.owner_died(me, owner, &wait, expired, &mut waiting)? {
+                if self.take_over(me, current)? {
+                    return Ok(());
                 }
-            } else {
-                // Reading /proc costs microseconds, more than a normal handoff takes, so a
-                // waiter checks an owner only once it has held the lock for a whole slice
-                // while we watched — and before giving up.
-                let due = out_of_time
-                    || matches!(watch, Some((seen, since))
-                        if seen == owner && now.duration_since(since) >= SLICE);
-                if !matches!(watch, Some((seen, _)) if seen == owner) {
-                    watch = Some((owner, now));
-                }
-                if due {
-                    self.check_namespace()?;
-                    match process::liveness(owner) {
-                        Liveness::Dead => {
-                            if self.take_over(me, current)? {
-                                return Ok(());
-                            }
-                            continue;
-                        }
-                        Liveness::Alive => watch = Some((owner, now)),
-                    }
-                }
-            }
-            let left = match wait {
-                Wait::Try => {
-                    return Err(SimpleLockError::already_locked(
-                        &self.name.canonical,
-                        Some(Holder::new(word::pid_of(owner))),
-                    ));
-                }
-                Wait::Until { timeout, .. } if out_of_time => {
-                    return Err(SimpleLockError::timed_out(
-                        &self.name.canonical,
-                        timeout,
-                        Some(Holder::new(word::pid_of(owner))),
-                    ));
-                }
-                Wait::Until { deadline, .. } => deadline.saturating_duration_since(now).min(SLICE),
-                Wait::Forever => SLICE,
-            };
-            let expected = current | WAITERS;
-            if !waiters
-                && shared
-                    .word
-                    .compare_exchange(current, expected, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err()
-            {
                 continue;
             }
-            slept = true;
-            match sys::futex_wait(&shared.word, word::futex_half(expected), left) {
-                // Each of these means: look at the word again. A signal does not end the wait
-                // and does not extend it: `left` is computed from the fixed deadline.
-                Ok(Woke::Woken | Woke::Changed | Woke::TimedOut | Woke::Interrupted) => {}
-                Err(err) => {
-                    return Err(SimpleLockError::unknown(
-                        &self.name.canonical,
-                        "waiting on the futex",
-                        Some(Box::new(err)),
-                    ));
-                }
+            // Step 3: out of time?
+            if expired {
+                let holder = Some(Holder::new(word::pid_of(owner)));
+                return Err(wait.out_of_time(&self.name.canonical, holder));
             }
+            // The deadline came during step 2: check the owner once more before giving up.
+            let Some(nap) = wait.sleep_slice(SLICE) else {
+                continue;
+            };
+            // Step 4: set the waiters bit and sleep on the futex.
+            self.sleep(current, waiters, nap)?;
+            waiting.slept = true;
+        }
+    }
+
+    /// Step 2 of [`acquire_slow`](SemaphoreLock::acquire_slow): whether `owner`, which holds
+    /// the lock, is dead. Reading /proc costs microseconds, more than a normal handoff takes, so
+    /// a waiter checks an owner only once it has held the lock for a whole [`SLICE`] while we
+    /// watched — and before giving up (`expired`).
+    ///
+    /// # Errors
+    /// [`SimpleLockError::WouldDeadlock`] if this thread holds the lock through another handle
+    /// and `wait` is [`Wait::Forever`]; the errors of the namespace check.
+    fn owner_died(
+        &self,
+        me: u64,
+        owner: u64,
+        wait: &Wait,
+        expired: bool,
+        waiting: &mut Waiting,
+    ) -> SimpleLockResult<bool> {
+        if owner == me {
+            // Another handle of this process holds it: alive by definition.
+            let shared = self.object.map.shared();
+            if *wait == Wait::Forever
+                && shared.holder_thread.load(Ordering::Relaxed) == thread_mark(me)
+            {
+                return Err(SimpleLockError::would_deadlock(&self.name.canonical));
+            }
+            return Ok(false);
+        }
+        let now = Instant::now();
+        let due = expired
+            || matches!(waiting.watch, Some((seen, since))
+                if seen == owner && now.duration_since(since) >= SLICE);
+        if !matches!(waiting.watch, Some((seen, _)) if seen == owner) {
+            waiting.watch = Some((owner, now));
+        }
+        if !due {
+            return Ok(false);
+        }
+        self.check_namespace()?;
+        match process::liveness(owner) {
+            Liveness::Dead => Ok(true),
+            Liveness::Alive => {
+                waiting.watch = Some((owner, now));
+                Ok(false)
+            }
+        }
+    }
+
+    /// Step 4 of [`acquire_slow`](SemaphoreLock::acquire_slow): set the waiters bit on the word
+    /// `current` (unless `waiters` says it is set) and sleep on the futex for `nap` at most.
+    /// Every way out means "look at the word again": a signal neither ends the wait nor extends
+    /// it, since the next nap is cut from the same deadline.
+    fn sleep(&self, current: u64, waiters: bool, nap: Duration) -> SimpleLockResult<()> {
+        let shared = self.object.map.shared();
+        let expected = current | WAITERS;
+        if !waiters
+            && shared
+                .word
+                .compare_exchange(current, expected, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(());
+        }
+        match sys::futex_wait(&shared.word, word::futex_half(expected), nap) {
+            Ok(Woke::Woken | Woke::Changed | Woke::TimedOut | Woke::Interrupted) => Ok(()),
+            Err(err) => Err(SimpleLockError::unknown(
+                &self.name.canonical,
+                "waiting on the futex",
+                Some(Box::new(err)),
+            )),
         }
     }
 
@@ -714,18 +728,21 @@ impl SemaphoreLock {
     }
 }
 
-/// How long an acquisition may wait.
-#[derive(Debug, Clone, Copy)]
-enum Wait {
-    /// Not at all.
-    Try,
-    /// As long as it takes (and refuse a wait that could never end).
-    Forever,
-    /// Until `deadline`, for `timeout` (a timeout too large to have a deadline is `Forever`).
-    Until {
-        deadline: Instant,
-        timeout: Duration,
-    },
+/// What one slow acquisition remembers between the rounds of its loop.
+#[derive(Debug, Default)]
+struct Waiting {
+    /// We slept: then other waiters may sleep too, and we keep the waiters bit set when we
+    /// acquire, so that our release wakes the next one.
+    slept: bool,
+    /// The owner we are watching, and since when (we met it, or last found it alive).
+    watch: Option<(u64, Instant)>,
+}
+
+impl Waiting {
+    /// The word to claim a free lock with: our token, with the waiters bit if we slept.
+    fn token(&self, me: u64) -> u64 {
+        if self.slept { me | WAITERS } else { me }
+    }
 }
 
 /// Computes this process's token and namespace fingerprint and caches them in the page a fork
@@ -968,7 +985,7 @@ impl ConcreteLock for SemaphoreLock {
     }
 
     fn try_lock(&mut self) -> SimpleLockResult<()> {
-        self.acquire(|| Wait::Try)
+        self.acquire(Wait::Try)
     }
 
     /// Waits in the kernel (a futex) until the holder releases; after every 10 ms with the same
@@ -978,7 +995,7 @@ impl ConcreteLock for SemaphoreLock {
     /// Also [`SimpleLockError::WouldDeadlock`] when the calling thread acquired this lock
     /// through another handle that still holds it (see the crate docs, "Ownership").
     fn hang_lock(&mut self) -> SimpleLockResult<()> {
-        self.acquire(|| Wait::Forever)
+        self.acquire(Wait::Forever)
     }
 
     fn try_unlock(&mut self) -> SimpleLockResult<()> {
@@ -1003,12 +1020,9 @@ impl ConcreteLock for SemaphoreLock {
     /// Waits in the kernel like [`hang_lock`](ConcreteLock::hang_lock), until the deadline on
     /// the monotonic clock. Signals neither end nor extend the wait.
     fn timed_lock(&mut self, timeout: Duration) -> SimpleLockResult<()> {
-        // A deadline past what the clock can hold is no deadline: wait as hang_lock does,
-        // WouldDeadlock check included.
-        self.acquire(|| match Instant::now().checked_add(timeout) {
-            Some(deadline) => Wait::Until { deadline, timeout },
-            None => Wait::Forever,
-        })
+        // A deadline past what the clock can hold is no deadline (`Wait::start`): wait as
+        // hang_lock does, WouldDeadlock check included.
+        self.acquire(Wait::For(timeout))
     }
 
     fn previous_holder(&self) -> PreviousHolder {
