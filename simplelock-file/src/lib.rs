@@ -338,3 +338,9 @@ mod record;
 mod sys;
 
 pub use crate::lock::{FileLock, FileLockOptions, lock_dir};
+
+#[cfg(doc)]
+use {
+    simplelock_core::{ConcreteLock, LockStatus, PreviousHolder, SimpleLockError},
+    std::os::fd::AsFd,
+};

@@ -1,4 +1,4 @@
-//! [`SemaphoreLock`]: the handle, its fast paths and its slow paths.
+//! [`Handle`]: the handle, its fast paths and its slow paths.
 //!
 //! The reasoning behind every step is in the crate docs ("Why two holders can never coexist",
 //! "Why a dead holder is always recovered"); the comments here point at the case they handle.
@@ -31,37 +31,8 @@ const SLICE: Duration = Duration::from_millis(10);
 /// The widest mode `remove` accepts on an object of our own: deleting it is our right anyway.
 const ANY_MODE: u32 = 0o777;
 
-/// A named lock shared by all processes of the machine that open the same name: a futex-speed
-/// replacement for a POSIX named semaphore that also survives a holder that crashed.
-///
-/// See the [crate documentation](crate) for the design, the name rules, permissions and the
-/// guarantees. In short:
-///
-/// - `SemaphoreLock::new("deploy")` opens (or creates) the lock `/deploy`; it is held by at most
-///   one handle at a time, across all processes.
-/// - Ownership belongs to the handle and its process: any thread of the holding process may
-///   unlock through the handle (it is `Send` and `Sync`), other handles cannot, and a child made
-///   by `fork` does not inherit it.
-/// - A holder that dies is noticed by the next locker, which takes the lock over and sees
-///   [`PreviousHolder::Died`].
-/// - [`SemaphoreLock::remove`] deletes the lock's object, safely even while others use it.
-///
-/// ```
-/// use simplelock_core::{ConcreteLock, LockStatus};
-/// use simplelock_sema::SemaphoreLock;
-///
-/// # let name = format!("doc-handle-{}", std::process::id());
-/// let mut lock = SemaphoreLock::new(&name)?;
-/// let other = SemaphoreLock::new(&name)?; // another handle, as another process would have
-/// lock.hang_lock()?;
-/// assert_eq!(lock.status()?, LockStatus::Mine);
-/// assert_eq!(other.status()?, LockStatus::Taken);
-/// lock.try_unlock()?;
-/// assert_eq!(other.status()?, LockStatus::Open);
-/// SemaphoreLock::remove(&name)?;
-/// # Ok::<(), simplelock_core::SimpleLockError>(())
-/// ```
-pub struct SemaphoreLock {
+/// The Linux handle behind [`Handle`](crate::Handle); the docs are there.
+pub(crate) struct Handle {
     name: LockName,
     /// The path of the object, `/dev/shm/sl.NAME`, for the system calls.
     object_name: CString,
@@ -78,70 +49,32 @@ pub struct SemaphoreLock {
     previous: PreviousHolder,
 }
 
-impl SemaphoreLock {
-    /// Opens the lock `name`, creating it (mode `0o600`: only its owner may use it) if it does
-    /// not exist. The handle does not hold the lock.
-    ///
-    /// `name` is `"/name"` or `"name"` (the same lock), at most 251 bytes after the `/`,
-    /// without any other `/` or a NUL.
-    ///
-    /// # Errors
-    /// [`SimpleLockError::InvalidName`] naming the broken rule;
-    /// [`SimpleLockError::PermissionDenied`] if the object exists and we may not read and write
-    /// it, it belongs to another user, or its mode is wider than `0o600` (the source names the
-    /// owner, the mode and the way out; see "Permissions" in the crate docs);
-    /// [`SimpleLockError::UnknownError`] if the object is not a lock object (another size, no
-    /// valid header: foreign, truncated or zeroed), if it is used from another pid or time
-    /// namespace, if `/proc` or `/proc/self/ns` cannot be read, if `/dev/shm` is full (the
-    /// source is `ENOSPC`, kind `StorageFull`), or if a system call fails.
-    pub fn new(name: impl Into<String>) -> SimpleLockResult<SemaphoreLock> {
-        SemaphoreLock::with_mode(name, DEFAULT_MODE)
-    }
-
-    /// Like [`new`](SemaphoreLock::new), but a newly created object gets `mode` (exactly: the
-    /// umask does not narrow it), e.g. `0o660` for a lock shared by a group or `0o666` for all
-    /// users. An existing object is used only if it is this user's, with a mode no wider than
-    /// `mode` (it keeps its mode). Other users need read and write permission, and must name
-    /// this user with [`with_mode_and_owner`](SemaphoreLock::with_mode_and_owner).
-    ///
-    /// # Errors
-    /// As [`new`](SemaphoreLock::new), with `mode` in place of `0o600`.
-    pub fn with_mode(name: impl Into<String>, mode: u32) -> SimpleLockResult<SemaphoreLock> {
-        SemaphoreLock::open_with(name.into(), Trust::mine(mode))
-    }
-
-    /// Like [`with_mode`](SemaphoreLock::with_mode), but also accepts an existing object of the
-    /// user `owner` (a numeric user id): the opt-in for a lock shared across users, for the
-    /// users who did not create it. Say `0` to share a lock that root created.
-    ///
-    /// Whoever may open the object — its owner, and everyone its mode lets in — can write any
-    /// bytes into it, and so can break the lock: free it while it is held (two holders), fill
-    /// in a live process as holder (everyone waits), or truncate the object (every process that
-    /// then touches it dies of SIGBUS). Trust `owner` and `mode` only as far as that.
-    ///
-    /// # Errors
-    /// As [`new`](SemaphoreLock::new).
-    pub fn with_mode_and_owner(
-        name: impl Into<String>,
-        mode: u32,
-        owner: u32,
-    ) -> SimpleLockResult<SemaphoreLock> {
-        SemaphoreLock::open_with(
-            name.into(),
+impl Handle {
+    /// Opens (or creates) the lock `name`: a new object gets `mode`; an existing one must be
+    /// this user's or `owner`'s, with a mode no wider than `mode`.
+    pub(crate) fn open(name: String, mode: u32, owner: Option<u32>) -> SimpleLockResult<Handle> {
+        Handle::open_with(
+            name,
             Trust {
-                owner: Some(owner),
+                owner,
                 ..Trust::mine(mode)
             },
         )
     }
 
-    fn open_with(name: String, trust: Trust) -> SimpleLockResult<SemaphoreLock> {
+    /// The lock `name` with the default mode (for the tests of this module).
+    #[cfg(test)]
+    fn new(name: impl Into<String>) -> SimpleLockResult<Handle> {
+        Handle::open(name.into(), DEFAULT_MODE, None)
+    }
+
+    fn open_with(name: String, trust: Trust) -> SimpleLockResult<Handle> {
         let (name, object_name) = checked(name)?;
         let (object, generation) =
             open_object(&name, &object_name, trust, Some(0))?.ok_or_else(|| {
                 SimpleLockError::unknown(&name.canonical, "the new object vanished", None)
             })?;
-        Ok(SemaphoreLock {
+        Ok(Handle {
             name,
             object_name,
             trust,
@@ -153,7 +86,7 @@ impl SemaphoreLock {
     }
 
     /// The name of the lock, in its canonical form `"/name"` (also when opened as `"name"`).
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         self.name.canonical.clone()
     }
 
@@ -167,27 +100,30 @@ impl SemaphoreLock {
     /// waits for them.
     ///
     /// # Errors
-    /// Those of [`new`](SemaphoreLock::new) and of [`ConcreteLock::hang_lock`] (among them
+    /// Those of [`new`](Handle::new) and of [`ConcreteLock::hang_lock`] (among them
     /// [`SimpleLockError::WouldDeadlock`] if this thread holds the lock through another handle),
     /// and [`SimpleLockError::PermissionDenied`] if we may use the object but not delete it
     /// (only its owner may, in the sticky `/dev/shm`).
-    pub fn remove(name: impl Into<String>) -> SimpleLockResult<bool> {
-        let Some(handle) = SemaphoreLock::open_to_remove(name.into())? else {
+    pub(crate) fn remove(name: impl Into<String>) -> SimpleLockResult<bool> {
+        let Some(handle) = Handle::open_to_remove(name.into())? else {
             return Ok(false);
         };
         handle.unlink()?;
         Ok(true)
     }
 
-    /// Like [`remove`](SemaphoreLock::remove), but waits at most `timeout` for the holder: the
+    /// Like [`remove`](Handle::remove), but waits at most `timeout` for the holder: the
     /// way out when a process holds the lock for good (a stopped process, or one that never
     /// releases). Then it fails with [`SimpleLockError::TimedOut`] naming the holder and deletes
     /// nothing; end that process, and the next removal (or lock) takes the lock over.
     ///
     /// # Errors
-    /// As [`remove`](SemaphoreLock::remove), and [`SimpleLockError::TimedOut`].
-    pub fn remove_within(name: impl Into<String>, timeout: Duration) -> SimpleLockResult<bool> {
-        let Some(mut handle) = SemaphoreLock::open_to_remove(name.into())? else {
+    /// As [`remove`](Handle::remove), and [`SimpleLockError::TimedOut`].
+    pub(crate) fn remove_within(
+        name: impl Into<String>,
+        timeout: Duration,
+    ) -> SimpleLockResult<bool> {
+        let Some(mut handle) = Handle::open_to_remove(name.into())? else {
             return Ok(false);
         };
         let me = handle.me()?;
@@ -198,8 +134,8 @@ impl SemaphoreLock {
     }
 
     /// A handle for removing: an existing object of our own user, of any mode.
-    fn open_to_remove(name: String) -> SimpleLockResult<Option<SemaphoreLock>> {
-        SemaphoreLock::existing_with(
+    fn open_to_remove(name: String) -> SimpleLockResult<Option<Handle>> {
+        Handle::existing_with(
             name,
             Trust {
                 widest: ANY_MODE,
@@ -214,17 +150,17 @@ impl SemaphoreLock {
     /// again like any other handle, creating the object with mode `0o600`.
     ///
     /// # Errors
-    /// As [`new`](SemaphoreLock::new).
-    pub fn open_existing(name: impl Into<String>) -> SimpleLockResult<Option<SemaphoreLock>> {
-        SemaphoreLock::existing_with(name.into(), Trust::mine(DEFAULT_MODE))
+    /// As [`new`](Handle::new).
+    pub(crate) fn open_existing(name: impl Into<String>) -> SimpleLockResult<Option<Handle>> {
+        Handle::existing_with(name.into(), Trust::mine(DEFAULT_MODE))
     }
 
-    fn existing_with(name: String, trust: Trust) -> SimpleLockResult<Option<SemaphoreLock>> {
+    fn existing_with(name: String, trust: Trust) -> SimpleLockResult<Option<Handle>> {
         let (name, object_name) = checked(name)?;
         let Some((object, generation)) = open_object(&name, &object_name, trust, None)? else {
             return Ok(None);
         };
-        Ok(Some(SemaphoreLock {
+        Ok(Some(Handle {
             name,
             object_name,
             trust,
@@ -235,13 +171,13 @@ impl SemaphoreLock {
         }))
     }
 
-    /// Deletes this lock's shared memory object, like [`remove`](SemaphoreLock::remove): at
+    /// Deletes this lock's shared memory object, like [`remove`](Handle::remove): at
     /// once if this handle holds the lock, else after waiting for it.
     ///
     /// # Errors
-    /// As [`remove`](SemaphoreLock::remove). On an error the lock is not held by this handle
+    /// As [`remove`](Handle::remove). On an error the lock is not held by this handle
     /// any more (it was released, or never acquired).
-    pub fn unlink(mut self) -> SimpleLockResult<()> {
+    pub(crate) fn unlink(mut self) -> SimpleLockResult<()> {
         let me = self.me()?;
         // Taken over from a dead holder for the removal: nobody was told yet, so the mark
         // carries it on (a holder that was told already needs no second telling).
@@ -368,7 +304,7 @@ impl SemaphoreLock {
         }
     }
 
-    /// Step 2 of [`acquire_slow`](SemaphoreLock::acquire_slow): whether `owner`, which holds
+    /// Step 2 of [`acquire_slow`](Handle::acquire_slow): whether `owner`, which holds
     /// the lock, is dead. Reading /proc costs microseconds, more than a normal handoff takes, so
     /// a waiter checks an owner only once it has held the lock for a whole [`SLICE`] while we
     /// watched — and before giving up (`expired`).
@@ -414,7 +350,7 @@ impl SemaphoreLock {
         }
     }
 
-    /// Step 4 of [`acquire_slow`](SemaphoreLock::acquire_slow): set the waiters bit on the word
+    /// Step 4 of [`acquire_slow`](Handle::acquire_slow): set the waiters bit on the word
     /// `current` (unless `waiters` says it is set) and sleep on the futex for `nap` at most.
     /// Every way out means "look at the word again": a signal neither ends the wait nor extends
     /// it, since the next nap is cut from the same deadline.
@@ -875,8 +811,8 @@ fn open_object(
                         "the shared memory object {path} is {whose}, with mode {mode:#o}, and \
                          {why}. If someone else took the name first, remove it (rm {path}, as \
                          its owner or root); to share a lock across users on purpose, open it \
-                         with SemaphoreLock::with_mode_and_owner({owner}) and a mode at least \
-                         as wide as {mode:#o}"
+                         with SemaphoreLock::options().with_owner({owner}) and a mode at \
+                         least as wide as {mode:#o}"
                     ),
                 )),
             ));
@@ -971,7 +907,7 @@ fn describe(value: u64) -> String {
     }
 }
 
-impl ConcreteLock for SemaphoreLock {
+impl ConcreteLock for Handle {
     /// `Mine` if this handle holds the lock; `Taken` if a live process holds it (including this
     /// process through another handle, or the parent of a forked child); `Open` if it is free
     /// or its holder died (the next lock takes it over).
@@ -1040,7 +976,7 @@ impl ConcreteLock for SemaphoreLock {
     }
 }
 
-impl Drop for SemaphoreLock {
+impl Drop for Handle {
     fn drop(&mut self) {
         // A forked child's copy of a holding handle has its parent's token in `owner`, not its
         // own: it must not release the parent's lock.
@@ -1050,9 +986,9 @@ impl Drop for SemaphoreLock {
     }
 }
 
-impl fmt::Debug for SemaphoreLock {
+impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SemaphoreLock")
+        f.debug_struct("Handle")
             .field("name", &self.name.canonical)
             .field("object", &self.name.object)
             .field("mode", &format_args!("{:#o}", self.trust.mode))
@@ -1078,7 +1014,7 @@ mod tests {
         word::token(word::PID_LIMIT - 1, 12345).unwrap()
     }
 
-    fn word_of(lock: &SemaphoreLock) -> &AtomicU64 {
+    fn word_of(lock: &Handle) -> &AtomicU64 {
         &lock.object.map.shared().word
     }
 
@@ -1096,7 +1032,7 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            let mut lock = SemaphoreLock::new(&name).unwrap();
+            let mut lock = Handle::new(&name).unwrap();
             word_of(&lock).store(dead | WAITERS, Ordering::SeqCst);
             assert_eq!(lock.status().unwrap(), LockStatus::Open, "round {round}");
             assert_eq!(lock.holder().unwrap(), None);
@@ -1114,7 +1050,7 @@ mod tests {
             lock.try_unlock().unwrap();
             assert_eq!(word_of(&lock).load(Ordering::SeqCst), 0);
         }
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 
     /// A word naming a kernel thread (whose start time anyone can read in `/proc`) names no
@@ -1136,14 +1072,14 @@ mod tests {
             );
         };
         let name = name("kthread");
-        let mut lock = SemaphoreLock::new(&name).unwrap();
+        let mut lock = Handle::new(&name).unwrap();
         word_of(&lock).store(word::token(pid, start).unwrap(), Ordering::SeqCst);
         assert_eq!(lock.status().unwrap(), LockStatus::Open, "pid {pid}");
         lock.try_lock().unwrap();
         assert_eq!(lock.previous_holder(), PreviousHolder::Died);
         lock.try_unlock().unwrap();
         drop(lock);
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 
     /// A removal that takes the lock over from a dead holder keeps "the previous holder died"
@@ -1151,10 +1087,10 @@ mod tests {
     #[test]
     fn a_death_is_reported_across_a_removal() {
         let name = name("died-removed");
-        let mut waiter = SemaphoreLock::new(&name).unwrap();
+        let mut waiter = Handle::new(&name).unwrap();
         let old = waiter.object.id;
         word_of(&waiter).store(dead_token(), Ordering::SeqCst);
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
         waiter.try_lock().unwrap();
         assert_ne!(waiter.object.id, old, "still on the removed object");
         assert_eq!(waiter.previous_holder(), PreviousHolder::Died);
@@ -1163,7 +1099,7 @@ mod tests {
         assert_eq!(waiter.previous_holder(), PreviousHolder::Released);
         waiter.try_unlock().unwrap();
         drop(waiter);
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 
     /// `status` and `holder` of a handle whose object a dead remover unlinked look where the
@@ -1171,10 +1107,10 @@ mod tests {
     #[test]
     fn status_follows_the_name_away_from_a_dead_removers_object() {
         let name = name("status-dead-remover");
-        let stale = SemaphoreLock::new(&name).unwrap();
+        let stale = Handle::new(&name).unwrap();
         word_of(&stale).store(dead_token(), Ordering::SeqCst);
         sys::unlink(&stale.object_name).unwrap();
-        let mut holder = SemaphoreLock::new(&name).unwrap();
+        let mut holder = Handle::new(&name).unwrap();
         holder.try_lock().unwrap();
         assert_eq!(stale.status().unwrap(), LockStatus::Taken);
         assert_eq!(
@@ -1184,7 +1120,7 @@ mod tests {
         holder.try_unlock().unwrap();
         assert_eq!(stale.status().unwrap(), LockStatus::Open);
         drop((stale, holder));
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 
     /// A dead process whose token this process inherited (pid reused within one clock tick)
@@ -1193,7 +1129,7 @@ mod tests {
     #[test]
     fn a_dead_namesakes_thread_mark_is_not_ours() {
         let name = name("namesake");
-        let mut lock = SemaphoreLock::new(&name).unwrap();
+        let mut lock = Handle::new(&name).unwrap();
         let me = lock.me().unwrap();
         let number = THREAD_NO.with(Cell::get);
         let number = if number == 0 {
@@ -1213,7 +1149,7 @@ mod tests {
             .store(namesake_mark, Ordering::SeqCst);
         // Another handle on the same object frees the word later, as the namesake's death
         // would have been followed by someone's takeover and release.
-        let other = SemaphoreLock::new(&name).unwrap();
+        let other = Handle::new(&name).unwrap();
         std::thread::scope(|s| {
             s.spawn(|| {
                 std::thread::sleep(Duration::from_millis(50));
@@ -1227,7 +1163,7 @@ mod tests {
         });
         lock.try_unlock().unwrap();
         drop((lock, other));
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 
     /// An object made by an earlier 0.5 pre-release (the same layout, no generation yet: its
@@ -1244,23 +1180,23 @@ mod tests {
         bytes[24..32].copy_from_slice(&MAGIC.to_ne_bytes());
         std::fs::write(&path, bytes).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let mut lock = SemaphoreLock::new(&name).unwrap();
+        let mut lock = Handle::new(&name).unwrap();
         let generation = lock.object.map.shared().generation.load(Ordering::SeqCst);
         assert_ne!(generation, 0);
         assert_eq!(lock.generation, generation);
-        let other = SemaphoreLock::new(&name).unwrap();
+        let other = Handle::new(&name).unwrap();
         assert_eq!(other.generation, generation, "given once");
         lock.try_lock().unwrap();
         assert_eq!(other.status().unwrap(), LockStatus::Taken);
         lock.try_unlock().unwrap();
         drop((lock, other));
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 
     #[test]
     fn a_failed_takeover_gives_the_lock_back_to_the_dead_owner_even_after_a_waiter_marked_it() {
         let name = name("give-back");
-        let lock = SemaphoreLock::new(&name).unwrap();
+        let lock = Handle::new(&name).unwrap();
         let me = lock.me().unwrap();
         let dead = dead_token();
         // We took the word over from `dead` (it had no waiters bit), the check of the name then
@@ -1273,19 +1209,19 @@ mod tests {
             "the word still names a process that does not hold the lock"
         );
         // So the next locker finds the dead owner and recovers the lock.
-        let mut next = SemaphoreLock::new(&name).unwrap();
+        let mut next = Handle::new(&name).unwrap();
         next.try_lock().unwrap();
         assert_eq!(next.previous_holder(), PreviousHolder::Died);
         next.try_unlock().unwrap();
         drop((lock, next));
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 
     #[test]
     fn a_remover_that_died_between_unlink_and_retire_is_finished() {
         let name = name("half-removed");
-        let mut old = SemaphoreLock::new(&name).unwrap();
-        let mut old_too = SemaphoreLock::new(&name).unwrap();
+        let mut old = Handle::new(&name).unwrap();
+        let mut old_too = Handle::new(&name).unwrap();
         // A remover died holding the lock after unlinking the name.
         word_of(&old).store(dead_token(), Ordering::SeqCst);
         sys::unlink(&old.object_name).unwrap();
@@ -1297,7 +1233,7 @@ mod tests {
         assert_eq!(old.previous_holder(), PreviousHolder::Released);
         assert_eq!(word_of(&old_too).load(Ordering::SeqCst), REMOVED);
         // Everyone else meets the holder on the new object.
-        let mut fresh = SemaphoreLock::new(&name).unwrap();
+        let mut fresh = Handle::new(&name).unwrap();
         assert_eq!(fresh.object.id, old.object.id);
         assert!(matches!(
             fresh.try_lock(),
@@ -1312,13 +1248,13 @@ mod tests {
         old.try_unlock().unwrap();
         fresh.try_lock().unwrap();
         fresh.try_unlock().unwrap();
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 
     #[test]
     fn a_removed_mark_on_a_named_object_is_an_error_not_a_spin() {
         let name = name("tampered");
-        let mut lock = SemaphoreLock::new(&name).unwrap();
+        let mut lock = Handle::new(&name).unwrap();
         word_of(&lock).store(REMOVED, Ordering::SeqCst);
         for result in [lock.try_lock(), lock.hang_lock()] {
             match result {
@@ -1330,13 +1266,13 @@ mod tests {
         }
         word_of(&lock).store(0, Ordering::SeqCst);
         drop(lock);
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 
     #[test]
     fn a_release_never_frees_a_word_that_is_not_ours() {
         let name = name("stolen");
-        let mut lock = SemaphoreLock::new(&name).unwrap();
+        let mut lock = Handle::new(&name).unwrap();
         lock.try_lock().unwrap();
         // Pretend another process took it over from us.
         let other = word::token(1, 1).unwrap();
@@ -1354,6 +1290,6 @@ mod tests {
         ));
         word_of(&lock).store(0, Ordering::SeqCst);
         drop(lock);
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 }

@@ -534,7 +534,9 @@ impl SemaphoreLock {
     /// [`SimpleLockError::InvalidName`] for a name that breaks the rules,
     /// [`SimpleLockError::PermissionDenied`] if the lock exists and this process may not use it.
     pub fn new(name: impl Into<String>) -> SimpleLockResult<SemaphoreLock> {
-        Ok(SemaphoreLock(Current(crate::SemaphoreLock::new(name)?)))
+        Ok(SemaphoreLock(Current(crate::SemaphoreLock::named(
+            &name.into(),
+        )?)))
     }
 
     /// The lock's name, `"/name"`.

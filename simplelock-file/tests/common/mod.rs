@@ -166,7 +166,7 @@ pub(crate) fn nobody_can_reach() -> bool {
 }
 
 /// A handle on the lock file at `path` (a name ending in `.lock`) as a file of a lock folder,
-/// the kind that keeps the holder record ([`FileLock::named_in`]); `FileLock::new` never writes
+/// the kind that keeps the holder record (`FileLock::options().with_folder(..).named(..)`); `FileLock::at_path` never writes
 /// into a file.
 pub(crate) fn lock_file(
     path: impl AsRef<Path>,

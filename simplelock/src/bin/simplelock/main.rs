@@ -114,7 +114,7 @@ fn open(
             let fd = lock.as_fd().as_raw_fd();
             (Box::new(lock), Some(fd))
         }
-        (Backend::Sema, Target::Name(name)) => (Box::new(SemaphoreLock::new(name)?), None),
+        (Backend::Sema, Target::Name(name)) => (Box::new(SemaphoreLock::named(name)?), None),
         (Backend::Sema, Target::Path(path)) => {
             return Err(SimpleLockError::invalid_name(
                 path.display().to_string(),
