@@ -223,6 +223,7 @@
 //! | a new lock of its own (in-process backends) | `Backend::isolated(name)`, and `Default` | — | — | `isolated`, `default` |
 //! | the lock's name as its errors carry it | `name(&self) -> &str`; a backend whose 0.4 `name()` returned `String` keeps that return type (a return type cannot be deprecated) | — | `name() -> String` (0.4's) | `name` |
 //! | the file of a file-based lock | `path(&self) -> &Path`; `PathBuf` where 0.4 returned one, as for `name` | `path() -> PathBuf` (0.4's) | — | — |
+//! | where a named lock lives, creating nothing | `Backend::named_path(name) -> SimpleLockResult<PathBuf>` | `named_path` | `named_path` | — |
 //! | delete a named lock's object | `Backend::remove(name) -> SimpleLockResult<bool>` | — | `remove` | — |
 //! | yes/no questions | `is_*(&self) -> bool` | `is_shared`, `is_read_only` | — | `is_locked` |
 //! | lock, unlock, state, holders | the [`ConcreteLock`] methods, not inherent copies (a type that implements both [`ConcreteLock`] and [`Lock`], like `FakeLock`, has inherent ones so that calls are not ambiguous) | ✓ | ✓ | ✓ |
@@ -252,6 +253,7 @@ mod builder;
 pub mod conformance;
 mod error;
 mod guard;
+pub mod process;
 mod status;
 mod traits;
 mod wait;

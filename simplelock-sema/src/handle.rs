@@ -3,6 +3,7 @@
 //! handle of `lock.rs`, or `unsupported.rs` elsewhere, which offer the same crate-private API.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use simplelock_core::{ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockResult};
@@ -188,6 +189,16 @@ impl SemaphoreLock {
     /// copy is made off the lock's paths).
     pub fn name(&self) -> String {
         self.imp.name()
+    }
+
+    /// The file of the lock `name`'s shared memory object, `/dev/shm/sl.NAME`, for tools that
+    /// show where a lock lives; nothing is opened or created (as
+    /// `FileLock::named_path` for a file lock).
+    ///
+    /// # Errors
+    /// [`SimpleLockError::InvalidName`] naming the broken rule.
+    pub fn named_path(name: &str) -> SimpleLockResult<PathBuf> {
+        Ok(PathBuf::from(crate::name::check(name)?.path()))
     }
 
     /// Deletes the lock `name`'s shared memory object (like `sem_unlink`), safely even while

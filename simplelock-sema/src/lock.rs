@@ -3,7 +3,6 @@
 //! The reasoning behind every step is in the crate docs ("Why two holders can never coexist",
 //! "Why a dead holder is always recovered"); the comments here point at the case they handle.
 
-use std::cell::Cell;
 use std::ffi::CString;
 use std::fmt;
 use std::io;
@@ -719,7 +718,7 @@ fn identity(name: &str) -> SimpleLockResult<(u64, u64)> {
 fn checked(given: String) -> SimpleLockResult<(LockName, CString)> {
     let name = name::check(&given)?;
     // `check` refused NUL bytes already; this cannot fail, but need not panic either.
-    let object_name = sys::object_path(&name.object)
+    let object_name = sys::object_path(&name)
         .ok_or_else(|| SimpleLockError::invalid_name(&given, "the name contains a NUL byte"))?;
     Ok((name, object_name))
 }
@@ -882,14 +881,6 @@ fn open_object(
     Ok(Some((object, generation)))
 }
 
-thread_local! {
-    /// This thread's number in this process (0: not given yet).
-    static THREAD_NO: Cell<u64> = const { Cell::new(0) };
-}
-
-/// The next thread number; numbers are never reused within a process.
-static NEXT_THREAD_NO: AtomicU64 = AtomicU64::new(1);
-
 /// A random secret of this process (0 until its first lock is opened): mixed into the marks of
 /// its threads, so that a mark left by a dead process with the same token (its process id reused
 /// within one clock tick: see "Limits") does not match the mark of our thread with its number.
@@ -899,15 +890,15 @@ static PROCESS_SECRET: AtomicU64 = AtomicU64::new(0);
 /// token and the process's secret, so that a mark left by a dead process cannot match ours.
 #[inline]
 fn thread_mark(me: u64) -> u64 {
-    let number = THREAD_NO.with(|no| {
-        let mut n = no.get();
-        if n == 0 {
-            n = NEXT_THREAD_NO.fetch_add(1, Ordering::Relaxed);
-            no.set(n);
-        }
-        n
-    });
-    me ^ number.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ PROCESS_SECRET.load(Ordering::Relaxed)
+    mark_without_secret(me, simplelock_core::process::thread_number())
+        ^ PROCESS_SECRET.load(Ordering::Relaxed)
+}
+
+/// The thread `number` of the process `me`, spread over the word's 64 bits (Fibonacci hashing),
+/// before the process's secret is mixed in.
+#[inline]
+fn mark_without_secret(me: u64, number: u64) -> u64 {
+    me ^ process::spread(number)
 }
 
 /// A word, in words.
@@ -1073,8 +1064,7 @@ mod tests {
             .unwrap()
             .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
             .find_map(|pid| {
-                let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-                let stat = process::parse_stat(&text)?;
+                let stat = simplelock_core::process::ProcStat::read(pid).ok()?;
                 (stat.flags & 0x0020_0000 != 0).then_some((pid, stat.start))
             });
         let Some((pid, start)) = kthread else {
@@ -1143,16 +1133,10 @@ mod tests {
         let name = name("namesake");
         let mut lock = Handle::new(&name).unwrap();
         let me = lock.me().unwrap();
-        let number = THREAD_NO.with(Cell::get);
-        let number = if number == 0 {
-            // This thread has no number yet: the namesake's thread had the one it will get.
-            NEXT_THREAD_NO.load(Ordering::Relaxed)
-        } else {
-            number
-        };
+        let number = simplelock_core::process::thread_number();
         // What the namesake's thread with our number wrote: its token (= ours) mixed with that
         // number, as marks are made without a secret of the process.
-        let namesake_mark = me ^ number.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let namesake_mark = mark_without_secret(me, number);
         word_of(&lock).store(me, Ordering::SeqCst);
         lock.object
             .map
@@ -1185,7 +1169,7 @@ mod tests {
     fn an_object_of_the_earlier_format_gets_a_generation() {
         use std::os::unix::fs::PermissionsExt;
         let name = name("earlier-format");
-        let path = format!("/dev/shm/sl.{}", name.trim_start_matches('/'));
+        let path = name::check(&name).unwrap().path();
         let (_, namespace) = identity(&name).unwrap();
         let mut bytes = [0u8; 64];
         bytes[16..24].copy_from_slice(&namespace.to_ne_bytes());

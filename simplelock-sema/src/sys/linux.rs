@@ -226,8 +226,7 @@ fn os(doing: &'static str) -> OpenError {
     }
 }
 
-/// Where POSIX shared memory objects live on Linux (glibc's and musl's `shm_open` use it).
-pub(crate) const SHM_DIR: &str = "/dev/shm";
+use crate::name::LockName;
 
 /// `open(path, flags, mode)` with `O_CLOEXEC`, as an owned descriptor.
 fn open_fd(path: &CStr, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
@@ -355,8 +354,8 @@ fn create(path: &CStr, mode: u32, header: &Header) -> Result<Option<OwnedFd>, Op
 }
 
 /// The path of a lock object in `/dev/shm`, from its `shm_open` name (`/sl.NAME`).
-pub(crate) fn object_path(name: &str) -> Option<CString> {
-    CString::new(format!("{SHM_DIR}{name}")).ok()
+pub(crate) fn object_path(name: &LockName) -> Option<CString> {
+    CString::new(name.path()).ok()
 }
 
 /// Opens the lock object at `path`, creating it with `trust.mode` and `header` if it does not
