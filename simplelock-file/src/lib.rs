@@ -294,17 +294,14 @@
 //! An uncontended exclusive `try_lock` + `try_unlock` on a lock folder's file is two `flock`
 //! calls, one `lstat` of the path (the check that it still names the locked file), two `pread`s
 //! and two `pwrite`s of 64 bytes (the record is the price of [`PreviousHolder::Died`]; the second
-//! `pread` makes sure the release writes only over its own record), plus about 80 ns of
+//! `pread` makes sure the release writes only over its own record), plus some
 //! bookkeeping (the fork check, the deadlock registry, the time of acquisition); on any other
 //! file, two `flock` calls and the `lstat`. `holder()`, `status()` and the holder in `AlreadyLocked`/`TimedOut` read
 //! `/proc/locks`, on the failure path only. `benches/uncontended.rs` measures it against the bare
-//! `flock` pair, std's `File::lock` and fd-lock. On the development machine (2 cores, Linux 6.18,
-//! tmpfs and ext4 alike) a pair took about 0.44 µs with bare `flock`, std and fd-lock, 0.57 µs
-//! with `FileLock` on a foreign file, and 2.0 µs with `FileLock` on a managed file before the
-//! checks of issue 8 (the `lstat` and the second `pread`); with them, measured on the same
-//! machine under load, the record path went from 3.8 to 4.5 µs and the path without record
-//! stayed at 1.2 µs (bare `flock`: 0.9 to 1.1 µs). Each `pwrite` of the record costs more than
-//! a `flock`. A cheaper record would need a shared
+//! `flock` pair, std's `File::lock` and fd-lock; the measured times are in the README's
+//! generated [Benchmarks](https://github.com/simplelock/simplelock#benchmarks) section (not
+//! here, where they would go stale). Each `pwrite` of the record costs more than a `flock`, so
+//! the record path is the slower one. A cheaper record would need a shared
 //! mapping of the file, which a process that truncates the file turns into a `SIGBUS` in every
 //! holder; the record stays a `pread`/`pwrite` one.
 //!

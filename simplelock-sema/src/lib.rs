@@ -366,18 +366,14 @@
 //!
 //! # Performance
 //!
-//! `cargo bench -p simplelock-sema` compares uncontended lock + unlock pairs in one run. On a
-//! 2-core x86_64 virtual machine (where a locked instruction costs about 12 ns):
-//!
-//! | one lock + unlock | time |
-//! |---|---|
-//! | raw POSIX named semaphore, `sem_wait` + `sem_post` | 26.5 ns |
-//! | `SemaphoreLock` through [`ConcreteLock`] (`hang_lock` + `try_unlock`) | 23.7 ns |
-//! | `SemaphoreLock` behind `Box<dyn Lock>` from `LockBuilder::wrap` | 22.5 ns |
-//!
-//! Both are two atomic read-modify-write instructions; the rest (two virtual calls, the
+//! An uncontended lock + unlock is one compare-and-swap each way, as a raw POSIX named
+//! semaphore's `sem_wait` + `sem_post` is; the rest (two virtual calls, the
 //! cached token, the holding thread's mark) is noise next to them. A contended handoff costs a
-//! `FUTEX_WAKE` in the releaser and a wake-up in the waiter.
+//! `FUTEX_WAKE` in the releaser and a wake-up in the waiter. `cargo bench -p simplelock-sema`
+//! compares the pair with the raw semaphore's, through [`ConcreteLock`] and behind a
+//! `Box<dyn Lock>`; the measured times are in the README's generated
+//! [Benchmarks](https://github.com/simplelock/simplelock#benchmarks) section, not here, where
+//! they would go stale.
 //!
 //! # Supported Rust versions
 //!
