@@ -1,13 +1,12 @@
 //! Linux: POSIX shared memory, futexes, a page wiped on fork, `kill(pid, 0)`.
 #![allow(unsafe_code)]
 
-use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, TryLockError, Weak};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// The layout of a lock's shared memory object. Its creator writes the whole header (with
@@ -65,6 +64,10 @@ const _: () = assert!(OBJECT_SIZE == 64);
 // The futex operations; the `libc` crate does not export them on every Linux target.
 const FUTEX_WAIT: libc::c_int = 0;
 const FUTEX_WAKE: libc::c_int = 1;
+
+mod mappings;
+
+use mappings::with_mappings;
 
 /// The last OS error, as an `io::Error`.
 fn last_error() -> io::Error {
@@ -132,42 +135,6 @@ impl MapRef {
 pub(crate) struct Object {
     pub(crate) map: MapRef,
     pub(crate) id: ObjectId,
-}
-
-/// The mappings of this process, by object: each handle that opens an object already mapped
-/// here shares that mapping. Entries whose mapping is gone are dropped as mappings go.
-static MAPPINGS: Mutex<Option<HashMap<ObjectId, Weak<Mapping>>>> = Mutex::new(None);
-
-/// The process id of the thread inside [`MAPPINGS`]'s lock, or 0.
-static MAPPINGS_OWNER: AtomicU32 = AtomicU32::new(0);
-
-/// Runs `f` on the table of mappings; `None` if the table cannot be had in this process.
-///
-/// A child made by `fork` while another thread of its parent was inside the lock would wait
-/// for that thread forever (it was not copied). The owner's process id tells: if the lock is
-/// held by another process's thread, this process is such a child, and goes without the table
-/// (its handles then map their objects each on their own, which is correct, only not shared).
-/// No `Arc<Mapping>` may be dropped inside `f` (its `Drop` uses the table).
-fn with_mappings<R>(f: impl FnOnce(&mut HashMap<ObjectId, Weak<Mapping>>) -> R) -> Option<R> {
-    let me = getpid();
-    loop {
-        let mut guard = match MAPPINGS.try_lock() {
-            Ok(guard) => guard,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                let owner = MAPPINGS_OWNER.load(Ordering::Acquire);
-                if owner != 0 && owner != me {
-                    return None;
-                }
-                std::thread::yield_now();
-                continue;
-            }
-        };
-        MAPPINGS_OWNER.store(me, Ordering::Release);
-        let result = f(guard.get_or_insert_with(HashMap::new));
-        MAPPINGS_OWNER.store(0, Ordering::Release);
-        return Some(result);
-    }
 }
 
 /// Names one shared memory object for as long as it exists.
