@@ -328,10 +328,6 @@ compile_error!(
 mod dir;
 mod lock;
 mod record;
-#[allow(
-    unsafe_code,
-    reason = "the system calls std does not wrap; see its Safety section"
-)]
 mod sys;
 
 pub use crate::lock::{FileLock, FileLockOptions, lock_dir};

@@ -2,6 +2,14 @@
 //! `pthread_atfork` child handler refreshes (so the hot path reads an atomic instead of making
 //! a `getpid` system call), and the registry of locks its threads hold (for deadlock detection),
 //! which the fork handlers keep consistent and empty in the child.
+//!
+//! # Safety
+//!
+//! The only `unsafe` code of the crate (the one `allow(unsafe_code)` fence): registering the
+//! fork handlers with `pthread_atfork`, which no safe wrapper offers, and the access to the
+//! registry's `UnsafeCell` under its spin lock. The handlers only call async-signal-safe
+//! functions (`getpid`) and touch atomics and a `Vec` whose lock they hold.
+#![allow(unsafe_code)]
 
 use std::cell::UnsafeCell;
 use std::sync::Once;
