@@ -1,9 +1,15 @@
 //! Linux: POSIX shared memory, futexes, a page wiped on fork, `kill(pid, 0)`.
 #![allow(unsafe_code)]
+#![allow(
+    clippy::unnecessary_cast,
+    reason = "the field types of `stat` differ between architectures"
+)]
 
 use std::ffi::{CStr, CString};
+
+use rustix::fs::{self, OFlags, Stat};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -196,59 +202,44 @@ fn os(doing: &'static str) -> OpenError {
 use crate::name::LockName;
 
 /// `open(path, flags, mode)` with `O_CLOEXEC`, as an owned descriptor.
-fn open_fd(path: &CStr, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
-    // SAFETY: `path` is a valid NUL-terminated string; open has no other memory arguments.
-    let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode) };
-    if fd < 0 {
-        return Err(last_error());
-    }
-    // SAFETY: `fd` was just returned by `open`, so it is open and owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+fn open_fd(path: &CStr, flags: OFlags, mode: u32) -> io::Result<OwnedFd> {
+    Ok(fs::open(
+        path,
+        flags | OFlags::CLOEXEC,
+        fs::Mode::from_raw_mode(mode),
+    )?)
 }
 
 /// `fstat(fd)`.
-fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `fd` is open and `st` points to writable memory of the right size.
-    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
-        return Err(last_error());
-    }
-    // SAFETY: `fstat` succeeded, so it filled `st`.
-    Ok(unsafe { st.assume_init() })
+fn fstat(fd: &OwnedFd) -> io::Result<Stat> {
+    Ok(fs::fstat(fd)?)
 }
 
 /// `lstat(path)`.
-fn lstat(path: &CStr) -> io::Result<libc::stat> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `path` is NUL-terminated and `st` points to writable memory of the right size.
-    if unsafe { libc::lstat(path.as_ptr(), st.as_mut_ptr()) } != 0 {
-        return Err(last_error());
-    }
-    // SAFETY: `lstat` succeeded, so it filled `st`.
-    Ok(unsafe { st.assume_init() })
+fn lstat(path: &CStr) -> io::Result<Stat> {
+    Ok(fs::lstat(path)?)
 }
 
 /// `geteuid()`: the user whose objects we trust, and who owns what we create.
 pub(crate) fn geteuid() -> u32 {
-    // SAFETY: geteuid has no arguments and cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
-fn id_of(st: &libc::stat) -> ObjectId {
+fn id_of(st: &Stat) -> ObjectId {
     ObjectId {
-        dev: st.st_dev,
-        ino: st.st_ino,
+        dev: st.st_dev as u64,
+        ino: st.st_ino as u64,
     }
 }
 
 /// Refuses what `st` describes unless it is a regular file of a user we trust, with a mode no
 /// wider than `trust.mode`, of exactly [`OBJECT_SIZE`] bytes.
-fn check_stat(st: &libc::stat, trust: Trust) -> Result<(), OpenError> {
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+fn check_stat(st: &Stat, trust: Trust) -> Result<(), OpenError> {
+    if fs::FileType::from_raw_mode(st.st_mode as _) != fs::FileType::RegularFile {
         return Err(OpenError::NotAFile);
     }
     let me = geteuid();
-    let mode = st.st_mode & 0o7777;
+    let mode = st.st_mode as u32 & 0o7777;
     if (st.st_uid != me && Some(st.st_uid) != trust.owner) || mode & !trust.widest != 0 {
         return Err(OpenError::Untrusted {
             owner: st.st_uid,
@@ -257,8 +248,10 @@ fn check_stat(st: &libc::stat, trust: Trust) -> Result<(), OpenError> {
             denied: None,
         });
     }
-    if st.st_size != OBJECT_SIZE as libc::off_t {
-        return Err(OpenError::Foreign { size: st.st_size });
+    if st.st_size as i64 != OBJECT_SIZE as i64 {
+        return Err(OpenError::Foreign {
+            size: st.st_size as i64,
+        });
     }
     Ok(())
 }
@@ -269,27 +262,24 @@ fn check_stat(st: &libc::stat, trust: Trust) -> Result<(), OpenError> {
 /// not a SIGBUS later), and only then its name (`linkat`, which never replaces an existing
 /// name). `Ok(None)` if another process gave the name an object first.
 fn create(path: &CStr, mode: u32, header: &Header) -> Result<Option<OwnedFd>, OpenError> {
-    let fd = open_fd(c"/dev/shm", libc::O_TMPFILE | libc::O_RDWR, mode & 0o777).map_err(|err| {
+    let fd = open_fd(c"/dev/shm", OFlags::TMPFILE | OFlags::RDWR, mode & 0o777).map_err(|err| {
         OpenError::Os {
             doing: "creating an unnamed file in /dev/shm",
             err,
         }
     })?;
-    // SAFETY: `fd` is open; fchmod has no memory arguments.
-    if unsafe { libc::fchmod(fd.as_raw_fd(), mode) } != 0 {
-        return Err(os("setting the mode of the new shared memory object"));
-    }
+    fs::fchmod(&fd, fs::Mode::from_raw_mode(mode)).map_err(|err| OpenError::Os {
+        doing: "setting the mode of the new shared memory object",
+        err: err.into(),
+    })?;
     let bytes = header.bytes();
-    // SAFETY: `bytes` is readable for its whole length during the call.
-    let written = unsafe { libc::pwrite(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), 0) };
-    if written != OBJECT_SIZE as isize {
-        return Err(if written < 0 {
-            os("writing the new shared memory object in /dev/shm")
-        } else {
-            OpenError::Os {
-                doing: "writing the new shared memory object in /dev/shm",
-                err: io::Error::new(io::ErrorKind::WriteZero, "short write"),
-            }
+    let written = rustix::io::pwrite(&fd, &bytes, 0).map_err(io::Error::from);
+    if !matches!(written, Ok(OBJECT_SIZE)) {
+        return Err(OpenError::Os {
+            doing: "writing the new shared memory object in /dev/shm",
+            err: written
+                .err()
+                .unwrap_or_else(|| io::Error::new(io::ErrorKind::WriteZero, "short write")),
         });
     }
     let proc_path =
@@ -297,27 +287,20 @@ fn create(path: &CStr, mode: u32, header: &Header) -> Result<Option<OwnedFd>, Op
             doing: "naming the new shared memory object",
             err: io::Error::other(e),
         })?;
-    // SAFETY: both paths are NUL-terminated strings; linkat has no other memory arguments.
-    let linked = unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            proc_path.as_ptr(),
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
-        )
-    };
-    if linked != 0 {
-        let err = last_error();
-        if err.raw_os_error() == Some(libc::EEXIST) {
-            return Ok(None);
-        }
-        return Err(OpenError::Os {
+    match fs::linkat(
+        fs::CWD,
+        &proc_path,
+        fs::CWD,
+        path,
+        fs::AtFlags::SYMLINK_FOLLOW,
+    ) {
+        Ok(()) => Ok(Some(fd)),
+        Err(rustix::io::Errno::EXIST) => Ok(None),
+        Err(err) => Err(OpenError::Os {
             doing: "naming the new shared memory object",
-            err,
-        });
+            err: err.into(),
+        }),
     }
-    Ok(Some(fd))
 }
 
 /// The path of a lock object in `/dev/shm`, from its `shm_open` name (`/sl.NAME`).
@@ -337,7 +320,7 @@ pub(crate) fn open(
     trust: Trust,
     header: Option<&Header>,
 ) -> Result<Option<Object>, OpenError> {
-    let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK;
     let fd = loop {
         match open_fd(path, flags, 0) {
             Ok(fd) => break fd,
@@ -358,7 +341,7 @@ pub(crate) fn open(
                 return Err(match lstat(path) {
                     Ok(st) => OpenError::Untrusted {
                         owner: st.st_uid,
-                        mode: st.st_mode & 0o7777,
+                        mode: st.st_mode as u32 & 0o7777,
                         me: geteuid(),
                         denied: Some(err),
                     },
@@ -428,26 +411,18 @@ pub(crate) fn object_id(path: &CStr) -> io::Result<Option<ObjectId>> {
 
 /// `unlink(path)`.
 pub(crate) fn unlink(path: &CStr) -> io::Result<()> {
-    // SAFETY: `path` is a valid NUL-terminated string.
-    if unsafe { libc::unlink(path.as_ptr()) } != 0 {
-        return Err(last_error());
-    }
-    Ok(())
+    Ok(fs::unlink(path)?)
 }
 
 /// A random number from the kernel (`getrandom`), never 0.
 pub(crate) fn random_nonzero() -> io::Result<u64> {
     loop {
         let mut bytes = [0u8; 8];
-        // SAFETY: `bytes` is writable for its whole length during the call.
-        let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-        if n < 0 {
-            let err = last_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
+        let n = match rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(err) => return Err(err.into()),
+        };
         let value = u64::from_ne_bytes(bytes);
         if n == 8 && value != 0 {
             return Ok(value);
@@ -562,10 +537,7 @@ pub(crate) fn init_fork_local() -> io::Result<&'static ForkLocal> {
     if let Some(local) = fork_local() {
         return Ok(local);
     }
-    // SAFETY: sysconf has no memory arguments.
-    let page_size = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
-        .unwrap_or(4096)
-        .max(size_of::<ForkLocal>());
+    let page_size = rustix::param::page_size().max(size_of::<ForkLocal>());
     // SAFETY: a new private anonymous mapping at an address the kernel chooses.
     let addr = unsafe {
         libc::mmap(
@@ -601,23 +573,24 @@ pub(crate) fn init_fork_local() -> io::Result<&'static ForkLocal> {
 
 /// `getpid()`.
 pub(crate) fn getpid() -> u32 {
-    // SAFETY: getpid has no arguments and cannot fail.
-    let pid = unsafe { libc::getpid() };
-    pid.unsigned_abs()
+    rustix::process::getpid()
+        .as_raw_nonzero()
+        .get()
+        .unsigned_abs()
 }
 
 /// Whether a process (or thread) with id `pid` exists, by `kill(pid, 0)`: `false` only for
 /// `ESRCH`, so a process we may not signal (`EPERM`) counts as existing.
 pub(crate) fn process_exists(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return false;
     };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 sends nothing; it only checks that the process exists.
-    if unsafe { libc::kill(pid, 0) } == 0 {
-        return true;
-    }
-    last_error().raw_os_error() != Some(libc::ESRCH)
+    // Signal 0 sends nothing; it only checks that the process exists.
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
 }
