@@ -80,11 +80,78 @@ fn last_error() -> io::Error {
     io::Error::last_os_error()
 }
 
+/// A mapping this process made with `mmap` at an address the kernel chose; unmapped on drop
+/// unless [leaked](Region::leak). The one owner of `mmap`, `madvise` and `munmap` here.
+#[derive(Debug)]
+struct Region {
+    addr: NonNull<libc::c_void>,
+    len: usize,
+}
+
+impl Region {
+    /// A new mapping of `len` bytes, readable and writable: of the object `fd` has open
+    /// (`MAP_SHARED`), or of fresh private memory (`fd` `None`).
+    fn map(len: usize, fd: Option<&OwnedFd>) -> io::Result<Region> {
+        let (flags, raw) = match fd {
+            Some(fd) => (libc::MAP_SHARED, fd.as_raw_fd()),
+            None => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1),
+        };
+        // SAFETY: a new mapping at an address the kernel chooses (no `MAP_FIXED`), so no
+        // existing memory is replaced; the descriptor, if any, is open during the call.
+        let addr = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                raw,
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(last_error());
+        }
+        let addr = NonNull::new(addr).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        Ok(Region { addr, len })
+    }
+
+    /// Marks the mapping `MADV_WIPEONFORK`: a forked child gets it zero-filled (Linux 4.14).
+    fn wipe_on_fork(&self) -> io::Result<()> {
+        // SAFETY: the whole of a mapping this `Region` owns; the advice changes what a child
+        // sees, not this process's memory.
+        if unsafe { libc::madvise(self.addr.as_ptr(), self.len, libc::MADV_WIPEONFORK) } != 0 {
+            return Err(last_error());
+        }
+        Ok(())
+    }
+
+    /// The start of the mapping.
+    fn start<T>(&self) -> NonNull<T> {
+        self.addr.cast()
+    }
+
+    /// Keeps the mapping for the rest of the process's life.
+    fn leak(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `mmap` with this address and length, is owned by this
+        // `Region` alone and is unmapped only here; whoever holds references into it holds the
+        // `Region` (through a `Mapping`) or leaked it.
+        let _ = unsafe { libc::munmap(self.addr.as_ptr(), self.len) };
+    }
+}
+
 /// A shared memory object mapped into this process; unmapped on drop (when the last handle of
 /// the object in this process goes, see [`MapRef`]).
 #[derive(Debug)]
 pub(crate) struct Mapping {
     ptr: NonNull<Shared>,
+    /// Unmapped when the `Mapping` goes.
+    _region: Region,
 }
 
 // SAFETY: a `Mapping` is a pointer to memory that only holds atomics and stays mapped until the
@@ -95,10 +162,8 @@ unsafe impl Sync for Mapping {}
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: the mapping was made by `mmap` with this address and length and is unmapped
-        // only here; every `MapRef` holds an `Arc` of it, so none is left.
-        let _ = unsafe { libc::munmap(self.ptr.as_ptr().cast(), OBJECT_SIZE) };
-        // Forget the entries of mappings that are gone (this one's among them).
+        // The region is unmapped after this (every `MapRef` holds an `Arc` of the mapping, so
+        // none is left). Forget the entries of mappings that are gone (this one's among them).
         with_mappings(|table| table.retain(|_, mapping| mapping.strong_count() > 0));
     }
 }
@@ -190,13 +255,6 @@ pub(crate) enum OpenError {
         me: u32,
         denied: Option<io::Error>,
     },
-}
-
-fn os(doing: &'static str) -> OpenError {
-    OpenError::Os {
-        doing,
-        err: last_error(),
-    }
 }
 
 use crate::name::LockName;
@@ -371,24 +429,16 @@ pub(crate) fn open(
             id,
         }));
     }
-    // SAFETY: a new shared mapping (address chosen by the kernel, so nothing is replaced) of an
-    // object that is `OBJECT_SIZE` bytes long (checked above), opened read-write.
-    let addr = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            OBJECT_SIZE,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd.as_raw_fd(),
-            0,
-        )
-    };
-    if addr == libc::MAP_FAILED {
-        return Err(os("mapping the shared memory object"));
-    }
-    let ptr = NonNull::new(addr.cast::<Shared>())
-        .ok_or_else(|| os("mapping the shared memory object"))?;
-    let mapping = Arc::new(Mapping { ptr });
+    // The object is `OBJECT_SIZE` bytes long (checked above) and opened read-write.
+    let region = Region::map(OBJECT_SIZE, Some(&fd)).map_err(|err| OpenError::Os {
+        doing: "mapping the shared memory object",
+        err,
+    })?;
+    let ptr = region.start::<Shared>();
+    let mapping = Arc::new(Mapping {
+        ptr,
+        _region: region,
+    });
     // Two threads that opened the object at once may both have mapped it: the later entry
     // wins, and both mappings stay correct.
     let entry = Arc::downgrade(&mapping);
@@ -463,47 +513,48 @@ pub(crate) fn futex_wait(word: &AtomicU64, expected: u32, timeout: Duration) -> 
         tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_nsec: timeout.subsec_nanos().into(),
     };
-    // SAFETY: the address is the low half of an atomic u64 that lives in a mapping borrowed for
-    // the duration of the call, so it is valid and 4-byte aligned; `ts` lives across the call;
-    // FUTEX_WAIT ignores the last two arguments.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            futex_addr(word),
-            FUTEX_WAIT,
-            expected,
-            &ts as *const libc::timespec,
-            ptr::null::<u32>(),
-            0u32,
-        )
-    };
-    if r == 0 {
-        return Ok(Woke::Woken);
-    }
-    let err = last_error();
-    match err.raw_os_error() {
-        Some(libc::EAGAIN) => Ok(Woke::Changed),
-        Some(libc::ETIMEDOUT) => Ok(Woke::TimedOut),
-        Some(libc::EINTR) => Ok(Woke::Interrupted),
-        _ => Err(err),
+    match futex(word, FUTEX_WAIT, expected, Some(&ts)) {
+        Ok(_) => Ok(Woke::Woken),
+        Err(err) => match err.raw_os_error() {
+            Some(libc::EAGAIN) => Ok(Woke::Changed),
+            Some(libc::ETIMEDOUT) => Ok(Woke::TimedOut),
+            Some(libc::EINTR) => Ok(Woke::Interrupted),
+            _ => Err(err),
+        },
     }
 }
 
 /// Wakes up to `count` waiters sleeping on `word`, in any process.
 pub(crate) fn futex_wake(word: &AtomicU64, count: i32) -> io::Result<()> {
-    // SAFETY: as in `futex_wait`; FUTEX_WAKE ignores the last three arguments.
+    futex(word, FUTEX_WAKE, count.unsigned_abs(), None).map(drop)
+}
+
+/// The futex operation `op` ([`FUTEX_WAIT`] or [`FUTEX_WAKE`], shared across processes) on
+/// the low half of `word`, with the value `val` and, for a wait, a relative `timeout`.
+fn futex(
+    word: &AtomicU64,
+    op: libc::c_int,
+    val: u32,
+    timeout: Option<&libc::timespec>,
+) -> io::Result<libc::c_long> {
+    debug_assert!(op == FUTEX_WAIT || op == FUTEX_WAKE);
+    let timeout = timeout.map_or(ptr::null(), ptr::from_ref);
+    // SAFETY: the address is the low half of an atomic u64 borrowed for the duration of the
+    // call (it lives in a mapping the borrow keeps mapped), so it is valid and 4-byte aligned;
+    // the kernel only reads it atomically. `timeout` is null or points to a live timespec.
+    // FUTEX_WAIT and FUTEX_WAKE ignore the last two arguments.
     let r = unsafe {
         libc::syscall(
             libc::SYS_futex,
             futex_addr(word),
-            FUTEX_WAKE,
-            count,
-            ptr::null::<libc::timespec>(),
+            op,
+            val,
+            timeout,
             ptr::null::<u32>(),
             0u32,
         )
     };
-    if r < 0 { Err(last_error()) } else { Ok(()) }
+    if r < 0 { Err(last_error()) } else { Ok(r) }
 }
 
 /// Facts about this process that a fork changes, cached where a fork wipes them.
@@ -538,35 +589,15 @@ pub(crate) fn init_fork_local() -> io::Result<&'static ForkLocal> {
         return Ok(local);
     }
     let page_size = rustix::param::page_size().max(size_of::<ForkLocal>());
-    // SAFETY: a new private anonymous mapping at an address the kernel chooses.
-    let addr = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            page_size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if addr == libc::MAP_FAILED {
-        return Err(last_error());
-    }
-    // SAFETY: `addr` is the start of the page-aligned mapping of `page_size` bytes made above.
-    if unsafe { libc::madvise(addr, page_size, libc::MADV_WIPEONFORK) } != 0 {
-        let err = last_error();
-        // SAFETY: the mapping made above, not yet shared with anyone.
-        unsafe { libc::munmap(addr, page_size) };
-        return Err(err);
-    }
-    let fresh = addr.cast::<ForkLocal>();
-    match FORK_LOCAL.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => {}
-        Err(_) => {
-            // Another thread published its page first; ours was never shared.
-            // SAFETY: the mapping made above, which nobody else has seen.
-            unsafe { libc::munmap(addr, page_size) };
-        }
+    let page = Region::map(page_size, None)?;
+    page.wipe_on_fork()?;
+    let fresh = page.start::<ForkLocal>().as_ptr();
+    // Another thread may have published its page first; then ours, never shared, is unmapped.
+    if FORK_LOCAL
+        .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        page.leak();
     }
     fork_local().ok_or_else(|| io::Error::other("the fork-local page was not published"))
 }
