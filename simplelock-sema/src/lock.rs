@@ -769,73 +769,7 @@ fn open_object(
     let object = match sys::open(object_name, trust, header.as_ref()) {
         Ok(Some(object)) => object,
         Ok(None) => return Ok(None),
-        Err(OpenError::Foreign { size }) => {
-            return Err(SimpleLockError::unknown(
-                lock,
-                format!(
-                    "the shared memory object {path} is {size} bytes long, not {}: it was \
-                     truncated, or it is not a simplelock semaphore; remove it (rm {path}) when \
-                     nobody uses it",
-                    sys::OBJECT_SIZE
-                ),
-                None,
-            )
-            .with_kind(io::ErrorKind::InvalidData));
-        }
-        Err(OpenError::NotAFile) => {
-            return Err(SimpleLockError::unknown(
-                lock,
-                format!("{path} is not a regular file (a symbolic link, a folder, ...)"),
-                None,
-            )
-            .with_kind(io::ErrorKind::InvalidData));
-        }
-        Err(OpenError::Untrusted {
-            owner,
-            mode,
-            me,
-            denied,
-        }) => {
-            let whose = if owner == me {
-                "this user's own".to_owned()
-            } else {
-                format!("another user's (uid {owner})")
-            };
-            let why = match &denied {
-                Some(err) => format!("this process (uid {me}) may not open it ({err})"),
-                None if owner != me && Some(owner) != trust.owner => format!(
-                    "this process (uid {me}) uses only its own objects unless told to trust \
-                     another user"
-                ),
-                None => format!(
-                    "its mode is wider than the {:#o} asked for, so others may write into it",
-                    trust.widest
-                ),
-            };
-            return Err(SimpleLockError::permission_denied(
-                lock,
-                Some(io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    format!(
-                        "the shared memory object {path} is {whose}, with mode {mode:#o}, and \
-                         {why}. If someone else took the name first, remove it (rm {path}, as \
-                         its owner or root); to share a lock across users on purpose, open it \
-                         with SemaphoreLock::options().with_owner({owner}) and a mode at \
-                         least as wide as {mode:#o}"
-                    ),
-                )),
-            ));
-        }
-        Err(OpenError::Os { doing, err }) => {
-            return Err(match err.raw_os_error() {
-                Some(libc::ENOSPC) => SimpleLockError::unknown(
-                    lock,
-                    format!("{doing}: /dev/shm is full"),
-                    Some(Box::new(err)),
-                ),
-                _ => SimpleLockError::from_io(lock, doing, err),
-            });
-        }
+        Err(err) => return Err(open_error(lock, &path, trust, err)),
     };
     let shared = object.map.shared();
     let magic = shared.magic.load(Ordering::Relaxed);
@@ -879,6 +813,73 @@ fn open_object(
         .with_kind(io::ErrorKind::Unsupported));
     }
     Ok(Some((object, generation)))
+}
+
+/// The error for an object of the lock `lock` (at `path`) that [`sys::open`] refused.
+fn open_error(lock: &str, path: &str, trust: Trust, err: OpenError) -> SimpleLockError {
+    match err {
+        OpenError::Foreign { size } => SimpleLockError::unknown(
+            lock,
+            format!(
+                "the shared memory object {path} is {size} bytes long, not {}: it was \
+                     truncated, or it is not a simplelock semaphore; remove it (rm {path}) when \
+                     nobody uses it",
+                sys::OBJECT_SIZE
+            ),
+            None,
+        )
+        .with_kind(io::ErrorKind::InvalidData),
+        OpenError::NotAFile => SimpleLockError::unknown(
+            lock,
+            format!("{path} is not a regular file (a symbolic link, a folder, ...)"),
+            None,
+        )
+        .with_kind(io::ErrorKind::InvalidData),
+        OpenError::Untrusted {
+            owner,
+            mode,
+            me,
+            denied,
+        } => {
+            let whose = if owner == me {
+                "this user's own".to_owned()
+            } else {
+                format!("another user's (uid {owner})")
+            };
+            let why = match &denied {
+                Some(err) => format!("this process (uid {me}) may not open it ({err})"),
+                None if owner != me && Some(owner) != trust.owner => format!(
+                    "this process (uid {me}) uses only its own objects unless told to trust \
+                     another user"
+                ),
+                None => format!(
+                    "its mode is wider than the {:#o} asked for, so others may write into it",
+                    trust.widest
+                ),
+            };
+            SimpleLockError::permission_denied(
+                lock,
+                Some(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!(
+                        "the shared memory object {path} is {whose}, with mode {mode:#o}, and \
+                         {why}. If someone else took the name first, remove it (rm {path}, as \
+                         its owner or root); to share a lock across users on purpose, open it \
+                         with SemaphoreLock::options().with_owner({owner}) and a mode at \
+                         least as wide as {mode:#o}"
+                    ),
+                )),
+            )
+        }
+        OpenError::Os { doing, err } => match err.raw_os_error() {
+            Some(libc::ENOSPC) => SimpleLockError::unknown(
+                lock,
+                format!("{doing}: /dev/shm is full"),
+                Some(Box::new(err)),
+            ),
+            _ => SimpleLockError::from_io(lock, doing, err),
+        },
+    }
 }
 
 /// A random secret of this process (0 until its first lock is opened): mixed into the marks of
