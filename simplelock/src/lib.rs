@@ -47,7 +47,7 @@ pub fn default_backend(name: &str) -> SimpleLockResult<Box<dyn ConcreteLock + Se
     #[cfg(feature = "file")]
     return Ok(Box::new(FileLock::named(name)?));
     #[cfg(all(feature = "sema", not(feature = "file")))]
-    return Ok(Box::new(SemaphoreLock::named(&name)?));
+    return Ok(Box::new(SemaphoreLock::named(name)?));
     #[cfg(all(feature = "fake", not(any(feature = "file", feature = "sema"))))]
     return Ok(Box::new(FakeLock::named(name)?));
     #[cfg(not(any(feature = "file", feature = "sema", feature = "fake")))]
