@@ -202,12 +202,14 @@ impl Handle {
     }
 
     /// Whether this handle holds the lock.
+    #[inline]
     fn holds(&self, me: u64) -> bool {
         self.owner != 0 && self.owner == me
     }
 
     /// Every acquisition: refuse a second hold, try the fast path, then wait as `wait` says
     /// (started only on the slow path, so the fast path reads no clock).
+    #[inline]
     fn acquire(&mut self, wait: Wait) -> SimpleLockResult<()> {
         let me = self.me()?;
         if self.holds(me) {
@@ -924,6 +926,7 @@ impl ConcreteLock for Handle {
         })
     }
 
+    #[inline]
     fn try_lock(&mut self) -> SimpleLockResult<()> {
         self.acquire(Wait::Try)
     }
@@ -934,10 +937,12 @@ impl ConcreteLock for Handle {
     /// # Errors
     /// Also [`SimpleLockError::WouldDeadlock`] when the calling thread acquired this lock
     /// through another handle that still holds it (see the crate docs, "Ownership").
+    #[inline]
     fn hang_lock(&mut self) -> SimpleLockResult<()> {
         self.acquire(Wait::Forever)
     }
 
+    #[inline]
     fn try_unlock(&mut self) -> SimpleLockResult<()> {
         let me = self.me()?;
         if !self.holds(me) {
