@@ -25,7 +25,20 @@ pub struct LockLost {
 impl LockLost {
     /// The `LockLost` behind `err`, if the error is a lost lock.
     pub fn find(err: &SimpleLockError) -> Option<&LockLost> {
-        err.source()?.downcast_ref()
+        let mut source = err.source();
+        while let Some(s) = source {
+            if let Some(lost) = s.downcast_ref::<LockLost>() {
+                return Some(lost);
+            }
+            // `UnableToUnlock` carries its source in an `io::Error`.
+            if let Some(inner) = s.downcast_ref::<io::Error>().and_then(io::Error::get_ref)
+                && let Some(lost) = inner.downcast_ref::<LockLost>()
+            {
+                return Some(lost);
+            }
+            source = s.source();
+        }
+        None
     }
 }
 
