@@ -389,6 +389,15 @@ impl PostgresLock {
         &self.target.describe
     }
 
+    /// The server process serving this handle's connection (what `pg_terminate_backend` takes),
+    /// while it has a live one.
+    pub fn backend_pid(&self) -> Option<i32> {
+        self.conn
+            .as_ref()
+            .filter(|s| s.conn.alive())
+            .map(|s| s.backend_pid)
+    }
+
     /// The fencing token of the current acquisition, while this handle holds the lock.
     pub fn fencing_token(&self) -> Option<u64> {
         self.held.as_ref().map(|h| h.token)

@@ -55,11 +55,15 @@ fn terminated_backend_loses_the_lock_and_the_next_holder_gets_a_larger_token() {
     assert_eq!(holders.len(), 1);
     assert_eq!(holders[0].client_pid, Some(std::process::id()));
     let terminated: bool = common::raw()
-        .query_one("SELECT pg_terminate_backend($1)", &[&holders[0].backend_pid])
+        .query_one(
+            "SELECT pg_terminate_backend($1)",
+            &[&holders[0].backend_pid],
+        )
         .unwrap()
         .get(0);
     assert!(terminated);
-    b.timed_lock(PATIENCE).expect("the lock of a terminated backend was not released");
+    b.timed_lock(PATIENCE)
+        .expect("the lock of a terminated backend was not released");
     assert!(b.fencing_token().unwrap() > token_a);
     assert_lost(&mut a, &signal);
     b.try_unlock().unwrap();
@@ -80,7 +84,10 @@ fn a_clean_release_is_not_a_loss() {
     assert!(signal.wait(Some(Duration::from_secs(5))).is_none());
     assert!(signal.is_lost().is_none());
     drop(a);
-    assert!(signal.is_lost().is_none(), "closing after a release is not a loss");
+    assert!(
+        signal.is_lost().is_none(),
+        "closing after a release is not a loss"
+    );
 }
 
 /// A TCP proxy between a client and the server: two threads per connection copying bytes, and
@@ -131,10 +138,20 @@ impl Cut {
         let mut cut = Cut(Vec::new());
         for port in ports {
             for dir in ["--sport", "--dport"] {
-                let rule: Vec<String> = ["INPUT", "-p", "tcp", "-s", "127.0.0.1", dir, &port.to_string(), "-j", "DROP"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect();
+                let rule: Vec<String> = [
+                    "INPUT",
+                    "-p",
+                    "tcp",
+                    "-s",
+                    "127.0.0.1",
+                    dir,
+                    &port.to_string(),
+                    "-j",
+                    "DROP",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
                 iptables("-I", &rule);
                 cut.0.push(rule);
             }
@@ -152,12 +169,16 @@ impl Drop for Cut {
 }
 
 fn iptables(op: &str, rule: &[String]) {
-    let out = Command::new("iptables").arg(op).args(rule).output().unwrap_or_else(|e| {
-        panic!(
-            "the network-cut test needs iptables, run as root: {e}. Install it with \
+    let out = Command::new("iptables")
+        .arg(op)
+        .args(rule)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "the network-cut test needs iptables, run as root: {e}. Install it with \
              `apt-get install iptables` (.ci/run does)"
-        )
-    });
+            )
+        });
     assert!(
         out.status.success(),
         "iptables {op} {rule:?} failed (the test must run as root): {}",
@@ -200,22 +221,30 @@ fn network_cut_releases_within_the_bound_and_the_holder_learns_it() {
     a.hang_lock().unwrap();
     let token_a = a.fencing_token().unwrap();
     let signal = a.lost_signal().unwrap();
-    assert!(matches!(b.try_lock(), Err(SimpleLockError::AlreadyLocked { .. })));
+    assert!(matches!(
+        b.try_lock(),
+        Err(SimpleLockError::AlreadyLocked { .. })
+    ));
     let (client_port, upstream_port) = *proxy.connections.lock().unwrap().last().unwrap();
     let cut = Cut::new(&[client_port, upstream_port]);
     let start = Instant::now();
-    b.timed_lock(PATIENCE).expect("the server kept the lock of a cut-off holder");
+    b.timed_lock(PATIENCE)
+        .expect("the server kept the lock of a cut-off holder");
     let released = start.elapsed();
     let learned = signal.wait(Some(PATIENCE)).map(|_| start.elapsed());
-    println!("network cut: the server released after {released:?}, the holder learned it after {learned:?}");
+    println!(
+        "network cut: the server released after {released:?}, the holder learned it after {learned:?}"
+    );
     let bound = Timeouts::default().dead_peer;
     // Not a timing test: without the session settings the lock stays held for hours
     // (tcp_keepalives_idle = 7200 s); the margin only keeps a slow machine from failing.
-    assert!(released < bound * 4, "released after {released:?}, bound {bound:?}");
+    assert!(
+        released < bound * 4,
+        "released after {released:?}, bound {bound:?}"
+    );
     assert!(learned.is_some(), "the cut-off holder was not told");
     assert!(b.fencing_token().unwrap() > token_a);
     assert_lost(&mut a, &signal);
     drop(cut);
     b.try_unlock().unwrap();
 }
-

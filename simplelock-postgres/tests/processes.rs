@@ -55,7 +55,11 @@ fn acquire(lock: &mut PostgresLock, mixed: bool, worker: usize, round: usize) {
 /// second holder would find.
 fn increment(dir: &Path) {
     let marker = dir.join("inside");
-    if let Err(e) = OpenOptions::new().write(true).create_new(true).open(&marker) {
+    if let Err(e) = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+    {
         panic!("two holders at once: the marker exists ({e})");
     }
     let counter = dir.join("counter");
@@ -131,7 +135,8 @@ const KILLS: usize = 20;
 fn kill_storm_releases_every_time() {
     const TEST: &str = "kill_storm_releases_every_time";
     if role().as_deref() == Some("holder") {
-        let mut lock = PostgresLock::new(common::url(), &std::env::var(common::LOCK).unwrap()).unwrap();
+        let mut lock =
+            PostgresLock::new(common::url(), &std::env::var(common::LOCK).unwrap()).unwrap();
         lock.hang_lock().unwrap();
         say(format!("held {}", lock.fencing_token().unwrap()));
         loop {
@@ -145,7 +150,10 @@ fn kill_storm_releases_every_time() {
         let mut holder = Proc::spawn(child(TEST, "holder").env(common::LOCK, &name));
         let said = holder.next();
         let token: u64 = said.strip_prefix("held ").unwrap().parse().unwrap();
-        assert!(token > last_token, "kill {kill}: token {token} after {last_token}");
+        assert!(
+            token > last_token,
+            "kill {kill}: token {token} after {last_token}"
+        );
         match me.try_lock() {
             Err(SimpleLockError::AlreadyLocked { holder: who, .. }) => {
                 let who = who.expect("the holder is named");
@@ -158,7 +166,10 @@ fn kill_storm_releases_every_time() {
         me.timed_lock(PATIENCE)
             .unwrap_or_else(|e| panic!("kill {kill}: the lock was not released: {e}"));
         let mine = me.fencing_token().unwrap();
-        assert!(mine > token, "kill {kill}: token {mine} not above the dead holder's {token}");
+        assert!(
+            mine > token,
+            "kill {kill}: token {mine} not above the dead holder's {token}"
+        );
         last_token = mine;
         me.try_unlock().unwrap();
     }
@@ -170,7 +181,8 @@ fn kill_storm_releases_every_time() {
 fn waiter_killed_while_waiting_leaves_nothing() {
     const TEST: &str = "waiter_killed_while_waiting_leaves_nothing";
     if role().as_deref() == Some("waiter") {
-        let mut lock = PostgresLock::new(common::url(), &std::env::var(common::LOCK).unwrap()).unwrap();
+        let mut lock =
+            PostgresLock::new(common::url(), &std::env::var(common::LOCK).unwrap()).unwrap();
         say("waiting");
         lock.hang_lock().unwrap();
         say("acquired");
@@ -218,10 +230,15 @@ fn fencing_tokens_strictly_increase_across_processes() {
     if role().as_deref() == Some("tokens") {
         let file = PathBuf::from(std::env::var(common::FILE).unwrap());
         let worker: usize = std::env::var("WORKER").unwrap().parse().unwrap();
-        let mut lock = PostgresLock::new(common::url(), &std::env::var(common::LOCK).unwrap()).unwrap();
+        let mut lock =
+            PostgresLock::new(common::url(), &std::env::var(common::LOCK).unwrap()).unwrap();
         for round in 0..TOKEN_ROUNDS {
             acquire(&mut lock, true, worker, round);
-            let mut out = OpenOptions::new().append(true).create(true).open(&file).unwrap();
+            let mut out = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&file)
+                .unwrap();
             writeln!(out, "{}", lock.fencing_token().unwrap()).unwrap();
             lock.try_unlock().unwrap();
         }
