@@ -290,22 +290,10 @@ fn describe(config: &Config) -> String {
         None => "localhost".to_owned(),
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
-    let user = config
-        .get_user()
-        .map(str::to_owned)
-        .unwrap_or_else(default_user);
-    let db = config
-        .get_dbname()
-        .map(str::to_owned)
-        .unwrap_or_else(|| user.clone());
-    format!("{user}@{host}:{port}/{db}")
-}
-
-/// The user tokio-postgres logs in as when none is given: the user running this process.
-fn default_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "?".to_owned())
+    let user = config.get_user().map_or(String::new(), |u| format!("{u}@"));
+    // Without a database name the server takes the user's name.
+    let db = config.get_dbname().unwrap_or("");
+    format!("{user}{host}:{port}/{db}")
 }
 
 /// One connection: the client half and the watchdog's state.

@@ -53,7 +53,7 @@ impl Error for LockLost {}
 /// The error for a lock that was lost while `doing` something.
 pub(crate) fn lost(lock: &str, doing: &str, reason: String) -> SimpleLockError {
     let lost = LockLost { reason };
-    SimpleLockError::unknown(lock, format!("{doing}: {lost}"), Some(Box::new(lost)))
+    SimpleLockError::unknown(lock, doing, Some(Box::new(lost)))
 }
 
 /// `err` and its sources, joined with ": ".
@@ -96,19 +96,17 @@ pub(crate) fn connect_error(lock: &str, server: &str, e: tokio_postgres::Error) 
             )
         }
         Some(_) => db_message(&e),
+        // The driver's error, kept as the source, says the rest.
         None => {
             let text = chain(&e);
-            let io = io_kind(&e);
-            match io {
+            match io_kind(&e) {
                 Some(io::ErrorKind::ConnectionRefused) | Some(io::ErrorKind::NotFound) => {
-                    format!(
-                        "cannot reach the server (is it running, and is the address right?): {text}"
-                    )
+                    "cannot reach the server (is it running, and is the address right?)".to_owned()
                 }
                 _ if text.contains("timeout") || text.contains("timed out") => {
-                    format!("cannot reach the server in time: {text}")
+                    "cannot reach the server in time".to_owned()
                 }
-                _ => format!("cannot connect: {text}"),
+                _ => "cannot connect".to_owned(),
             }
         }
     };
@@ -151,7 +149,7 @@ pub(crate) fn query_error(lock: &str, doing: &str, e: tokio_postgres::Error) -> 
             "{doing}: the server's lock table is full (raise max_locks_per_transaction): {}",
             db_message(&e)
         ),
-        _ => format!("{doing}: {}", chain(&e)),
+        _ => doing.to_owned(),
     };
     SimpleLockError::unknown(lock, message, Some(Box::new(e)))
 }

@@ -865,7 +865,7 @@ impl ConcreteLock for PostgresLock {
             self.conn = None;
             SimpleLockError::unable_to_unlock(
                 &self.name,
-                format!("the lock was lost before the release: {reason}"),
+                "the lock was lost before the release",
                 Some(std::io::Error::other(LockLost { reason })),
             )
         })

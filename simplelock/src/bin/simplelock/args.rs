@@ -15,13 +15,20 @@ usage:
   simplelock remove NAME                               delete a semaphore lock's kernel object
 
 options:
-  -b, --backend file|sema   where the lock lives [file]: `file` is NAME.lock in the lock
+  -b, --backend file|sema|postgres
+                            where the lock lives [file]: `file` is NAME.lock in the lock
                             folder ($SIMPLELOCK_DIR, else $XDG_RUNTIME_DIR/simplelock, else
-                            /tmp/simplelock-UID); `sema` is shared memory /dev/shm/sl.NAME
+                            /tmp/simplelock-UID); `sema` is shared memory /dev/shm/sl.NAME;
+                            `postgres` is an advisory lock on a PostgreSQL server, shared by
+                            every machine that uses it (COMMAND gets the lock's fencing
+                            token in $SIMPLELOCK_FENCING_TOKEN)
+      --url URL             (postgres) the server, e.g. postgres://user@host/db?sslmode=require;
+                            else $SIMPLELOCK_POSTGRES_URL, else the PG* variables (PGHOST, ...)
   -f, --file PATH           lock this file instead of a named lock (file backend)
   -n, --nonblock            fail at once if the lock is held
   -w, --timeout SECS        give up after SECS seconds (decimals allowed)
-  -s, --shared              take a shared (reader) lock: many readers, no writer (file only)
+  -s, --shared              take a shared (reader) lock: many readers, no writer (file and
+                            postgres)
   -E, --conflict-exit-code N
                             exit status when the lock was not acquired [1]
       --json                (status) print JSON
@@ -59,6 +66,7 @@ pub(crate) mod exit {
 pub(crate) enum Backend {
     File,
     Sema,
+    Postgres,
 }
 
 /// Which lock.
@@ -112,6 +120,7 @@ pub(crate) fn parse(args: Vec<OsString>) -> Result<Invocation, Usage> {
     let mut shared = false;
     let mut conflict_exit_code = 1;
     let mut json = false;
+    let mut url_given = false;
     let mut positional: Vec<String> = Vec::new();
     let mut command = None;
     while let Some(arg) = args.next() {
@@ -150,11 +159,22 @@ pub(crate) fn parse(args: Vec<OsString>) -> Result<Invocation, Usage> {
             "-h" | "--help" => return switch().map(|()| Invocation::Help),
             "-V" | "--version" => return switch().map(|()| Invocation::Version),
             "-b" | "--backend" => {
-                backend = Some(match value("a backend (file or sema)")?.as_str() {
-                    "file" => Backend::File,
-                    "sema" => Backend::Sema,
-                    other => return Err(format!("unknown backend {other:?}: use file or sema")),
-                })
+                backend = Some(
+                    match value("a backend (file, sema or postgres)")?.as_str() {
+                        "file" => Backend::File,
+                        "sema" => Backend::Sema,
+                        "postgres" => Backend::Postgres,
+                        other => {
+                            return Err(format!(
+                                "unknown backend {other:?}: use file, sema or postgres"
+                            ));
+                        }
+                    },
+                )
+            }
+            "--url" => {
+                url_given = true;
+                crate::pg::set_url(value("a PostgreSQL URL")?);
             }
             // A path is whatever bytes the system allows.
             "-f" | "--file" => file = Some(PathBuf::from(raw_value("a path")?)),
@@ -195,6 +215,9 @@ pub(crate) fn parse(args: Vec<OsString>) -> Result<Invocation, Usage> {
         }
     }
 
+    if url_given && backend != Some(Backend::Postgres) {
+        return Err("--url is for the postgres backend: add -b postgres".into());
+    }
     let subcommand = positional.first().map(String::as_str);
     if command.is_none() && matches!(subcommand, Some("status" | "remove")) {
         let sub = positional.remove(0);
@@ -237,6 +260,9 @@ pub(crate) fn parse(args: Vec<OsString>) -> Result<Invocation, Usage> {
     };
     let target = target(&mut positional, file, "the lock")?;
     let backend = backend.unwrap_or(Backend::File);
+    if matches!(target, Target::Path(_)) && backend == Backend::Postgres {
+        return Err("--file needs the file backend: a PostgreSQL lock has a NAME".into());
+    }
     if shared && backend == Backend::Sema {
         return Err("--shared needs the file backend: a semaphore lock has one holder".into());
     }

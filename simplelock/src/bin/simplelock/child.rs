@@ -28,6 +28,11 @@ const FORWARDED: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
 
 /// Runs `command` to its end and returns the exit status to leave with.
 pub(crate) fn run(command: &[OsString]) -> i32 {
+    run_with_env(command, &[])
+}
+
+/// [`run`], with `env` added to the command's environment.
+pub(crate) fn run_with_env(command: &[OsString], env: &[(&str, String)]) -> i32 {
     // Catch the signals before the command exists, so that none ends us in between.
     let mut signals = match SignalsInfo::<WithOrigin>::new(FORWARDED) {
         Ok(signals) => signals,
@@ -85,6 +90,7 @@ pub(crate) fn run(command: &[OsString]) -> i32 {
 
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..]);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     let parent = std::process::id();
     #[allow(unsafe_code)]
     // SAFETY: the closure runs in the forked child before exec and calls only prctl(2) and

@@ -7,6 +7,7 @@
 
 mod args;
 mod child;
+mod pg;
 
 use std::env;
 use std::io::{IsTerminal, Write};
@@ -118,6 +119,7 @@ fn open(
                 "a semaphore lock has a name, not a path",
             ));
         }
+        (Backend::Postgres, target) => Box::new(pg::open(target, shared)?),
     })
 }
 
@@ -138,6 +140,9 @@ fn describe(target: &Target) -> String {
 
 /// `simplelock [OPTIONS] NAME -- COMMAND`: lock, run, unlock, pass the status on.
 fn run_command(run: &RunArgs) -> i32 {
+    if run.backend == Backend::Postgres {
+        return pg::run_command(run);
+    }
     let mut lock = match open(run.backend, &run.target, run.shared) {
         Ok(lock) => lock,
         Err(err) => return fail(&err, run.conflict_exit_code),
@@ -220,6 +225,11 @@ fn status(backend: Backend, target: &Target, json: bool) -> SimpleLockResult<i32
         }
         // Refused by `open`: a semaphore lock has no path.
         (Backend::Sema, Target::Path(_)) => (Some(open(backend, target, false)?), String::new()),
+        (Backend::Postgres, target) => {
+            let lock = pg::open(target, false)?;
+            let location = lock.server().to_owned();
+            (Some(Box::new(lock)), location)
+        }
     };
     let (held, holder) = match &lock {
         None => (false, None),
@@ -231,6 +241,7 @@ fn status(backend: Backend, target: &Target, json: bool) -> SimpleLockResult<i32
     let backend_name = match backend {
         Backend::File => "file",
         Backend::Sema => "sema",
+        Backend::Postgres => "postgres",
     };
     if json {
         let json = status_json(
@@ -255,6 +266,12 @@ fn status(backend: Backend, target: &Target, json: bool) -> SimpleLockResult<i32
 
 fn holder_text(holder: &Holder) -> String {
     let mut text = format!("pid {}", holder.pid);
+    if let Some(program) = &holder.program {
+        text.push_str(&format!(" ({program})"));
+    }
+    if let Some(host) = &holder.host {
+        text.push_str(&format!(" on {host}"));
+    }
     if let Some(since) = holder.since {
         text.push_str(&format!(" since {}", utc(since)));
         if let Ok(age) = since.elapsed() {
