@@ -15,6 +15,7 @@ use std::time::Instant;
 
 mod bench;
 mod ci;
+mod pg;
 mod stress;
 
 /// What went wrong in a task, said in one line.
