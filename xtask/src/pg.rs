@@ -30,6 +30,8 @@ struct Cluster {
     dir: PathBuf,
     /// The user the cluster runs as, when we are root (PostgreSQL refuses to run as root).
     run_as: Option<String>,
+    /// `pg_ctl`, to stop it.
+    pg_ctl: String,
 }
 
 impl Server {
@@ -43,13 +45,21 @@ impl Drop for Server {
     fn drop(&mut self) {
         if let Some(cluster) = &self.cluster {
             let dir = cluster.dir.join("data").display().to_string();
-            let _ = as_user(
+            let stop = as_user(
                 &cluster.run_as,
-                "pg_ctl",
+                &cluster.pg_ctl,
                 &["-D", &dir, "-m", "immediate", "stop"],
             )
             .status();
-            let _ = fs::remove_dir_all(&cluster.dir);
+            match stop {
+                Ok(status) if status.success() => {
+                    let _ = fs::remove_dir_all(&cluster.dir);
+                }
+                // Keep the folder, so that whoever looks can stop the server.
+                other => eprintln!(
+                    "xtask: the throwaway PostgreSQL cluster in {dir} did not stop: {other:?}"
+                ),
+            }
         }
     }
 }
@@ -135,6 +145,7 @@ fn start_cluster(bin: &Path) -> Result<Server, String> {
         cluster: Some(Cluster {
             dir: dir.clone(),
             run_as: run_as.clone(),
+            pg_ctl: pg_ctl.clone(),
         }),
     };
     crate::step(as_user(
