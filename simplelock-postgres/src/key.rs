@@ -1,34 +1,35 @@
-//! Name → advisory-lock key: a stable formula that other languages can reproduce.
-//!
-//! PostgreSQL advisory locks are keyed by one `bigint` (or a pair of `int`s, a separate key
-//! space we do not use). A named lock's key is
-//!
-//! ```text
-//! key = the first 8 bytes of SHA-256(UTF-8 bytes of the name), read as a big-endian signed
-//!       64-bit integer (two's complement)
-//! ```
-//!
-//! with no prefix, salt or normalisation, so any language takes the same lock:
-//!
-//! ```text
-//! Python: int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-//! Go:     int64(binary.BigEndian.Uint64(sha256.Sum256([]byte(name))[:8]))
-//! SQL:    SELECT ('x' || left(encode(sha256(convert_to('deploy', 'UTF8')), 'hex'), 16))::bit(64)::bigint
-//! ```
-//!
-//! The formula is part of the crate's stable interface: changing it would let an old and a new
-//! version of a program hold "the same" lock at once, so it will not change.
-//!
-//! **Collisions.** Two different names collide with probability about n²/2⁶⁵ for n names in
-//! use in one database (10⁶ names: ~3·10⁻⁸). A collision never lets two holders in; it makes the
-//! two names one lock, so one job waits for an unrelated one, and `holder()` shows the other
-//! job. The same goes for a name whose key happens to equal an integer key chosen by hand
-//! ([`PostgresLock::with_key`](crate::PostgresLock::with_key)) or by another program in the same
-//! database: keep hand-picked keys to a documented range, or use names everywhere.
+//! Name → advisory-lock key (documented on [`key_for_name`]).
 
 use sha2::{Digest, Sha256};
 
-/// The advisory-lock key of the lock named `name` (see the [module docs](self) for the formula).
+/// The advisory-lock key of the lock named `name`: a stable formula that other languages can
+/// reproduce.
+///
+/// PostgreSQL advisory locks are keyed by one `bigint` (or a pair of `int`s, a separate key
+/// space we do not use). A named lock's key is
+///
+/// ```text
+/// key = the first 8 bytes of SHA-256(UTF-8 bytes of the name), read as a big-endian signed
+///       64-bit integer (two's complement)
+/// ```
+///
+/// with no prefix, salt or normalisation, so any language takes the same lock:
+///
+/// ```text
+/// Python: int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+/// Go:     h := sha256.Sum256([]byte(name)); key := int64(binary.BigEndian.Uint64(h[:8]))
+/// SQL:    SELECT ('x' || left(encode(sha256(convert_to('deploy', 'UTF8')), 'hex'), 16))::bit(64)::bigint
+/// ```
+///
+/// The formula is part of the crate's stable interface: changing it would let an old and a new
+/// version of a program hold "the same" lock at once, so it will not change.
+///
+/// **Collisions.** Two different names collide with probability about n²/2⁶⁵ for n names in
+/// use in one database (10⁶ names: ~3·10⁻⁸). A collision never lets two holders in; it makes the
+/// two names one lock, so one job waits for an unrelated one, and `holder()` shows the other
+/// job. The same goes for a name whose key happens to equal an integer key chosen by hand
+/// ([`PostgresLock::with_key`](crate::PostgresLock::with_key)) or by another program in the same
+/// database: keep hand-picked keys to a documented range, or use names everywhere.
 pub fn key_for_name(name: &str) -> i64 {
     let digest = Sha256::digest(name.as_bytes());
     let mut first = [0u8; 8];
