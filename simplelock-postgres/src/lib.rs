@@ -122,6 +122,9 @@
 //!
 //! # Connecting
 //!
+//! The server must be PostgreSQL 14 or newer (`pg_current_xact_id()` is 13+,
+//! `client_connection_check_interval` 14+).
+//!
 //! [`PostgresLock::new`] takes a libpq-style URL (`postgres://user:password@host:port/db?
 //! sslmode=require`) or `key=value` string; what it leaves out comes from the `PG*` variables
 //! (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`,

@@ -30,7 +30,7 @@ pub(crate) fn url() -> &'static str {
             .unwrap_or_else(|_| "postgres://127.0.0.1:5432/test".to_owned());
         if let Err(e) = PostgresLock::new(&url, "simplelock-test-probe") {
             panic!(
-                "these tests need a PostgreSQL server (10 or newer): none usable at {url:?}: {e} \
+                "these tests need a PostgreSQL server (14 or newer): none usable at {url:?}: {e} \
                  ({e:?}).\nStart one (e.g. `apt-get install postgresql`, or `cargo xtask ci`, \
                  which starts a throwaway cluster when initdb/pg_ctl are installed) and point \
                  SIMPLELOCK_POSTGRES_URL at a database this user may connect to."
