@@ -30,15 +30,29 @@ struct Results {
     criterion: BTreeMap<String, f64>,
     /// `RESULT` lines of the contention example: kind → (key → value).
     multi: Vec<BTreeMap<String, String>>,
+    /// The PostgreSQL measurements, the same way (see `postgres.rs`).
+    postgres: Vec<BTreeMap<String, String>>,
 }
 
 pub(crate) fn main(args: &[String]) -> TaskResult {
     let mut quick = false;
-    for arg in args {
+    let mut only = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
-            other => return Err(format!("unknown bench option {other:?} (only --quick)")),
+            "--only" => only = args.next().cloned(),
+            other => {
+                return Err(format!(
+                    "unknown bench option {other:?} (--quick, --only postgres)"
+                ));
+            }
         }
+    }
+    match only.as_deref() {
+        None => {}
+        Some("postgres") => return postgres::only(quick),
+        Some(other) => return Err(format!("--only takes postgres, not {other:?}")),
     }
     let started = SystemTime::now();
     let exe = contention_example()?;
@@ -83,6 +97,8 @@ pub(crate) fn main(args: &[String]) -> TaskResult {
         command.args(&run).env("TMPDIR", LOCK_FILES);
         results.multi.extend(capture_results(command)?);
     }
+
+    results.postgres = postgres::run(quick)?;
 
     let report = report::Report::new(&results, machine());
     println!("\n{}", report.markdown());
@@ -275,4 +291,5 @@ fn machine() -> String {
     )
 }
 
+mod postgres;
 mod report;

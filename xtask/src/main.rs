@@ -52,7 +52,8 @@ tasks:
               --backend file|sema|flock|none|all  --procs N  --iterations N  --kills N
               --duration SECS  --hold-us N  --mode hang|try|timed|mix  --quick (CI's size)
   bench     criterion and multi-process benchmarks, written into README.md and docs/bench.svg;
-              --quick for a shorter, noisier run
+              --quick for a shorter, noisier run; --only postgres for the PostgreSQL part
+              alone (into its README section)
 ";
 
 /// The workspace root.

@@ -34,7 +34,7 @@ fn goal_cell(goal: Option<Goal>) -> String {
 }
 
 /// A number of nanoseconds, in the unit that reads best.
-fn duration(ns: f64) -> String {
+pub(super) fn duration(ns: f64) -> String {
     if ns < 1e3 {
         format!("{ns:.1} ns")
     } else if ns < 1e6 {
@@ -68,6 +68,7 @@ pub(crate) struct Report {
     handoff: Vec<(String, String, f64, f64)>,
     throughput: Vec<(String, f64)>,
     recovery: Vec<(String, f64, f64, u64)>,
+    postgres: Vec<std::collections::BTreeMap<String, String>>,
 }
 
 impl Report {
@@ -107,6 +108,7 @@ impl Report {
             handoff,
             throughput,
             recovery,
+            postgres: results.postgres.clone(),
         }
     }
 
@@ -236,6 +238,13 @@ impl Report {
                 goal_cell(goal)
             );
         }
+        let _ = write!(
+            md,
+            "\n{}\n{}{}\n",
+            super::postgres::BEGIN,
+            super::postgres::markdown(&self.postgres),
+            super::postgres::END
+        );
         md.push_str("\n![benchmark chart](docs/bench.svg)\n");
         md
     }
@@ -290,6 +299,19 @@ impl Report {
                 })
                 .collect(),
         });
+        let postgres = super::postgres::bars(&self.postgres);
+        if !postgres.is_empty() {
+            panels.push(Panel {
+                title: "PostgreSQL: PostgresLock vs raw advisory-lock calls (median)".into(),
+                unit: "time",
+                log: false,
+                show: duration,
+                bars: postgres
+                    .into_iter()
+                    .map(|(label, value, ours)| Bar { label, value, ours })
+                    .collect(),
+            });
+        }
         render(&panels, &self.machine)
     }
 }

@@ -1,0 +1,203 @@
+//! The PostgreSQL measurements of `cargo xtask bench`: one round trip, uncontended lock+unlock,
+//! and handoff from one client's release to another client's return from its blocked lock
+//! call — each for `PostgresLock` and for the same advisory-lock calls made raw with the
+//! `postgres` crate, in the same run. Prints `RESULT pg-... key=value` lines.
+//!
+//! `cargo run --release -p simplelock-postgres --example pg_bench -- [SAMPLES]`, with the server
+//! in `$SIMPLELOCK_POSTGRES_URL` (else `postgres://127.0.0.1:5432/test`). Both sides connect
+//! without TLS, so that only the lock code differs.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use simplelock_core::ConcreteLock;
+use simplelock_postgres::{PostgresLock, key_for_name};
+
+fn url() -> String {
+    let url = std::env::var("SIMPLELOCK_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://127.0.0.1:5432/test".to_owned());
+    if url.contains("://") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}sslmode=disable")
+    } else {
+        format!("{url} sslmode=disable")
+    }
+}
+
+fn raw() -> postgres::Client {
+    postgres::Client::connect(&url(), postgres::NoTls).expect("connecting to the server")
+}
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn p99(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[(v.len() * 99 / 100).min(v.len() - 1)]
+}
+
+/// One side of the lock, ours or raw, with the same three calls.
+enum Client {
+    Ours(PostgresLock),
+    Raw(
+        postgres::Client,
+        postgres::Statement,
+        postgres::Statement,
+        i64,
+    ),
+}
+
+impl Client {
+    fn new(kind: &str, name: &str) -> Client {
+        match kind {
+            "ours" => Client::Ours(PostgresLock::new(&url(), name).unwrap()),
+            _ => {
+                let mut c = raw();
+                let lock = c.prepare("SELECT pg_advisory_lock($1)").unwrap();
+                let unlock = c.prepare("SELECT pg_advisory_unlock($1)").unwrap();
+                Client::Raw(c, lock, unlock, key_for_name(name))
+            }
+        }
+    }
+    fn lock(&mut self) {
+        match self {
+            Client::Ours(l) => l.hang_lock().unwrap(),
+            Client::Raw(c, lock, _, key) => {
+                c.query_one(&*lock, &[key]).unwrap();
+            }
+        }
+    }
+    fn unlock(&mut self) {
+        match self {
+            Client::Ours(l) => l.try_unlock().unwrap(),
+            Client::Raw(c, _, unlock, key) => {
+                let released: bool = c.query_one(&*unlock, &[key]).unwrap().get(0);
+                assert!(released);
+            }
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("waiter") {
+        return waiter(&args[1], &args[2]);
+    }
+    let samples: usize = args.first().and_then(|s| s.parse().ok()).unwrap_or(300);
+    let name = format!("bench-{}", std::process::id());
+
+    let mut c = raw();
+    let one = c.prepare("SELECT 1").unwrap();
+    let rt: Vec<f64> = (0..samples)
+        .map(|_| {
+            let t = Instant::now();
+            c.query_one(&one, &[]).unwrap();
+            t.elapsed().as_nanos() as f64
+        })
+        .collect();
+    println!("RESULT pg-roundtrip median_ns={:.0}", median(rt));
+
+    for kind in ["raw", "ours"] {
+        let mut client = Client::new(kind, &format!("{name}-u"));
+        let pairs: Vec<f64> = (0..samples)
+            .map(|_| {
+                let t = Instant::now();
+                client.lock();
+                client.unlock();
+                t.elapsed().as_nanos() as f64
+            })
+            .collect();
+        println!(
+            "RESULT pg-uncontended impl={kind} median_ns={:.0}",
+            median(pairs)
+        );
+    }
+
+    for kind in ["raw", "ours"] {
+        let lock_name = format!("{name}-h-{kind}");
+        let key = key_for_name(&lock_name);
+        let (hi, lo) = (
+            ((key as u64) >> 32) as i64,
+            ((key as u64) & 0xffff_ffff) as i64,
+        );
+        let mut holder = Client::new(kind, &lock_name);
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["waiter", kind, &lock_name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut to_child = child.stdin.take().unwrap();
+        let mut from_child = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let mut handoffs = Vec::new();
+        for _ in 0..samples {
+            holder.lock();
+            writeln!(to_child, "go").unwrap();
+            line.clear();
+            from_child.read_line(&mut line).unwrap();
+            // Until the server lists the waiter, it may not be waiting yet.
+            let start = Instant::now();
+            loop {
+                let waiting: i64 = c
+                    .query_one(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                         AND classid::bigint = $1 AND objid::bigint = $2",
+                        &[&hi, &lo],
+                    )
+                    .unwrap()
+                    .get(0);
+                if waiting > 0 {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "the waiter never waited"
+                );
+            }
+            let released_at = now_ns();
+            holder.unlock();
+            line.clear();
+            from_child.read_line(&mut line).unwrap();
+            let acquired_at: u128 = line.trim().parse().unwrap();
+            handoffs.push(acquired_at.saturating_sub(released_at) as f64);
+        }
+        drop(to_child);
+        child.wait().unwrap();
+        println!(
+            "RESULT pg-handoff impl={kind} median_ns={:.0} p99_ns={:.0} samples={samples}",
+            median(handoffs.clone()),
+            p99(handoffs)
+        );
+    }
+}
+
+/// The waiting client: on each `go`, says it is about to wait, waits, and reports when its lock
+/// call returned (before releasing).
+fn waiter(kind: &str, name: &str) {
+    let mut client = Client::new(kind, name);
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    for line in stdin.lock().lines() {
+        if line.unwrap() != "go" {
+            break;
+        }
+        writeln!(out, "waiting").unwrap();
+        out.flush().unwrap();
+        client.lock();
+        let at = now_ns();
+        client.unlock();
+        writeln!(out, "{at}").unwrap();
+        out.flush().unwrap();
+    }
+}
