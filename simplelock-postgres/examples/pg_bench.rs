@@ -1,7 +1,7 @@
 //! The PostgreSQL measurements of `cargo xtask bench`: one round trip, uncontended lock+unlock,
 //! and handoff from one client's release to another client's return from its blocked lock
 //! call — each for `PostgresLock` and for the same advisory-lock calls made raw with the
-//! `postgres` crate, in the same run. Prints `RESULT pg-... key=value` lines.
+//! `postgres` crate (`raw`), and raw plus the fencing token (`raw-token`), in the same run. Prints `RESULT pg-... key=value` lines.
 //!
 //! `cargo run --release -p simplelock-postgres --example pg_bench -- [SAMPLES]`, with the server
 //! in `$SIMPLELOCK_POSTGRES_URL` (else `postgres://127.0.0.1:5432/test`). Both sides connect
@@ -47,8 +47,12 @@ fn p99(mut v: Vec<f64>) -> f64 {
 }
 
 /// One side of the lock, ours or raw, with the same three calls.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a couple of values per process, never moved in a loop"
+)]
 enum Client {
-    Ours(PostgresLock),
+    Ours(Box<PostgresLock>),
     Raw(
         postgres::Client,
         postgres::Statement,
@@ -60,10 +64,25 @@ enum Client {
 impl Client {
     fn new(kind: &str, name: &str) -> Client {
         match kind {
-            "ours" => Client::Ours(PostgresLock::new(&url(), name).unwrap()),
+            "ours" => Client::Ours(Box::new(PostgresLock::new(&url(), name).unwrap())),
+            "ours-no-token" => Client::Ours(Box::new(
+                PostgresLock::builder(name)
+                    .url(url())
+                    .without_fencing_tokens()
+                    .open()
+                    .unwrap(),
+            )),
             _ => {
                 let mut c = raw();
-                let lock = c.prepare("SELECT pg_advisory_lock($1)").unwrap();
+                // `raw-token`: the raw call plus the fencing token PostgresLock takes (a
+                // transaction id, whose commit waits for a WAL flush), to tell the token's cost
+                // from the rest.
+                let sql = if kind == "raw-token" {
+                    "SELECT pg_current_xact_id()::text FROM pg_advisory_lock($1)"
+                } else {
+                    "SELECT pg_advisory_lock($1)"
+                };
+                let lock = c.prepare(sql).unwrap();
                 let unlock = c.prepare("SELECT pg_advisory_unlock($1)").unwrap();
                 Client::Raw(c, lock, unlock, key_for_name(name))
             }
@@ -107,7 +126,7 @@ fn main() {
         .collect();
     println!("RESULT pg-roundtrip median_ns={:.0}", median(rt));
 
-    for kind in ["raw", "ours"] {
+    for kind in ["raw", "raw-token", "ours", "ours-no-token"] {
         let mut client = Client::new(kind, &format!("{name}-u"));
         let pairs: Vec<f64> = (0..samples)
             .map(|_| {
@@ -123,7 +142,7 @@ fn main() {
         );
     }
 
-    for kind in ["raw", "ours"] {
+    for kind in ["raw", "raw-token", "ours", "ours-no-token"] {
         let lock_name = format!("{name}-h-{kind}");
         let key = key_for_name(&lock_name);
         let (hi, lo) = (

@@ -77,6 +77,11 @@
 //! sequences 32 values ahead, so a promoted replica continues above every value handed out).
 //! The two kinds of tokens are not comparable with each other.
 //!
+//! Where no storage checks tokens, [`PostgresLockBuilder::without_fencing_tokens`] spares both
+//! costs: an acquisition is then the bare advisory-lock call (plus `application_name`).
+//! Measured on one machine (see the README's benchmarks), the transaction-id token's commit
+//! flush is most of the difference between `PostgresLock` and a raw `pg_advisory_lock`.
+//!
 //! # A lost lock
 //!
 //! A session-level advisory lock lives as long as the connection that took it. When the
@@ -172,6 +177,9 @@ pub enum FencingTokens {
     TransactionId,
     /// `nextval` of this sequence (a possibly schema-qualified name), created if missing.
     Sequence(String),
+    /// No token: [`PostgresLock::fencing_token`] is `None`, and an acquisition costs neither a
+    /// transaction id nor a WAL flush.
+    Disabled,
 }
 
 /// How a [`PostgresLock`] is opened: the server, the lock (a name or a key), its mode, where
@@ -207,6 +215,12 @@ impl PostgresLockBuilder {
         self
     }
 
+    /// Take no fencing tokens (see [`FencingTokens::Disabled`]).
+    pub fn without_fencing_tokens(mut self) -> Self {
+        self.tokens = FencingTokens::Disabled;
+        self
+    }
+
     /// How quickly dead peers are noticed, and connecting's timeout.
     pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
         self.timeouts = timeouts;
@@ -224,7 +238,7 @@ impl PostgresLockBuilder {
             return Err(SimpleLockError::invalid_name("", "the name is empty"));
         }
         let sequence = match &self.tokens {
-            FencingTokens::TransactionId => None,
+            FencingTokens::TransactionId | FencingTokens::Disabled => None,
             FencingTokens::Sequence(seq) => {
                 let plain = |part: &str| {
                     part.chars()
@@ -254,6 +268,7 @@ impl PostgresLockBuilder {
             shared: self.shared,
             target,
             sequence,
+            tokens: self.tokens != FencingTokens::Disabled,
             conn: None,
             held: None,
             owner: std::process::id(),
@@ -273,6 +288,8 @@ pub struct PostgresLock {
     /// The token sequence's name (checked: `[schema.]name` of lowercase letters, digits and
     /// `_`, so it needs no quoting); `None` for transaction ids.
     sequence: Option<String>,
+    /// Whether acquisitions take a fencing token.
+    tokens: bool,
     conn: Option<Session>,
     held: Option<Held>,
     /// The process that opened the handle: a forked child must not use it.
@@ -403,7 +420,7 @@ impl PostgresLock {
 
     /// The fencing token of the current acquisition, while this handle holds the lock.
     pub fn fencing_token(&self) -> Option<u64> {
-        self.held.as_ref().map(|h| h.token)
+        self.held.as_ref().filter(|_| self.tokens).map(|h| h.token)
     }
 
     /// When this handle acquired the lock (this machine's clock), while it holds it.
@@ -544,6 +561,8 @@ impl PostgresLock {
     /// checks the token sequence.
     fn prepare(&self, conn: Conn) -> SimpleLockResult<Session> {
         let token = match &self.sequence {
+            // Any non-NULL value: `try_lock` tells success by it.
+            None if !self.tokens => "0::bigint".to_owned(),
             None => "pg_current_xact_id()::text::bigint".to_owned(),
             Some(seq) => format!("nextval('{seq}'::regclass)"),
         };

@@ -293,6 +293,28 @@ fn sequence_tokens_increase_and_a_cached_sequence_is_refused() {
 }
 
 #[test]
+fn without_tokens_the_lock_still_excludes_and_has_no_token() {
+    let name = common::name("notokens");
+    let open = || {
+        PostgresLock::builder(&name)
+            .url(common::url())
+            .without_fencing_tokens()
+            .open()
+            .unwrap()
+    };
+    let (mut a, mut b) = (open(), open());
+    a.try_lock().unwrap();
+    assert_eq!(a.fencing_token(), None);
+    assert!(matches!(
+        b.try_lock(),
+        Err(SimpleLockError::AlreadyLocked { .. })
+    ));
+    a.try_unlock().unwrap();
+    b.timed_lock(std::time::Duration::from_secs(5)).unwrap();
+    b.try_unlock().unwrap();
+}
+
+#[test]
 fn waiting_on_a_lock_this_thread_holds_is_would_deadlock() {
     let name = common::name("deadlock");
     let mut a = PostgresLock::new(common::url(), &name).unwrap();
