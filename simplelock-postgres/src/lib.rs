@@ -726,7 +726,10 @@ impl PostgresLock {
             if set.is_ok() {
                 session.lock_timeout_ms = ms;
             }
-            set.and(lock)
+            // The lock call's outcome is what counts: a granted lock is never dropped on the
+            // floor because the setting before it failed (it fails only with the connection,
+            // and then the lock call fails too).
+            lock
         };
         Ok(result)
     }
