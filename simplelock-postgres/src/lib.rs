@@ -61,9 +61,14 @@
 //! By default the token is `pg_current_xact_id()`, the 64-bit transaction id taken by the
 //! acquisition statement itself *after* the lock was granted (no table, no extra round trip).
 //! Transaction ids only grow within a cluster, so the token is larger than the token of the
-//! previous holder, which was taken while it held the lock. It survives server restarts and
-//! crash recovery; it does **not** survive a failover to another cluster or a restore from a
-//! logical dump (a new cluster counts anew), and it cannot be taken on a read-only standby.
+//! previous holder, which was taken while it held the lock. It survives restarts and crash
+//! recovery: the acquisition's commit is flushed to the WAL before the token is returned (as
+//! long as `synchronous_commit` is not `off` for the session; the default is `on`). A physical
+//! standby promoted in a failover continues the counter above every token whose commit reached
+//! it — with synchronous replication every token handed out, with asynchronous replication
+//! perhaps not the last few, which could then be handed out again. A failover to another
+//! cluster (logical replication, a restore from a dump) counts anew, and a read-only standby
+//! cannot hand out tokens at all.
 //! Cost: one transaction id per acquisition. PostgreSQL must freeze old rows before 2³¹
 //! transaction ids pass (`autovacuum_freeze_max_age`, default 200 million): at 100 acquisitions
 //! a second that is an anti-wraparound vacuum of each table every ~23 days, which on large,
@@ -71,16 +76,16 @@
 //!
 //! Where one database object is allowed, [`PostgresLockBuilder::sequence_tokens`] takes tokens
 //! from a sequence instead (`nextval`, created if missing, checked to have `CACHE 1` so its
-//! values only grow across sessions): no transaction id is consumed (a sequence logs one WAL
-//! record per 32 values). Its tokens also survive restarts, and they move with the database in
-//! a failover to a streaming replica only up to the last logged value (PostgreSQL logs
-//! sequences 32 values ahead, so a promoted replica continues above every value handed out).
+//! values only grow across sessions): a transaction id is consumed once per 32 values only (a
+//! sequence logs one WAL record per 32 values, 32 values ahead, and flushes it before the value
+//! is used). Its tokens
+//! survive restarts and crash recovery the same way, and a failover follows the same rules as
+//! above.
 //! The two kinds of tokens are not comparable with each other.
 //!
 //! Where no storage checks tokens, [`PostgresLockBuilder::without_fencing_tokens`] spares both
-//! costs: an acquisition is then the bare advisory-lock call (plus `application_name`).
-//! Measured on one machine (see the README's benchmarks), the transaction-id token's commit
-//! flush is most of the difference between `PostgresLock` and a raw `pg_advisory_lock`.
+//! costs: an acquisition is then the bare advisory-lock call (plus `application_name`), with no
+//! WAL flush. The README's benchmarks show each variant next to the raw calls.
 //!
 //! # A lost lock
 //!
