@@ -126,78 +126,118 @@ fn main() {
         .collect();
     println!("RESULT pg-roundtrip median_ns={:.0}", median(rt));
 
-    for kind in ["raw", "raw-token", "ours", "ours-no-token"] {
-        let mut client = Client::new(kind, &format!("{name}-u"));
-        let pairs: Vec<f64> = (0..samples)
-            .map(|_| {
-                let t = Instant::now();
-                client.lock();
-                client.unlock();
-                t.elapsed().as_nanos() as f64
-            })
-            .collect();
+    // The variants take turns, sample by sample, so that all meet the same machine: on a busy
+    // machine, measuring one after the other compares the load more than the code.
+    const KINDS: [&str; 4] = ["raw", "raw-token", "ours", "ours-no-token"];
+    let mut clients: Vec<Client> = KINDS
+        .iter()
+        .map(|kind| Client::new(kind, &format!("{name}-u-{kind}")))
+        .collect();
+    let mut pairs = vec![Vec::new(); KINDS.len()];
+    for _ in 0..samples {
+        for (client, pairs) in clients.iter_mut().zip(&mut pairs) {
+            let t = Instant::now();
+            client.lock();
+            client.unlock();
+            pairs.push(t.elapsed().as_nanos() as f64);
+        }
+    }
+    for (kind, pairs) in KINDS.iter().zip(pairs) {
         println!(
             "RESULT pg-uncontended impl={kind} median_ns={:.0}",
             median(pairs)
         );
     }
+    drop(clients);
 
-    for kind in ["raw", "raw-token", "ours", "ours-no-token"] {
-        let lock_name = format!("{name}-h-{kind}");
-        let key = key_for_name(&lock_name);
-        let (hi, lo) = (
-            ((key as u64) >> 32) as i64,
-            ((key as u64) & 0xffff_ffff) as i64,
-        );
-        let mut holder = Client::new(kind, &lock_name);
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["waiter", kind, &lock_name])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut to_child = child.stdin.take().unwrap();
-        let mut from_child = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        let mut handoffs = Vec::new();
-        for _ in 0..samples {
-            holder.lock();
-            writeln!(to_child, "go").unwrap();
-            line.clear();
-            from_child.read_line(&mut line).unwrap();
-            // Until the server lists the waiter, it may not be waiting yet.
-            let start = Instant::now();
-            loop {
-                let waiting: i64 = c
-                    .query_one(
-                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-                         AND classid::bigint = $1 AND objid::bigint = $2",
-                        &[&hi, &lo],
-                    )
-                    .unwrap()
-                    .get(0);
-                if waiting > 0 {
-                    break;
-                }
-                assert!(
-                    start.elapsed() < Duration::from_secs(30),
-                    "the waiter never waited"
-                );
-            }
-            let released_at = now_ns();
-            holder.unlock();
-            line.clear();
-            from_child.read_line(&mut line).unwrap();
-            let acquired_at: u128 = line.trim().parse().unwrap();
-            handoffs.push(acquired_at.saturating_sub(released_at) as f64);
+    let mut sides: Vec<Handoff> = KINDS
+        .iter()
+        .map(|kind| Handoff::new(kind, &format!("{name}-h-{kind}")))
+        .collect();
+    let mut handoffs = vec![Vec::new(); KINDS.len()];
+    for _ in 0..samples {
+        for (side, handoffs) in sides.iter_mut().zip(&mut handoffs) {
+            handoffs.push(side.once(&mut c));
         }
-        drop(to_child);
-        child.wait().unwrap();
+    }
+    for (kind, handoffs) in KINDS.iter().zip(handoffs) {
         println!(
             "RESULT pg-handoff impl={kind} median_ns={:.0} p99_ns={:.0} samples={samples}",
             median(handoffs.clone()),
             p99(handoffs)
         );
+    }
+}
+
+/// A holder in this process and a waiting client in a child process, on one lock.
+struct Handoff {
+    holder: Client,
+    child: std::process::Child,
+    to_child: std::process::ChildStdin,
+    from_child: BufReader<std::process::ChildStdout>,
+    halves: (i64, i64),
+}
+
+impl Handoff {
+    fn new(kind: &str, lock_name: &str) -> Handoff {
+        let key = key_for_name(lock_name);
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["waiter", kind, lock_name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Handoff {
+            holder: Client::new(kind, lock_name),
+            to_child: child.stdin.take().unwrap(),
+            from_child: BufReader::new(child.stdout.take().unwrap()),
+            child,
+            halves: (
+                ((key as u64) >> 32) as i64,
+                ((key as u64) & 0xffff_ffff) as i64,
+            ),
+        }
+    }
+
+    /// One handoff: lock, let the child wait, release; the time from the release call to the
+    /// child's return from its lock call.
+    fn once(&mut self, monitor: &mut postgres::Client) -> f64 {
+        let mut line = String::new();
+        self.holder.lock();
+        writeln!(self.to_child, "go").unwrap();
+        self.from_child.read_line(&mut line).unwrap();
+        // Until the server lists the waiter, it may not be waiting yet.
+        let start = Instant::now();
+        loop {
+            let waiting: i64 = monitor
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                     AND classid::bigint = $1 AND objid::bigint = $2",
+                    &[&self.halves.0, &self.halves.1],
+                )
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the waiter never waited"
+            );
+        }
+        let released_at = now_ns();
+        self.holder.unlock();
+        line.clear();
+        self.from_child.read_line(&mut line).unwrap();
+        let acquired_at: u128 = line.trim().parse().unwrap();
+        acquired_at.saturating_sub(released_at) as f64
+    }
+}
+
+impl Drop for Handoff {
+    fn drop(&mut self) {
+        let _ = writeln!(self.to_child, "stop");
+        let _ = self.child.wait();
     }
 }
 
