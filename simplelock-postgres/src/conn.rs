@@ -16,16 +16,24 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use socket2::{SockRef, TcpKeepalive};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::tls::MakeTlsConnect;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use tokio::runtime::Runtime;
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, Config};
 
@@ -96,6 +104,7 @@ pub(crate) struct Target {
     pub(crate) config: Config,
     /// `host:port/database` for messages and for telling servers apart (never the password).
     pub(crate) describe: String,
+    timeouts: Timeouts,
 }
 
 impl fmt::Debug for Target {
@@ -168,30 +177,219 @@ impl Target {
             .keepalives_retries(timeouts.user_timeout().as_secs().max(1) as u32)
             .tcp_user_timeout(timeouts.user_timeout());
         let describe = describe(&config);
-        Ok(Target { config, describe })
+        Ok(Target {
+            config,
+            describe,
+            timeouts: *timeouts,
+        })
     }
 
-    /// Opens a new connection with its watchdog.
+    /// Opens a new connection with its watchdog: the first host (of the URL's list) that
+    /// accepts it.
     pub(crate) fn connect(&self, lock: &str) -> SimpleLockResult<Conn> {
-        let rt = runtime(lock)?;
-        let tls = tls_connector();
-        let config = self.config.clone();
-        let (client, connection) = rt
-            .block_on(async move { config.connect(tls).await })
-            .map_err(|e| connect_error(lock, &self.describe, e))?;
-        let state = Arc::new(ConnState::default());
-        let watched = Arc::clone(&state);
-        rt.spawn(async move {
-            let end = connection.await;
-            watched.ended(match end {
-                Ok(()) => "the server closed the connection".to_owned(),
-                Err(e) => connection_end_reason(&e),
+        not_in_async(lock)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                SimpleLockError::unknown(lock, "starting the connection's runtime", Some(Box::new(e)))
+            })?;
+        let config = &self.config;
+        let hosts = config.get_hosts();
+        let ports = config.get_ports();
+        let timeout = config.get_connect_timeout().copied();
+        let mut last = None;
+        for (i, host) in hosts.iter().enumerate() {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            let attempt = rt.block_on(async {
+                let (stream, name) = open_socket(host, port, timeout, &self.timeouts).await?;
+                let watch = stream.duplicate().map_err(Failure::Io)?;
+                let mut make = tls_connector();
+                let tls = <_ as MakeTlsConnect<Stream>>::make_tls_connect(&mut make, &name)
+                    .map_err(|e| Failure::Io(io::Error::other(e)))?;
+                let (client, connection) =
+                    config.connect_raw(stream, tls).await.map_err(Failure::Pg)?;
+                Ok::<_, Failure>((client, connection, watch))
             });
-        });
-        Ok(Conn { client, state })
+            match attempt {
+                Ok((client, connection, watch)) => {
+                    let state = Arc::new(ConnState::default());
+                    let watch = Arc::new(watch);
+                    start_watchdog(Arc::clone(&watch), Arc::clone(&state)).map_err(|e| {
+                        SimpleLockError::unknown(
+                            lock,
+                            "starting the thread that watches the connection",
+                            Some(Box::new(e)),
+                        )
+                    })?;
+                    return Ok(Conn {
+                        rt,
+                        client: Some(client),
+                        connection: Mutex::new(Some(Box::pin(connection))),
+                        state,
+                        watch,
+                    });
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(Failure::Pg(e)) => connect_error(lock, &self.describe, e),
+            Some(Failure::Io(e)) => crate::error::socket_error(lock, &self.describe, e),
+            None => SimpleLockError::invalid_name(lock, "the connection URL names no host"),
+        })
     }
 }
 
+/// Why one connection attempt failed.
+enum Failure {
+    Io(io::Error),
+    Pg(tokio_postgres::Error),
+}
+
+/// A TCP or Unix socket to the server, opened by us so that the watchdog can watch a duplicate.
+enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+impl Stream {
+    /// A second descriptor of the same socket, for the watchdog.
+    fn duplicate(&self) -> io::Result<OwnedFd> {
+        match self {
+            Stream::Tcp(s) => s.as_fd().try_clone_to_owned(),
+            Stream::Unix(s) => s.as_fd().try_clone_to_owned(),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Connects to `host:port` (each address of a name in turn), with the keepalive and user
+/// timeout of [`Timeouts`] on TCP; returns the socket and the name to give TLS.
+async fn open_socket(
+    host: &Host,
+    port: u16,
+    timeout: Option<Duration>,
+    timeouts: &Timeouts,
+) -> Result<(Stream, String), Failure> {
+    match host {
+        Host::Unix(dir) => {
+            let path = dir.join(format!(".s.PGSQL.{port}"));
+            let stream = within(timeout, tokio::net::UnixStream::connect(&path))
+                .await
+                .map(Stream::Unix)
+                .map_err(Failure::Io)?;
+            Ok((stream, "localhost".to_owned()))
+        }
+        Host::Tcp(name) => {
+            let addrs: Vec<_> = tokio::net::lookup_host((name.as_str(), port))
+                .await
+                .map_err(Failure::Io)?
+                .collect();
+            let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{name} has no address"));
+            for addr in addrs {
+                match within(timeout, tokio::net::TcpStream::connect(addr)).await {
+                    Ok(tcp) => {
+                        tcp.set_nodelay(true).map_err(Failure::Io)?;
+                        let sock = SockRef::from(&tcp);
+                        sock.set_tcp_keepalive(
+                            &TcpKeepalive::new()
+                                .with_time(Duration::from_secs(1))
+                                .with_interval(Duration::from_secs(1))
+                                .with_retries(timeouts.user_timeout().as_secs().max(1) as u32),
+                        )
+                        .map_err(Failure::Io)?;
+                        sock.set_tcp_user_timeout(Some(timeouts.user_timeout()))
+                            .map_err(Failure::Io)?;
+                        return Ok((Stream::Tcp(tcp), name.clone()));
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            Err(Failure::Io(last))
+        }
+    }
+}
+
+/// `fut`, failing with `TimedOut` after `timeout`.
+async fn within<T>(
+    timeout: Option<Duration>,
+    fut: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    match timeout {
+        Some(t) => tokio::time::timeout(t, fut).await.unwrap_or_else(|_| {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connecting timed out",
+            ))
+        }),
+        None => fut.await,
+    }
+}
+
+/// Watches a duplicate of the connection's socket without reading from it: the peer closing or
+/// resetting it, or the keepalive / user timeout giving up, wakes `poll`, and the connection is
+/// marked ended. A shutdown by [`Conn`]'s drop wakes it too, and then it only exits.
+fn start_watchdog(fd: Arc<OwnedFd>, state: Arc<ConnState>) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("simplelock-pg-watch".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            loop {
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::from_bits_retain(nix::libc::POLLRDHUP))];
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    _ => break,
+                }
+            }
+            if state.closing.load(Ordering::SeqCst) {
+                return;
+            }
+            let reason = match SockRef::from(&*fd).take_error() {
+                Ok(Some(e)) => format!("the connection broke: {e}"),
+                _ => "the server closed the connection".to_owned(),
+            };
+            state.ended(reason);
+        })
+        .map(drop)
+}
 /// Why a connection ended, in words, with the server's message when it sent one.
 fn connection_end_reason(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
@@ -296,10 +494,18 @@ fn describe(config: &Config) -> String {
     format!("{user}{host}:{port}/{db}")
 }
 
-/// One connection: the client half and the watchdog's state.
+/// The half of a connection that reads and writes the socket: driven by the calling thread
+/// during each call, idle in between (the watchdog watches the socket then).
+type Driver = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>;
+
+/// One connection: its runtime (driven by the calling thread), the client half, the connection
+/// half, the watchdog's state and the duplicate descriptor it watches.
 pub(crate) struct Conn {
-    pub(crate) client: Client,
+    rt: tokio::runtime::Runtime,
+    client: Option<Client>,
+    connection: Mutex<Option<Driver>>,
     pub(crate) state: Arc<ConnState>,
+    watch: Arc<OwnedFd>,
 }
 
 impl fmt::Debug for Conn {
@@ -311,14 +517,58 @@ impl fmt::Debug for Conn {
 }
 
 impl Conn {
-    /// Runs `fut` (a call on this connection) to its end on the calling thread.
+    /// The client half.
+    pub(crate) fn client(&self) -> &Client {
+        self.client.as_ref().expect("taken only by drop")
+    }
+
+    /// Runs `fut` (a call on this connection) to its end on the calling thread, driving the
+    /// connection meanwhile: no other thread is woken on the way.
     pub(crate) fn run<F: Future>(&self, lock: &str, fut: F) -> SimpleLockResult<F::Output> {
-        Ok(runtime(lock)?.block_on(fut))
+        not_in_async(lock)?;
+        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let state = &self.state;
+        let mut fut = std::pin::pin!(fut);
+        Ok(self.rt.block_on(std::future::poll_fn(|cx| {
+            if let Some(driver) = connection.as_mut()
+                && let Poll::Ready(end) = driver.as_mut().poll(cx)
+            {
+                state.ended(match end {
+                    Ok(()) => "the server closed the connection".to_owned(),
+                    Err(e) => connection_end_reason(&e),
+                });
+                // The client's requests now fail: `fut` ends with that error.
+                *connection = None;
+            }
+            fut.as_mut().poll(cx)
+        })))
     }
 
     /// Whether the connection is still usable.
     pub(crate) fn alive(&self) -> bool {
-        self.state.end_reason().is_none() && !self.client.is_closed()
+        self.state.end_reason().is_none() && !self.client().is_closed()
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.state.closing.store(true, Ordering::SeqCst);
+        // Say goodbye (Terminate) if the connection still works, within a moment.
+        drop(self.client.take());
+        let driver = self
+            .connection
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(driver) = driver
+            && tokio::runtime::Handle::try_current().is_err()
+        {
+            let _ = self
+                .rt
+                .block_on(async { tokio::time::timeout(Duration::from_secs(1), driver).await });
+        }
+        // Wake the watchdog, which then exits and closes its descriptor.
+        let _ = SockRef::from(&*self.watch).shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -327,6 +577,8 @@ impl Conn {
 pub(crate) struct ConnState {
     ended: Mutex<Option<String>>,
     changed: Condvar,
+    /// Set by [`Conn`]'s drop: the watchdog's wake-up is ours, not a loss.
+    closing: AtomicBool,
 }
 
 impl ConnState {
@@ -374,10 +626,9 @@ impl ConnState {
     }
 }
 
-/// The process's runtime, created on first use, refusing to be used from inside an async
-/// context (where blocking would stall it) or from a forked child (where it has no thread).
-fn runtime(lock: &str) -> SimpleLockResult<&'static Runtime> {
-    static RUNTIME: OnceLock<(Runtime, u32)> = OnceLock::new();
+/// Blocking inside an async runtime would stall it (and tokio refuses with a panic): an error
+/// instead.
+fn not_in_async(lock: &str) -> SimpleLockResult<()> {
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(SimpleLockError::unknown(
             lock,
@@ -386,22 +637,7 @@ fn runtime(lock: &str) -> SimpleLockResult<&'static Runtime> {
             None,
         ));
     }
-    if let Some((rt, pid)) = RUNTIME.get() {
-        if *pid != std::process::id() {
-            return Err(forked(lock));
-        }
-        return Ok(rt);
-    }
-    let built = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("simplelock-postgres")
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            SimpleLockError::unknown(lock, "starting the connection thread", Some(Box::new(e)))
-        })?;
-    let (rt, _) = RUNTIME.get_or_init(|| (built, std::process::id()));
-    Ok(rt)
+    Ok(())
 }
 
 /// The error of a handle used in a forked child.

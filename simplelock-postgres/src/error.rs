@@ -128,6 +128,22 @@ pub(crate) fn connect_error(lock: &str, server: &str, e: tokio_postgres::Error) 
     )
 }
 
+/// Opening a socket to `server` failed with `e`.
+pub(crate) fn socket_error(lock: &str, server: &str, e: io::Error) -> SimpleLockError {
+    let why = match e.kind() {
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound => {
+            "cannot reach the server (is it running, and is the address right?)"
+        }
+        io::ErrorKind::TimedOut => "cannot reach the server in time",
+        _ => "cannot connect",
+    };
+    SimpleLockError::unknown(
+        lock,
+        format!("connecting to PostgreSQL at {server}: {why}"),
+        Some(Box::new(e)),
+    )
+}
+
 /// An error of a lock statement, in words.
 pub(crate) fn query_error(lock: &str, doing: &str, e: tokio_postgres::Error) -> SimpleLockError {
     if e.is_closed()

@@ -452,7 +452,7 @@ impl PostgresLock {
             &self.name,
             session
                 .conn
-                .client
+                .client()
                 .query_one(&session.stmts.mine, &[&hi, &lo]),
         )?;
         match row {
@@ -515,14 +515,14 @@ impl PostgresLock {
                     &self.name,
                     session
                         .conn
-                        .client
+                        .client()
                         .query(&session.stmts.holders, &[&hi, &lo]),
                 )?
                 .map_err(|e| error::query_error(&self.name, "looking up the holders", e))?,
             None => {
                 // The handle's connection ended: look on a new one, then drop it.
                 let conn = self.target.connect(&self.name)?;
-                conn.run(&self.name, conn.client.query(holder::HOLDERS, &[&hi, &lo]))?
+                conn.run(&self.name, conn.client().query(holder::HOLDERS, &[&hi, &lo]))?
                     .map_err(|e| error::query_error(&self.name, "looking up the holders", e))?
             }
         };
@@ -573,10 +573,10 @@ impl PostgresLock {
         };
         if let Some(seq) = &self.sequence {
             let cache = conn.run(&self.name, async {
-                conn.client
+                conn.client()
                     .batch_execute(&format!("CREATE SEQUENCE IF NOT EXISTS {seq}"))
                     .await?;
-                conn.client
+                conn.client()
                     .query_one(
                         "SELECT seqcache FROM pg_sequence WHERE seqrelid = $1::text::regclass",
                         &[seq],
@@ -642,7 +642,7 @@ impl PostgresLock {
              AND pid = pg_backend_pid() AND granted AND objsubid = 1 AND mode = '{mode}' \
              AND classid::bigint = $1 AND objid::bigint = $2"
         );
-        let client = &conn.client;
+        let client = conn.client();
         let prepared = conn.run(&self.name, async {
             tokio::try_join!(
                 client.prepare(&sql_lock),
@@ -684,7 +684,7 @@ impl PostgresLock {
                 &self.name,
                 session
                     .conn
-                    .client
+                    .client()
                     .query(&session.stmts.unlock, &[&self.key]),
             );
             self.conn = None;
@@ -711,7 +711,7 @@ impl PostgresLock {
         let name = self.name.clone();
         let key = self.key;
         let session = self.connection()?;
-        let client = &session.conn.client;
+        let client = session.conn.client();
         let stmts = &session.stmts;
         let result = if session.lock_timeout_ms == ms {
             session
@@ -750,7 +750,7 @@ impl PostgresLock {
                 &self.name,
                 session
                     .conn
-                    .client
+                    .client()
                     .query_one(&session.stmts.mine, &[&hi, &lo]),
             )?
             .map_err(|e| error::query_error(&self.name, "checking for a late grant", e))?;
@@ -766,7 +766,7 @@ impl PostgresLock {
             &self.name,
             session
                 .conn
-                .client
+                .client()
                 .query_one(&session.stmts.token, &[&self.key, &base]),
         )?;
         match row {
@@ -777,7 +777,7 @@ impl PostgresLock {
                     &self.name,
                     session
                         .conn
-                        .client
+                        .client()
                         .query(&session.stmts.unlock, &[&self.key]),
                 );
                 Err(error::query_error(
@@ -836,7 +836,7 @@ impl ConcreteLock for PostgresLock {
                 &name,
                 session
                     .conn
-                    .client
+                    .client()
                     .query_one(&session.stmts.try_lock, &[&key, &base]),
             )?
             .map_err(|e| error::query_error(&name, "trying the lock", e))?;
@@ -878,7 +878,7 @@ impl ConcreteLock for PostgresLock {
                 &self.name,
                 session
                     .conn
-                    .client
+                    .client()
                     .query_one(&session.stmts.unlock, &[&self.key]),
             )? {
                 Ok(row) if row.get::<_, bool>(0) => Ok(()),
