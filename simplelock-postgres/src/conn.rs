@@ -1,18 +1,23 @@
 //! Connections: where the server is (URL or `PG*` variables), TLS, the session settings that
-//! bound how long a dead peer goes unnoticed, and the background thread that drives every
-//! connection and notices its end.
+//! bound how long a dead peer goes unnoticed, and the watchdog that notices a connection's end
+//! between calls.
 //!
-//! # Why a background thread
+//! # Who reads the socket
 //!
-//! The blocking `postgres` crate reads a connection's socket only while a call is running, so a
-//! connection that died between two calls (server restart, `pg_terminate_backend`, a cut
-//! network) goes unnoticed until the next call. Here every connection is a task on one
-//! process-wide tokio runtime with one worker thread: the task reads the socket all the time, so
-//! its end is known at once (a reset or a close), or after the TCP keepalive / user timeout for a
-//! silent network (see [`Timeouts`]). Lock calls block the calling thread on the task's answer.
+//! During a call, the calling thread itself drives the connection (a small tokio runtime per
+//! connection, `block_on`), as the blocking `postgres` crate does: no other thread is woken on
+//! the way, which keeps a lock call as fast as the raw advisory-lock call. Between calls nobody
+//! reads the socket, so the blocking crate would not notice a connection that died in between
+//! (server restart, `pg_terminate_backend`, a cut network) until the next call. Here the socket
+//! is opened by us (`connect_raw`) and a watchdog thread per connection `poll`s a duplicate of
+//! its descriptor for `POLLRDHUP`/`POLLERR`/`POLLHUP`, without reading (the bytes stay for the
+//! next call): a close or reset by the server is known at once, and a silent network after
+//! the TCP keepalive / user timeout set on the socket (see [`Timeouts`]). Dropping the
+//! connection says goodbye (Terminate), then shuts the socket down, which wakes the watchdog
+//! to exit.
 //!
-//! The runtime belongs to the process that created it: a forked child has no worker thread, so
-//! the handles it inherited refuse to work in it (see `PostgresLock`'s docs).
+//! Addresses: each host of the URL in turn (`host=a,b`), each address of a name in turn;
+//! `hostaddr`, `target_session_attrs` and `load_balance_hosts` are not applied.
 
 use std::fmt;
 use std::io;
@@ -192,7 +197,11 @@ impl Target {
             .enable_all()
             .build()
             .map_err(|e| {
-                SimpleLockError::unknown(lock, "starting the connection's runtime", Some(Box::new(e)))
+                SimpleLockError::unknown(
+                    lock,
+                    "starting the connection's runtime",
+                    Some(Box::new(e)),
+                )
             })?;
         let config = &self.config;
         let hosts = config.get_hosts();
@@ -323,7 +332,8 @@ async fn open_socket(
                 .await
                 .map_err(Failure::Io)?
                 .collect();
-            let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{name} has no address"));
+            let mut last =
+                io::Error::new(io::ErrorKind::NotFound, format!("{name} has no address"));
             for addr in addrs {
                 match within(timeout, tokio::net::TcpStream::connect(addr)).await {
                     Ok(tcp) => {
@@ -373,7 +383,10 @@ fn start_watchdog(fd: Arc<OwnedFd>, state: Arc<ConnState>) -> io::Result<()> {
         .stack_size(64 * 1024)
         .spawn(move || {
             loop {
-                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::from_bits_retain(nix::libc::POLLRDHUP))];
+                let mut fds = [PollFd::new(
+                    fd.as_fd(),
+                    PollFlags::from_bits_retain(nix::libc::POLLRDHUP),
+                )];
                 match poll(&mut fds, PollTimeout::NONE) {
                     Err(nix::errno::Errno::EINTR) => continue,
                     _ => break,

@@ -96,9 +96,10 @@
 //!
 //! - [`PostgresLock::ensure_held`] (one round trip) fails with an error whose source is
 //!   [`LockLost`]; call it before each irreversible step;
-//! - [`PostgresLock::lost_signal`] returns a [`LostSignal`] that tells without asking: the
-//!   connection is read by a background thread all the time, so a reset or closed connection
-//!   is known at once, and a silent one within [`Timeouts::dead_peer`] (5 s by default).
+//! - [`PostgresLock::lost_signal`] returns a [`LostSignal`] that tells without asking (and
+//!   without a query that would show in the server's monitoring): a watchdog thread polls the
+//!   connection's socket, so a reset or closed connection is known at once, and a silent one
+//!   within [`Timeouts::dead_peer`] (5 s by default).
 //!   Poll [`LostSignal::is_lost`] or block in [`LostSignal::wait`] on a thread of your own;
 //! - `try_unlock` reports it (`UnableToUnlock` with the `LockLost` as source), and the handle
 //!   can lock again (on a new connection).
@@ -522,8 +523,11 @@ impl PostgresLock {
             None => {
                 // The handle's connection ended: look on a new one, then drop it.
                 let conn = self.target.connect(&self.name)?;
-                conn.run(&self.name, conn.client().query(holder::HOLDERS, &[&hi, &lo]))?
-                    .map_err(|e| error::query_error(&self.name, "looking up the holders", e))?
+                conn.run(
+                    &self.name,
+                    conn.client().query(holder::HOLDERS, &[&hi, &lo]),
+                )?
+                .map_err(|e| error::query_error(&self.name, "looking up the holders", e))?
             }
         };
         Ok(rows.iter().map(RemoteHolder::from_row).collect())
