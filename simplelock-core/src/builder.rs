@@ -4,26 +4,15 @@ use std::time::Duration;
 
 #[cfg(doc)]
 use crate::SimpleLockError;
-use crate::{ConcreteLock, Holder, Lock, LockStatus, PreviousHolder, SimpleLockResult};
-
-/// How [`Lock::lock`] acquires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum Mode {
-    /// Wait as long as it takes ([`ConcreteLock::hang_lock`]).
-    #[default]
-    Hang,
-    /// Fail at once ([`ConcreteLock::try_lock`]).
-    Try,
-    /// Wait at most this long ([`ConcreteLock::timed_lock`]).
-    Timeout(Duration),
-}
+use crate::{ConcreteLock, Holder, Lock, LockStatus, PreviousHolder, SimpleLockResult, Wait};
 
 /// Configures how a [`Lock`] behaves, then wraps a backend's [`ConcreteLock`] in it.
 ///
 /// By default `lock()` waits as long as it takes and `unlock()` reports its errors. Of the
 /// three ways to acquire — wait ([default](LockBuilder::default)), try once
 /// ([`with_try_lock`](LockBuilder::with_try_lock)), wait at most a timeout
-/// ([`with_timeout`](LockBuilder::with_timeout)) — the last one configured wins.
+/// ([`with_timeout`](LockBuilder::with_timeout)), or any [`Wait`]
+/// ([`with_wait`](LockBuilder::with_wait)) — the last one configured wins.
 ///
 /// ```
 /// use std::time::Duration;
@@ -35,17 +24,18 @@ enum Mode {
 /// assert_eq!(builder.timeout(), Some(Duration::from_secs(5)));
 /// ```
 ///
-/// The `simplelock` facade adds `build(name)`, which picks the best enabled backend.
+/// The `simplelock` facade adds `build(name)`, which picks the best enabled backend, with its
+/// trait `LockBuilderExt` (in scope with `use simplelock::*;`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LockBuilder {
-    mode: Mode,
+    wait: Wait,
     silent_unlock: bool,
 }
 
 impl LockBuilder {
     /// Make `lock()` fail at once with [`SimpleLockError::AlreadyLocked`] instead of waiting.
     pub fn enable_try_lock(&mut self) {
-        self.mode = Mode::Try;
+        self.wait = Wait::Try;
     }
 
     /// Make `lock()` fail at once with [`SimpleLockError::AlreadyLocked`] instead of waiting.
@@ -68,20 +58,53 @@ impl LockBuilder {
     }
 
     /// Make `lock()` wait at most `timeout`, then fail with [`SimpleLockError::TimedOut`].
+    ///
+    /// A timeout too long for the clock ([`Duration::MAX`]) waits as long as it takes.
     pub fn enable_timeout(&mut self, timeout: Duration) {
-        self.mode = Mode::Timeout(timeout);
+        self.wait = Wait::For(timeout);
     }
 
     /// Make `lock()` wait at most `timeout`, then fail with [`SimpleLockError::TimedOut`].
+    ///
+    /// A timeout too long for the clock ([`Duration::MAX`]) waits as long as it takes.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.enable_timeout(timeout);
         self
     }
 
+    /// Make `lock()` wait as `wait` says: [`Wait::Try`] is
+    /// [`enable_try_lock`](LockBuilder::enable_try_lock), [`Wait::For`] is
+    /// [`enable_timeout`](LockBuilder::enable_timeout), [`Wait::Forever`] the default, and
+    /// [`Wait::Until`] a deadline shared by every `lock()` of the built locks.
+    pub fn enable_wait(&mut self, wait: Wait) {
+        self.wait = wait;
+    }
+
+    /// Make `lock()` wait as `wait` says; see [`enable_wait`](LockBuilder::enable_wait).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use simplelock_core::{LockBuilder, Wait};
+    ///
+    /// let builder = LockBuilder::default().with_wait(Wait::For(Duration::from_secs(5)));
+    /// assert_eq!(builder, LockBuilder::default().with_timeout(Duration::from_secs(5)));
+    /// assert_eq!(builder.wait(), Wait::For(Duration::from_secs(5)));
+    /// ```
+    #[must_use]
+    pub fn with_wait(mut self, wait: Wait) -> Self {
+        self.enable_wait(wait);
+        self
+    }
+
+    /// How `lock()` waits.
+    pub fn wait(&self) -> Wait {
+        self.wait
+    }
+
     /// Whether `lock()` fails at once instead of waiting.
     pub fn is_try_lock(&self) -> bool {
-        self.mode == Mode::Try
+        self.wait == Wait::Try
     }
 
     /// Whether `unlock()` swallows its errors.
@@ -89,18 +112,17 @@ impl LockBuilder {
         self.silent_unlock
     }
 
-    /// How long `lock()` waits at most, if a timeout is configured.
+    /// How long `lock()` waits at most, if a timeout is configured (see [`Wait::timeout`]).
     pub fn timeout(&self) -> Option<Duration> {
-        match self.mode {
-            Mode::Timeout(timeout) => Some(timeout),
-            Mode::Hang | Mode::Try => None,
-        }
+        self.wait.timeout()
     }
 
     /// Wrap a boxed backend handle in a [`Lock`] configured like this builder.
     ///
     /// # Errors
-    /// None today; the `Result` is part of the 0.4 API.
+    /// Never: the `Result` is part of the 0.4 API. Code that does not need 0.4's signature can
+    /// write `Box::new(builder.apply(concrete))`, which cannot fail, or keep the type with
+    /// [`apply`](LockBuilder::apply).
     pub fn wrap(&self, concrete: Box<dyn ConcreteLock>) -> SimpleLockResult<Box<dyn Lock>> {
         Ok(Box::new(self.apply(concrete)))
     }
@@ -150,10 +172,13 @@ impl<C: ConcreteLock> Lock for BuiltLock<C> {
     }
 
     fn lock(&mut self) -> SimpleLockResult<()> {
-        match self.config.mode {
-            Mode::Hang => self.concrete.hang_lock(),
-            Mode::Try => self.concrete.try_lock(),
-            Mode::Timeout(timeout) => self.concrete.timed_lock(timeout),
+        match self.config.wait {
+            Wait::Try => self.concrete.try_lock(),
+            Wait::Forever => self.concrete.hang_lock(),
+            Wait::For(timeout) => self.concrete.timed_lock(timeout),
+            until @ Wait::Until { .. } => self
+                .concrete
+                .timed_lock(until.remaining().unwrap_or(Duration::ZERO)),
         }
     }
 
@@ -228,6 +253,11 @@ mod tests {
         assert_eq!(timed.timeout(), Some(Duration::from_secs(1)));
         assert!(!timed.is_try_lock());
         assert_eq!(calls(timed.with_try_lock()), ["try", "unlock"]);
+        assert_eq!(calls(timed.with_wait(Wait::Forever)), ["hang", "unlock"]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(3600);
+        let until = b.with_wait(Wait::until(deadline));
+        assert_eq!(calls(until), ["timed", "unlock"]);
+        assert_eq!(until.wait().deadline(), Some(deadline));
     }
 
     #[test]
@@ -252,6 +282,23 @@ mod tests {
         let mut silent = LockBuilder::default().with_silent_unlock().apply(failing());
         silent.unlock().unwrap();
         assert_eq!(silent.get_ref().calls, ["unlock"]);
+    }
+
+    #[test]
+    fn boxed_backends_and_borrowed_locks_forward_every_method() {
+        let mut boxed = LockBuilder::default()
+            .with_timeout(Duration::from_secs(1))
+            .apply(Box::new(Recorder::default()));
+        {
+            let mut borrowed = &mut boxed;
+            Lock::lock(&mut borrowed).unwrap();
+            Lock::unlock(&mut borrowed).unwrap();
+        }
+        assert_eq!(
+            boxed.into_inner().calls,
+            ["timed", "unlock"],
+            "timed_lock was not forwarded"
+        );
     }
 
     #[test]

@@ -64,7 +64,8 @@ pub enum SimpleLockError {
     },
     /// A default lock was asked for, but no backend feature of `simplelock` is enabled.
     NoLockEnabled,
-    /// Anything else a backend ran into.
+    /// Anything else a backend ran into. Its [`kind`](SimpleLockError::kind) says what sort of
+    /// trouble it is, so that no caller has to read the message.
     #[non_exhaustive]
     UnknownError {
         /// The lock.
@@ -73,6 +74,10 @@ pub enum SimpleLockError {
         message: String,
         /// The underlying error.
         source: Option<BoxError>,
+        /// What sort of error it is: the kind of `source` when that is an [`io::Error`], else
+        /// what the backend said with [`with_kind`](SimpleLockError::with_kind), else
+        /// [`Other`](io::ErrorKind::Other).
+        kind: io::ErrorKind,
     },
     /// The lock was not acquired before the timeout ran out.
     #[non_exhaustive]
@@ -157,15 +162,25 @@ impl SimpleLockError {
     }
 
     /// Anything else, with what the backend was doing and the error it got.
+    ///
+    /// Its [`kind`](SimpleLockError::kind) is that of `source` if it is an [`io::Error`],
+    /// else [`Other`](io::ErrorKind::Other): give errors that have no OS error behind them a
+    /// kind with [`with_kind`](SimpleLockError::with_kind), so that callers can tell them apart
+    /// without reading the message.
     pub fn unknown(
         name: impl Into<String>,
         message: impl Into<String>,
         source: Option<BoxError>,
     ) -> Self {
+        let kind = source
+            .as_deref()
+            .and_then(|source| source.downcast_ref::<io::Error>())
+            .map_or(io::ErrorKind::Other, io::Error::kind);
         SimpleLockError::UnknownError {
             name: name.into(),
             message: message.into(),
             source,
+            kind,
         }
     }
 
@@ -251,9 +266,24 @@ impl SimpleLockError {
         }
     }
 
-    /// The [`io::ErrorKind`] that best describes this error.
+    /// The [`io::ErrorKind`] that best describes this error: the one to match on, never the
+    /// message (whose wording may change).
+    ///
+    /// Each variant has its kind ([`AlreadyLocked`](SimpleLockError::AlreadyLocked) is
+    /// [`WouldBlock`](io::ErrorKind::WouldBlock), [`TimedOut`](SimpleLockError::TimedOut)
+    /// [`TimedOut`](io::ErrorKind::TimedOut), ...); an
+    /// [`UnknownError`](SimpleLockError::UnknownError) has the kind it was made with (see
+    /// [`with_kind`](SimpleLockError::with_kind)); the rest take the kind of their OS error, or
+    /// [`Other`](io::ErrorKind::Other). [`From<SimpleLockError> for io::Error`](io::Error)
+    /// keeps this kind.
+    ///
+    /// Kinds the backends use for errors with no OS error behind them:
+    /// [`InvalidData`](io::ErrorKind::InvalidData) for a lock object that is not one of ours or
+    /// is damaged, [`Unsupported`](io::ErrorKind::Unsupported) for what this platform or
+    /// setup cannot do.
     pub fn kind(&self) -> io::ErrorKind {
         match self {
+            SimpleLockError::UnknownError { kind, .. } => *kind,
             SimpleLockError::AlreadyLocked { .. } => io::ErrorKind::WouldBlock,
             SimpleLockError::InvalidName { .. } => io::ErrorKind::InvalidInput,
             SimpleLockError::PermissionDenied { .. } => io::ErrorKind::PermissionDenied,
@@ -261,12 +291,31 @@ impl SimpleLockError {
             SimpleLockError::TimedOut { .. } => io::ErrorKind::TimedOut,
             SimpleLockError::WouldDeadlock { .. } => io::ErrorKind::Deadlock,
             SimpleLockError::UnableToUnlock { .. }
-            | SimpleLockError::UnknownError { .. }
             | SimpleLockError::NotHeld { .. }
             | SimpleLockError::AlreadyHeld { .. } => self
                 .os_error()
                 .map_or(io::ErrorKind::Other, io::Error::kind),
         }
+    }
+
+    /// The same error with the kind `new`, for an
+    /// [`UnknownError`](SimpleLockError::UnknownError); the other variants' kinds follow from
+    /// the variant (or its OS error), and they are returned unchanged.
+    ///
+    /// ```
+    /// use std::io;
+    /// use simplelock_core::SimpleLockError;
+    ///
+    /// let err = SimpleLockError::unknown("deploy", "the object has a bad header", None)
+    ///     .with_kind(io::ErrorKind::InvalidData);
+    /// assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    /// ```
+    #[must_use]
+    pub fn with_kind(mut self, new: io::ErrorKind) -> Self {
+        if let SimpleLockError::UnknownError { kind, .. } = &mut self {
+            *kind = new;
+        }
+        self
     }
 
     /// The same error with its holder replaced, for the variants that carry one.
@@ -382,6 +431,32 @@ mod tests {
         assert_eq!(err.os_error().unwrap().raw_os_error(), Some(12));
         assert_eq!(err.kind(), io::ErrorKind::OutOfMemory);
         assert_eq!(err.to_string(), r#"lock "x": mapping"#);
+    }
+
+    #[test]
+    fn unknown_errors_without_an_os_error_carry_the_kind_they_are_given() {
+        let err = SimpleLockError::unknown("x", "bad header", None);
+        assert_eq!(err.kind(), io::ErrorKind::Other);
+        let err = err.with_kind(io::ErrorKind::InvalidData);
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            err.to_string(),
+            r#"lock "x": bad header"#,
+            "the message is unchanged"
+        );
+        let io: io::Error = err.into();
+        assert_eq!(io.kind(), io::ErrorKind::InvalidData);
+        let boxed: BoxError = "not an io::Error".into();
+        let err = SimpleLockError::unknown("x", "talking to the server", Some(boxed))
+            .with_kind(io::ErrorKind::ConnectionRefused);
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+        assert!(err.os_error().is_none());
+        let other = SimpleLockError::not_held("x").with_kind(io::ErrorKind::InvalidData);
+        assert_eq!(
+            other.kind(),
+            io::ErrorKind::Other,
+            "only UnknownError takes a kind"
+        );
     }
 
     #[test]

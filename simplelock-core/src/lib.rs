@@ -16,6 +16,9 @@
 //!   error as its `source()`.
 //! - [`PreviousHolder`] tells the next holder whether the last one died inside its critical
 //!   section, where the backend can tell, so it can repair half-done work.
+//! - [`Wait`] says how long an acquisition may wait (try once, forever, for a while, until a
+//!   deadline) and does the deadline arithmetic for every backend; [`Backoff`] paces waits
+//!   that can only sleep.
 //!
 //! # Example
 //!
@@ -74,7 +77,9 @@
 //! holders, `AlreadyHeld` when a holding handle locks again, `NotHeld` (and no release) when a
 //! handle that does not hold the lock unlocks, release on drop. Override
 //! [`ConcreteLock::timed_lock`] if your system can wait with a timeout natively; the default polls
-//! `try_lock` with a backoff.
+//! `try_lock` with a backoff. A native wait computes its deadline and slices with [`Wait`]
+//! (see its "For implementors"), and names its constructors and accessors as the table below
+//! says.
 //!
 //! Here is a complete backend: a lock shared by the threads of one process, keyed by name.
 //!
@@ -166,9 +171,14 @@
 //! drop(guard);
 //! assert_eq!(lock.status()?, LockStatus::Open);
 //!
-//! // ... and it passes the conformance suite (feature `conformance`), as a test should check:
+//! // ... and it passes the conformance suite (feature `conformance`), as a test should check
+//! // (better with `conformance_tests!`, below, which makes each check a test of its own):
 //! # #[cfg(feature = "conformance")]
-//! simplelock_core::conformance::run_all(&|key: &str| ThreadLock::new(key));
+//! # {
+//! use simplelock_core::conformance::{Backend, run_all};
+//! let failures = run_all("", &Backend::new(|key: &str| ThreadLock::new(key)));
+//! assert!(failures.is_empty(), "{failures:#?}");
+//! # }
 //! # Ok::<(), SimpleLockError>(())
 //! ```
 //!
@@ -180,16 +190,48 @@
 //! simplelock-core = { version = "0.5", features = ["conformance"] }
 //! ```
 //!
-//! and let [`conformance_tests!`] write one test per check:
+//! and let [`conformance_tests!`] write one test per check, naming what your backend claims
+//! beyond the basic contract — each claim adds its checks, those across processes included:
 //!
 //! ```ignore
 //! mod conformance {
-//!     simplelock_core::conformance_tests!(|key: &str| my_backend::MyLock::new(key));
+//!     simplelock_core::conformance_tests!(
+//!         |key: &str| my_backend::MyLock::new(key),
+//!         across_processes, crash_safe, reports_deaths, holder_pid,
+//!     );
 //! }
 //! ```
 //!
-//! The suite uses threads of one process. Exclusion between real processes and recovery from a
-//! killed holder need tests of their own; see how `simplelock-file` and `simplelock-sema` do it.
+//! The multi-process checks re-run the test binary as child processes that hold the lock,
+//! contend for it, release it, or are killed with SIGKILL inside the critical section. The
+//! [`conformance`] module lists every check, what each claim adds, and what the suite cannot
+//! check (races it cannot force, hostile peers, other machines): a backend's own tests cover
+//! those.
+//!
+//! # One vocabulary for every backend
+//!
+//! Every backend's public API follows this table, so that a reader who knows one knows all
+//! (a new backend follows it too). Names that 0.4 or earlier 0.5 code used and that break it
+//! stay, marked `#[deprecated(note = "use … instead")]`.
+//!
+//! | what | the name | `FileLock` | `SemaphoreLock` | `FakeLock` |
+//! |---|---|---|---|---|
+//! | the lock called `name` in the backend's own place | `Backend::named(name: &str) -> SimpleLockResult<Self>` | `named` | `new` (0.4's name) | `named` |
+//! | the lock in the file at `path` (file-based backends) | `Backend::at_path(path) -> SimpleLockResult<Self>` | `new` (0.4's name) | — | — |
+//! | anything more than a name or a path to open a lock (mode, shared, folder) | `Backend::options()`, a builder with `with_*` steps that ends in `named` / `at_path` | `new_shared`, `named_in`, `shared` | `with_mode`, `open_existing` | — |
+//! | a new lock of its own (in-process backends) | `Backend::isolated(name)`, and `Default` | — | — | `isolated`, `default` |
+//! | the lock's name as its errors carry it | `name(&self) -> &str` | — | `name() -> String` (0.4's) | `name` |
+//! | the file of a file-based lock | `path(&self) -> &Path` | `path() -> PathBuf` (0.4's) | — | — |
+//! | delete a named lock's object | `Backend::remove(name) -> SimpleLockResult<bool>` | — | `remove` | — |
+//! | yes/no questions | `is_*(&self) -> bool` | `is_shared`, `is_read_only` | — | `is_locked` |
+//! | lock, unlock, state, holders | the [`ConcreteLock`] methods, not inherent copies (a type that implements both [`ConcreteLock`] and [`Lock`], like `FakeLock`, has inherent ones so that calls are not ambiguous) | ✓ | ✓ | ✓ |
+//! | how long to wait | [`Wait`], through [`ConcreteLock::timed_lock`] and the [`LockBuilder`] | — | — | ✓ |
+//! | errors | [`SimpleLockError`]'s constructors (`already_locked`, `unknown(..).with_kind(..)`, ...); callers match variants or [`kind()`](SimpleLockError::kind), never the message | ✓ | ✓ | ✓ |
+//!
+//! Where a cell names something other than the convention, that backend has not moved yet.
+//! `with_*` is a step on a builder or a value that returns it changed (`with_try_lock`,
+//! `Holder::with_since`, `SimpleLockError::with_kind`); never a constructor. `enable_*(&mut
+//! self)` exists only beside 0.4's `with_*` steps of [`LockBuilder`].
 //!
 //! # Crate feature flags
 //!
@@ -211,9 +253,11 @@ mod error;
 mod guard;
 mod status;
 mod traits;
+mod wait;
 
 pub use builder::{BuiltLock, LockBuilder};
 pub use error::{BoxError, SimpleLockError, SimpleLockResult};
 pub use guard::{LockGuard, lock_until_finished};
 pub use status::{Holder, LockStatus, PreviousHolder};
 pub use traits::{ConcreteLock, Lock};
+pub use wait::{Backoff, Wait};

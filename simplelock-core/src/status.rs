@@ -7,7 +7,10 @@ use std::time::SystemTime;
 ///
 /// Anything but [`Mine`](LockStatus::Mine) is a snapshot: another process may take or release
 /// the lock right after the answer was computed.
-#[non_exhaustive]
+///
+/// The three states are complete — a lock is held by this handle, by someone else, or by
+/// nobody — so the enum is exhaustive, as in simplelock 0.4: a `match` over the three needs no
+/// wildcard arm. (Shared holders another shared handle could join count as `Open` for it.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LockStatus {
     /// This handle holds the lock.

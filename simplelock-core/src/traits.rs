@@ -1,9 +1,12 @@
 //! The two traits: [`ConcreteLock`], what a backend implements, and [`Lock`], what users call.
 
+use std::ops::DerefMut;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::{Holder, LockGuard, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult};
+use crate::{
+    Backoff, Holder, LockGuard, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult, Wait,
+};
 
 /// What a backend implements: one handle on one named lock.
 ///
@@ -61,9 +64,12 @@ pub trait ConcreteLock {
     /// The default polls [`try_lock`](ConcreteLock::try_lock) with a backoff that starts at
     /// 50 µs and doubles up to 10 ms, never sleeping past the deadline, and makes one last try at
     /// the deadline. It is correct for any backend, but a release is noticed up to one backoff
-    /// step late: override it with a native wait where the system has one.
+    /// step late: override it with a native wait where the system has one, and compute its
+    /// deadline, sleep slices and error with [`Wait`] (`Wait::For(timeout).start()`; see its
+    /// "For implementors"), so that a timeout too long for the clock waits forever and a signal
+    /// neither ends nor extends the wait.
     fn timed_lock(&mut self, timeout: Duration) -> SimpleLockResult<()> {
-        poll_until(timeout, || self.try_lock())
+        poll_until(Wait::For(timeout), || self.try_lock())
     }
 
     /// How the previous holder let go of the lock, as learned by this handle's last acquisition.
@@ -86,29 +92,34 @@ const BACKOFF_START: Duration = Duration::from_micros(50);
 /// The longest sleep of the default [`ConcreteLock::timed_lock`].
 const BACKOFF_MAX: Duration = Duration::from_millis(10);
 
-/// Calls `attempt` until it succeeds, fails with anything but `AlreadyLocked`, or `timeout` ends.
+/// Calls `attempt` until it succeeds, fails with anything but `AlreadyLocked`, or `wait` is over
+/// (then the error of [`Wait::out_of_time`], with the last holder seen).
 fn poll_until(
-    timeout: Duration,
+    wait: Wait,
     mut attempt: impl FnMut() -> SimpleLockResult<()>,
 ) -> SimpleLockResult<()> {
-    let deadline = Instant::now().checked_add(timeout);
-    let mut pause = BACKOFF_START;
+    let wait = wait.start();
+    let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_MAX);
     loop {
         match attempt() {
-            Err(SimpleLockError::AlreadyLocked { name, holder }) => {
-                let now = Instant::now();
-                let left = deadline.map_or(pause, |d| d.saturating_duration_since(now));
-                if left.is_zero() {
-                    return Err(SimpleLockError::timed_out(name, timeout, holder));
-                }
-                thread::sleep(pause.min(left));
-                pause = (pause * 2).min(BACKOFF_MAX);
-            }
+            Err(SimpleLockError::AlreadyLocked { name, holder }) => match backoff.next(&wait) {
+                Some(nap) => thread::sleep(nap),
+                None => return Err(wait.out_of_time(name, holder)),
+            },
             other => return other,
         }
     }
 }
 
+/// A boxed backend handle is one: `Box<dyn ConcreteLock>` (0.4's forwarding impl),
+/// `Box<dyn ConcreteLock + Send>` (what `default_backend` returns), `Box<MyLock>`. Every method
+/// forwards, the overridden ones included.
+///
+/// Why not one impl over every [`DerefMut`], as for [`Lock`]: a type may implement both traits
+/// (`FakeLock` does, so that it stands in for a built lock too), and then a call such as
+/// `lock.status()` on a `&mut FakeLock` — an `iter_mut()` item, a helper's argument — would
+/// find `status` in both impls for `&mut FakeLock` and not compile. With `Lock` alone
+/// implemented for `&mut T`, it compiles as it always did.
 impl<C: ConcreteLock + ?Sized> ConcreteLock for Box<C> {
     fn status(&self) -> SimpleLockResult<LockStatus> {
         (**self).status()
@@ -180,25 +191,18 @@ pub trait Lock {
     }
 }
 
-impl<L: Lock + ?Sized> Lock for Box<L> {
-    fn status(&self) -> SimpleLockResult<LockStatus> {
-        (**self).status()
-    }
-    fn lock(&mut self) -> SimpleLockResult<()> {
-        (**self).lock()
-    }
-    fn unlock(&mut self) -> SimpleLockResult<()> {
-        (**self).unlock()
-    }
-    fn previous_holder(&self) -> PreviousHolder {
-        (**self).previous_holder()
-    }
-    fn holder(&self) -> SimpleLockResult<Option<Holder>> {
-        (**self).holder()
-    }
-}
-
-impl<L: Lock + ?Sized> Lock for &mut L {
+/// Any mutable smart pointer or reference to a lock is one: `Box<dyn Lock>` (what
+/// `default_lock` returns), `&mut L` (so `lock_until_finished(&mut &mut lock, ..)` and generic
+/// code taking `impl Lock` accept borrowed locks), a `MutexGuard<L>`, ...
+///
+/// One impl over [`DerefMut`] (rand_core's pattern) rather than one per pointer type. A type
+/// that implements `DerefMut` to a lock cannot also implement `Lock` itself: make the lock a
+/// plain struct.
+impl<P> Lock for P
+where
+    P: DerefMut,
+    P::Target: Lock,
+{
     fn status(&self) -> SimpleLockResult<LockStatus> {
         (**self).status()
     }
@@ -219,13 +223,14 @@ impl<L: Lock + ?Sized> Lock for &mut L {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn poll_until_gives_up_after_the_timeout_with_the_holder() {
         let timeout = Duration::from_millis(30);
         let start = Instant::now();
         let mut tries = 0;
-        let err = poll_until(timeout, || {
+        let err = poll_until(Wait::For(timeout), || {
             tries += 1;
             Err(SimpleLockError::already_locked("x", Some(Holder::new(7))))
         })
@@ -249,7 +254,7 @@ mod tests {
     #[test]
     fn poll_until_returns_at_the_first_success_or_other_error() {
         let mut tries = 0;
-        poll_until(Duration::from_secs(60), || {
+        poll_until(Wait::For(Duration::from_secs(60)), || {
             tries += 1;
             if tries < 3 {
                 Err(SimpleLockError::already_locked("x", None))
@@ -259,7 +264,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(tries, 3);
-        let err = poll_until(Duration::from_secs(60), || {
+        let err = poll_until(Wait::For(Duration::from_secs(60)), || {
             Err(SimpleLockError::already_held("x"))
         })
         .unwrap_err();
@@ -269,7 +274,7 @@ mod tests {
     #[test]
     fn zero_timeout_tries_exactly_once() {
         let mut tries = 0;
-        let err = poll_until(Duration::ZERO, || {
+        let err = poll_until(Wait::For(Duration::ZERO), || {
             tries += 1;
             Err(SimpleLockError::already_locked("x", None))
         })
@@ -278,10 +283,25 @@ mod tests {
         assert!(matches!(err, SimpleLockError::TimedOut { .. }));
     }
 
+    /// 0.4's two forwarding impls (`Box<dyn ConcreteLock>`, `Box<dyn Lock>`) and the pointers
+    /// the blanket impl adds.
+    #[test]
+    fn pointers_to_locks_are_locks() {
+        fn concrete<C: ConcreteLock + ?Sized>() {}
+        fn lock<L: Lock + ?Sized>() {}
+        concrete::<Box<dyn ConcreteLock>>();
+        concrete::<Box<dyn ConcreteLock + Send>>();
+        lock::<Box<dyn Lock>>();
+        lock::<Box<dyn Lock + Send>>();
+        lock::<&mut dyn Lock>();
+        lock::<&mut Box<dyn Lock>>();
+        lock::<std::sync::MutexGuard<'static, crate::BuiltLock<Box<dyn ConcreteLock + Send>>>>();
+    }
+
     #[test]
     fn huge_timeouts_do_not_overflow() {
         let mut tries = 0;
-        poll_until(Duration::MAX, || {
+        poll_until(Wait::For(Duration::MAX), || {
             tries += 1;
             if tries < 2 {
                 Err(SimpleLockError::already_locked("x", None))

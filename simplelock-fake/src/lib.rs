@@ -4,7 +4,11 @@
 //! A `FakeLock` behaves like a real lock shared by the threads of one process, with no file and
 //! no kernel object behind it: clones are handles on the same lock, a clone holding it makes
 //! another clone's try-lock fail with `AlreadyLocked`, a waiting lock really waits (on a condition
-//! variable) and a timed lock times out. On top of that it lets a test
+//! variable) and a timed lock times out. Make one with [`FakeLock::default()`] (a lock of its
+//! own called `"fake"`), [`FakeLock::isolated`] (of its own, with a name of your choice) or
+//! [`FakeLock::named`] (the process-wide lock of that name, as a real named lock would be); its
+//! constructors and accessors are named as the table "One vocabulary for every backend" of
+//! `simplelock-core` says. On top of that it lets a test
 //!
 //! - make the next lock or unlock fail with an error of its choice
 //!   ([`fail_next_lock`](FakeLock::fail_next_lock), [`fail_next_unlock`](FakeLock::fail_next_unlock)),
@@ -51,10 +55,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use simplelock_core::{
-    ConcreteLock, Holder, Lock, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult,
+    ConcreteLock, Holder, Lock, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult, Wait,
 };
 
 /// Each handle gets its own id; the state records which id holds the lock.
@@ -91,9 +95,13 @@ struct State {
 }
 
 impl FakeLock {
-    /// A new lock, held by this handle if `is_locked`.
+    /// A new lock, held by this handle if `is_locked`: 0.4's constructor.
+    #[deprecated(
+        since = "0.5.0",
+        note = "use `FakeLock::default()` (a new, free lock), then `try_lock()` it for a held one"
+    )]
     pub fn new(is_locked: bool) -> Self {
-        let lock = FakeLock::with_name("fake");
+        let lock = FakeLock::isolated("fake");
         if is_locked {
             lock.state().holder = Some(lock.id);
         }
@@ -101,7 +109,15 @@ impl FakeLock {
     }
 
     /// A new, free lock whose errors carry `name`.
+    #[deprecated(since = "0.5.0", note = "use `FakeLock::isolated(name)` instead")]
     pub fn with_name(name: impl Into<String>) -> Self {
+        FakeLock::isolated(name)
+    }
+
+    /// A new, free lock called `name`, of its own: unlike [`named`](FakeLock::named), two calls
+    /// with the same name give two locks that do not exclude each other. Its clones are
+    /// handles on it.
+    pub fn isolated(name: impl Into<String>) -> Self {
         FakeLock::handle(Arc::new(Shared {
             name: name.into(),
             state: Mutex::new(State::default()),
@@ -123,7 +139,7 @@ impl FakeLock {
         let mut registry = registry.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(registry
             .entry(name.to_owned())
-            .or_insert_with(|| FakeLock::with_name(name))
+            .or_insert_with(|| FakeLock::isolated(name))
             .clone())
     }
 
@@ -144,11 +160,14 @@ impl FakeLock {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn name(&self) -> &str {
+    /// The lock's name, as its errors carry it (`"fake"` for a [default](FakeLock::default)
+    /// lock).
+    pub fn name(&self) -> &str {
         &self.shared.name
     }
 
     /// The name errors carry.
+    #[deprecated(since = "0.5.0", note = "use `FakeLock::name()` instead")]
     pub fn lock_name(&self) -> &str {
         self.name()
     }
@@ -222,7 +241,7 @@ impl FakeLock {
     /// [`SimpleLockError::AlreadyLocked`] if another handle holds it,
     /// [`SimpleLockError::AlreadyHeld`] if this one does, or the injected error.
     pub fn try_lock(&mut self) -> SimpleLockResult<()> {
-        self.acquire(None, true)
+        self.acquire(Wait::Try)
     }
 
     /// Acquire the lock, waiting as long as it takes.
@@ -230,7 +249,7 @@ impl FakeLock {
     /// # Errors
     /// [`SimpleLockError::AlreadyHeld`] if this handle holds it, or the injected error.
     pub fn hang_lock(&mut self) -> SimpleLockResult<()> {
-        self.acquire(None, false)
+        self.acquire(Wait::Forever)
     }
 
     /// Acquire the lock, waiting at most `timeout`.
@@ -239,13 +258,12 @@ impl FakeLock {
     /// [`SimpleLockError::TimedOut`] if it stayed held, [`SimpleLockError::AlreadyHeld`] if
     /// this handle holds it, or the injected error.
     pub fn timed_lock(&mut self, timeout: Duration) -> SimpleLockResult<()> {
-        self.acquire(Some(timeout), false)
+        self.acquire(Wait::For(timeout))
     }
 
-    /// Waits until the lock is free (`None`: forever) and takes it; with `only_try`, fails with
-    /// `AlreadyLocked` at once instead.
-    fn acquire(&mut self, timeout: Option<Duration>, only_try: bool) -> SimpleLockResult<()> {
-        let start = Instant::now();
+    /// Takes the lock, waiting for it as `wait` says.
+    fn acquire(&mut self, wait: Wait) -> SimpleLockResult<()> {
+        let wait = wait.start();
         let mut state = self.state();
         state.lock_calls += 1;
         if let Some(error) = state.fail_next_lock.take() {
@@ -255,26 +273,12 @@ impl FakeLock {
             return Err(SimpleLockError::already_held(self.name()));
         }
         while state.holder.is_some() {
-            if only_try {
+            if wait.is_expired() {
                 let holder = Holder::new(std::process::id());
-                return Err(SimpleLockError::already_locked(self.name(), Some(holder)));
+                return Err(wait.out_of_time(self.name(), Some(holder)));
             }
-            let left = match timeout {
-                None => None,
-                Some(timeout) => match timeout.checked_sub(start.elapsed()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => {
-                        let holder = Holder::new(std::process::id());
-                        return Err(SimpleLockError::timed_out(
-                            self.name(),
-                            timeout,
-                            Some(holder),
-                        ));
-                    }
-                },
-            };
             let released = &self.shared.released;
-            state = match left {
+            state = match wait.remaining() {
                 None => released.wait(state).unwrap_or_else(PoisonError::into_inner),
                 Some(left) => {
                     let waited = released.wait_timeout(state, left);
@@ -328,9 +332,9 @@ impl FakeLock {
 }
 
 impl Default for FakeLock {
-    /// A new, free lock.
+    /// A new, free lock called `"fake"`, of its own (see [`isolated`](FakeLock::isolated)).
     fn default() -> Self {
-        FakeLock::new(false)
+        FakeLock::isolated("fake")
     }
 }
 

@@ -1,4 +1,7 @@
 //! FakeLock passes the backend conformance suite, as a `ConcreteLock` behind a `LockBuilder`.
+//!
+//! It is a lock of one process (no multi-process claims); its clones are new handles on the
+//! same lock, and it names this process as the holder.
 
 use simplelock_core::SimpleLockResult;
 use simplelock_fake::FakeLock;
@@ -7,4 +10,4 @@ fn open(key: &str) -> SimpleLockResult<FakeLock> {
     FakeLock::named(&format!("conformance-{key}"))
 }
 
-simplelock_core::conformance_tests!(open);
+simplelock_core::conformance_tests!(open, holder_pid, cloneable);

@@ -11,7 +11,9 @@ use simplelock_core::{
 };
 use simplelock_fake::FakeLock;
 
+/// `new(bool)` is deprecated, not gone: it must keep doing what 0.4 code expects.
 #[test]
+#[allow(deprecated)]
 fn new_true_is_held_by_that_handle_and_clones_see_it_taken() {
     let mut held = FakeLock::new(true);
     let mut other = held.clone();
@@ -59,7 +61,7 @@ fn hang_lock_really_waits_for_another_thread() {
 
 #[test]
 fn timed_lock_times_out_not_before_its_timeout() {
-    let mut holder = FakeLock::with_name("jobs");
+    let mut holder = FakeLock::isolated("jobs");
     let mut waiter = holder.clone();
     holder.try_lock().unwrap();
     let start = Instant::now();
@@ -223,4 +225,84 @@ fn works_as_a_concrete_lock_in_every_builder_mode() {
         ConcreteLock::status(timed.get_ref()).unwrap(),
         LockStatus::Taken
     );
+}
+
+#[test]
+fn a_timeout_too_long_for_the_clock_waits_until_the_release() {
+    let mut holder = FakeLock::default();
+    let mut waiter = holder.clone();
+    holder.try_lock().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let thread = thread::spawn(move || {
+        let result = waiter.timed_lock(Duration::MAX);
+        tx.send(()).unwrap();
+        result.map(|()| waiter)
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_millis(50)).is_err(),
+        "timed_lock(Duration::MAX) returned while another clone held the lock"
+    );
+    holder.unlock().unwrap();
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("timed_lock(Duration::MAX) did not wake up on release");
+    let waiter = thread.join().unwrap().unwrap();
+    assert_eq!(waiter.status().unwrap(), LockStatus::Mine);
+}
+
+#[test]
+fn a_zero_timeout_tries_once() {
+    let mut holder = FakeLock::default();
+    let mut waiter = holder.clone();
+    waiter.timed_lock(Duration::ZERO).unwrap();
+    waiter.unlock().unwrap();
+    holder.try_lock().unwrap();
+    let calls = holder.lock_calls();
+    let err = waiter.timed_lock(Duration::ZERO).unwrap_err();
+    assert!(
+        matches!(err, SimpleLockError::TimedOut { timeout, .. } if timeout.is_zero()),
+        "{err:?}"
+    );
+    assert_eq!(holder.lock_calls(), calls + 1);
+}
+
+#[test]
+fn isolated_locks_of_one_name_do_not_exclude_each_other_but_named_ones_do() {
+    let mut first = FakeLock::isolated("same");
+    let mut second = FakeLock::isolated("same");
+    assert_eq!(first.name(), "same");
+    first.try_lock().unwrap();
+    second.try_lock().unwrap();
+    let mut named = FakeLock::named("isolated-vs-named").unwrap();
+    let mut again = FakeLock::named("isolated-vs-named").unwrap();
+    named.try_lock().unwrap();
+    assert!(matches!(
+        again.try_lock(),
+        Err(SimpleLockError::AlreadyLocked { .. })
+    ));
+    assert_eq!(FakeLock::default().name(), "fake");
+}
+
+/// The 0.4-era names are deprecated, not gone, and mean what they meant.
+#[test]
+#[allow(deprecated)]
+fn deprecated_names_still_work() {
+    let lock = FakeLock::with_name("old");
+    assert_eq!(lock.lock_name(), "old");
+    assert_eq!(lock.lock_name(), lock.name());
+    assert!(!FakeLock::new(false).is_locked());
+}
+
+/// With both traits in scope, calls through `&mut FakeLock` (an `iter_mut()` item, a helper's
+/// argument) must resolve: this file imports `ConcreteLock` and `Lock`, and a blanket
+/// `ConcreteLock` impl for every `DerefMut` made `status()` here ambiguous.
+#[test]
+fn calls_through_a_mutable_reference_compile_with_both_traits_in_scope() {
+    let mut locks = [FakeLock::default(), FakeLock::default()];
+    for lock in locks.iter_mut() {
+        assert_eq!(lock.status().unwrap(), LockStatus::Open);
+        assert_eq!(lock.holder().unwrap(), None);
+        assert_eq!(lock.previous_holder(), PreviousHolder::Unknown);
+        lock.try_lock().unwrap();
+        lock.unlock().unwrap();
+    }
 }

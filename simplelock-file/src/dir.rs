@@ -18,33 +18,87 @@ const SUFFIX: &str = ".lock";
 /// The longest file name most file systems take (`NAME_MAX`).
 const NAME_MAX: usize = 255;
 
+/// The system folders a per-user lock folder goes into, in order of preference: the first that
+/// is a sticky, world-writable folder is used. `/run/lock` is the FHS place for lock files, the
+/// same for every process of the machine (systemd's `PrivateTmp=` does not replace it, a login
+/// session is not needed for it, unlike `/run/user/UID`); `/dev/shm` is there on every Linux
+/// system, where a distribution keeps `/run/lock` for root.
+pub(crate) const SYSTEM_BASES: [&str; 2] = ["/run/lock", "/dev/shm"];
+
+/// Where named locks live, and how that folder is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Folder {
+    /// `$SIMPLELOCK_DIR`: the user's choice, trusted as it is.
+    Chosen(PathBuf),
+    /// `simplelock-UID` in a folder everybody may write to: it must be ours alone.
+    Private(PathBuf),
+}
+
+impl Folder {
+    fn path(&self) -> &Path {
+        match self {
+            Folder::Chosen(path) | Folder::Private(path) => path,
+        }
+    }
+}
+
+/// The lock folder the rules give, from the environment (only `SIMPLELOCK_DIR` counts), the
+/// system folders `bases` and the temporary folder; nothing is created nor checked.
+fn choose(env: impl Fn(&str) -> Option<OsString>, bases: &[&Path], temp_dir: &Path) -> Folder {
+    if let Some(dir) = env(ENV_DIR).filter(|dir| !dir.is_empty()) {
+        return Folder::Chosen(PathBuf::from(dir));
+    }
+    let name = format!("simplelock-{}", sys::euid());
+    let shared = bases.iter().find(|base| {
+        fs::metadata(base).is_ok_and(|meta| meta.is_dir() && meta.mode() & 0o1777 == 0o1777)
+    });
+    Folder::Private(shared.map_or(temp_dir, |base| base).join(name))
+}
+
+/// The lock folder, without creating or checking anything.
+pub(crate) fn chosen_dir(env: impl Fn(&str) -> Option<OsString>, temp_dir: &Path) -> PathBuf {
+    choose(env, &system_bases(), temp_dir).path().to_owned()
+}
+
+fn system_bases() -> [&'static Path; 2] {
+    SYSTEM_BASES.map(Path::new)
+}
+
 /// [`crate::lock_dir`] with the environment and the temporary folder given, so tests need not
 /// change the process environment.
 pub(crate) fn lock_dir_with(
     env: impl Fn(&str) -> Option<OsString>,
     temp_dir: &Path,
 ) -> SimpleLockResult<PathBuf> {
-    if let Some(dir) = env(ENV_DIR).filter(|dir| !dir.is_empty()) {
-        let dir = PathBuf::from(dir);
-        ensure_chosen_dir(&dir)?;
-        return Ok(dir);
-    }
-    if let Some(runtime) = env("XDG_RUNTIME_DIR").filter(|dir| usable_runtime_dir(Path::new(dir))) {
-        let dir = PathBuf::from(runtime).join("simplelock");
-        ensure_private_dir(&dir)?;
-        return Ok(dir);
-    }
-    let dir = temp_dir.join(format!("simplelock-{}", sys::euid()));
-    ensure_private_dir(&dir)?;
-    Ok(dir)
+    lock_dir_in(env, &system_bases(), temp_dir)
 }
 
-/// `$XDG_RUNTIME_DIR` is only used if it looks like what the XDG spec promises: an absolute
-/// path to a folder owned by this user. Anything else (a stale value after `su`, a relative
-/// path) falls through to the temporary folder.
-fn usable_runtime_dir(dir: &Path) -> bool {
-    dir.is_absolute()
-        && fs::metadata(dir).is_ok_and(|meta| meta.is_dir() && meta.uid() == sys::euid())
+fn lock_dir_in(
+    env: impl Fn(&str) -> Option<OsString>,
+    bases: &[&Path],
+    temp_dir: &Path,
+) -> SimpleLockResult<PathBuf> {
+    match choose(env, bases, temp_dir) {
+        Folder::Chosen(dir) => {
+            ensure_chosen_dir(&dir)?;
+            Ok(dir)
+        }
+        Folder::Private(dir) => {
+            ensure_private_dir(&dir)?;
+            Ok(dir)
+        }
+    }
+}
+
+/// The checks of an existing lock folder, without creating it (for looking at a lock).
+pub(crate) fn check_existing_dir(
+    env: impl Fn(&str) -> Option<OsString>,
+    temp_dir: &Path,
+) -> SimpleLockResult<()> {
+    match choose(env, &system_bases(), temp_dir) {
+        Folder::Chosen(_) => Ok(()),
+        Folder::Private(dir) => check_private_dir(&dir),
+    }
 }
 
 /// A folder the user chose with `SIMPLELOCK_DIR`: created (mode 0700) if missing, and otherwise
@@ -88,6 +142,12 @@ fn ensure_private_dir(dir: &Path) -> SimpleLockResult<()> {
             ));
         }
     }
+    check_private_dir(dir)
+}
+
+/// The checks of [`ensure_private_dir`] on a folder that exists.
+fn check_private_dir(dir: &Path) -> SimpleLockResult<()> {
+    let name = dir.display().to_string();
     let meta = fs::symlink_metadata(dir)
         .map_err(|err| SimpleLockError::from_io(&name, "checking the lock folder", err))?;
     let me = sys::euid();
@@ -119,7 +179,10 @@ fn ensure_private_dir(dir: &Path) -> SimpleLockResult<()> {
 fn denied(name: &str, why: &str) -> SimpleLockError {
     SimpleLockError::permission_denied(
         name,
-        Some(io::Error::new(io::ErrorKind::PermissionDenied, why)),
+        Some(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{why}; set {ENV_DIR} to a folder of your own to keep named locks there"),
+        )),
     )
 }
 
@@ -237,26 +300,27 @@ mod tests {
     }
 
     #[test]
-    fn runtime_dir_is_used_when_it_is_ours() {
-        let base = scratch("runtime");
+    fn the_first_sticky_world_writable_base_is_used_and_the_environment_is_not() {
+        let base = scratch("bases");
+        let (closed, sticky, temp) = (base.join("closed"), base.join("sticky"), base.join("tmp"));
+        for dir in [&closed, &sticky, &temp] {
+            DirBuilder::new().mode(0o755).create(dir).unwrap();
+        }
+        fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+        let user = format!("simplelock-{}", sys::euid());
+        // XDG_RUNTIME_DIR (a login session's) does not change the folder: cron has none.
         let runtime = base.join("run");
         DirBuilder::new().mode(0o700).create(&runtime).unwrap();
-        let dir = lock_dir_with(env(&[("XDG_RUNTIME_DIR", &runtime)]), &base).unwrap();
-        assert_eq!(dir, runtime.join("simplelock"));
+        let login = [("XDG_RUNTIME_DIR", runtime.as_path())];
+        let bases = [closed.as_path(), sticky.as_path()];
+        let dir = lock_dir_in(env(&login), &bases, &temp).unwrap();
+        assert_eq!(dir, sticky.join(&user));
         assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
-        // A relative or missing runtime folder is ignored: the temporary folder is used.
-        let temp = base.join("tmp");
-        DirBuilder::new().mode(0o755).create(&temp).unwrap();
-        let expected = temp.join(format!("simplelock-{}", sys::euid()));
-        let relative = Path::new("relative/run");
+        assert_eq!(lock_dir_in(env(&[]), &bases, &temp).unwrap(), dir);
+        // Without a usable base: the temporary folder.
         assert_eq!(
-            lock_dir_with(env(&[("XDG_RUNTIME_DIR", relative)]), &temp).unwrap(),
-            expected
-        );
-        let missing = base.join("missing");
-        assert_eq!(
-            lock_dir_with(env(&[("XDG_RUNTIME_DIR", &missing)]), &temp).unwrap(),
-            expected
+            lock_dir_in(env(&[]), &[closed.as_path()], &temp).unwrap(),
+            temp.join(&user)
         );
         fs::remove_dir_all(base).unwrap();
     }
@@ -264,6 +328,7 @@ mod tests {
     #[test]
     fn temp_fallback_is_private_and_refuses_planted_folders() {
         let temp = scratch("temp");
+        let lock_dir_with = |env, temp: &Path| lock_dir_in(env, &[], temp);
         let dir = lock_dir_with(env(&[]), &temp).unwrap();
         assert_eq!(dir, temp.join(format!("simplelock-{}", sys::euid())));
         assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
@@ -277,13 +342,10 @@ mod tests {
             matches!(err, SimpleLockError::PermissionDenied { .. }),
             "{err:?}"
         );
-        assert!(
-            std::error::Error::source(&err)
-                .unwrap()
-                .to_string()
-                .contains("writable by other users"),
-            "{err:?}"
-        );
+        let why = std::error::Error::source(&err).unwrap().to_string();
+        assert!(why.contains("writable by other users"), "{err:?}");
+        // The way out is in the message.
+        assert!(why.contains("set SIMPLELOCK_DIR to a folder"), "{why}");
         assert_eq!(err.name(), Some(dir.display().to_string().as_str()));
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
 

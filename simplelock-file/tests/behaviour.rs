@@ -13,7 +13,7 @@ use simplelock_core::{ConcreteLock, LockStatus, PreviousHolder, SimpleLockError}
 use simplelock_file::FileLock;
 
 fn lock_path(test: &str) -> PathBuf {
-    scratch(test).join("lock")
+    scratch(test).join("lock.lock")
 }
 
 fn is_already_locked<T: std::fmt::Debug>(result: Result<T, SimpleLockError>) -> bool {
@@ -23,8 +23,8 @@ fn is_already_locked<T: std::fmt::Debug>(result: Result<T, SimpleLockError>) -> 
 #[test]
 fn waiting_for_a_lock_this_thread_holds_is_refused_not_a_hang() {
     let path = lock_path("deadlock");
-    let mut first = FileLock::new(&path).unwrap();
-    let mut second = FileLock::new(&path).unwrap();
+    let mut first = common::lock_file(&path).unwrap();
+    let mut second = common::lock_file(&path).unwrap();
     first.try_lock().unwrap();
     assert!(is_already_locked(second.try_lock()), "try mode just fails");
     for (what, result) in [
@@ -62,9 +62,9 @@ fn waiting_for_a_lock_this_thread_holds_is_refused_not_a_hang() {
 #[test]
 fn shared_then_exclusive_in_one_thread_is_refused_but_two_shared_are_fine() {
     let path = lock_path("deadlock-shared");
-    let mut reader = FileLock::new_shared(&path).unwrap();
-    let mut reader2 = FileLock::new_shared(&path).unwrap();
-    let mut writer = FileLock::new(&path).unwrap();
+    let mut reader = common::lock_file_shared(&path).unwrap();
+    let mut reader2 = common::lock_file_shared(&path).unwrap();
+    let mut writer = common::lock_file(&path).unwrap();
     reader.hang_lock().unwrap();
     reader2.hang_lock().unwrap(); // shared + shared: no wait at all
     assert!(matches!(
@@ -90,9 +90,9 @@ fn shared_then_exclusive_in_one_thread_is_refused_but_two_shared_are_fine() {
 fn shared_locks_admit_many_readers_and_exclude_writers() {
     let path = lock_path("shared");
     let mut readers: Vec<_> = (0..3)
-        .map(|_| FileLock::new_shared(&path).unwrap())
+        .map(|_| common::lock_file_shared(&path).unwrap())
         .collect();
-    let mut writer = FileLock::new(&path).unwrap();
+    let mut writer = common::lock_file(&path).unwrap();
     assert!(readers.iter().all(FileLock::is_shared) && !writer.is_shared());
     for (i, reader) in readers.iter_mut().enumerate() {
         match i {
@@ -102,7 +102,7 @@ fn shared_locks_admit_many_readers_and_exclude_writers() {
         }
     }
     assert_eq!(readers[0].status().unwrap(), LockStatus::Mine);
-    let outsider = FileLock::new_shared(&path).unwrap();
+    let outsider = common::lock_file_shared(&path).unwrap();
     assert_eq!(
         outsider.status().unwrap(),
         LockStatus::Open,
@@ -167,10 +167,10 @@ fn shared_locks_admit_many_readers_and_exclude_writers() {
 #[test]
 fn a_hold_keeps_its_mode_when_the_handle_is_made_shared() {
     let path = lock_path("mode-change");
-    let mut lock = FileLock::new(&path).unwrap();
+    let mut lock = common::lock_file(&path).unwrap();
     lock.try_lock().unwrap();
     let mut lock = lock.shared();
-    let mut reader = FileLock::new_shared(&path).unwrap();
+    let mut reader = common::lock_file_shared(&path).unwrap();
     assert!(
         is_already_locked(reader.try_lock()),
         "no silent downgrade: the hold is still exclusive"
@@ -185,8 +185,8 @@ fn a_hold_keeps_its_mode_when_the_handle_is_made_shared() {
 #[test]
 fn timed_lock_wakes_on_release_well_before_its_timeout() {
     let path = lock_path("timed-wake");
-    let mut holder = FileLock::new(&path).unwrap();
-    let mut waiter = FileLock::new(&path).unwrap();
+    let mut holder = common::lock_file(&path).unwrap();
+    let mut waiter = common::lock_file(&path).unwrap();
     for round in 0..5 {
         holder.try_lock().unwrap();
         thread::scope(|s| {
@@ -221,7 +221,7 @@ fn timed_lock_notices_a_foreign_release_that_touches_nothing() {
         .open(&path)
         .unwrap();
     foreign.lock().unwrap();
-    let mut waiter = FileLock::new(&path).unwrap();
+    let mut waiter = common::lock_file(&path).unwrap();
     thread::scope(|s| {
         let wait = s.spawn(|| waiter.timed_lock(PATIENCE));
         thread::sleep(Duration::from_millis(30));
@@ -237,11 +237,11 @@ fn timed_lock_notices_a_foreign_release_that_touches_nothing() {
 #[test]
 fn timed_lock_honours_its_deadline() {
     let path = lock_path("deadline");
-    let mut holder = FileLock::new(&path).unwrap();
+    let mut holder = common::lock_file(&path).unwrap();
     holder.try_lock().unwrap();
     thread::scope(|s| {
         s.spawn(|| {
-            let mut waiter = FileLock::new(&path).unwrap();
+            let mut waiter = common::lock_file(&path).unwrap();
             for timeout in [1, 20, 150].map(Duration::from_millis) {
                 let start = Instant::now();
                 match waiter.timed_lock(timeout) {
@@ -270,7 +270,7 @@ fn on_disk(path: &std::path::Path) -> String {
 #[test]
 fn the_record_on_disk_follows_the_holds() {
     let path = lock_path("record");
-    let mut lock = FileLock::new(&path).unwrap();
+    let mut lock = common::lock_file(&path).unwrap();
     assert_eq!(fs::read(&path).unwrap(), b"", "a new lock file is empty");
     let before = SystemTime::now();
     lock.try_lock().unwrap();
@@ -285,7 +285,7 @@ fn the_record_on_disk_follows_the_holds() {
     assert!(held.ends_with('\n'));
 
     // holder() of another handle: this process, since the acquisition, from the record.
-    let other = FileLock::new(&path).unwrap();
+    let other = common::lock_file(&path).unwrap();
     let holder = other.holder().unwrap().unwrap();
     assert_eq!(holder.pid, pid);
     let since = holder.since.unwrap();
@@ -313,7 +313,7 @@ fn a_held_record_left_behind_is_reported_as_a_death() {
         .as_secs();
     let line = format!("simplelock 1 held pid=999999 since={since}.000000");
     fs::write(&path, format!("{line:<63}\n")).unwrap();
-    let mut reader = FileLock::new_shared(&path).unwrap();
+    let mut reader = common::lock_file_shared(&path).unwrap();
     reader.try_lock().unwrap();
     assert_eq!(reader.previous_holder(), PreviousHolder::Died);
     reader.try_unlock().unwrap();
@@ -321,7 +321,7 @@ fn a_held_record_left_behind_is_reported_as_a_death() {
         on_disk(&path).starts_with("simplelock 1 held pid=999999"),
         "readers only read"
     );
-    let mut lock = FileLock::new(&path).unwrap();
+    let mut lock = common::lock_file(&path).unwrap();
     lock.try_lock().unwrap();
     assert_eq!(lock.previous_holder(), PreviousHolder::Died);
     lock.try_unlock().unwrap();
@@ -343,7 +343,7 @@ fn a_data_file_that_only_starts_like_a_record_is_never_written() {
     let data = "simplelock 1 is the name of this project, and this is a note about it, longer than \
                 a record\n";
     fs::write(&path, data).unwrap();
-    let mut lock = FileLock::new(&path).unwrap();
+    let mut lock = common::lock_file(&path).unwrap();
     lock.try_lock().unwrap();
     assert_eq!(lock.previous_holder(), PreviousHolder::Unknown);
     lock.try_unlock().unwrap();
@@ -357,7 +357,7 @@ fn a_data_file_that_only_starts_like_a_record_is_never_written() {
 #[test]
 fn misuse_gives_errors_naming_the_path() {
     let path = lock_path("misuse");
-    let mut lock = FileLock::new(&path).unwrap();
+    let mut lock = common::lock_file(&path).unwrap();
     let name = path.display().to_string();
     let err = lock.try_unlock().unwrap_err();
     assert!(matches!(err, SimpleLockError::NotHeld { .. }));

@@ -148,7 +148,7 @@ fn someone_elses_data_file_used_as_a_lock_is_never_modified() {
 /// holder is unknown. Holds the lock until a line arrives on stdin when `wait` is set.
 fn read_only_case(path: &Path, wait: bool) {
     let before = fs::read(path).unwrap();
-    let mut lock = FileLock::new(path).unwrap();
+    let mut lock = common::lock_file(path).unwrap();
     assert!(lock.is_read_only());
     lock.try_lock().unwrap();
     assert_eq!(lock.previous_holder(), PreviousHolder::Unknown);
@@ -160,7 +160,7 @@ fn read_only_case(path: &Path, wait: bool) {
     }
     lock.try_unlock().unwrap();
     // A shared handle can still read the record.
-    let mut reader = FileLock::new_shared(path).unwrap();
+    let mut reader = common::lock_file_shared(path).unwrap();
     reader.try_lock().unwrap();
     assert_eq!(reader.previous_holder(), PreviousHolder::Released);
     reader.try_unlock().unwrap();
@@ -168,7 +168,7 @@ fn read_only_case(path: &Path, wait: bool) {
 }
 
 fn denied_case(path: &Path) {
-    let err = FileLock::new(path).unwrap_err();
+    let err = common::lock_file(path).unwrap_err();
     assert!(
         matches!(err, SimpleLockError::PermissionDenied { .. }),
         "{path:?}: {err:?}"
@@ -187,7 +187,7 @@ fn a_file_we_may_only_read_still_locks_and_is_never_written() {
     let dir = scratch("read_only");
     let path = dir.join("ro.lock");
     // A managed lock file, released by its owner.
-    let mut owner = FileLock::new(&path).unwrap();
+    let mut owner = common::lock_file(&path).unwrap();
     owner.try_lock().unwrap();
     owner.try_unlock().unwrap();
     if !is_root() {
@@ -266,7 +266,7 @@ fn another_users_lock_file_in_a_shared_folder_is_usable() {
     const TEST: &str = "another_users_lock_file_in_a_shared_folder_is_usable";
     if role().as_deref() == Some("shared-folder") {
         let path = PathBuf::from(std::env::var_os(LOCK_PATH).unwrap());
-        let mut lock = FileLock::new(&path).unwrap();
+        let mut lock = common::lock_file(&path).unwrap();
         lock.try_lock().unwrap();
         println!(
             "@locked {:?} read_only={}",
@@ -293,7 +293,7 @@ fn another_users_lock_file_in_a_shared_folder_is_usable() {
         (0o644, "Unknown read_only=true"),
     ] {
         let path = dir.join(format!("root-{mode:o}.lock"));
-        let mut root = FileLock::new(&path).unwrap();
+        let mut root = common::lock_file(&path).unwrap();
         root.try_lock().unwrap();
         root.try_unlock().unwrap();
         fs::set_permissions(&path, Permissions::from_mode(mode)).unwrap();
@@ -316,14 +316,14 @@ fn another_users_lock_file_in_a_shared_folder_is_usable() {
 fn lock_files_are_created_with_0644_less_the_umask_and_no_more() {
     let dir = scratch("mode");
     let path = dir.join("new.lock");
-    let _lock = FileLock::new(&path).unwrap();
+    let _lock = common::lock_file(&path).unwrap();
     let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode & !0o644, 0, "mode {mode:o} grants more than 0644");
     assert!(
         mode & 0o600 == 0o600 || mode & 0o400 == 0o400,
         "mode {mode:o}"
     );
-    let _again = FileLock::new(&path).unwrap();
+    let _again = common::lock_file(&path).unwrap();
     assert!(
         fs::read(&path).unwrap().is_empty(),
         "opening writes nothing"

@@ -55,7 +55,7 @@ fn leave(occupant: &Path) {
 }
 
 fn writer(dir: &Path, lock: &Path) {
-    let mut lock = FileLock::new(lock).unwrap();
+    let mut lock = common::lock_file(lock).unwrap();
     let (counter, occupant) = (dir.join("counter"), dir.join("occupant"));
     for round in 0..ROUNDS {
         match round % 3 {
@@ -81,7 +81,7 @@ fn writer(dir: &Path, lock: &Path) {
 }
 
 fn reader(dir: &Path, lock: &Path) {
-    let mut lock = FileLock::new_shared(lock).unwrap();
+    let mut lock = common::lock_file_shared(lock).unwrap();
     let occupant = dir.join("occupant");
     for round in 0..ROUNDS / 2 {
         match round % 2 {
@@ -141,7 +141,7 @@ fn threads_with_their_own_handles_exclude_each_other() {
         for t in 0..4 {
             let (dir, lock, inside) = (&dir, &lock, &inside);
             s.spawn(move || {
-                let mut lock = FileLock::new(lock).unwrap();
+                let mut lock = common::lock_file(lock).unwrap();
                 for round in 0..200 {
                     if (t + round) % 2 == 0 {
                         lock.hang_lock().unwrap();
@@ -172,7 +172,7 @@ fn threads_with_their_own_handles_exclude_each_other() {
 
 /// A holder that never lets go: it locks, says so, and waits to be killed.
 fn holder_until_killed(dir: &Path, lock: &Path) -> ! {
-    let mut lock = FileLock::new(lock).unwrap();
+    let mut lock = common::lock_file(lock).unwrap();
     lock.hang_lock().unwrap();
     fs::write(dir.join("occupant"), std::process::id().to_string()).unwrap();
     println!("@locked {:?}", lock.previous_holder());
@@ -192,7 +192,7 @@ fn kill_storm_releases_at_once_and_reports_the_death() {
     let path = dir.join("storm.lock");
     let occupant = dir.join("occupant");
     fs::write(&occupant, "").unwrap();
-    let mut probe = FileLock::new(&path).unwrap();
+    let mut probe = common::lock_file(&path).unwrap();
     for round in 0..KILLS {
         let mut holder = Proc::spawn(
             child(TEST, "holder")
@@ -221,7 +221,7 @@ fn kill_storm_releases_at_once_and_reports_the_death() {
 
         // A waiter, exclusive or shared, blocked before the kill; the kill must wake it.
         let shared = round % 3 == 2;
-        let mut next = FileLock::new(&path).unwrap();
+        let mut next = common::lock_file(&path).unwrap();
         if shared {
             next = next.shared();
         }
@@ -265,7 +265,7 @@ fn kill_storm_releases_at_once_and_reports_the_death() {
 fn an_execed_program_does_not_keep_the_lock() {
     const TEST: &str = "an_execed_program_does_not_keep_the_lock";
     if role().as_deref() == Some("exec") {
-        let mut lock = FileLock::new(env_path(LOCK_PATH)).unwrap();
+        let mut lock = common::lock_file(env_path(LOCK_PATH)).unwrap();
         lock.try_lock().unwrap();
         // Never waited for: this process is killed, and the test kills the sleeper.
         #[allow(clippy::zombie_processes)]
@@ -286,7 +286,7 @@ fn an_execed_program_does_not_keep_the_lock() {
     let mut parent = Proc::spawn(child(TEST, "exec").env(LOCK_PATH, &path));
     let said = parent.next();
     let sleeper: i32 = said.strip_prefix("sleeper ").unwrap().parse().unwrap();
-    let mut lock = FileLock::new(&path).unwrap();
+    let mut lock = common::lock_file(&path).unwrap();
     assert!(matches!(
         lock.try_lock(),
         Err(SimpleLockError::AlreadyLocked { .. })
@@ -341,7 +341,7 @@ fn drop_in_child(lock: &FileLock) {
 }
 
 fn fork_scenarios(path: &Path) {
-    let mut lock = FileLock::new(path).unwrap();
+    let mut lock = common::lock_file(path).unwrap();
     lock.try_lock().unwrap();
 
     // 1. The child's copy: unlock is NotHeld, status sees the parent's hold, a lock attempt
@@ -372,7 +372,7 @@ fn fork_scenarios(path: &Path) {
     });
     assert_eq!(code, 0, "fork scenario 1 failed at step {code}");
     assert_eq!(lock.status().unwrap(), LockStatus::Mine);
-    let mut other = FileLock::new(path).unwrap();
+    let mut other = common::lock_file(path).unwrap();
     assert!(
         matches!(other.try_lock(), Err(SimpleLockError::AlreadyLocked { .. })),
         "the child released the parent's lock"
@@ -411,7 +411,7 @@ fn fork_scenarios(path: &Path) {
     // 4. A handle made with a relative path (this process runs in the lock's folder) names the
     //    file it opened, also in a child that changed folder before it re-opens the file:
     //    re-opening the relative path there would lock another file, beside the parent's hold.
-    let mut relative = FileLock::new(path.file_name().unwrap()).unwrap();
+    let mut relative = common::lock_file(path.file_name().unwrap()).unwrap();
     relative.try_lock().unwrap();
     let elsewhere = path.with_file_name("elsewhere");
     fs::create_dir_all(&elsewhere).unwrap();
@@ -467,7 +467,7 @@ fn a_forked_child_never_releases_the_parents_lock() {
 fn timed_lock_takes_over_promptly_from_another_process() {
     const TEST: &str = "timed_lock_takes_over_promptly_from_another_process";
     if role().as_deref() == Some("brief") {
-        let mut lock = FileLock::new(env_path(LOCK_PATH)).unwrap();
+        let mut lock = common::lock_file(env_path(LOCK_PATH)).unwrap();
         lock.try_lock().unwrap();
         println!("@locked");
         let mut line = String::new();
@@ -483,7 +483,7 @@ fn timed_lock_takes_over_promptly_from_another_process() {
             .stdin(Stdio::piped()),
     );
     assert_eq!(holder.next(), "locked");
-    let mut lock = FileLock::new(&path).unwrap();
+    let mut lock = common::lock_file(&path).unwrap();
     let timeout = PATIENCE;
     let waiter = thread::spawn(move || {
         let result = lock.timed_lock(timeout);

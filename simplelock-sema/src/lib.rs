@@ -16,7 +16,11 @@
 //!   [`SimpleLockError::NotHeld`] and changes nothing;
 //! - [`SemaphoreLock::remove`] deletes a lock safely while others use it;
 //! - waits sleep in the kernel (a futex) and wake at the release; timeouts run on the
-//!   monotonic clock; signals neither end nor stretch a wait.
+//!   monotonic clock; signals neither end nor stretch a wait;
+//! - it uses only objects it can trust — its own user's (or one the caller names), with no
+//!   wider mode than asked, complete, in its own namespaces — and notices one that was zeroed
+//!   under it: another user cannot break, hang or crash it, and a full `/dev/shm` is an error,
+//!   not a SIGBUS (see "Permissions" and "What another process can still do").
 //!
 //! It implements [`ConcreteLock`], so [`LockBuilder`](simplelock_core::LockBuilder) turns it
 //! into a [`Lock`](simplelock_core::Lock) that waits, tries once or times out. Linux only (see
@@ -67,11 +71,14 @@
 //! # How it works
 //!
 //! The lock `/NAME` is a POSIX shared memory object, `/dev/shm/sl.NAME`, of 64 bytes, mapped
-//! into every process that opens it. All zeros is its initial state, a free lock, so a new
-//! object needs no initialisation: whichever of many simultaneous openers creates it, or grows
-//! it from 0 to 64 bytes (every opener that finds it empty does; nobody ever shrinks it), zeros
-//! are right, and there is no initialisation race to lose. An object of any other size is
-//! refused as not a lock object.
+//! into every process that opens it: the lock word, the holding thread's mark, and a header —
+//! the namespace fingerprint of its creator, a magic number and a random *generation*. The
+//! creator makes the object complete before anyone can see it: an unnamed file (`O_TMPFILE` in
+//! `/dev/shm`) gets its final mode (`fchmod`) and its 64 bytes (`pwrite`, which allocates the
+//! memory for real, so a full `/dev/shm` is `ENOSPC` here and not a SIGBUS at the first store),
+//! and only then its name (`linkat`, which never replaces an existing name; the loser of a race
+//! opens the winner's object). Nobody writes the header afterwards and nobody resizes an
+//! object: an object of another size, or whose header is not exactly what it was, is refused.
 //!
 //! Its first 8 bytes are the *lock word*:
 //!
@@ -84,10 +91,12 @@
 //!
 //! 0 means free. A process's *token* is its process id and the low 32 bits of its start time
 //! (field 22 of `/proc/PID/stat`, in clock ticks since boot): the pair names one process even
-//! after its id is reused. `W` says a waiter may be asleep. The low half is a futex word.
+//! after its id is reused (within the limits said in 4. below). `W` says a waiter may be
+//! asleep. The low half is a futex word.
 //!
-//! - **Lock**: compare-and-swap the word from 0 to our token (`Acquire` ordering). This is the
-//!   whole uncontended path: the token is cached in memory, no system call.
+//! - **Lock**: compare-and-swap the word from 0 to our token (`Acquire` ordering), then compare
+//!   the object's generation with the one read at open. This is the whole uncontended path:
+//!   the token is cached in memory, no system call.
 //! - **Unlock**: compare-and-swap from our token to 0 (`Release`); if `W` was set, wake one
 //!   waiter with `FUTEX_WAKE`.
 //! - **Wait**: set `W` (compare-and-swap), then `FUTEX_WAIT` on the low half for at most 10 ms
@@ -101,10 +110,14 @@
 //!
 //! # Why two holders can never coexist
 //!
+//! Among processes that use the lock through this crate, on an object nobody else writes (see
+//! 8. for who can write it, and what they can do):
+//!
 //! 1. **Every acquisition is one compare-and-swap on the word**, from 0 or from the token of a
 //!    dead owner, to the acquirer's token. Of several compare-and-swaps from the same value
 //!    only one succeeds, so the word names one owner at a time and every change of owner is
-//!    seen by exactly one new owner.
+//!    seen by exactly one new owner. Right after its compare-and-swap an acquirer compares the
+//!    generation (one load of the cache line it just wrote; see 8.).
 //! 2. **Only the owner frees the word, and only its own token.** Unlock compare-and-swaps from
 //!    this process's token, never stores blindly, and only on the handle that acquired it (the
 //!    handle records the token it acquired with). An unlock without holding is `NotHeld` and
@@ -116,12 +129,22 @@
 //! 4. **A takeover needs a dead owner, and death is final.** An owner is dead only on facts that
 //!    cannot be undone: no process has its id (`kill(pid, 0)` fails with `ESRCH`); or the
 //!    process with its id started at another time (the id was reused, which the kernel only
-//!    does after the owner was reaped); or it is a zombie (`Z`/`X`) with no other live thread.
-//!    A dead process never writes again, and no live process has its token (that would need the
-//!    same process id *and* start time), so the word cannot go from the dead token to something
-//!    and back (no ABA): the compare-and-swap from the value the checker saw succeeds only if
-//!    nothing happened since, and then for one checker only. When in doubt — `/proc/PID/stat`
-//!    unreadable (a `hidepid` mount) for a process that exists — the owner counts as alive.
+//!    does after the owner was reaped); or it is a zombie (`Z`/`X`) with no other live thread;
+//!    or it is a kernel thread (which never calls this crate: such a word was written by
+//!    someone else). When in doubt — `/proc/PID/stat` unreadable (a `hidepid` mount) for a
+//!    process that exists — the owner counts as alive. A dead process never writes again, and
+//!    the compare-and-swap from the exact value the checker saw succeeds for one checker only.
+//!    What this does *not* exclude: a new process with the dead owner's process id *and* start
+//!    time (its id reused within the clock tick the owner started in — rare, but a process
+//!    that controls `ns_last_pid` can make it happen — or a start time equal modulo 2³² ticks)
+//!    *is* the owner as far as the word can tell. It counts as alive, so the lock stays held
+//!    until that process ends: stuck, not shared. Its own calls do not misfire (the thread mark
+//!    mixes in a random secret of each process, so it never mistakes the dead process's mark
+//!    for its own and answers `WouldDeadlock`); they wait like any other. Only if the word
+//!    went from the dead token through a takeover and a release back to the *newcomer's*
+//!    identical token while another checker sat between its check and its compare-and-swap
+//!    could that checker get in beside the newcomer; all of that inside one clock tick of the
+//!    dead owner's start.
 //! 5. **A fork does not copy ownership.** The token is cached in a page marked
 //!    `MADV_WIPEONFORK`: the kernel gives a child created by `fork` (or any `clone` without
 //!    `CLONE_VM`, even one that skips `pthread_atfork` handlers) that page filled with zeros, so
@@ -129,16 +152,42 @@
 //!    token, which is not the child's: it does not hold (see "Fork").
 //! 6. **Removal never makes two objects live at once.** [`SemaphoreLock::remove`] acquires the
 //!    lock, unlinks the name, and only then stores a *removed* mark in the word (a value whose
-//!    process id field, 2³¹−1, no process can have). The word of a removed object never
+//!    process id field, 2³¹−1 or 2³¹−2, no process can have). The word of a removed object never
 //!    changes again, and a handle that finds the mark opens the name anew (creating a new
 //!    object) before trying again. Between the unlink and the mark, the old object is held by
 //!    the remover, which runs no user code meanwhile; if the remover dies there, whoever takes
-//!    the dead remover's lock over checks (with `shm_open` and `fstat`) that the name still
-//!    leads to its object, and if not, finishes the removal and moves on. So a holder always
-//!    holds the object the name leads to, and unlink plus re-create — fatal for a POSIX
-//!    semaphore — admits nobody twice.
+//!    the dead remover's lock over checks that the name still leads to its object, and if not,
+//!    finishes the removal and moves on. So a holder always holds the object the name leads
+//!    to, and unlink plus re-create — fatal for a POSIX semaphore — admits nobody twice. If the
+//!    remover had taken the lock over from a dead holder, the mark says so (2³¹−2), and the
+//!    handle that creates the new object creates it held by a token of no process: its first
+//!    locker takes it over and is told [`PreviousHolder::Died`].
 //! 7. **Ordering**: acquisitions are `Acquire` and releases `Release` operations on the word, so
 //!    everything a holder wrote is visible to the next holder, in any process.
+//! 8. **Only a trusted, complete, unchanged object is used.** Opening (and opening again after
+//!    a removal) refuses, before touching it: anything but a regular file (no symbolic links:
+//!    `O_NOFOLLOW`); an object of another user than ours, unless the caller named that user
+//!    ([`SemaphoreLock::with_mode_and_owner`]); a mode wider than the caller asked for; a size
+//!    other than 64 bytes; a header without the magic number or generation (a zeroed or foreign
+//!    object — a new object is complete before it has a name, so no opener ever sees a
+//!    half-made one or has to fill one in; the one exception is an object of an earlier 0.5
+//!    pre-release, which has the magic number but no generation yet and gets one from its first
+//!    opener, once); another namespace fingerprint (9.). After opening,
+//!    the generation read then is compared after every acquisition (the uncontended one too:
+//!    one load) and at every turn of the slow path: an object whose memory was zeroed
+//!    (truncated and grown again, a hole punched into it) looks free but has generation 0, so
+//!    the acquirer puts the word back and fails with an error, and so does everyone after it;
+//!    the holder's release fails too. Nobody ever writes a generation after creation, so a
+//!    zeroed object stays refused. What a process that may *write* the object can still do is
+//!    listed under "What another process can still do".
+//! 9. **Owners are judged only from the namespaces they were written in.** A process's pid and
+//!    time namespaces make its fingerprint; the creator writes its own into the header, and
+//!    every opener must match it. No fingerprint, no lock: if `/proc/self/ns` cannot be read
+//!    (a sandboxed `/proc`, an LSM), opening fails instead of skipping the check. The
+//!    fingerprint is read afresh at every open and before every judgement of an owner (two
+//!    `stat`s, off the uncontended paths), so a process that moved into another time namespace
+//!    with `setns` — where every start time in `/proc` reads shifted, and live owners would
+//!    look dead — gets an error instead of a takeover.
 //!
 //! # Why a dead holder is always recovered
 //!
@@ -224,48 +273,86 @@
 //!
 //! [`SemaphoreLock::new`] creates a missing object with mode `0o600`: only its owner (and root)
 //! may open it. [`SemaphoreLock::with_mode`] sets another mode, e.g. `0o660` for a group or
-//! `0o666` for everyone; the creator sets it with `fchmod`, so the umask does not narrow it. An
-//! existing object keeps its mode and owner. Opening needs read and write permission;
-//! otherwise [`SimpleLockError::PermissionDenied`] names the lock. Existing objects are opened
-//! without `O_CREAT`, so `fs.protected_regular` does not refuse another user's object in the
-//! sticky `/dev/shm`. Removing needs the right to delete the file there: only its owner (or
-//! root) may.
+//! `0o666` for everyone; the creator sets it before the object has a name, so the umask does
+//! not narrow it and no opener ever sees another mode. Existing objects are opened without
+//! `O_CREAT`, so `fs.protected_regular` does not refuse another user's object in the sticky
+//! `/dev/shm`.
 //!
-//! Permission is the security boundary: anyone who may open the object may also write any
-//! bytes into it, and so can break the lock for everyone (as with any shared-memory lock).
+//! An existing object is used only if it belongs to the opening process's (effective) user and
+//! its mode is no wider than the mode asked for (`0o600` for `new`). Anything else is
+//! [`SimpleLockError::PermissionDenied`], whose source names the object, its owner and mode and
+//! the way out: if someone else took the name first (any user can create `/dev/shm/sl.NAME`
+//! before you, and would then own the lock's memory), delete it as its owner or root; to share
+//! a lock across users on purpose, the users who did not create it open it with
+//! [`SemaphoreLock::with_mode_and_owner`]`(name, mode, creator_uid)` and a mode at least as
+//! wide as the object's. The same rule holds when a handle opens the name again after a
+//! removal, so a name re-created by another user in between is refused too. Removing needs the
+//! right to delete the file in the sticky `/dev/shm`: only its owner (or root) may.
+//!
+//! # What another process can still do
+//!
+//! Permission is the security boundary: every process that may open the object read-write —
+//! its owner's, those of the users its mode lets in, root's — can write any bytes into it. With
+//! the opt-in above, that includes the trusted user. Such a process can:
+//!
+//! - **free the word while it is held** (two holders) or **write a live process's token into
+//!   it** (everyone waits for that process): no lock in shared memory can prevent that;
+//! - **truncate the object**: every process that then touches its mapping — a holder's
+//!   release, anyone's uncontended lock — dies of SIGBUS, as with any shared mapping of a file
+//!   that shrinks (the size is checked only when an object is opened). Once the object is
+//!   grown again its memory is zeros: then the generation check (8.) turns every use into an
+//!   error, and nobody gets in beside the old holder;
+//! - **delete it by hand** while it is in use (see "Removal").
+//!
+//! Another user who may not open the object can do none of this: they cannot open it, resize
+//! it or delete it, and a name they create first is refused rather than used.
 //!
 //! # Removal
 //!
 //! [`SemaphoreLock::remove`] (by name) and [`SemaphoreLock::unlink`] (by handle) delete a lock's
 //! object, like `sem_unlink`, but safely while others use the name (see 6. above): removal waits
-//! for the holder, and handles in other processes move to a new object on their own. Do not
-//! delete `/dev/shm/sl.NAME` by hand while the lock is in use: handles that opened the old
-//! object would keep using it while new ones create another, and both could hold "the" lock.
+//! for the holder, and handles in other processes move to a new object on their own.
+//! [`SemaphoreLock::remove_within`] waits at most a given time, the way out when a process holds
+//! the lock for good (a stopped one, or a pid-reuse namesake, see 4.): it fails with
+//! [`SimpleLockError::TimedOut`] naming the holder and deletes nothing. Do not delete
+//! `/dev/shm/sl.NAME` by hand while the lock is in use: handles that opened the old object
+//! would keep using it while new ones create another, and both could hold "the" lock.
 //!
 //! # Limits
 //!
-//! - **Linux only**, 4.14 or later (`MADV_WIPEONFORK`), with procfs at `/proc`.
+//! - **Linux only**, 4.14 or later (`MADV_WIPEONFORK`), with procfs at `/proc` (including
+//!   `/proc/self/ns`) and POSIX shared memory in `/dev/shm` (a tmpfs: `O_TMPFILE` is used).
 //! - **One pid namespace** (and time namespace): owners are checked by their process id and
-//!   start time in `/proc`, which mean something else in another namespace. The first opener
-//!   of an object writes a fingerprint of its namespaces into it; a process of other
-//!   namespaces that opens it gets an error instead of a lock it could break. A process whose
-//!   `/proc` belongs to another pid namespace than its own gets an error too.
-//! - **Start times** have clock-tick resolution (10 ms on most systems) and 32 bits are kept (497
-//!   days at 100 Hz). A new process with a dead owner's process id *and* the same start time
-//!   modulo 2³² ticks would be taken for the dead owner: the lock would stay held until that
-//!   process ends — stuck, never shared.
+//!   start time in `/proc`, which mean something else in another namespace. A process of other
+//!   namespaces than the object's creator, one whose namespaces cannot be read, one that moved
+//!   into another time namespace after its first lock, and one whose `/proc` belongs to
+//!   another pid namespace than its own all get an error instead of a lock they could break.
+//! - **Start times** have clock-tick resolution (10 ms on most systems) and 32 bits are kept
+//!   (497 days at 100 Hz). A new process with a dead owner's process id *and* the same start
+//!   time modulo 2³² ticks is taken for the dead owner (see 4.): the lock stays held until
+//!   that process ends — stuck, never shared.
 //! - **Checkpoint/restore** (CRIU) gives a restored process a new start time: a lock it held
 //!   when checkpointed counts as held by a dead process after the restore.
 //! - **Recovery needs a locker**: a lock whose holder died stays held until someone locks it.
 //!   `status()` already reports it `Open`, and `holder()` reports nobody.
+//! - **A death across a removal** is reported to the first locker of the new object when the
+//!   new object was created by a handle that saw the removal's mark; a process that opens the
+//!   name for the first time between the unlink and the mark creates a plain new object, and
+//!   nobody is told.
 //! - **A contended `try_lock`** against another process reads `/proc/PID/stat` (a few
-//!   microseconds) to check the holder; the uncontended paths never do.
+//!   microseconds) and the namespace fingerprint (two `stat`s) to check the holder; the
+//!   uncontended paths never do.
 //! - `Holder::since` is not recorded: it would cost the fast path a clock read.
 //! - **`exec` while holding** keeps the lock held by the process (same pid, same start time) but
 //!   loses the handle: nobody can release it until the new program ends, after which the next
 //!   locker recovers it as [`PreviousHolder::Died`]. Release before `exec`.
 //! - If the word is overwritten behind our back (a process writing the object directly), unlock
 //!   reports `UnableToUnlock` rather than freeing someone else's lock.
+//! - **Mappings**: all handles of one object in a process share one mapping of it (a process
+//!   may have only `vm.max_map_count` mappings, 65,530 by default), so the number of handles is
+//!   not limited by it; each distinct lock a process has open costs one mapping. (A child made
+//!   by `fork` while another thread was registering a mapping maps its objects each on their
+//!   own: correct, only not shared.)
 //!
 //! # Platforms
 //!

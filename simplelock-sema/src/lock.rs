@@ -17,8 +17,8 @@ use simplelock_core::{
 use crate::DEFAULT_MODE;
 use crate::name::{self, LockName};
 use crate::process::{self, Liveness};
-use crate::sys::{self, Object, OpenError, Woke};
-use crate::word::{self, REMOVED, WAITERS, Word};
+use crate::sys::{self, Header, Object, OpenError, Trust, Woke};
+use crate::word::{self, DEAD_HOLDER, REMOVED, REMOVED_AFTER_DEATH, WAITERS, Word};
 
 /// Written into every lock object's header by its first opener; anything else there means the
 /// object is not ours.
@@ -28,11 +28,8 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"slsema01");
 /// killed while others wait is thus noticed within about this long.
 const SLICE: Duration = Duration::from_millis(10);
 
-/// How many times opening retries after "permission denied", and how long it pauses: the
-/// creator of an object sets its mode right after creating it, and an opener that came in
-/// between sees the narrower mode the umask made.
-const EACCES_RETRIES: u32 = 2;
-const EACCES_PAUSE: Duration = Duration::from_millis(1);
+/// The widest mode `remove` accepts on an object of our own: deleting it is our right anyway.
+const ANY_MODE: u32 = 0o777;
 
 /// A named lock shared by all processes of the machine that open the same name: a futex-speed
 /// replacement for a POSIX named semaphore that also survives a holder that crashed.
@@ -66,12 +63,15 @@ const EACCES_PAUSE: Duration = Duration::from_millis(1);
 /// ```
 pub struct SemaphoreLock {
     name: LockName,
-    /// `name.object` for the system calls.
+    /// The path of the object, `/dev/shm/sl.NAME`, for the system calls.
     object_name: CString,
-    /// The mode a newly created object gets.
-    mode: u32,
+    /// The mode a newly created object gets, and whose objects we accept.
+    trust: Trust,
     /// The object this handle uses; replaced when it finds the object removed.
     object: Object,
+    /// The generation in the header of `object` when we opened it. Compared after every
+    /// acquisition: a different value means the object was zeroed or overwritten.
+    generation: u64,
     /// The token with which this handle holds the lock, or 0. Compared with the current
     /// process's token, so a forked child (another token) does not count as holding.
     owner: u64,
@@ -88,28 +88,65 @@ impl SemaphoreLock {
     /// # Errors
     /// [`SimpleLockError::InvalidName`] naming the broken rule;
     /// [`SimpleLockError::PermissionDenied`] if the object exists and we may not read and write
-    /// it; [`SimpleLockError::UnknownError`] if the object is not a lock object, if it is used
-    /// from another pid namespace, if `/proc` cannot be read, or if a system call fails.
+    /// it, it belongs to another user, or its mode is wider than `0o600` (the source names the
+    /// owner, the mode and the way out; see "Permissions" in the crate docs);
+    /// [`SimpleLockError::UnknownError`] if the object is not a lock object (another size, no
+    /// valid header: foreign, truncated or zeroed), if it is used from another pid or time
+    /// namespace, if `/proc` or `/proc/self/ns` cannot be read, if `/dev/shm` is full (the
+    /// source is `ENOSPC`, kind `StorageFull`), or if a system call fails.
     pub fn new(name: impl Into<String>) -> SimpleLockResult<SemaphoreLock> {
         SemaphoreLock::with_mode(name, DEFAULT_MODE)
     }
 
     /// Like [`new`](SemaphoreLock::new), but a newly created object gets `mode` (exactly: the
     /// umask does not narrow it), e.g. `0o660` for a lock shared by a group or `0o666` for all
-    /// users. An existing object keeps its mode. Other users need read and write permission.
+    /// users. An existing object is used only if it is this user's, with a mode no wider than
+    /// `mode` (it keeps its mode). Other users need read and write permission, and must name
+    /// this user with [`with_mode_and_owner`](SemaphoreLock::with_mode_and_owner).
+    ///
+    /// # Errors
+    /// As [`new`](SemaphoreLock::new), with `mode` in place of `0o600`.
+    pub fn with_mode(name: impl Into<String>, mode: u32) -> SimpleLockResult<SemaphoreLock> {
+        SemaphoreLock::open_with(name.into(), Trust::mine(mode))
+    }
+
+    /// Like [`with_mode`](SemaphoreLock::with_mode), but also accepts an existing object of the
+    /// user `owner` (a numeric user id): the opt-in for a lock shared across users, for the
+    /// users who did not create it. Say `0` to share a lock that root created.
+    ///
+    /// Whoever may open the object — its owner, and everyone its mode lets in — can write any
+    /// bytes into it, and so can break the lock: free it while it is held (two holders), fill
+    /// in a live process as holder (everyone waits), or truncate the object (every process that
+    /// then touches it dies of SIGBUS). Trust `owner` and `mode` only as far as that.
     ///
     /// # Errors
     /// As [`new`](SemaphoreLock::new).
-    pub fn with_mode(name: impl Into<String>, mode: u32) -> SimpleLockResult<SemaphoreLock> {
-        let (name, object_name) = checked(name.into())?;
-        let object = open_object(&name, &object_name, mode, true)?.ok_or_else(|| {
-            SimpleLockError::unknown(&name.canonical, "the new object vanished", None)
-        })?;
+    pub fn with_mode_and_owner(
+        name: impl Into<String>,
+        mode: u32,
+        owner: u32,
+    ) -> SimpleLockResult<SemaphoreLock> {
+        SemaphoreLock::open_with(
+            name.into(),
+            Trust {
+                owner: Some(owner),
+                ..Trust::mine(mode)
+            },
+        )
+    }
+
+    fn open_with(name: String, trust: Trust) -> SimpleLockResult<SemaphoreLock> {
+        let (name, object_name) = checked(name)?;
+        let (object, generation) =
+            open_object(&name, &object_name, trust, Some(0))?.ok_or_else(|| {
+                SimpleLockError::unknown(&name.canonical, "the new object vanished", None)
+            })?;
         Ok(SemaphoreLock {
             name,
             object_name,
-            mode,
+            trust,
             object,
+            generation,
             owner: 0,
             previous: PreviousHolder::Unknown,
         })
@@ -135,11 +172,40 @@ impl SemaphoreLock {
     /// and [`SimpleLockError::PermissionDenied`] if we may use the object but not delete it
     /// (only its owner may, in the sticky `/dev/shm`).
     pub fn remove(name: impl Into<String>) -> SimpleLockResult<bool> {
-        let Some(handle) = SemaphoreLock::open_existing(name)? else {
+        let Some(handle) = SemaphoreLock::open_to_remove(name.into())? else {
             return Ok(false);
         };
         handle.unlink()?;
         Ok(true)
+    }
+
+    /// Like [`remove`](SemaphoreLock::remove), but waits at most `timeout` for the holder: the
+    /// way out when a process holds the lock for good (a stopped process, or one that never
+    /// releases). Then it fails with [`SimpleLockError::TimedOut`] naming the holder and deletes
+    /// nothing; end that process, and the next removal (or lock) takes the lock over.
+    ///
+    /// # Errors
+    /// As [`remove`](SemaphoreLock::remove), and [`SimpleLockError::TimedOut`].
+    pub fn remove_within(name: impl Into<String>, timeout: Duration) -> SimpleLockResult<bool> {
+        let Some(mut handle) = SemaphoreLock::open_to_remove(name.into())? else {
+            return Ok(false);
+        };
+        let me = handle.me()?;
+        handle.timed_lock(timeout)?;
+        let died = handle.previous == PreviousHolder::Died;
+        handle.unlink_held(me, died)?;
+        Ok(true)
+    }
+
+    /// A handle for removing: an existing object of our own user, of any mode.
+    fn open_to_remove(name: String) -> SimpleLockResult<Option<SemaphoreLock>> {
+        SemaphoreLock::existing_with(
+            name,
+            Trust {
+                widest: ANY_MODE,
+                ..Trust::mine(DEFAULT_MODE)
+            },
+        )
     }
 
     /// Opens the lock `name` only if its shared memory object exists, without creating it:
@@ -150,15 +216,20 @@ impl SemaphoreLock {
     /// # Errors
     /// As [`new`](SemaphoreLock::new).
     pub fn open_existing(name: impl Into<String>) -> SimpleLockResult<Option<SemaphoreLock>> {
-        let (name, object_name) = checked(name.into())?;
-        let Some(object) = open_object(&name, &object_name, DEFAULT_MODE, false)? else {
+        SemaphoreLock::existing_with(name.into(), Trust::mine(DEFAULT_MODE))
+    }
+
+    fn existing_with(name: String, trust: Trust) -> SimpleLockResult<Option<SemaphoreLock>> {
+        let (name, object_name) = checked(name)?;
+        let Some((object, generation)) = open_object(&name, &object_name, trust, None)? else {
             return Ok(None);
         };
         Ok(Some(SemaphoreLock {
             name,
             object_name,
-            mode: DEFAULT_MODE,
+            trust,
             object,
+            generation,
             owner: 0,
             previous: PreviousHolder::Unknown,
         }))
@@ -172,10 +243,14 @@ impl SemaphoreLock {
     /// any more (it was released, or never acquired).
     pub fn unlink(mut self) -> SimpleLockResult<()> {
         let me = self.me()?;
+        // Taken over from a dead holder for the removal: nobody was told yet, so the mark
+        // carries it on (a holder that was told already needs no second telling).
+        let mut died = false;
         if !self.holds(me) {
             self.hang_lock()?;
+            died = self.previous == PreviousHolder::Died;
         }
-        self.unlink_held(me)
+        self.unlink_held(me, died)
     }
 
     /// The token of this process, from the page a fork wipes; computed on first use.
@@ -224,6 +299,15 @@ impl SemaphoreLock {
             .compare_exchange(0, word, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
+            // A zeroed object (truncated and grown again, a hole punched into it) looks free:
+            // its generation, which nobody but the creator writes, tells. Put the word back and
+            // let the slow path report it. One load of the cache line we just wrote.
+            if shared.generation.load(Ordering::Relaxed) != self.generation {
+                let _ = shared
+                    .word
+                    .compare_exchange(word, 0, Ordering::Relaxed, Ordering::Relaxed);
+                return false;
+            }
             shared
                 .holder_thread
                 .store(thread_mark(me), Ordering::Relaxed);
@@ -245,6 +329,7 @@ impl SemaphoreLock {
         // The owner we are watching, and since when (we met it, or last found it alive).
         let mut watch: Option<(u64, Instant)> = None;
         loop {
+            self.check_header()?;
             let shared = self.object.map.shared();
             let current = shared.word.load(Ordering::Acquire);
             let (owner, waiters) = match Word::decode(current) {
@@ -254,8 +339,8 @@ impl SemaphoreLock {
                     }
                     continue;
                 }
-                Word::Removed => {
-                    self.reopen()?;
+                Word::Removed { died } => {
+                    self.reopen(died)?;
                     slept = false;
                     watch = None;
                     continue;
@@ -286,6 +371,7 @@ impl SemaphoreLock {
                     watch = Some((owner, now));
                 }
                 if due {
+                    self.check_namespace()?;
                     match process::liveness(owner) {
                         Liveness::Dead => {
                             if self.take_over(me, current)? {
@@ -367,8 +453,8 @@ impl SemaphoreLock {
             }
             Ok(_) => {
                 // Finish the dead remover's work, then look at the name again.
-                self.retire();
-                self.reopen()?;
+                self.retire(false);
+                self.reopen(false)?;
                 Ok(false)
             }
             Err(err) => {
@@ -410,22 +496,33 @@ impl SemaphoreLock {
 
     /// Marks the object we hold removed, wakes every waiter (they will open the name again) and
     /// forgets the holding.
-    fn retire(&mut self) {
+    ///
+    /// `died`: the lock was taken over from a dead holder for this removal, and nobody was told
+    /// yet; the mark says so, and the new object starts held by a dead holder.
+    fn retire(&mut self, died: bool) {
         let shared = self.object.map.shared();
         shared.holder_thread.store(0, Ordering::Relaxed);
-        shared.word.store(REMOVED, Ordering::Release);
+        let mark = if died { REMOVED_AFTER_DEATH } else { REMOVED };
+        shared.word.store(mark, Ordering::Release);
         self.owner = 0;
         // A failed wake leaves waiters to their slice timeout.
         let _ = sys::futex_wake(&shared.word, i32::MAX);
     }
 
     /// Opens the name again after finding our object removed.
-    fn reopen(&mut self) -> SimpleLockResult<()> {
-        debug_assert_eq!(self.owner, 0, "a holder never sees its object removed");
-        let object =
-            open_object(&self.name, &self.object_name, self.mode, true)?.ok_or_else(|| {
-                SimpleLockError::unknown(&self.name.canonical, "the new object vanished", None)
-            })?;
+    ///
+    /// `died`: the object was retired after its holder died; if we create the new object, it
+    /// starts held by [`DEAD_HOLDER`], so its first locker is told.
+    fn reopen(&mut self, died: bool) -> SimpleLockResult<()> {
+        // A holder never sees its object removed, but a forked child's copy of a holding handle
+        // still records its parent's token (it does not hold): that record means nothing on the
+        // new object.
+        self.owner = 0;
+        let initial = if died { DEAD_HOLDER } else { 0 };
+        let (object, generation) =
+            open_object(&self.name, &self.object_name, self.trust, Some(initial))?.ok_or_else(
+                || SimpleLockError::unknown(&self.name.canonical, "the new object vanished", None),
+            )?;
         if object.id == self.object.id {
             // This crate marks an object removed only once its name is gone; the name leading
             // to it still means someone wrote the mark by other means. Opening again would
@@ -441,11 +538,64 @@ impl SemaphoreLock {
             ));
         }
         self.object = object;
+        self.generation = generation;
         Ok(())
     }
 
+    /// Fails if the header of our object is not what it was when we opened it: the object was
+    /// truncated and grown again, zeroed or overwritten, and its word means nothing.
+    fn check_header(&self) -> SimpleLockResult<()> {
+        let shared = self.object.map.shared();
+        if shared.magic.load(Ordering::Relaxed) == MAGIC
+            && shared.generation.load(Ordering::Relaxed) == self.generation
+        {
+            return Ok(());
+        }
+        Err(SimpleLockError::unknown(
+            &self.name.canonical,
+            format!(
+                "the shared memory object {} was truncated, zeroed or overwritten while in use \
+                 (its header changed), so its lock word cannot be trusted; remove it (rm {}) \
+                 when nobody uses it",
+                self.object_path(),
+                self.object_path()
+            ),
+            None,
+        ))
+    }
+
+    /// Fails unless this process is still in the namespaces the object was made in: after a
+    /// `setns` into another time namespace, every start time in `/proc` reads shifted and live
+    /// owners would look dead. Read fresh (two `stat`s), before each judgement of an owner.
+    fn check_namespace(&self) -> SimpleLockResult<()> {
+        let now = process::namespace_fingerprint().map_err(|e| {
+            SimpleLockError::unknown(
+                &self.name.canonical,
+                "reading this process's namespaces (needed to judge whether a holder lives)",
+                Some(Box::new(e)),
+            )
+        })?;
+        if now != self.object.map.shared().namespace.load(Ordering::Relaxed) {
+            return Err(SimpleLockError::unknown(
+                &self.name.canonical,
+                "this process is now in another pid or time namespace than the lock's other \
+                 users (a setns after it opened the lock?): it cannot judge whether a holder \
+                 lives, so it does not take the lock",
+                None,
+            ));
+        }
+        Ok(())
+    }
+
+    /// `/dev/shm/sl.NAME`, for messages.
+    fn object_path(&self) -> String {
+        self.object_name.to_string_lossy().into_owned()
+    }
+
     /// Unlinks the name and retires the object; this handle holds the lock.
-    fn unlink_held(&mut self, me: u64) -> SimpleLockResult<()> {
+    ///
+    /// `died`: this removal took the lock over from a dead holder (see [`Self::retire`]).
+    fn unlink_held(&mut self, me: u64, died: bool) -> SimpleLockResult<()> {
         debug_assert!(self.holds(me));
         // The name leads to our object unless someone deleted it by hand: only a holder of an
         // object unlinks its name through this crate, and we hold ours.
@@ -456,7 +606,7 @@ impl SemaphoreLock {
         };
         match unlinked {
             Ok(()) => {
-                self.retire();
+                self.retire(died);
                 Ok(())
             }
             Err(err) => {
@@ -479,6 +629,14 @@ impl SemaphoreLock {
     #[cold]
     #[inline(never)]
     fn release_slow(&mut self, me: u64, mut current: u64) -> SimpleLockResult<()> {
+        if let Err(SimpleLockError::UnknownError { message, .. }) = self.check_header() {
+            self.owner = 0;
+            return Err(SimpleLockError::unable_to_unlock(
+                &self.name.canonical,
+                message,
+                None,
+            ));
+        }
         let shared = self.object.map.shared();
         loop {
             if current & !WAITERS != me {
@@ -510,25 +668,49 @@ impl SemaphoreLock {
         Ok(())
     }
 
-    /// The word of the lock as it is now, following a removal to the current object.
-    fn current_word(&self) -> SimpleLockResult<u64> {
+    /// The live owner of the lock, if any: read in our object, or where the name leads now
+    /// when our object was removed or its dead owner was a remover that unlinked it.
+    fn observed_owner(&self, me: u64) -> SimpleLockResult<Option<u64>> {
+        self.check_header()?;
         let value = self.object.map.shared().word.load(Ordering::Acquire);
-        if value != REMOVED {
-            return Ok(value);
+        if let Word::Removed { .. } = Word::decode(value) {
+            return self.owner_at_name(me);
         }
-        match open_object(&self.name, &self.object_name, self.mode, false)? {
-            Some(object) => Ok(object.map.shared().word.load(Ordering::Acquire)),
-            None => Ok(0),
+        match self.live_owner(value, me)? {
+            Some(owner) => Ok(Some(owner)),
+            None if matches!(Word::decode(value), Word::Held { .. }) => {
+                // A dead owner may have been removing the lock (it unlinks before it marks):
+                // then the lock lives on where the name leads.
+                match sys::object_id(&self.object_name) {
+                    Ok(Some(id)) if id == self.object.id => Ok(None),
+                    _ => self.owner_at_name(me),
+                }
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The live owner of the object the name leads to now (none if there is none).
+    fn owner_at_name(&self, me: u64) -> SimpleLockResult<Option<u64>> {
+        match open_object(&self.name, &self.object_name, self.trust, None)? {
+            Some((object, _)) => {
+                let value = object.map.shared().word.load(Ordering::Acquire);
+                self.live_owner(value, me)
+            }
+            None => Ok(None),
         }
     }
 
     /// The live owner in `value`, if any.
-    fn live_owner(value: u64, me: u64) -> Option<u64> {
-        match Word::decode(value) {
+    fn live_owner(&self, value: u64, me: u64) -> SimpleLockResult<Option<u64>> {
+        Ok(match Word::decode(value) {
             Word::Held { owner, .. } if owner == me => Some(owner),
-            Word::Held { owner, .. } if process::liveness(owner) == Liveness::Alive => Some(owner),
+            Word::Held { owner, .. } => {
+                self.check_namespace()?;
+                (process::liveness(owner) == Liveness::Alive).then_some(owner)
+            }
             _ => None,
-        }
+        })
     }
 }
 
@@ -562,6 +744,12 @@ fn identity(name: &str) -> SimpleLockResult<(u64, u64)> {
     }
     let (token, namespace) =
         process::own_identity().map_err(|e| unknown("finding out who this process is", e))?;
+    if PROCESS_SECRET.load(Ordering::Relaxed) == 0 {
+        let secret =
+            sys::random_nonzero().map_err(|e| unknown("getting a random process secret", e))?;
+        // Set once per process (a forked child keeps its parent's: its token differs anyway).
+        let _ = PROCESS_SECRET.compare_exchange(0, secret, Ordering::Relaxed, Ordering::Relaxed);
+    }
     local.namespace.store(namespace, Ordering::Relaxed);
     local.token.store(token, Ordering::Release);
     Ok((token, namespace))
@@ -571,62 +759,154 @@ fn identity(name: &str) -> SimpleLockResult<(u64, u64)> {
 fn checked(given: String) -> SimpleLockResult<(LockName, CString)> {
     let name = name::check(&given)?;
     // `check` refused NUL bytes already; this cannot fail, but need not panic either.
-    let object_name = CString::new(name.object.clone())
-        .map_err(|_| SimpleLockError::invalid_name(&given, "the name contains a NUL byte"))?;
+    let object_name = sys::object_path(&name.object)
+        .ok_or_else(|| SimpleLockError::invalid_name(&given, "the name contains a NUL byte"))?;
     Ok((name, object_name))
 }
 
-/// Opens the object of `name` and checks its header.
+/// Opens the object of `name` (creating it, with the lock word `create`, if missing and
+/// `create` is given), refuses one we may not trust (see
+/// "Permissions" in the crate docs), checks its header and returns it with its generation.
 fn open_object(
     name: &LockName,
     object_name: &CString,
-    mode: u32,
-    create: bool,
-) -> SimpleLockResult<Option<Object>> {
+    trust: Trust,
+    create: Option<u64>,
+) -> SimpleLockResult<Option<(Object, u64)>> {
     let lock = name.canonical.as_str();
-    let (_, namespace) = identity(lock)?;
-    let mut retries = 0;
-    let object = loop {
-        match sys::open(object_name, mode, create) {
-            Ok(Some(object)) => break object,
-            Ok(None) => return Ok(None),
-            Err(OpenError::Foreign { size }) => {
-                return Err(SimpleLockError::unknown(
-                    lock,
+    let path = object_name.to_string_lossy();
+    let (_, cached) = identity(lock)?;
+    // Read afresh: the cached fingerprint is that of the namespaces this process was in when
+    // it first used a lock, and `setns` can have moved it into another time namespace since.
+    let namespace = process::namespace_fingerprint().map_err(|e| {
+        SimpleLockError::unknown(
+            lock,
+            "reading this process's namespaces (needed to judge whether a holder lives)",
+            Some(Box::new(e)),
+        )
+    })?;
+    if namespace != cached {
+        return Err(SimpleLockError::unknown(
+            lock,
+            "this process moved into another time namespace after it first used a lock \
+             (setns): start times read from /proc now mean something else, so it uses no locks",
+            None,
+        ));
+    }
+    let header = if let Some(word) = create {
+        let generation = sys::random_nonzero().map_err(|e| {
+            SimpleLockError::unknown(lock, "getting a random generation", Some(Box::new(e)))
+        })?;
+        Some(Header {
+            word,
+            namespace,
+            magic: MAGIC,
+            generation,
+        })
+    } else {
+        None
+    };
+    let object = match sys::open(object_name, trust, header.as_ref()) {
+        Ok(Some(object)) => object,
+        Ok(None) => return Ok(None),
+        Err(OpenError::Foreign { size }) => {
+            return Err(SimpleLockError::unknown(
+                lock,
+                format!(
+                    "the shared memory object {path} is {size} bytes long, not {}: it was \
+                     truncated, or it is not a simplelock semaphore; remove it (rm {path}) when \
+                     nobody uses it",
+                    sys::OBJECT_SIZE
+                ),
+                None,
+            ));
+        }
+        Err(OpenError::NotAFile) => {
+            return Err(SimpleLockError::unknown(
+                lock,
+                format!("{path} is not a regular file (a symbolic link, a folder, ...)"),
+                None,
+            ));
+        }
+        Err(OpenError::Untrusted {
+            owner,
+            mode,
+            me,
+            denied,
+        }) => {
+            let whose = if owner == me {
+                "this user's own".to_owned()
+            } else {
+                format!("another user's (uid {owner})")
+            };
+            let why = match &denied {
+                Some(err) => format!("this process (uid {me}) may not open it ({err})"),
+                None if owner != me && Some(owner) != trust.owner => format!(
+                    "this process (uid {me}) uses only its own objects unless told to trust \
+                     another user"
+                ),
+                None => format!(
+                    "its mode is wider than the {:#o} asked for, so others may write into it",
+                    trust.widest
+                ),
+            };
+            return Err(SimpleLockError::permission_denied(
+                lock,
+                Some(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
                     format!(
-                        "the shared memory object {} is {size} bytes long: not a simplelock semaphore",
-                        name.object
+                        "the shared memory object {path} is {whose}, with mode {mode:#o}, and \
+                         {why}. If someone else took the name first, remove it (rm {path}, as \
+                         its owner or root); to share a lock across users on purpose, open it \
+                         with SemaphoreLock::with_mode_and_owner({owner}) and a mode at least \
+                         as wide as {mode:#o}"
                     ),
-                    None,
-                ));
-            }
-            Err(OpenError::Os { doing, err }) => {
-                if err.kind() == io::ErrorKind::PermissionDenied && retries < EACCES_RETRIES {
-                    retries += 1;
-                    std::thread::sleep(EACCES_PAUSE);
-                    continue;
-                }
-                return Err(match err.kind() {
-                    io::ErrorKind::PermissionDenied => {
-                        SimpleLockError::permission_denied(lock, Some(err))
-                    }
-                    _ => SimpleLockError::from_io(lock, doing, err),
-                });
-            }
+                )),
+            ));
+        }
+        Err(OpenError::Os { doing, err }) => {
+            return Err(match err.raw_os_error() {
+                Some(libc::ENOSPC) => SimpleLockError::unknown(
+                    lock,
+                    format!("{doing}: /dev/shm is full"),
+                    Some(Box::new(err)),
+                ),
+                _ => SimpleLockError::from_io(lock, doing, err),
+            });
         }
     };
     let shared = object.map.shared();
-    if !claim(&shared.magic, MAGIC) {
+    let magic = shared.magic.load(Ordering::Relaxed);
+    let mut generation = shared.generation.load(Ordering::Relaxed);
+    if magic == MAGIC && generation == 0 {
+        // An object of an earlier 0.5 pre-release: the same layout, made zero-filled and given
+        // its magic and namespace by its openers, without a generation. Give it one (once: of
+        // several openers, the first compare-and-swap wins), so that processes of both kinds
+        // can use it while they coexist. A zeroed object has no magic, so it never gets here;
+        // only a process of the earlier kind would write a magic into one again.
+        let fresh = sys::random_nonzero().map_err(|e| {
+            SimpleLockError::unknown(lock, "getting a random generation", Some(Box::new(e)))
+        })?;
+        generation =
+            match shared
+                .generation
+                .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => fresh,
+                Err(found) => found,
+            };
+    }
+    if magic != MAGIC || generation == 0 {
         return Err(SimpleLockError::unknown(
             lock,
             format!(
-                "the shared memory object {} is not a simplelock semaphore (bad header)",
-                name.object
+                "the shared memory object {path} has no valid header: it was truncated, zeroed \
+                 or overwritten, or it is not a simplelock semaphore; remove it (rm {path}) when nobody uses it"
             ),
             None,
         ));
     }
-    if namespace != 0 && !claim(&shared.namespace, namespace) {
+    if shared.namespace.load(Ordering::Relaxed) != namespace {
         return Err(SimpleLockError::unknown(
             lock,
             "the lock is used from another pid or time namespace; \
@@ -634,15 +914,7 @@ fn open_object(
             None,
         ));
     }
-    Ok(Some(object))
-}
-
-/// Sets `field` to `value` if it is 0; whether it holds `value` now.
-fn claim(field: &AtomicU64, value: u64) -> bool {
-    match field.compare_exchange(0, value, Ordering::Relaxed, Ordering::Relaxed) {
-        Ok(_) => true,
-        Err(found) => found == value,
-    }
+    Ok(Some((object, generation)))
 }
 
 thread_local! {
@@ -653,8 +925,13 @@ thread_local! {
 /// The next thread number; numbers are never reused within a process.
 static NEXT_THREAD_NO: AtomicU64 = AtomicU64::new(1);
 
+/// A random secret of this process (0 until its first lock is opened): mixed into the marks of
+/// its threads, so that a mark left by a dead process with the same token (its process id reused
+/// within one clock tick: see "Limits") does not match the mark of our thread with its number.
+static PROCESS_SECRET: AtomicU64 = AtomicU64::new(0);
+
 /// A mark for "the thread of the process `me` that is calling": its number mixed with the
-/// token, so that a mark left by a dead process cannot match one of ours.
+/// token and the process's secret, so that a mark left by a dead process cannot match ours.
 #[inline]
 fn thread_mark(me: u64) -> u64 {
     let number = THREAD_NO.with(|no| {
@@ -665,14 +942,14 @@ fn thread_mark(me: u64) -> u64 {
         }
         n
     });
-    me ^ number.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    me ^ number.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ PROCESS_SECRET.load(Ordering::Relaxed)
 }
 
 /// A word, in words.
 fn describe(value: u64) -> String {
     match Word::decode(value) {
         Word::Free => "it is free".into(),
-        Word::Removed => "it was removed".into(),
+        Word::Removed { .. } => "it was removed".into(),
         Word::Held { owner, .. } => format!("it is held by pid {}", word::pid_of(owner)),
     }
 }
@@ -683,8 +960,7 @@ impl ConcreteLock for SemaphoreLock {
     /// or its holder died (the next lock takes it over).
     fn status(&self) -> SimpleLockResult<LockStatus> {
         let me = self.me()?;
-        let value = self.current_word()?;
-        Ok(match SemaphoreLock::live_owner(value, me) {
+        Ok(match self.observed_owner(me)? {
             Some(owner) if owner == me && self.holds(me) => LockStatus::Mine,
             Some(_) => LockStatus::Taken,
             None => LockStatus::Open,
@@ -744,8 +1020,9 @@ impl ConcreteLock for SemaphoreLock {
     /// read).
     fn holder(&self) -> SimpleLockResult<Option<Holder>> {
         let me = self.me()?;
-        let value = self.current_word()?;
-        Ok(SemaphoreLock::live_owner(value, me).map(|owner| Holder::new(word::pid_of(owner))))
+        Ok(self
+            .observed_owner(me)?
+            .map(|owner| Holder::new(word::pid_of(owner))))
     }
 }
 
@@ -764,7 +1041,8 @@ impl fmt::Debug for SemaphoreLock {
         f.debug_struct("SemaphoreLock")
             .field("name", &self.name.canonical)
             .field("object", &self.name.object)
-            .field("mode", &format_args!("{:#o}", self.mode))
+            .field("mode", &format_args!("{:#o}", self.trust.mode))
+            .field("trusted_owner", &self.trust.owner)
             .field("holding", &(self.owner != 0))
             .field("previous", &self.previous)
             .finish()
@@ -822,6 +1100,146 @@ mod tests {
             lock.try_unlock().unwrap();
             assert_eq!(word_of(&lock).load(Ordering::SeqCst), 0);
         }
+        assert!(SemaphoreLock::remove(&name).unwrap());
+    }
+
+    /// A word naming a kernel thread (whose start time anyone can read in `/proc`) names no
+    /// holder: the lock is taken over, not waited for forever.
+    #[test]
+    fn a_kernel_thread_never_holds() {
+        let kthread = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .find_map(|pid| {
+                let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                let stat = process::parse_stat(&text)?;
+                (stat.flags & 0x0020_0000 != 0).then_some((pid, stat.start))
+            });
+        let Some((pid, start)) = kthread else {
+            panic!(
+                "no kernel thread is visible in /proc (a pid namespace of a container?): run \
+                 this test where /proc shows kthreadd (pid 2), e.g. on the host"
+            );
+        };
+        let name = name("kthread");
+        let mut lock = SemaphoreLock::new(&name).unwrap();
+        word_of(&lock).store(word::token(pid, start).unwrap(), Ordering::SeqCst);
+        assert_eq!(lock.status().unwrap(), LockStatus::Open, "pid {pid}");
+        lock.try_lock().unwrap();
+        assert_eq!(lock.previous_holder(), PreviousHolder::Died);
+        lock.try_unlock().unwrap();
+        drop(lock);
+        assert!(SemaphoreLock::remove(&name).unwrap());
+    }
+
+    /// A removal that takes the lock over from a dead holder keeps "the previous holder died"
+    /// for whoever acquires next, on the new object.
+    #[test]
+    fn a_death_is_reported_across_a_removal() {
+        let name = name("died-removed");
+        let mut waiter = SemaphoreLock::new(&name).unwrap();
+        let old = waiter.object.id;
+        word_of(&waiter).store(dead_token(), Ordering::SeqCst);
+        assert!(SemaphoreLock::remove(&name).unwrap());
+        waiter.try_lock().unwrap();
+        assert_ne!(waiter.object.id, old, "still on the removed object");
+        assert_eq!(waiter.previous_holder(), PreviousHolder::Died);
+        waiter.try_unlock().unwrap();
+        waiter.try_lock().unwrap();
+        assert_eq!(waiter.previous_holder(), PreviousHolder::Released);
+        waiter.try_unlock().unwrap();
+        drop(waiter);
+        assert!(SemaphoreLock::remove(&name).unwrap());
+    }
+
+    /// `status` and `holder` of a handle whose object a dead remover unlinked look where the
+    /// name leads now, where the real holder is.
+    #[test]
+    fn status_follows_the_name_away_from_a_dead_removers_object() {
+        let name = name("status-dead-remover");
+        let stale = SemaphoreLock::new(&name).unwrap();
+        word_of(&stale).store(dead_token(), Ordering::SeqCst);
+        sys::unlink(&stale.object_name).unwrap();
+        let mut holder = SemaphoreLock::new(&name).unwrap();
+        holder.try_lock().unwrap();
+        assert_eq!(stale.status().unwrap(), LockStatus::Taken);
+        assert_eq!(
+            stale.holder().unwrap().map(|h| h.pid),
+            Some(std::process::id())
+        );
+        holder.try_unlock().unwrap();
+        assert_eq!(stale.status().unwrap(), LockStatus::Open);
+        drop((stale, holder));
+        assert!(SemaphoreLock::remove(&name).unwrap());
+    }
+
+    /// A dead process whose token this process inherited (pid reused within one clock tick)
+    /// left its thread's mark: this thread's `hang_lock` must not take that for its own hold
+    /// and fail with a false `WouldDeadlock`; it waits like for any holder.
+    #[test]
+    fn a_dead_namesakes_thread_mark_is_not_ours() {
+        let name = name("namesake");
+        let mut lock = SemaphoreLock::new(&name).unwrap();
+        let me = lock.me().unwrap();
+        let number = THREAD_NO.with(Cell::get);
+        let number = if number == 0 {
+            // This thread has no number yet: the namesake's thread had the one it will get.
+            NEXT_THREAD_NO.load(Ordering::Relaxed)
+        } else {
+            number
+        };
+        // What the namesake's thread with our number wrote: its token (= ours) mixed with that
+        // number, as marks are made without a secret of the process.
+        let namesake_mark = me ^ number.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        word_of(&lock).store(me, Ordering::SeqCst);
+        lock.object
+            .map
+            .shared()
+            .holder_thread
+            .store(namesake_mark, Ordering::SeqCst);
+        // Another handle on the same object frees the word later, as the namesake's death
+        // would have been followed by someone's takeover and release.
+        let other = SemaphoreLock::new(&name).unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                word_of(&other).store(0, Ordering::SeqCst);
+                let _ = sys::futex_wake(word_of(&other), i32::MAX);
+            });
+            match lock.hang_lock() {
+                Ok(()) => {}
+                other => panic!("expected to wait and acquire, got {other:?}"),
+            }
+        });
+        lock.try_unlock().unwrap();
+        drop((lock, other));
+        assert!(SemaphoreLock::remove(&name).unwrap());
+    }
+
+    /// An object made by an earlier 0.5 pre-release (the same layout, no generation yet: its
+    /// openers wrote the magic and the namespace into a zero-filled object) is used, and gets a
+    /// generation, so that processes of both kinds can share it while they coexist.
+    #[test]
+    fn an_object_of_the_earlier_format_gets_a_generation() {
+        use std::os::unix::fs::PermissionsExt;
+        let name = name("earlier-format");
+        let path = format!("/dev/shm/sl.{}", name.trim_start_matches('/'));
+        let (_, namespace) = identity(&name).unwrap();
+        let mut bytes = [0u8; 64];
+        bytes[16..24].copy_from_slice(&namespace.to_ne_bytes());
+        bytes[24..32].copy_from_slice(&MAGIC.to_ne_bytes());
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut lock = SemaphoreLock::new(&name).unwrap();
+        let generation = lock.object.map.shared().generation.load(Ordering::SeqCst);
+        assert_ne!(generation, 0);
+        assert_eq!(lock.generation, generation);
+        let other = SemaphoreLock::new(&name).unwrap();
+        assert_eq!(other.generation, generation, "given once");
+        lock.try_lock().unwrap();
+        assert_eq!(other.status().unwrap(), LockStatus::Taken);
+        lock.try_unlock().unwrap();
+        drop((lock, other));
         assert!(SemaphoreLock::remove(&name).unwrap());
     }
 

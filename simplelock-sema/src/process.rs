@@ -6,6 +6,7 @@
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use crate::sys;
 use crate::word;
@@ -17,6 +18,8 @@ pub(crate) struct Stat {
     pub(crate) pid: u32,
     /// Field 3: `R`, `S`, `D`, `T`, `t`, `Z`, `X`, ...
     pub(crate) state: u8,
+    /// Field 9: the kernel's flags of the process (`PF_*`).
+    pub(crate) flags: u64,
     /// Field 20: the number of threads in the process.
     pub(crate) threads: u64,
     /// Field 22: when the process (or thread) started, in clock ticks after boot.
@@ -35,6 +38,7 @@ pub(crate) fn parse_stat(text: &str) -> Option<Stat> {
     Some(Stat {
         pid,
         state: *field(3)?.as_bytes().first()?,
+        flags: field(9)?.parse().ok()?,
         threads: field(20)?.parse().ok()?,
         start: field(22)?.parse().ok()?,
     })
@@ -79,32 +83,52 @@ pub(crate) fn own_identity() -> io::Result<(u64, u64)> {
             format!("process id {pid} is too large for the lock word"),
         )
     })?;
-    Ok((token, namespace_fingerprint()))
+    Ok((token, namespace_fingerprint()?))
 }
 
 /// A number that differs between processes that cannot check each other's liveness: those in
 /// different pid namespaces (process ids mean different processes) or time namespaces (start
-/// times are shown shifted). 0 if the namespaces cannot be read; then nothing is checked.
+/// times are shown shifted). Never 0.
 ///
 /// Read through `/proc/thread-self`: the namespaces of a process whose main thread exited can
 /// no longer be read through `/proc/self` (the main thread's entry), but its other threads'
 /// can.
-fn namespace_fingerprint() -> u64 {
+///
+/// # Errors
+/// When the namespaces cannot be read (a sandboxed `/proc`, an LSM): then nobody can tell
+/// whether this process sees the same process ids as the others, and the lock fails closed.
+/// Only a missing time namespace (Linux before 5.6, where every process shares one clock) is
+/// not an error.
+pub(crate) fn namespace_fingerprint() -> io::Result<u64> {
     let ino = |kind: &str| {
         fs::metadata(format!("/proc/thread-self/ns/{kind}"))
             .or_else(|_| fs::metadata(format!("/proc/self/ns/{kind}")))
             .map(|m| m.ino())
     };
-    let Ok(pid_ns) = ino("pid") else {
-        return 0;
-    };
+    let pid_ns = ino("pid").map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "reading /proc/self/ns/pid ({e}): without it this process cannot tell whether \
+                 it sees the same process ids as the lock's other users"
+            ),
+        )
+    })?;
     let time_ns = match ino("time") {
         Ok(ino) => ino,
-        // Time namespaces exist since Linux 5.6; before, every process shares one clock.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-        Err(_) => return 0,
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound && Path::new("/proc/self/ns/pid").exists() =>
+        {
+            0
+        }
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("reading /proc/self/ns/time: {e}"),
+            ));
+        }
     };
-    (pid_ns.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ time_ns) | 1
+    Ok((pid_ns.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ time_ns) | 1)
 }
 
 /// What we can tell about the owner of a lock.
@@ -134,8 +158,16 @@ pub(crate) fn liveness(token: u64) -> Liveness {
     }
 }
 
+/// The flag of a kernel thread in field 9 of `/proc/PID/stat` (`include/linux/sched.h`).
+const PF_KTHREAD: u64 = 0x0020_0000;
+
 /// [`liveness`] from a parsed `/proc/PID/stat`.
 pub(crate) fn judge(token: u64, stat: &Stat) -> Liveness {
+    // A kernel thread never calls into this crate: a word naming one was written by someone
+    // else (the start time of `kthreadd`, pid 2, is public), so it names no holder.
+    if stat.flags & PF_KTHREAD != 0 {
+        return Liveness::Dead;
+    }
     if (stat.start & 0xffff_ffff) as u32 != word::start_of(token) {
         return Liveness::Dead;
     }
@@ -167,6 +199,7 @@ mod tests {
                 Stat {
                     pid: 4242,
                     state: b'S',
+                    flags: 9,
                     threads: 3,
                     start: 987_654
                 },
@@ -191,6 +224,7 @@ mod tests {
         let stat = |state, threads, start| Stat {
             pid: 4242,
             state,
+            flags: 0x40_0100,
             threads,
             start,
         };
@@ -211,6 +245,11 @@ mod tests {
             Liveness::Alive,
             "a zombie leader with live threads"
         );
+        let kthread = Stat {
+            flags: PF_KTHREAD | 0x40,
+            ..stat(b'S', 1, 1000)
+        };
+        assert_eq!(judge(token, &kthread), Liveness::Dead, "a kernel thread");
     }
 
     #[test]

@@ -31,13 +31,22 @@ pub(crate) const PID_LIMIT: u32 = 1 << 30;
 /// its process id field (2^31 - 1) is above [`PID_LIMIT`].
 pub(crate) const REMOVED: u64 = PID_MASK;
 
+/// Like [`REMOVED`], and the remover had taken the lock over from a dead holder: whoever opens
+/// the name again and creates the new object creates it held by [`DEAD_HOLDER`].
+pub(crate) const REMOVED_AFTER_DEATH: u64 = PID_MASK - 1;
+
+/// The holder of a new object made after a removal that followed a death: a token of no
+/// process (its process id field is above [`PID_LIMIT`]), so the next locker finds it dead,
+/// takes over and reports that its predecessor died.
+pub(crate) const DEAD_HOLDER: u64 = PID_MASK - 2;
+
 /// What a value of the lock word means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Word {
     /// Nobody holds the lock.
     Free,
-    /// The name was unlinked: this object is retired.
-    Removed,
+    /// The name was unlinked: this object is retired; `died` if its last holder had died.
+    Removed { died: bool },
     /// `owner` (a token) holds the lock; `waiters` if the `W` bit is set.
     Held { owner: u64, waiters: bool },
 }
@@ -46,7 +55,8 @@ impl Word {
     pub(crate) fn decode(value: u64) -> Word {
         match value {
             0 => Word::Free,
-            REMOVED => Word::Removed,
+            REMOVED => Word::Removed { died: false },
+            REMOVED_AFTER_DEATH => Word::Removed { died: true },
             _ => Word::Held {
                 owner: value & !WAITERS,
                 waiters: value & WAITERS != 0,
@@ -92,6 +102,8 @@ mod tests {
                 let t = token(pid, start).unwrap();
                 assert_ne!(t, 0);
                 assert_ne!(t, REMOVED);
+                assert_ne!(t, REMOVED_AFTER_DEATH);
+                assert_ne!(t, DEAD_HOLDER);
                 assert_eq!(t & WAITERS, 0, "a token never has the waiters bit");
                 assert_eq!(pid_of(t), pid);
                 assert_eq!(start_of(t), (start & 0xffff_ffff) as u32);
@@ -117,7 +129,13 @@ mod tests {
     #[test]
     fn special_values_decode() {
         assert_eq!(Word::decode(0), Word::Free);
-        assert_eq!(Word::decode(REMOVED), Word::Removed);
+        assert_eq!(Word::decode(REMOVED), Word::Removed { died: false });
+        assert_eq!(
+            Word::decode(REMOVED_AFTER_DEATH),
+            Word::Removed { died: true }
+        );
+        assert!(pid_of(DEAD_HOLDER) >= PID_LIMIT);
+        assert!(matches!(Word::decode(DEAD_HOLDER), Word::Held { .. }));
         assert!(pid_of(REMOVED) >= PID_LIMIT);
     }
 }

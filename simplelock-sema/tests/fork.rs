@@ -6,6 +6,7 @@
 #![allow(unsafe_code)]
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -253,5 +254,46 @@ fn a_stopped_holder_keeps_the_lock() {
         exit_code(child),
         0,
         "the numbered check in the child failed"
+    );
+}
+
+/// A forked child's copy of a holding handle, used after the parent removed the lock, moves to
+/// the new object like any handle and locks it (in debug builds this once tripped an assertion
+/// that a handle meeting a removed object holds nothing — the copy still records the parent).
+#[test]
+fn a_forked_copy_of_a_holding_handle_follows_a_removal() {
+    let name = common::unique_name("fork-removed");
+    let _cleanup = Cleanup::new(&[&name]);
+    let mut lock = SemaphoreLock::new(&name).unwrap();
+    lock.try_lock().unwrap();
+    let path = common::object_path(&name);
+    let old_ino = fs::metadata(&path).unwrap().ino();
+    // SAFETY: as in `fork_child`; the child's arm moves its own copy of the handle.
+    let child = match unsafe { fork() }.expect("fork") {
+        ForkResult::Parent { child } => child,
+        ForkResult::Child => {
+            die_with_parent();
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                let start = Instant::now();
+                while fs::metadata(&path).is_ok_and(|m| m.ino() == old_ino) {
+                    if start.elapsed() > GUARD {
+                        return 2;
+                    }
+                    thread::sleep(Duration::from_millis(1));
+                }
+                match lock.try_lock() {
+                    Ok(()) if lock.try_unlock().is_ok() => 0,
+                    _ => 3,
+                }
+            }))
+            .unwrap_or(99);
+            exit_now(code)
+        }
+    };
+    lock.unlink().unwrap();
+    assert_eq!(
+        exit_code(child),
+        0,
+        "2: the removal was not seen; 3: the lock failed; 99: the child panicked"
     );
 }

@@ -250,32 +250,87 @@ fn a_huge_timeout_waits_like_hang_lock() {
     assert_eq!(b.status().unwrap(), LockStatus::Mine);
 }
 
-/// Objects under our name that are not lock objects are refused, not used; a zero-filled one
-/// of the right size is a new, free lock (all zeros is the initial state).
+/// Objects under our name that are not lock objects are refused, not used — a zero-filled one
+/// too: its creator would have written a header before giving it the name, so zeros mean it was
+/// truncated and grown again, or made by someone else.
 #[test]
 fn objects_that_are_not_ours_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
     let name = common::unique_name("foreign");
     let path = common::object_path(&name);
     let refused = |contents: &[u8], expected: &str| {
         fs::write(&path, contents).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         let err = SemaphoreLock::new(&name).unwrap_err();
         assert!(
             matches!(err, SimpleLockError::UnknownError { .. }),
             "{err:?}"
         );
         assert!(err.to_string().contains(expected), "{err}");
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            contents,
+            "the refused object was changed"
+        );
         fs::remove_file(&path).unwrap();
     };
-    refused(b"hello", "5 bytes long: not a simplelock semaphore");
-    refused(&[0xAB; 64], "bad header");
-    let mut other_namespace = [0u8; 64];
-    other_namespace[16] = 7; // the namespace field, claimed by a process elsewhere
-    refused(&other_namespace, "another pid or time namespace");
+    refused(b"hello", "5 bytes long, not 64");
+    refused(&[0xAB; 64], "no valid header");
+    refused(&[0; 64], "no valid header");
+    let mut header = [0u8; 64];
+    header[24..32].copy_from_slice(b"slsema01"); // the magic
+    header[32] = 9; // a generation
+    header[16] = 7; // the namespace field, written by a creator elsewhere
+    refused(&header, "another pid or time namespace");
+}
 
-    fs::write(&path, [0u8; 64]).unwrap();
+/// A removal waits for the holder, but `remove_within` waits only so long: a lock held for good
+/// (here by this very test, which a removal with no bound would wait for forever) can still be given up on, with
+/// a `TimedOut` naming the holder, and nothing is deleted.
+#[test]
+fn a_bounded_removal_gives_up_on_a_holder_that_never_leaves() {
+    let name = common::unique_name("bounded-remove");
+    let _cleanup = common::RemoveFile(common::object_path(&name));
+    let mut holder = SemaphoreLock::new(&name).unwrap();
+    holder.try_lock().unwrap();
+    match SemaphoreLock::remove_within(&name, Duration::from_millis(30)) {
+        Err(SimpleLockError::TimedOut {
+            holder: Some(h), ..
+        }) => assert_eq!(h.pid, std::process::id()),
+        other => panic!("expected TimedOut, got {other:?}"),
+    }
+    assert!(common::object_path(&name).exists(), "deleted while held");
+    holder.try_unlock().unwrap();
+    assert!(SemaphoreLock::remove_within(&name, Duration::from_millis(30)).unwrap());
+    assert!(!SemaphoreLock::remove_within(&name, Duration::from_millis(30)).unwrap());
+}
+
+/// Handles of one lock in one process share one mapping of its object: more handles than a
+/// process may have mappings (`vm.max_map_count`, 65,530 by default) all open and work.
+#[test]
+fn many_handles_of_one_lock_share_one_mapping() {
+    let name = common::unique_name("many-handles");
     let _cleanup = Cleanup::new(&[&name]);
-    let mut lock = SemaphoreLock::new(&name).unwrap();
-    assert_eq!(lock.status().unwrap(), LockStatus::Open);
-    lock.try_lock().unwrap();
-    lock.try_unlock().unwrap();
+    let max_maps: usize = fs::read_to_string("/proc/sys/vm/max_map_count")
+        .expect("reading /proc/sys/vm/max_map_count")
+        .trim()
+        .parse()
+        .unwrap();
+    let count = max_maps + 1000;
+    let mut handles = Vec::with_capacity(count);
+    for i in 0..count {
+        match SemaphoreLock::new(&name) {
+            Ok(handle) => handles.push(handle),
+            Err(e) => panic!("handle {i} of {count}: {e:?}"),
+        }
+    }
+    let (first, rest) = handles.split_first_mut().unwrap();
+    first.try_lock().unwrap();
+    assert!(matches!(
+        rest.last_mut().unwrap().try_lock(),
+        Err(SimpleLockError::AlreadyLocked { .. })
+    ));
+    first.try_unlock().unwrap();
+    rest.last_mut().unwrap().try_lock().unwrap();
+    rest.last_mut().unwrap().try_unlock().unwrap();
 }

@@ -555,7 +555,8 @@ fn another_users_lock_is_permission_denied() {
             other => panic!("expected PermissionDenied, got {other:?}"),
         }
         let shared = common::env(DIR);
-        let mut lock = SemaphoreLock::new(&shared).unwrap();
+        // Root's object for everyone, opened as the documented opt-in says.
+        let mut lock = SemaphoreLock::with_mode_and_owner(&shared, 0o666, 0).unwrap();
         lock.try_lock().unwrap();
         lock.try_unlock().unwrap();
         drop(lock);
@@ -587,7 +588,7 @@ fn another_users_lock_is_permission_denied() {
     child.expect("shared ok");
     child.wait_success();
     // The failed removal left the lock usable and free.
-    let mut lock = SemaphoreLock::new(&shared).unwrap();
+    let mut lock = SemaphoreLock::with_mode(&shared, 0o666).unwrap();
     lock.try_lock().unwrap();
     lock.try_unlock().unwrap();
 }

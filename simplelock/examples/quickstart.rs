@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use simplelock::{Lock, LockBuilder, SimpleLockError, SimpleLockResult, lock_until_finished};
+use simplelock::{
+    Lock, LockBuilder, LockBuilderExt, SimpleLockError, SimpleLockResult, lock_until_finished,
+};
 
 const NAME: &str = "quickstart";
 

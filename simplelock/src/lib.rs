@@ -3,12 +3,13 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
+pub mod compat_0_4;
 
-pub use builder::LockBuilder;
-// The core's builder is replaced by the facade's, which adds `build`; everything else is the core.
+pub use builder::LockBuilderExt;
+// Everything of the core; `LockBuilderExt` adds `build` to its builder.
 pub use simplelock_core::{
-    BoxError, BuiltLock, ConcreteLock, Holder, Lock, LockGuard, LockStatus, PreviousHolder,
-    SimpleLockError, SimpleLockResult, lock_until_finished,
+    Backoff, BoxError, BuiltLock, ConcreteLock, Holder, Lock, LockBuilder, LockGuard, LockStatus,
+    PreviousHolder, SimpleLockError, SimpleLockResult, Wait, lock_until_finished,
 };
 
 #[cfg(feature = "fake")]
@@ -39,8 +40,8 @@ pub fn default_lock(name: impl AsRef<str>) -> SimpleLockResult<Box<dyn Lock>> {
 /// A handle on the lock called `name` from the best enabled backend, before any configuration:
 ///
 /// 1. feature `file`: [`FileLock::named`]`(name)`, the file `<name>.lock` in the [lock
-///    folder](lock_dir) (`$SIMPLELOCK_DIR`, else `$XDG_RUNTIME_DIR/simplelock`, else
-///    `<temp dir>/simplelock-<uid>`);
+///    folder](lock_dir) (`$SIMPLELOCK_DIR`, else `/run/lock/simplelock-<uid>`: the same for
+///    every process of the user whatever its environment);
 /// 2. else feature `sema`: [`SemaphoreLock::new`]`(name)`;
 /// 3. else feature `fake`: [`FakeLock::named`]`(name)`, shared by the whole process.
 ///

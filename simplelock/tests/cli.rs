@@ -423,3 +423,243 @@ fn an_ignored_sigchld_inherited_from_the_caller_does_not_lose_the_exit_status() 
     let output = command.output().unwrap();
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
 }
+
+/// Polls `simplelock -n` until it gets the lock or `seconds` pass; whether it got it.
+fn free_within(sandbox: &Sandbox, options: &[&str], seconds: u64) -> bool {
+    let start = Instant::now();
+    loop {
+        let mut args = options.to_vec();
+        args.extend(["-n", "--", "true"]);
+        if sandbox.run(&args).status.success() {
+            return true;
+        }
+        if start.elapsed() > Duration::from_secs(seconds) {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The value of `"key":` in the one-line JSON of `status --json`.
+fn json_field<'a>(json: &'a str, key: &str) -> &'a str {
+    let at = json
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("no {key} in {json}"));
+    let rest = &json[at + key.len() + 3..];
+    // Outside a string: an even number of quotes before (the test's values have no `\"`).
+    let end = rest
+        .char_indices()
+        .find(|&(i, c)| (c == ',' || c == '}') && rest[..i].matches('"').count().is_multiple_of(2))
+        .map_or(rest.len(), |(i, _)| i);
+    &rest[..end]
+}
+
+#[test]
+fn the_command_tree_keeps_the_lock_whatever_happens_to_the_tool() {
+    // The command leaves a worker behind (a background subshell) that still works after the
+    // command's main process ended or was killed; the lock must stay held until it is gone.
+    let cases: &[(&str, &str)] = &[("file", "-KILL"), ("file", "-TERM"), ("sema", "-TERM")];
+    for &(backend, signal) in cases {
+        let sandbox = Sandbox::new(&format!("tree-{backend}{signal}"));
+        let name = format!("cli-{}-tree{signal}", std::process::id());
+        let (started, worker, done) = (
+            sandbox.path("started"),
+            sandbox.path("worker"),
+            sandbox.path("done"),
+        );
+        let script =
+            format!("sh -c 'echo $$ > {worker}; sleep 1.5; touch {done}' & touch {started}; wait");
+        let lock: &[&str] = &["--backend", backend, &name];
+        let mut args = lock.to_vec();
+        args.extend(["--", "sh", "-c", &script]);
+        let tool = sandbox.spawn(&args);
+        sandbox.wait_for("started");
+        let worker_pid = pid_in(Path::new(&worker));
+        kill(tool.id() as i32, signal);
+        let mut args = lock.to_vec();
+        args.extend(["-n", "--", "true"]);
+        let second = sandbox.run(&args);
+        let done_before = Path::new(&done).exists();
+        assert!(
+            done_before || second.status.code() == Some(1),
+            "{backend} {signal}: a second holder ran while the first command's worker (pid \
+             {worker_pid}) still worked: {}",
+            stderr(&second)
+        );
+        if backend == "file" && !done_before && signal == "-KILL" {
+            // The lock is held by the worker alone now: `status` says so, naming a live process.
+            let status = sandbox.run(&["status", "--json", &name]);
+            let json = String::from_utf8_lossy(&status.stdout).into_owned();
+            assert_eq!(json_field(&json, "held"), "true", "{json}");
+            let pid: i32 = json_field(&json, "pid").parse().expect(&json);
+            assert!(alive(pid) || Path::new(&done).exists(), "{json}");
+        }
+        drop(tool.wait_with_output());
+        assert!(
+            free_within(&sandbox, lock, 20),
+            "{backend} {signal}: the lock was not released after the worker ended"
+        );
+        assert!(Path::new(&done).exists());
+        if backend == "sema" {
+            assert!(sandbox.run(&["remove", &name]).status.success());
+        }
+    }
+}
+
+#[test]
+fn a_data_file_locked_with_file_keeps_exactly_what_the_command_wrote() {
+    let sandbox = Sandbox::new("data-file");
+    let data = sandbox.path("data.json");
+    let json = r#"{"answer": 42, "list": [1, 2, 3]}"#;
+    for existing in [false, true] {
+        let _ = fs::remove_file(&data);
+        if existing {
+            fs::write(&data, b"").unwrap();
+        }
+        let script = format!("printf '%s\\n' '{json}' > {data}");
+        let out = sandbox.run(&["--file", &data, "--", "sh", "-c", &script]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(fs::read_to_string(&data).unwrap(), format!("{json}\n"));
+    }
+    // A short data file that merely starts like a record is not ours either.
+    let short = "simplelock 1 is my favourite crate\n";
+    fs::write(&data, short).unwrap();
+    let out = sandbox.run(&["--file", &data, "--", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fs::read_to_string(&data).unwrap(), short);
+}
+
+#[test]
+fn the_counter_idiom_on_the_locked_file_loses_no_update() {
+    const PROCESSES: usize = 4;
+    const ROUNDS: usize = 200;
+    let sandbox = Sandbox::new("counter");
+    let counter = sandbox.path("counter");
+    let script = format!(
+        "i=0; while [ $i -lt {ROUNDS} ]; do \
+           {BIN} --file {counter} -- sh -c 'n=$(cat {counter}); echo $((${{n:-0}}+1)) > {counter}' \
+           || exit 1; i=$((i+1)); done"
+    );
+    let workers: Vec<Child> = (0..PROCESSES)
+        .map(|_| {
+            Command::new("sh")
+                .args(["-c", &script])
+                .env("SIMPLELOCK_DIR", &sandbox.dir)
+                .stdin(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for worker in workers {
+        let output = worker.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    assert_eq!(
+        fs::read_to_string(&counter).unwrap().trim(),
+        (PROCESSES * ROUNDS).to_string()
+    );
+}
+
+#[test]
+fn a_name_means_one_folder_whatever_the_environment() {
+    // What `status` says about the named lock `backup` from a login shell (with
+    // XDG_RUNTIME_DIR), from cron (`env -i`) and from a service with a private /tmp.
+    let runtime = std::env::temp_dir().join(format!("simplelock-cli-{}-xdg", std::process::id()));
+    let _ = fs::remove_dir_all(&runtime);
+    fs::create_dir_all(&runtime).unwrap();
+    fs::set_permissions(
+        &runtime,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let location = |mut command: Command| {
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        let json = String::from_utf8_lossy(&output.stdout).into_owned();
+        json_field(&json, "location").to_owned()
+    };
+    let mut login = Command::new(BIN);
+    login
+        .args(["status", "--json", "backup"])
+        .env_remove("SIMPLELOCK_DIR")
+        .env("XDG_RUNTIME_DIR", &runtime);
+    let mut cron = Command::new(BIN);
+    cron.args(["status", "--json", "backup"]).env_clear();
+    let mut private_tmp = Command::new("unshare");
+    private_tmp
+        .args(["-m", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs tmpfs /tmp && exec {BIN} status --json backup"
+        ))
+        .env_remove("SIMPLELOCK_DIR")
+        .env_remove("XDG_RUNTIME_DIR");
+    let probe = Command::new("unshare").args(["-m", "true"]).status();
+    assert!(
+        probe.is_ok_and(|s| s.success()),
+        "this test needs `unshare -m` (util-linux, run as root or with CAP_SYS_ADMIN) to give \
+         the tool a private /tmp"
+    );
+    let (login, cron, private_tmp) = (location(login), location(cron), location(private_tmp));
+    fs::remove_dir_all(&runtime).unwrap();
+    assert_eq!(login, cron, "login shell and cron job use different locks");
+    assert_eq!(login, private_tmp, "a private /tmp changes the lock");
+}
+
+#[test]
+fn status_creates_nothing() {
+    let sandbox = Sandbox::new("status-creates");
+    let folder = sandbox.dir.join("not-yet");
+    let output = Command::new(BIN)
+        .args(["status", "job"])
+        .env("SIMPLELOCK_DIR", &folder)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains(": free"));
+    assert!(!folder.exists(), "status created the lock folder");
+    let file = sandbox.path("job.lock");
+    let output = sandbox.run(&["status", "--file", &file]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!Path::new(&file).exists(), "status created the lock file");
+}
+
+#[test]
+fn a_socket_at_the_lock_path_is_bad_usage() {
+    let sandbox = Sandbox::new("socket");
+    let path = sandbox.path("job.lock");
+    let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let output = sandbox.run(&["--file", &path, "--", "true"]);
+    assert_eq!(output.status.code(), Some(64), "{}", stderr(&output));
+    assert!(stderr(&output).contains(&path), "{}", stderr(&output));
+}
+
+#[test]
+fn a_group_signal_from_timeout_reaches_the_command_once() {
+    let sandbox = Sandbox::new("term-once");
+    let count = sandbox.path("count");
+    // Perl counts every delivery (its deferred signals are counted, not merged into one flag).
+    let perl = format!(
+        "my $n = 0; $SIG{{TERM}} = sub {{ $n++ }}; open(my $f, '>', '{started}'); close $f; \
+         while ($n == 0) {{ select(undef, undef, undef, 0.01) }} \
+         for (1..50) {{ select(undef, undef, undef, 0.01) }} \
+         open($f, '>', '{count}'); print $f $n; close $f; exit 0",
+        started = sandbox.path("started"),
+    );
+    let output = Command::new("timeout")
+        .args(["-s", "TERM", "2", BIN, "job", "--", "perl", "-e", &perl])
+        .env("SIMPLELOCK_DIR", &sandbox.dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        Path::new(&sandbox.path("started")).exists(),
+        "the command never ran: {}",
+        stderr(&output)
+    );
+    assert_eq!(
+        fs::read_to_string(&count).unwrap(),
+        "1",
+        "SIGTERM reached the command more than once"
+    );
+}

@@ -33,7 +33,7 @@ mod example {
 #[cfg(not(any(feature = "file", feature = "sema", feature = "fake")))]
 #[test]
 fn without_a_backend_default_lock_is_no_lock_enabled() {
-    use simplelock::{LockBuilder, SimpleLockError, default_lock};
+    use simplelock::{LockBuilder, LockBuilderExt, SimpleLockError, default_lock};
     assert!(matches!(
         default_lock("my_app_name"),
         Err(SimpleLockError::NoLockEnabled)

@@ -34,25 +34,16 @@ struct Results {
     postgres: Vec<BTreeMap<String, String>>,
 }
 
-pub(crate) fn main(args: &[String]) -> TaskResult {
-    let mut quick = false;
-    let mut only = None;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--quick" => quick = true,
-            "--only" => only = args.next().cloned(),
-            other => {
-                return Err(format!(
-                    "unknown bench option {other:?} (--quick, --only postgres)"
-                ));
-            }
-        }
-    }
-    match only.as_deref() {
-        None => {}
-        Some("postgres") => return postgres::only(quick),
-        Some(other) => return Err(format!("--only takes postgres, not {other:?}")),
+/// A part of the benchmarks that `--only` runs alone.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum Part {
+    /// The PostgreSQL measurements (needs a server: see `pg.rs`), into their README section
+    Postgres,
+}
+
+pub(crate) fn main(quick: bool, only: Option<Part>) -> TaskResult {
+    if let Some(Part::Postgres) = only {
+        return postgres::only(quick);
     }
     let started = SystemTime::now();
     let exe = contention_example()?;
@@ -179,15 +170,19 @@ fn read_criterion(dir: &Path, since: SystemTime) -> Result<BTreeMap<String, f64>
             if !fresh {
                 continue;
             }
-            let read = |path: &Path| {
-                fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))
+            let read = |path: &Path| -> Result<serde_json::Value, String> {
+                let text = fs::read_to_string(path)
+                    .map_err(|e| format!("reading {}: {e}", path.display()))?;
+                serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))
             };
             let estimates = read(&path)?;
             let benchmark = read(&path.with_file_name("benchmark.json"))?;
-            let id = json_string(&benchmark, "full_id")
-                .ok_or_else(|| format!("no full_id in {}", path.display()))?;
-            let median = json_section(&estimates, "median")
-                .and_then(|section| json_number(section, "point_estimate"))
+            let id = benchmark["full_id"]
+                .as_str()
+                .ok_or_else(|| format!("no full_id in {}", path.display()))?
+                .to_owned();
+            let median = estimates["median"]["point_estimate"]
+                .as_f64()
                 .ok_or_else(|| format!("no median in {}", path.display()))?;
             found.insert(id, median);
         }
@@ -199,41 +194,6 @@ fn read_criterion(dir: &Path, since: SystemTime) -> Result<BTreeMap<String, f64>
         ));
     }
     Ok(found)
-}
-
-/// The text of the object that follows `"key":` in a JSON document (up to its closing brace).
-fn json_section<'a>(json: &'a str, key: &str) -> Option<&'a str> {
-    let start = json.find(&format!("\"{key}\":"))?;
-    let rest = &json[start..];
-    let mut depth = 0;
-    for (i, c) in rest.char_indices() {
-        match c {
-            '{' => depth += 1,
-            '}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(&rest[..=i]);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-fn json_number(json: &str, key: &str) -> Option<f64> {
-    let start = json.find(&format!("\"{key}\":"))? + key.len() + 3;
-    let rest = json[start..].trim_start();
-    let end = rest
-        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E')))
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
-fn json_string(json: &str, key: &str) -> Option<String> {
-    let start = json.find(&format!("\"{key}\":"))? + key.len() + 3;
-    let rest = json[start..].trim_start().strip_prefix('"')?;
-    Some(rest[..rest.find('"')?].to_owned())
 }
 
 /// Replaces what stands between `<!-- bench:begin -->` and `<!-- bench:end -->` in `path`.
@@ -249,6 +209,11 @@ fn replace_between_markers(path: &Path, content: &str) -> TaskResult {
     };
     let updated = format!("{}{BEGIN}\n{content}\n{}", &text[..begin], &text[end..]);
     fs::write(path, updated).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// Today's date in UTC, `YYYY-MM-DD`.
+fn today() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%d").to_string()
 }
 
 /// One line about the machine the numbers come from.
@@ -283,7 +248,7 @@ fn machine() -> String {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .unwrap_or_default()
     };
-    let date = output("date", &["-u", "+%Y-%m-%d"]);
+    let date = today();
     let rustc = output("rustc", &["--version"]);
     format!(
         "{date}, {model}, {cores} cores, {memory}, Linux {}, {rustc}",
@@ -293,3 +258,35 @@ fn machine() -> String {
 
 mod postgres;
 mod report;
+
+#[cfg(test)]
+mod tests {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    /// The report's date is today's in UTC: days since the epoch, written as a calendar date.
+    #[test]
+    fn the_date_is_todays_in_utc() {
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 86_400;
+        let date = super::today();
+        let after = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 86_400;
+        let parsed: jiff::civil::Date = date.parse().unwrap();
+        let days = parsed
+            .since(jiff::civil::date(1970, 1, 1))
+            .unwrap()
+            .get_days();
+        let days = u64::try_from(days).unwrap();
+        assert!(
+            days == before || days == after,
+            "{date}: day {days}, not {before}"
+        );
+        assert_eq!(date.len(), "2026-11-27".len(), "{date}");
+    }
+}

@@ -1,18 +1,18 @@
 //! `cargo xtask ci`: everything CI checks, in the order a failure is cheapest to see: format,
 //! lints, tests (every crate with all features, then the facade with each feature combination),
-//! docs, and a short multi-process stress run.
+//! the 0.4 program against the real simplelock 0.4.1, docs, and a short multi-process stress run.
 
-use std::fs;
+use std::env;
+use std::path::PathBuf;
+
+use cargo_metadata::MetadataCommand;
 
 use crate::{TaskResult, cargo, project_root, step};
 
 /// The facade, whose features select the backends.
 const FACADE: &str = "simplelock";
 
-pub(crate) fn main(args: &[String]) -> TaskResult {
-    if let Some(arg) = args.first() {
-        return Err(format!("`ci` takes no arguments, got {arg:?}"));
-    }
+pub(crate) fn main() -> TaskResult {
     step(cargo(&["fmt", "--all", "--", "--check"]))?;
     step(cargo(&[
         "clippy",
@@ -47,6 +47,7 @@ pub(crate) fn main(args: &[String]) -> TaskResult {
             feature,
         ])?;
     }
+    program_0_4_compiles_against_0_4_1()?;
     let mut doc = cargo(&["doc", "--workspace", "--all-features", "--no-deps"]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     step(doc)?;
@@ -54,6 +55,33 @@ pub(crate) fn main(args: &[String]) -> TaskResult {
     crate::stress::main(&["--quick".to_owned()])?;
     println!("\nci: all checks passed");
     Ok(())
+}
+
+/// The crate outside the workspace that compiles the 0.4 program of `compat-0-4` (which the
+/// workspace tests ran through `simplelock::compat_0_4`) against the real simplelock 0.4.1.
+const AGAINST_0_4_1: &str = "compat-0-4/against-0.4.1";
+
+/// The 0.4 program must compile against 0.4.1 itself, so that it checks 0.4.1's API and not our
+/// idea of it. `cargo check` with the crate's own lock file and target folder: seconds.
+fn program_0_4_compiles_against_0_4_1() -> TaskResult {
+    let manifest = format!("{AGAINST_0_4_1}/Cargo.toml");
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| project_root().join("target"), PathBuf::from)
+        .join("against-0.4.1");
+    let target = target.to_string_lossy();
+    step(cargo(&[
+        "check",
+        "--locked",
+        "--manifest-path",
+        &manifest,
+        "--target-dir",
+        &target,
+    ]))
+    .map_err(|e| {
+        format!(
+            "{e}\n(it downloads simplelock 0.4.1 and its dependencies from crates.io on first use)"
+        )
+    })
 }
 
 /// The core promises no dependencies at all; `cargo tree` shows what it really pulls in.
@@ -92,25 +120,22 @@ fn core_has_no_dependencies() -> TaskResult {
     Ok(())
 }
 
-/// The features of the facade, read from its manifest (all but `default`).
+/// The features of the facade, from `cargo metadata` (all but `default`).
 fn facade_features() -> Result<Vec<String>, String> {
-    let path = project_root().join(FACADE).join("Cargo.toml");
-    let manifest =
-        fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let mut in_features = false;
-    let mut features = Vec::new();
-    for line in manifest.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_features = line == "[features]";
-        } else if in_features
-            && !line.starts_with('#')
-            && let Some((name, _)) = line.split_once('=')
-        {
-            let name = name.trim();
-            if !name.is_empty() && name != "default" {
-                features.push(name.to_owned());
-            }
-        }
-    }
-    Ok(features)
+    let metadata = MetadataCommand::new()
+        .manifest_path(project_root().join("Cargo.toml"))
+        .no_deps()
+        .exec()
+        .map_err(|e| format!("cargo metadata: {e}"))?;
+    let facade = metadata
+        .packages
+        .iter()
+        .find(|package| package.name.as_str() == FACADE)
+        .ok_or_else(|| format!("cargo metadata lists no package {FACADE:?}"))?;
+    Ok(facade
+        .features
+        .keys()
+        .filter(|name| *name != "default")
+        .cloned()
+        .collect())
 }

@@ -1,4 +1,6 @@
-//! `cargo xtask stress`: the multi-process counter run and the kill storm, for any backend.
+//! `cargo xtask stress`: the multi-process counter run and the kill storm, for any backend;
+//! for the file backend also a kill storm while another process deletes and re-creates the lock
+//! file (the `replacer` adversary of the example's `adversary.rs`).
 //!
 //! The work is done by the `contention` example of the facade (its `stress` mode), built in
 //! release mode with both backends; this task builds it and passes the options through.

@@ -1,11 +1,14 @@
-//! Unix: `flock(2)` on a file opened with `O_NOFOLLOW | O_CLOEXEC`, the record read and written
-//! with `pread`/`pwrite`, and (in the submodules) the fork-aware process id, the deadlock
-//! registry, the inotify waiter and the `/proc/locks` reader.
+//! Unix: `flock(2)` on a file opened with `O_NOFOLLOW | O_CLOEXEC` (below a folder others may
+//! write to, with `openat2(RESOLVE_NO_SYMLINKS)`), the check that the path still names the
+//! locked file (`lstat`), the record read and written with `pread`/`pwrite`, and (in the
+//! submodules) the fork-aware process id, the deadlock registry, the inotify waiter and the
+//! `/proc/locks` reader.
 //!
 //! # Safety
 //!
 //! This module and its submodules are the only places of the crate with `unsafe` code. Each
-//! `unsafe` block is a call into libc for a system call std does not wrap (`flock`,
+//! `unsafe` block is a call into libc for a system call std does not wrap or that must get exact
+//! flags (`open`, `openat`, `openat2` through `syscall`, `fstatat`, `lstat`, `flock`,
 //! `fcntl(F_GETFL/F_SETFL)`, `geteuid`, `pthread_atfork`, `inotify_*`, `ppoll`, `read` on an
 //! inotify descriptor), or the access to the deadlock registry's `UnsafeCell` under its spin
 //! lock. The calls only get descriptors owned by a live `File`/`OwnedFd` for the duration of
@@ -14,11 +17,13 @@
 //! `pthread_atfork` only call async-signal-safe functions (`getpid`) and touch atomics and a
 //! `Vec` whose lock they hold.
 
+use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use simplelock_core::{SimpleLockError, SimpleLockResult};
 
@@ -30,7 +35,7 @@ mod proc_locks;
 mod wait;
 
 pub(crate) use fork::{Held, current_pid, init, registry};
-pub(crate) use proc_locks::{FlockHolder, Lookup, flock_holders};
+pub(crate) use proc_locks::{FlockHolder, Lookup, alive, flock_holders, live_holder};
 pub(crate) use wait::{Waiter, Wake};
 
 /// The mode a lock file is created with, before the umask.
@@ -60,25 +65,46 @@ enum Access {
 }
 
 /// Open (creating if needed) the lock file at `path`, never following a symbolic link at its
-/// last component, never truncating, close-on-exec; refusing anything but a regular file.
+/// last component nor in a folder other users can write, never truncating, close-on-exec;
+/// refusing anything but a regular file.
 ///
 /// `name` is how errors name the lock.
 pub(crate) fn open(path: &Path, name: &str) -> SimpleLockResult<LockFd> {
-    let mut access = Access::CreateReadWrite;
+    open_with(path, name, true)?.ok_or_else(|| {
+        SimpleLockError::from_io(
+            name,
+            "opening the lock file",
+            io::ErrorKind::NotFound.into(),
+        )
+    })
+}
+
+/// [`open`], but never creating the file: `Ok(None)` if it does not exist.
+pub(crate) fn open_existing(path: &Path, name: &str) -> SimpleLockResult<Option<LockFd>> {
+    match open_with(path, name, false) {
+        Err(err) if is_missing(&err) => Ok(None),
+        other => other,
+    }
+}
+
+/// Whether `err` says that the file or its folder does not exist.
+fn is_missing(err: &SimpleLockError) -> bool {
+    err.os_error()
+        .is_some_and(|os| os.raw_os_error() == Some(libc::ENOENT))
+}
+
+fn open_with(path: &Path, name: &str, create: bool) -> SimpleLockResult<Option<LockFd>> {
+    let route = Route::of(path).map_err(|err| open_error(path, name, err))?;
+    let mut access = if create {
+        Access::CreateReadWrite
+    } else {
+        Access::ReadWrite
+    };
     // The first refusal, reported if no fallback works: it says why we could not create or
     // write the file, which is more useful than the last one.
     let mut first_refusal: Option<io::Error> = None;
     let file = loop {
-        let mut options = OpenOptions::new();
-        options
-            .read(true)
-            .write(access != Access::ReadOnly)
-            .create(access == Access::CreateReadWrite)
-            .mode(CREATE_MODE)
-            // O_NONBLOCK: opening a FIFO planted at the path must not hang; it is refused
-            // below, and the flag is cleared for the regular file we keep. std adds O_CLOEXEC.
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY);
-        let err = match options.open(path) {
+        let err = match route.open(access) {
             Ok(file) => break file,
             Err(err) => err,
         };
@@ -98,7 +124,7 @@ pub(crate) fn open(path: &Path, name: &str) -> SimpleLockResult<LockFd> {
             (Access::ReadOnly, _) if refused => {
                 return Err(SimpleLockError::permission_denied(name, Some(err)));
             }
-            _ => return Err(open_error(path, name, err)),
+            _ => return Err(route.error(path, name, err)),
         };
         first_refusal.get_or_insert(err);
     };
@@ -114,14 +140,235 @@ pub(crate) fn open(path: &Path, name: &str) -> SimpleLockResult<LockFd> {
             "the path is not a regular file (a FIFO, socket or device)",
         ));
     }
+    if let Some(why) = replaceable_by_others(path, &meta) {
+        return Err(SimpleLockError::permission_denied(
+            name,
+            Some(io::Error::new(io::ErrorKind::PermissionDenied, why)),
+        ));
+    }
     clear_nonblocking(&file)
         .map_err(|err| SimpleLockError::from_io(name, "clearing O_NONBLOCK", err))?;
-    Ok(LockFd {
+    Ok(Some(LockFd {
         file,
         dev: meta.dev(),
         ino: meta.ino(),
         writable: access != Access::ReadOnly,
-    })
+    }))
+}
+
+/// Why another user could delete or replace the lock file at `path` while we hold it, if they
+/// could: then a newcomer would lock the new file while we hold the old one, and no check of
+/// ours could keep it out. In a world-writable folder, that is anyone if the folder is not
+/// sticky, and the file's owner if it is (besides the folder's owner and root, who may do
+/// anything there anyway).
+fn replaceable_by_others(path: &Path, file: &std::fs::Metadata) -> Option<String> {
+    let absolute = std::path::absolute(path).ok()?;
+    let folder = absolute.parent()?;
+    let meta = std::fs::metadata(folder).ok()?;
+    if meta.mode() & 0o002 == 0 {
+        return None;
+    }
+    let way_out = "use a lock file of your own, or a folder of your own (SIMPLELOCK_DIR for \
+                   named locks)";
+    if meta.mode() & 0o1000 == 0 {
+        return Some(format!(
+            "its folder {} is writable by everyone and not sticky: anyone may delete or \
+             replace the lock file while it is held, and then two processes would hold the \
+             lock; {way_out}",
+            folder.display()
+        ));
+    }
+    let owner = file.uid();
+    if owner == euid() || owner == 0 || owner == meta.uid() {
+        return None;
+    }
+    Some(format!(
+        "the lock file belongs to uid {owner}, who may delete or replace it in the sticky \
+         folder {} while it is held, and then two processes would hold the lock; {way_out}",
+        folder.display()
+    ))
+}
+
+/// How the path is resolved: as usual, or, below the first folder on it that other users may
+/// write to (`/tmp`, `/run/lock`, a group-writable folder), without following any symbolic
+/// link — someone else could have planted one there to send us to a file of their choice.
+enum Route {
+    /// No folder on the path is writable by others: only a link at the last component is
+    /// refused (`O_NOFOLLOW`).
+    Plain(PathBuf),
+    /// `rest` is opened below the folder `dir` (an `O_PATH` descriptor of `dir_path`) with
+    /// `openat2(RESOLVE_NO_SYMLINKS)`.
+    Beneath {
+        dir: std::os::fd::OwnedFd,
+        dir_path: PathBuf,
+        rest: CString,
+    },
+}
+
+impl Route {
+    fn of(path: &Path) -> io::Result<Route> {
+        let plain = || Ok(Route::Plain(path.to_owned()));
+        let Ok(absolute) = std::path::absolute(path) else {
+            return plain();
+        };
+        // The folders on the path, from the root down; the first one others may write to ends
+        // the part where links are trusted (they sit in folders only their owners can change).
+        let mut prefix = PathBuf::new();
+        let mut components = absolute.components().peekable();
+        while let Some(component) = components.next() {
+            prefix.push(component);
+            if components.peek().is_none() {
+                break; // the file itself
+            }
+            let Ok(meta) = std::fs::metadata(&prefix) else {
+                return plain(); // the open reports it
+            };
+            if meta.is_dir() && meta.mode() & 0o022 != 0 {
+                let rest: PathBuf = components.collect();
+                let dir = open_dir(&prefix)?;
+                return Ok(Route::Beneath {
+                    dir,
+                    dir_path: prefix,
+                    rest: CString::new(rest.as_os_str().as_bytes())
+                        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+                });
+            }
+        }
+        plain()
+    }
+
+    fn open(&self, access: Access) -> io::Result<File> {
+        // O_NONBLOCK: opening a FIFO planted at the path must not hang; it is refused by the
+        // caller, and the flag is cleared for the regular file we keep.
+        let extra = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let (dir, rest) = match self {
+            Route::Plain(path) => {
+                // std adds O_CLOEXEC.
+                return OpenOptions::new()
+                    .read(true)
+                    .write(access != Access::ReadOnly)
+                    .create(access == Access::CreateReadWrite)
+                    .mode(CREATE_MODE)
+                    .custom_flags(extra)
+                    .open(path);
+            }
+            Route::Beneath { dir, rest, .. } => (dir, rest),
+        };
+        let flags = extra
+            | libc::O_CLOEXEC
+            | match access {
+                Access::CreateReadWrite => libc::O_RDWR | libc::O_CREAT,
+                Access::ReadWrite => libc::O_RDWR,
+                Access::ReadOnly => libc::O_RDONLY,
+            };
+        let raw = openat2_no_symlinks(dir, rest, flags)?;
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a new descriptor that nothing else owns.
+        Ok(unsafe { File::from_raw_fd(raw) })
+    }
+
+    /// The error for a failed open: a link met below a folder others can write says so.
+    fn error(&self, path: &Path, name: &str, err: io::Error) -> SimpleLockError {
+        match (self, err.raw_os_error()) {
+            (Route::Beneath { dir_path, .. }, Some(libc::ELOOP | libc::EXDEV)) => {
+                SimpleLockError::invalid_name_os(
+                    name,
+                    format!(
+                        "the path goes through a symbolic link below {}, a folder other users \
+                         can write to, and such links are never followed (give the path with \
+                         the link resolved)",
+                        dir_path.display()
+                    ),
+                    err,
+                )
+            }
+            _ => open_error(path, name, err),
+        }
+    }
+}
+
+/// An `O_PATH` descriptor of the folder `dir`.
+fn open_dir(dir: &Path) -> io::Result<std::os::fd::OwnedFd> {
+    let path = CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a NUL-terminated path that outlives the call.
+    let raw = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
+}
+
+/// `openat2(dir, rest, flags, RESOLVE_NO_SYMLINKS)`; where the kernel has no `openat2`
+/// (before Linux 5.6, other systems), each component of `rest` is checked with `lstat` first,
+/// which a link planted between the check and the open could still defeat.
+fn openat2_no_symlinks(
+    dir: &std::os::fd::OwnedFd,
+    rest: &CString,
+    flags: libc::c_int,
+) -> io::Result<libc::c_int> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // SAFETY: open_how is plain data, for which all zeroes is a valid value.
+        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+        how.flags = flags as u64;
+        how.mode = if flags & libc::O_CREAT != 0 {
+            u64::from(CREATE_MODE)
+        } else {
+            0
+        };
+        how.resolve = libc::RESOLVE_NO_SYMLINKS;
+        // SAFETY: a live descriptor, a NUL-terminated path and a live open_how of the size
+        // given, none kept past the call.
+        let raw = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                rest.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if raw >= 0 {
+            return Ok(raw as libc::c_int);
+        }
+        let err = io::Error::last_os_error();
+        if !matches!(err.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
+            return Err(err);
+        }
+    }
+    // No openat2 (or a seccomp filter refusing it): check the components, then open.
+    let rest_path = Path::new(std::ffi::OsStr::from_bytes(rest.as_bytes()));
+    let mut below = PathBuf::new();
+    for component in rest_path.components() {
+        below.push(component);
+        let below_c = CString::new(below.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: stat is plain data; fstatat writes only into it.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a live descriptor, a NUL-terminated path and a live stat buffer.
+        let found = unsafe {
+            libc::fstatat(
+                dir.as_raw_fd(),
+                below_c.as_ptr(),
+                &mut stat,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if found == 0 && stat.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            return Err(io::Error::from_raw_os_error(libc::ELOOP));
+        }
+    }
+    // SAFETY: a live descriptor, a NUL-terminated path; flags and mode are ints.
+    Ok(unsafe { libc::openat(dir.as_raw_fd(), rest.as_ptr(), flags, CREATE_MODE) })
 }
 
 /// A clear error for an `open` that failed for a reason other than permissions.
@@ -137,6 +384,10 @@ fn open_error(path: &Path, name: &str, err: io::Error) -> SimpleLockError {
         },
         Some(libc::ENOTDIR) => "a part of the path is not a folder".to_owned(),
         Some(libc::ENAMETOOLONG) => "the path or one of its parts is too long".to_owned(),
+        // A socket (ENXIO) or a device without a driver (ENODEV) at the path: not a file.
+        Some(libc::ENXIO | libc::ENODEV) => {
+            "the path is not a regular file (a socket or device)".to_owned()
+        }
         _ => return SimpleLockError::from_io(name, "opening the lock file", err),
     };
     SimpleLockError::invalid_name_os(name, reason, err)
@@ -219,6 +470,25 @@ impl LockFd {
     /// The length of the file now.
     pub(crate) fn len(&self) -> io::Result<u64> {
         self.file.metadata().map(|metadata| metadata.len())
+    }
+
+    /// Whether `path` still names the file this descriptor has open: `lstat` of the path gives
+    /// its device and inode (and so the file has a link left). `false` if the file was deleted,
+    /// replaced (renamed over, deleted and created again) or its folder removed; then a lock on
+    /// it excludes nobody who opens the path from now on. One system call.
+    pub(crate) fn still_at(&self, path: &std::ffi::CStr) -> bool {
+        // SAFETY: stat is plain data, for which all zeroes is a valid value.
+        let mut named: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a NUL-terminated path that outlives the call; a live stat buffer.
+        if unsafe { libc::lstat(path.as_ptr(), &mut named) } != 0 {
+            return false;
+        }
+        named.st_dev as u64 == self.dev && named.st_ino as u64 == self.ino
+    }
+
+    /// The descriptor, for a program that is to inherit the lock.
+    pub(crate) fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.file)
     }
 
     /// The open file, for the inotify watch.

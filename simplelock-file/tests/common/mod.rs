@@ -164,3 +164,29 @@ pub(crate) fn nobody_can_reach() -> bool {
     }
     reachable
 }
+
+/// A handle on the lock file at `path` (a name ending in `.lock`) as a file of a lock folder,
+/// the kind that keeps the holder record ([`FileLock::named_in`]); `FileLock::new` never writes
+/// into a file.
+pub(crate) fn lock_file(
+    path: impl AsRef<Path>,
+) -> simplelock_core::SimpleLockResult<simplelock_file::FileLock> {
+    let path = path.as_ref();
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .and_then(|name| name.strip_suffix(".lock"))
+        .expect("a lock file's name ends in .lock");
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    simplelock_file::FileLock::named_in(dir, name)
+}
+
+/// [`lock_file`], taken shared.
+pub(crate) fn lock_file_shared(
+    path: impl AsRef<Path>,
+) -> simplelock_core::SimpleLockResult<simplelock_file::FileLock> {
+    lock_file(path).map(simplelock_file::FileLock::shared)
+}

@@ -1,15 +1,19 @@
 //! Linux: POSIX shared memory, futexes, a page wiped on fork, `kill(pid, 0)`.
 #![allow(unsafe_code)]
 
-use std::ffi::CStr;
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, TryLockError, Weak};
 use std::time::Duration;
 
-/// The layout of a lock's shared memory object. All zeros is a valid state: a free lock whose
-/// header nobody has claimed yet, so a new object needs no initialisation.
+/// The layout of a lock's shared memory object. Its creator writes the whole header (with
+/// `pwrite`, before the object gets its name); nobody writes `namespace`, `magic` or
+/// `generation` after that, so a header that reads differently later was truncated, zeroed or
+/// overwritten.
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -18,12 +22,40 @@ pub(crate) struct Shared {
     /// Which thread of the holding process acquired the lock (a mark mixing the thread's number
     /// with the holder's token), or 0; only compared by threads of the holding process.
     pub(crate) holder_thread: AtomicU64,
-    /// The namespace fingerprint of the first process that opened the object, or 0.
+    /// The namespace fingerprint of the creator (see `process.rs`); never 0.
     pub(crate) namespace: AtomicU64,
-    /// [`crate::lock::MAGIC`] once any process opened the object, or 0.
+    /// [`crate::lock::MAGIC`].
     pub(crate) magic: AtomicU64,
+    /// A random number, never 0, chosen by the creator: each handle remembers it and compares it
+    /// after every acquisition, so an object whose memory was zeroed is noticed.
+    pub(crate) generation: AtomicU64,
     /// Room for later versions; zero.
-    _reserved: [AtomicU64; 4],
+    _reserved: [AtomicU64; 3],
+}
+
+/// What the creator of an object writes into its header.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Header {
+    /// The initial lock word: 0 (free), or a dead holder's token.
+    pub(crate) word: u64,
+    pub(crate) namespace: u64,
+    pub(crate) magic: u64,
+    pub(crate) generation: u64,
+}
+
+impl Header {
+    /// The first [`OBJECT_SIZE`] bytes of a new object: a free lock with this header.
+    fn bytes(&self) -> [u8; OBJECT_SIZE] {
+        let mut bytes = [0u8; OBJECT_SIZE];
+        let mut put = |offset: usize, value: u64| {
+            bytes[offset..offset + 8].copy_from_slice(&value.to_ne_bytes());
+        };
+        put(std::mem::offset_of!(Shared, word), self.word);
+        put(std::mem::offset_of!(Shared, namespace), self.namespace);
+        put(std::mem::offset_of!(Shared, magic), self.magic);
+        put(std::mem::offset_of!(Shared, generation), self.generation);
+        bytes
+    }
 }
 
 /// The size of a lock's shared memory object.
@@ -39,7 +71,8 @@ fn last_error() -> io::Error {
     io::Error::last_os_error()
 }
 
-/// A shared memory object mapped into this process; unmapped on drop.
+/// A shared memory object mapped into this process; unmapped on drop (when the last handle of
+/// the object in this process goes, see [`MapRef`]).
 #[derive(Debug)]
 pub(crate) struct Mapping {
     ptr: NonNull<Shared>,
@@ -51,37 +84,119 @@ unsafe impl Send for Mapping {}
 // SAFETY: `&Mapping` only gives out `&Shared`, whose fields are atomics.
 unsafe impl Sync for Mapping {}
 
-impl Mapping {
-    /// The shared state of the lock.
-    #[inline]
-    pub(crate) fn shared(&self) -> &Shared {
-        // SAFETY: `ptr` points to a live, aligned mapping of `OBJECT_SIZE` bytes (see `open`),
-        // which lives as long as `self`; `Shared` is all atomics, so shared references to it
-        // are fine even while other threads and processes change it.
-        unsafe { self.ptr.as_ref() }
-    }
-}
-
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: the mapping was made by `mmap` with this address and length and is unmapped
-        // only here; no reference from `shared()` outlives `self`.
+        // only here; every `MapRef` holds an `Arc` of it, so none is left.
         let _ = unsafe { libc::munmap(self.ptr.as_ptr().cast(), OBJECT_SIZE) };
+        // Forget the entries of mappings that are gone (this one's among them).
+        with_mappings(|table| table.retain(|_, mapping| mapping.strong_count() > 0));
+    }
+}
+
+/// A handle's reference to the mapping of its object. All handles of one object in a process
+/// share one [`Mapping`] (a process has a limited number of mappings, `vm.max_map_count`); the
+/// address is kept here too, so the uncontended paths read it without going through the `Arc`.
+#[derive(Debug)]
+pub(crate) struct MapRef {
+    ptr: NonNull<Shared>,
+    /// Keeps the mapping mapped while this handle lives.
+    _mapping: Arc<Mapping>,
+}
+
+// SAFETY: as for `Mapping`: `ptr` is `mapping.ptr`, kept mapped by the `Arc`.
+unsafe impl Send for MapRef {}
+// SAFETY: `&MapRef` only gives out `&Shared`, whose fields are atomics.
+unsafe impl Sync for MapRef {}
+
+impl MapRef {
+    fn new(mapping: Arc<Mapping>) -> MapRef {
+        MapRef {
+            ptr: mapping.ptr,
+            _mapping: mapping,
+        }
+    }
+
+    /// The shared state of the lock.
+    #[inline]
+    pub(crate) fn shared(&self) -> &Shared {
+        // SAFETY: `ptr` is the address of `self._mapping`, a live, aligned mapping of
+        // `OBJECT_SIZE` bytes that the `Arc` keeps mapped as long as `self` lives; `Shared` is
+        // all atomics, so shared references to it are fine while others change it.
+        unsafe { self.ptr.as_ref() }
     }
 }
 
 /// An opened lock object: its mapping and its identity (device and inode).
 #[derive(Debug)]
 pub(crate) struct Object {
-    pub(crate) map: Mapping,
+    pub(crate) map: MapRef,
     pub(crate) id: ObjectId,
 }
 
+/// The mappings of this process, by object: each handle that opens an object already mapped
+/// here shares that mapping. Entries whose mapping is gone are dropped as mappings go.
+static MAPPINGS: Mutex<Option<HashMap<ObjectId, Weak<Mapping>>>> = Mutex::new(None);
+
+/// The process id of the thread inside [`MAPPINGS`]'s lock, or 0.
+static MAPPINGS_OWNER: AtomicU32 = AtomicU32::new(0);
+
+/// Runs `f` on the table of mappings; `None` if the table cannot be had in this process.
+///
+/// A child made by `fork` while another thread of its parent was inside the lock would wait
+/// for that thread forever (it was not copied). The owner's process id tells: if the lock is
+/// held by another process's thread, this process is such a child, and goes without the table
+/// (its handles then map their objects each on their own, which is correct, only not shared).
+/// No `Arc<Mapping>` may be dropped inside `f` (its `Drop` uses the table).
+fn with_mappings<R>(f: impl FnOnce(&mut HashMap<ObjectId, Weak<Mapping>>) -> R) -> Option<R> {
+    let me = getpid();
+    loop {
+        let mut guard = match MAPPINGS.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                let owner = MAPPINGS_OWNER.load(Ordering::Acquire);
+                if owner != 0 && owner != me {
+                    return None;
+                }
+                std::thread::yield_now();
+                continue;
+            }
+        };
+        MAPPINGS_OWNER.store(me, Ordering::Release);
+        let result = f(guard.get_or_insert_with(HashMap::new));
+        MAPPINGS_OWNER.store(0, Ordering::Release);
+        return Some(result);
+    }
+}
+
 /// Names one shared memory object for as long as it exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct ObjectId {
     dev: u64,
     ino: u64,
+}
+
+/// The mode of a new object, whose objects an opener accepts, and how wide their mode may be.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Trust {
+    /// The mode a new object gets.
+    pub(crate) mode: u32,
+    /// The widest mode accepted.
+    pub(crate) widest: u32,
+    /// A user other than ours whose objects we accept too.
+    pub(crate) owner: Option<u32>,
+}
+
+impl Trust {
+    /// Objects of our own user, with at most `mode`; new ones get `mode`.
+    pub(crate) fn mine(mode: u32) -> Trust {
+        Trust {
+            mode,
+            widest: mode,
+            owner: None,
+        }
+    }
 }
 
 /// Why an object could not be opened.
@@ -89,8 +204,19 @@ pub(crate) struct ObjectId {
 pub(crate) enum OpenError {
     /// A system call failed; `doing` says which step.
     Os { doing: &'static str, err: io::Error },
-    /// The object exists with a size no lock object has: it is something else.
+    /// The object exists with a size no lock object has: it is something else, or was
+    /// truncated.
     Foreign { size: i64 },
+    /// The name leads to something else than a regular file.
+    NotAFile,
+    /// The object belongs to a user we do not trust, or has a wider mode than asked for; or we
+    /// may not open it (`denied`).
+    Untrusted {
+        owner: u32,
+        mode: u32,
+        me: u32,
+        denied: Option<io::Error>,
+    },
 }
 
 fn os(doing: &'static str) -> OpenError {
@@ -100,14 +226,17 @@ fn os(doing: &'static str) -> OpenError {
     }
 }
 
-/// `shm_open(name, flags, mode)`, as an owned descriptor.
-fn shm_open(name: &CStr, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
-    // SAFETY: `name` is a valid NUL-terminated string; glibc adds O_CLOEXEC and O_NOFOLLOW.
-    let fd = unsafe { libc::shm_open(name.as_ptr(), flags | libc::O_CLOEXEC, mode) };
+/// Where POSIX shared memory objects live on Linux (glibc's and musl's `shm_open` use it).
+pub(crate) const SHM_DIR: &str = "/dev/shm";
+
+/// `open(path, flags, mode)` with `O_CLOEXEC`, as an owned descriptor.
+fn open_fd(path: &CStr, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
+    // SAFETY: `path` is a valid NUL-terminated string; open has no other memory arguments.
+    let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode) };
     if fd < 0 {
         return Err(last_error());
     }
-    // SAFETY: `fd` was just returned by `shm_open`, so it is open and owned by nobody else.
+    // SAFETY: `fd` was just returned by `open`, so it is open and owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -122,6 +251,23 @@ fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
     Ok(unsafe { st.assume_init() })
 }
 
+/// `lstat(path)`.
+fn lstat(path: &CStr) -> io::Result<libc::stat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `path` is NUL-terminated and `st` points to writable memory of the right size.
+    if unsafe { libc::lstat(path.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return Err(last_error());
+    }
+    // SAFETY: `lstat` succeeded, so it filled `st`.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// `geteuid()`: the user whose objects we trust, and who owns what we create.
+pub(crate) fn geteuid() -> u32 {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 fn id_of(st: &libc::stat) -> ObjectId {
     ObjectId {
         dev: st.st_dev,
@@ -129,40 +275,136 @@ fn id_of(st: &libc::stat) -> ObjectId {
     }
 }
 
-/// Opens the lock object `name` (`/sl.NAME`), creating it with `mode` if `create` and it does
-/// not exist, and maps it. `Ok(None)` if it does not exist and `create` is false.
+/// Refuses what `st` describes unless it is a regular file of a user we trust, with a mode no
+/// wider than `trust.mode`, of exactly [`OBJECT_SIZE`] bytes.
+fn check_stat(st: &libc::stat, trust: Trust) -> Result<(), OpenError> {
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(OpenError::NotAFile);
+    }
+    let me = geteuid();
+    let mode = st.st_mode & 0o7777;
+    if (st.st_uid != me && Some(st.st_uid) != trust.owner) || mode & !trust.widest != 0 {
+        return Err(OpenError::Untrusted {
+            owner: st.st_uid,
+            mode,
+            me,
+            denied: None,
+        });
+    }
+    if st.st_size != OBJECT_SIZE as libc::off_t {
+        return Err(OpenError::Foreign { size: st.st_size });
+    }
+    Ok(())
+}
+
+/// Creates a new object with `trust.mode` and `header`, complete before anyone can see it: an
+/// unnamed file (`O_TMPFILE`) gets its mode (`fchmod`, so the umask does not narrow it) and its
+/// header (`pwrite`, which allocates its memory for real: a full `/dev/shm` is `ENOSPC` here,
+/// not a SIGBUS later), and only then its name (`linkat`, which never replaces an existing
+/// name). `Ok(None)` if another process gave the name an object first.
+fn create(path: &CStr, mode: u32, header: &Header) -> Result<Option<OwnedFd>, OpenError> {
+    let fd = open_fd(c"/dev/shm", libc::O_TMPFILE | libc::O_RDWR, mode & 0o777).map_err(|err| {
+        OpenError::Os {
+            doing: "creating an unnamed file in /dev/shm",
+            err,
+        }
+    })?;
+    // SAFETY: `fd` is open; fchmod has no memory arguments.
+    if unsafe { libc::fchmod(fd.as_raw_fd(), mode) } != 0 {
+        return Err(os("setting the mode of the new shared memory object"));
+    }
+    let bytes = header.bytes();
+    // SAFETY: `bytes` is readable for its whole length during the call.
+    let written = unsafe { libc::pwrite(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), 0) };
+    if written != OBJECT_SIZE as isize {
+        return Err(if written < 0 {
+            os("writing the new shared memory object in /dev/shm")
+        } else {
+            OpenError::Os {
+                doing: "writing the new shared memory object in /dev/shm",
+                err: io::Error::new(io::ErrorKind::WriteZero, "short write"),
+            }
+        });
+    }
+    let proc_path =
+        CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(|e| OpenError::Os {
+            doing: "naming the new shared memory object",
+            err: io::Error::other(e),
+        })?;
+    // SAFETY: both paths are NUL-terminated strings; linkat has no other memory arguments.
+    let linked = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            proc_path.as_ptr(),
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if linked != 0 {
+        let err = last_error();
+        if err.raw_os_error() == Some(libc::EEXIST) {
+            return Ok(None);
+        }
+        return Err(OpenError::Os {
+            doing: "naming the new shared memory object",
+            err,
+        });
+    }
+    Ok(Some(fd))
+}
+
+/// The path of a lock object in `/dev/shm`, from its `shm_open` name (`/sl.NAME`).
+pub(crate) fn object_path(name: &str) -> Option<CString> {
+    CString::new(format!("{SHM_DIR}{name}")).ok()
+}
+
+/// Opens the lock object at `path`, creating it with `trust.mode` and `header` if it does not
+/// exist and `header` is given, checks that we may trust it (see [`check_stat`]), and maps it.
+/// `Ok(None)` if it does not exist and `header` is `None`.
 ///
 /// Never opens an existing object with `O_CREAT` (which `fs.protected_regular` refuses for
-/// another user's object in the sticky `/dev/shm`), only the creator sets the mode (with
-/// `fchmod`, so the umask does not narrow it), and nobody ever shrinks an object: every opener
-/// that finds it empty grows it to the same size, and all zeros is a valid state, so the order
-/// of concurrent openers does not matter.
-pub(crate) fn open(name: &CStr, mode: u32, create: bool) -> Result<Option<Object>, OpenError> {
+/// another user's object in the sticky `/dev/shm`), never follows a symbolic link, and never
+/// changes an existing object: a new one is complete before it has a name.
+pub(crate) fn open(
+    path: &CStr,
+    trust: Trust,
+    header: Option<&Header>,
+) -> Result<Option<Object>, OpenError> {
+    let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK;
     let fd = loop {
-        match shm_open(name, libc::O_RDWR, 0) {
+        match open_fd(path, flags, 0) {
             Ok(fd) => break fd,
-            Err(err) if err.raw_os_error() == Some(libc::ENOENT) && create => {}
-            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
+                let Some(header) = header else {
+                    return Ok(None);
+                };
+                if let Some(fd) = create(path, trust.mode, header)? {
+                    break fd;
+                }
+                // Another process named its object first: open theirs.
+            }
+            Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(OpenError::NotAFile);
+            }
+            Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
+                // Say whose object it is, if we can see that.
+                return Err(match lstat(path) {
+                    Ok(st) => OpenError::Untrusted {
+                        owner: st.st_uid,
+                        mode: st.st_mode & 0o7777,
+                        me: geteuid(),
+                        denied: Some(err),
+                    },
+                    Err(_) => OpenError::Os {
+                        doing: "opening the shared memory object",
+                        err,
+                    },
+                });
+            }
             Err(err) => {
                 return Err(OpenError::Os {
                     doing: "opening the shared memory object",
-                    err,
-                });
-            }
-        }
-        match shm_open(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, mode) {
-            Ok(fd) => {
-                // SAFETY: `fd` is open; fchmod has no memory arguments.
-                if unsafe { libc::fchmod(fd.as_raw_fd(), mode) } != 0 {
-                    return Err(os("setting the mode of the new shared memory object"));
-                }
-                break fd;
-            }
-            // Another process created it between our two calls: open theirs.
-            Err(err) if err.raw_os_error() == Some(libc::EEXIST) => {}
-            Err(err) => {
-                return Err(OpenError::Os {
-                    doing: "creating the shared memory object",
                     err,
                 });
             }
@@ -172,17 +414,16 @@ pub(crate) fn open(name: &CStr, mode: u32, create: bool) -> Result<Option<Object
         doing: "inspecting the shared memory object",
         err,
     })?;
-    let size = OBJECT_SIZE as libc::off_t;
-    if st.st_size == 0 {
-        // SAFETY: `fd` is open for writing; ftruncate has no memory arguments.
-        if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
-            return Err(os("sizing the shared memory object"));
-        }
-    } else if st.st_size != size {
-        return Err(OpenError::Foreign { size: st.st_size });
+    check_stat(&st, trust)?;
+    let id = id_of(&st);
+    if let Some(Some(mapping)) = with_mappings(|table| table.get(&id).and_then(Weak::upgrade)) {
+        return Ok(Some(Object {
+            map: MapRef::new(mapping),
+            id,
+        }));
     }
     // SAFETY: a new shared mapping (address chosen by the kernel, so nothing is replaced) of an
-    // object that is now `OBJECT_SIZE` bytes long, opened read-write.
+    // object that is `OBJECT_SIZE` bytes long (checked above), opened read-write.
     let addr = unsafe {
         libc::mmap(
             ptr::null_mut(),
@@ -198,29 +439,54 @@ pub(crate) fn open(name: &CStr, mode: u32, create: bool) -> Result<Option<Object
     }
     let ptr = NonNull::new(addr.cast::<Shared>())
         .ok_or_else(|| os("mapping the shared memory object"))?;
+    let mapping = Arc::new(Mapping { ptr });
+    // Two threads that opened the object at once may both have mapped it: the later entry
+    // wins, and both mappings stay correct.
+    let entry = Arc::downgrade(&mapping);
+    with_mappings(move |table| table.insert(id, entry));
     Ok(Some(Object {
-        map: Mapping { ptr },
-        id: id_of(&st),
+        map: MapRef::new(mapping),
+        id,
     }))
     // `fd` is closed here; the mapping keeps the object alive.
 }
 
-/// The identity of the object the name `name` refers to now, or `None` if it does not exist.
-pub(crate) fn object_id(name: &CStr) -> io::Result<Option<ObjectId>> {
-    match shm_open(name, libc::O_RDONLY, 0) {
-        Ok(fd) => Ok(Some(id_of(&fstat(&fd)?))),
+/// The identity of the object at `path` now, or `None` if there is none.
+pub(crate) fn object_id(path: &CStr) -> io::Result<Option<ObjectId>> {
+    match lstat(path) {
+        Ok(st) => Ok(Some(id_of(&st))),
         Err(err) if err.raw_os_error() == Some(libc::ENOENT) => Ok(None),
         Err(err) => Err(err),
     }
 }
 
-/// `shm_unlink(name)`.
-pub(crate) fn unlink(name: &CStr) -> io::Result<()> {
-    // SAFETY: `name` is a valid NUL-terminated string.
-    if unsafe { libc::shm_unlink(name.as_ptr()) } != 0 {
+/// `unlink(path)`.
+pub(crate) fn unlink(path: &CStr) -> io::Result<()> {
+    // SAFETY: `path` is a valid NUL-terminated string.
+    if unsafe { libc::unlink(path.as_ptr()) } != 0 {
         return Err(last_error());
     }
     Ok(())
+}
+
+/// A random number from the kernel (`getrandom`), never 0.
+pub(crate) fn random_nonzero() -> io::Result<u64> {
+    loop {
+        let mut bytes = [0u8; 8];
+        // SAFETY: `bytes` is writable for its whole length during the call.
+        let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+        if n < 0 {
+            let err = last_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        let value = u64::from_ne_bytes(bytes);
+        if n == 8 && value != 0 {
+            return Ok(value);
+        }
+    }
 }
 
 /// The address of the low half of `word`, which is the futex word.

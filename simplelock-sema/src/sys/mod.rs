@@ -8,10 +8,13 @@
 //! relies on:
 //!
 //! - A [`Mapping`] owns a shared mapping of [`OBJECT_SIZE`] bytes, made by `mmap` over an object
-//!   of at least that size, readable and writable, aligned to a page; it is unmapped exactly
-//!   once, when the `Mapping` is dropped. While it lives, [`Mapping::shared`] hands out a
-//!   reference to a [`Shared`] that only contains atomics, so concurrent access by other threads
-//!   and processes is what atomics are for.
+//!   of exactly that size, readable and writable, aligned to a page; it is unmapped exactly
+//!   once, when the `Mapping` is dropped. The handles of one object in a process share one
+//!   `Mapping` through an `Arc` in their [`MapRef`], which also keeps its address;
+//!   [`MapRef::shared`] hands out a reference to a [`Shared`] that only contains atomics, so
+//!   concurrent access by other threads and processes is what atomics are for. (Another
+//!   process that shrinks the object makes accesses to the mapping fault with SIGBUS: no Rust
+//!   reference can guard against that; the crate docs say what remains.)
 //! - [`fork_local`] hands out a reference to a private page that is mapped once and never
 //!   unmapped (it lives as long as the process), made of atomics only.
 //! - The futex calls only ever pass the address of the low half of a [`Shared::word`] that lives

@@ -60,12 +60,16 @@ impl Drop for Cleanup {
 
 /// Removes lock `name`, waiting at most `timeout` for it.
 pub fn remove_within(name: &str, timeout: Duration) -> SimpleLockResult<()> {
-    if !object_path(name).exists() {
-        return Ok(());
+    SemaphoreLock::remove_within(name, timeout).map(|_| ())
+}
+
+/// Deletes a file on drop (for objects the crate refuses to remove).
+pub struct RemoveFile(pub PathBuf);
+
+impl Drop for RemoveFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
     }
-    let mut lock = SemaphoreLock::new(name)?;
-    lock.timed_lock(timeout)?;
-    lock.unlink()
 }
 
 /// A scratch folder, deleted on drop.

@@ -36,7 +36,8 @@ pub(crate) fn open(
 ) -> SimpleLockResult<Box<dyn ConcreteLock + Send>> {
     Ok(match backend {
         "none" => Box::new(NoLock { held: false }),
-        "file" => Box::new(FileLock::new(dir.join("file.lock"))?),
+        // A lock file of a lock folder (`dir/file.lock`): the kind that keeps the holder record.
+        "file" => Box::new(FileLock::named_in(dir, "file")?),
         "sema" => Box::new(SemaphoreLock::new(name)?),
         "flock" => Box::new(RawFlock::open(dir.join("raw.lock"))?),
         "poll50" => Box::new(Poll50(RawFlock::open(dir.join("raw.lock"))?)),

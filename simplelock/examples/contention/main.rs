@@ -13,11 +13,15 @@
 //!                   [--duration SECS] [--hold-us N] [--mode hang|try|timed|mix]
 //! ```
 //!
-//! and it is its own worker process (`contention worker ...`, started by the two above).
+//! and it is its own worker process (`contention worker ...`, started by the two above), and the
+//! file backend's adversary (`contention replacer ...`, which deletes and re-creates the lock
+//! file during a second kill storm; see `adversary.rs`).
 
+mod adversary;
 mod backends;
 mod bench;
 mod run;
+mod sema_adversary;
 mod state;
 mod worker;
 
@@ -39,6 +43,9 @@ fn main() -> ExitCode {
         Some("bench-throughput") => bench::throughput(&args[1..]),
         Some("throughput-peer") => bench::throughput_peer(&args[1..]),
         Some("bench-recovery") => bench::recovery(&args[1..]),
+        Some("sema-adversary-worker") => sema_adversary::worker(&args[1..]),
+        Some("sema-adversary-user") => sema_adversary::user(&args[1..]),
+        Some("replacer") => adversary::replacer(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -247,12 +254,66 @@ impl Stress {
                 millis(storm.worst_recovery()),
             );
             verdict(backend, "kill storm", storm.failures(), &mut failed);
+            if backend == "sema" {
+                self.sema_adversary(deadline, &mut failed)?;
+            }
+            if backend == "file" {
+                println!(
+                    "kill storm, file, with the lock file deleted and re-created meanwhile by \
+                     another process (see adversary.rs)"
+                );
+                let failures = adversary::replaced_kill_storm(
+                    self.procs, self.kills, deadline, self.hold, self.mode,
+                )?;
+                verdict(
+                    backend,
+                    "kill storm with the file replaced",
+                    failures,
+                    &mut failed,
+                );
+            }
         }
         if failed.is_empty() {
             Ok(())
         } else {
             Err(format!("FAILED: {}", failed.join("; ")))
         }
+    }
+}
+
+impl Stress {
+    /// The kill storm again, with an adversary attacking the object (see `sema_adversary.rs`).
+    fn sema_adversary(
+        &self,
+        deadline: Option<Instant>,
+        failed: &mut Vec<String>,
+    ) -> Result<(), String> {
+        println!(
+            "adversary, sema: {} processes, {} kills, each followed by a zeroing, an attack by \
+             another user or a squat of the name, in turn",
+            self.procs, self.kills
+        );
+        let report = sema_adversary::storm(self.procs, self.kills, deadline, self.hold)?;
+        println!(
+            "  acquisitions {}, kills {}, zeroings {}, other-user attacks refused {}, squats won \
+             {} / lost {}{}, errors seen by workers {}, overlaps {}, lost updates {}",
+            report.entries,
+            report.kills,
+            report.zeroings,
+            report.foreign_attacks_refused,
+            report.squats,
+            report.squats_lost,
+            if report.other_user {
+                ""
+            } else {
+                " (other-user attacks not run: they need root and setpriv)"
+            },
+            report.worker_errors,
+            report.overlaps,
+            report.lost_updates,
+        );
+        verdict("sema", "adversary", report.failures, failed);
+        Ok(())
     }
 }
 

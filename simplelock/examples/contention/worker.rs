@@ -149,7 +149,12 @@ fn acquire(lock: &mut dyn ConcreteLock, mode: Mode, round: u64) -> SimpleLockRes
 
 /// The work done while holding the lock. Between the entry write and the exit write the counter
 /// is only in this process's memory: a second holder would make one of the two updates vanish.
-fn critical_section(file: &StateFile, me: u32, died: bool, hold: Duration) -> std::io::Result<()> {
+pub(crate) fn critical_section(
+    file: &StateFile,
+    me: u32,
+    died: bool,
+    hold: Duration,
+) -> std::io::Result<()> {
     let now = now_ns();
     let mut state = file.read()?;
     if state.occupant != 0 && state.occupant != me {

@@ -176,11 +176,12 @@ pub(crate) fn markdown(results: &[BTreeMap<String, String>]) -> String {
             md,
             "\nThe holder's network cut (iptables drops its packets both ways), our default \
              settings: the server released the lock after {:.1} s and the holder was told after \
-             {:.1} s (worst of {} runs; goal ≤ 5 s {}). With the server's default keepalive \
+             {:.1} s (worst of {} run{}; goal ≤ 5 s {}). With the server's default keepalive \
              settings the lock was still held after 60 s.",
             worst / 1e9,
             learned / 1e9,
             cuts.len(),
+            if cuts.len() == 1 { "" } else { "s" },
             if worst <= 5e9 { "✅" } else { "❌" }
         );
     }

@@ -13,7 +13,12 @@
 //! The kernel builds the text a page at a time, and each `read` starts over from a line
 //! *number*: if locks come and go between two `read`s, lines can be skipped. So the file is read
 //! with one large `read` (the kernel then fills a whole page under its lock, a consistent
-//! snapshot), and if it did not fit, a missing lock means nothing ([`Lookup::Uncertain`]).
+//! snapshot). A list longer than a page (about 80 locks in the whole system) comes in several
+//! pieces, and a lock held all along is missed if locks listed before it were released between
+//! two pieces: so such a list is read up to four times, and a lock seen in any reading is held.
+//! One missing from all four counts as free: wrong only if other locks came and went at the
+//! wrong moment in each of the four readings. That is the price of never trying the lock to
+//! look at it — a try would make another process's `try_lock` fail during those microseconds.
 
 use std::io;
 
@@ -33,8 +38,8 @@ pub(crate) enum Lookup {
     Holders(Vec<FlockHolder>),
     /// No lock matches the file's device and inode, but the answer cannot be trusted: some
     /// match its inode on another device (the file system may report a device to `stat` that
-    /// differs from the one in `/proc/locks`: btrfs subvolumes, overlayfs), or the list was
-    /// too long to be read in one consistent piece. The caller must find out another way.
+    /// differs from the one in `/proc/locks`: btrfs subvolumes, overlayfs). The caller must
+    /// find out another way.
     Uncertain,
 }
 
@@ -44,6 +49,25 @@ pub(crate) enum Lookup {
 /// Reading `/proc/locks` failed (not Linux, `/proc` not mounted): the caller falls back.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn flock_holders(dev: u64, ino: u64) -> io::Result<Lookup> {
+    for _ in 0..READS {
+        let (text, whole) = read_proc_locks()?;
+        match parse(&text, dev, ino, true) {
+            Lookup::Holders(holders) if holders.is_empty() && !whole => continue,
+            found => return Ok(found),
+        }
+    }
+    // Not seen in any of the reads: see the module docs for what that means.
+    Ok(Lookup::Holders(Vec::new()))
+}
+
+/// How many times a list longer than a page is read before a lock missing from every reading
+/// counts as free.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const READS: usize = 4;
+
+/// The text of `/proc/locks`, and whether it came in one `read` (one consistent snapshot).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn read_proc_locks() -> io::Result<(String, bool)> {
     use std::io::Read;
 
     let mut file = std::fs::File::open("/proc/locks")?;
@@ -65,12 +89,73 @@ pub(crate) fn flock_holders(dev: u64, ino: u64) -> io::Result<Lookup> {
             Err(err) => return Err(err),
         }
     }
-    Ok(parse(
-        &String::from_utf8_lossy(&text[..len]),
-        dev,
-        ino,
+    Ok((
+        String::from_utf8_lossy(&text[..len]).into_owned(),
         reads <= 1,
     ))
+}
+
+/// Whether the process `pid` is alive (a zombie is not: it closed its files).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x'))
+    })
+}
+
+/// A live process holding the flock on `dev`/`ino`, for when the process `/proc/locks` names
+/// is gone: the lock belongs to an open file description, which the process that took it may
+/// have handed down to programs it started (`simplelock`'s command, `flock(1)`'s); the lock
+/// lives as long as one of them keeps it open, and `/proc/locks` keeps the first pid. Each
+/// `/proc/PID/fdinfo/FD` lists the locks of that descriptor's open file description in the
+/// same format, so the holders are found there (among the processes this one may look at).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn live_holder(dev: u64, ino: u64) -> Option<u32> {
+    let mut found: Option<u32> = None;
+    for process in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = process
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(process.path().join("fdinfo")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(info) = std::fs::read_to_string(fd.path()) else {
+                continue;
+            };
+            let locks: String = info
+                .lines()
+                .filter_map(|line| line.strip_prefix("lock:"))
+                .map(|line| format!("{}\n", line.trim_start()))
+                .collect();
+            if !locks.is_empty()
+                && matches!(parse(&locks, dev, ino, true), Lookup::Holders(h) if !h.is_empty())
+            {
+                // The oldest process (the smallest pid, usually the top of the command tree).
+                found = Some(found.map_or(pid, |f| f.min(pid)));
+                break;
+            }
+        }
+    }
+    found
+}
+
+/// Elsewhere there is no `/proc`: a holder cannot be told alive or not.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn alive(_pid: u32) -> bool {
+    true
+}
+
+/// Elsewhere there is no `/proc`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn live_holder(_dev: u64, _ino: u64) -> Option<u32> {
+    None
 }
 
 /// Elsewhere there is no `/proc/locks`.

@@ -37,11 +37,11 @@ mod linux {
 
     use super::*;
 
-    /// What wakes a waiter: the file was written (a release or an acquisition rewrote the
-    /// record), closed (a holder ended), its attributes or links changed, or it was deleted or
-    /// moved.
-    const EVENTS: u32 = libc::IN_MODIFY
-        | libc::IN_CLOSE_WRITE
+    /// What wakes a waiter: the file was closed (a holder ended), its attributes or links
+    /// changed, or it was deleted or moved; and, for a file with a holder record, written (a
+    /// release or an acquisition rewrote the record). Writes to any other file are the holder's
+    /// data, which says nothing about the lock: they do not wake the waiter.
+    const EVENTS: u32 = libc::IN_CLOSE_WRITE
         | libc::IN_CLOSE_NOWRITE
         | libc::IN_ATTRIB
         | libc::IN_DELETE_SELF
@@ -52,14 +52,19 @@ mod linux {
     /// Closing an inotify instance makes the kernel wait for an RCU grace period: about 0.5 ms
     /// on average here, sometimes several — measured, and it would land on every handoff, since
     /// a waiter closes its instance right after it got the lock. So instances are kept and
-    /// reused; a wait only adds and removes its watch (about 4 µs). The pool holds at most as
-    /// many instances as the process ever had timed waits at once.
+    /// reused; a wait only adds and removes its watch (about 4 µs). The pool keeps at most
+    /// [`MAX_IDLE`] of them: the per-user limit of instances is small (128 by default), and an
+    /// instance kept idle is one another program of the user cannot have. The rest are closed
+    /// when their wait ends.
     ///
     /// Only `try_lock` is used on the pool: a fork can copy it locked by another thread, and a
     /// waiter must never hang on that. A failed `try_lock` just costs a fresh instance (or, on
     /// the way back, a slow close). The pid tells a forked child that the instances it sees are
     /// its parent's (shared with it): it lets go of its copies and starts its own pool.
     static IDLE: Mutex<(u32, Vec<OwnedFd>)> = Mutex::new((0, Vec::new()));
+
+    /// How many idle instances a process keeps at most.
+    const MAX_IDLE: usize = 4;
 
     fn pooled() -> Option<OwnedFd> {
         let mut idle = IDLE.try_lock().ok()?;
@@ -75,7 +80,7 @@ mod linux {
     fn give_back(inotify: OwnedFd) {
         if let Ok(mut idle) = IDLE.try_lock() {
             let pid = crate::sys::current_pid();
-            if idle.0 == pid || idle.1.is_empty() {
+            if (idle.0 == pid || idle.1.is_empty()) && idle.1.len() < MAX_IDLE {
                 idle.0 = pid;
                 idle.1.push(inotify);
             }
@@ -91,12 +96,12 @@ mod linux {
     }
 
     impl Waiter {
-        /// A watch on the inode `file` has open, or `None` if inotify is not available (no
-        /// more instances for this user, `/proc` not mounted, ...).
+        /// A watch on the inode `file` has open (and on its writes if `writes`), or `None` if
+        /// inotify is not available (no more instances for this user, `/proc` not mounted, ...).
         ///
         /// The watch goes through `/proc/self/fd/N`, which names the open inode itself, not
         /// whatever the lock's path names now.
-        pub(crate) fn new(file: &File) -> Option<Waiter> {
+        pub(crate) fn new(file: &File, writes: bool) -> Option<Waiter> {
             let inotify = match pooled() {
                 Some(inotify) => inotify,
                 None => {
@@ -110,9 +115,14 @@ mod linux {
                 }
             };
             let path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+            let events = if writes {
+                EVENTS | libc::IN_MODIFY
+            } else {
+                EVENTS
+            };
             // SAFETY: both descriptors are open; `path` is NUL-terminated and outlives the call.
             let watch =
-                unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), path.as_ptr(), EVENTS) };
+                unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), path.as_ptr(), events) };
             if watch < 0 {
                 give_back(inotify);
                 return None;
@@ -195,7 +205,7 @@ mod other {
     pub(crate) struct Waiter;
 
     impl Waiter {
-        pub(crate) fn new(_file: &File) -> Option<Waiter> {
+        pub(crate) fn new(_file: &File, _writes: bool) -> Option<Waiter> {
             None
         }
 

@@ -17,11 +17,12 @@ usage:
 options:
   -b, --backend file|sema|postgres
                             where the lock lives [file]: `file` is NAME.lock in the lock
-                            folder ($SIMPLELOCK_DIR, else $XDG_RUNTIME_DIR/simplelock, else
-                            /tmp/simplelock-UID); `sema` is shared memory /dev/shm/sl.NAME;
-                            `postgres` is an advisory lock on a PostgreSQL server, shared by
-                            every machine that uses it (COMMAND gets the lock's fencing
-                            token in $SIMPLELOCK_FENCING_TOKEN)
+                            folder ($SIMPLELOCK_DIR, else /run/lock/simplelock-UID, the same
+                            for every process of the user whatever its environment);
+                            `sema` is shared memory /dev/shm/sl.NAME; `postgres` is an
+                            advisory lock on a PostgreSQL server, shared by every machine
+                            that uses it (COMMAND gets the lock's fencing token in
+                            $SIMPLELOCK_FENCING_TOKEN)
       --url URL             (postgres) the server, e.g. postgres://user@host/db?sslmode=require;
                             else $SIMPLELOCK_POSTGRES_URL, else the PG* variables (PGHOST, ...)
   -f, --file PATH           lock this file instead of a named lock (file backend)
@@ -36,11 +37,14 @@ options:
   -V, --version             the version
 
 While it waits longer than a second on a terminal, simplelock shows who holds the lock.
-SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to simplelock are passed on to COMMAND. The lock is
-released when COMMAND ends; if simplelock itself is killed, the system releases the lock and
-kills COMMAND (SIGKILL) right after it — a COMMAND stuck in disk or network I/O dies only when
-that I/O ends, so it may outlast the lock by that long, and a set-user-ID or file-capability
-COMMAND (sudo, ping, ...) is not killed at all: the kernel drops that request for them.
+SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to simplelock are passed on to COMMAND, once (COMMAND
+runs in a process group of its own unless simplelock is the foreground job of a terminal).
+The lock is held until COMMAND and every process it left behind have ended: simplelock waits
+for them all. With the file backend COMMAND inherits the locked file, as with flock(1): if
+simplelock is killed, the lock stays held until the last process of the command tree that has
+the file open ends. With the sema backend the lock dies with simplelock (COMMAND is killed with
+it, processes it left behind are not). A --file lock never writes into the file: lock your
+data file itself if you like; named locks keep a holder record in their own file.
 
 exit status:
   COMMAND's own exit status (128+N if a signal N ended it)

@@ -1,20 +1,55 @@
-//! Running the command: start it so that it dies with us, pass the signals sent to us on to it,
-//! and turn its end into our exit status.
+//! Running the command: start it so that the lock lasts as long as the whole command tree, pass
+//! the signals sent to us on to it exactly once, and turn its end into our exit status.
 //!
-//! The lock is never inherited by the command (the backends open everything close-on-exec), so
-//! the lock lives exactly as long as this process. If this process is killed — even with
-//! SIGKILL — the system releases the lock, and `PR_SET_PDEATHSIG` kills the command. The kernel
-//! releases a dying process's locks (closing its files, undoing its semaphores) before it sends
-//! the death signal, and a command in uninterruptible sleep dies only when that sleep ends: it
-//! can outlast the lock by that long, which only a lock the command inherited would prevent.
+//! # The lock lasts as long as the command tree
+//!
+//! A command may leave processes behind that go on working after it ended (`cmd &`, a shell
+//! that was killed while its child runs). Two things keep the lock held until the last of them
+//! is gone:
+//!
+//! - **This process waits for every descendant.** It is a *child subreaper*
+//!   (`PR_SET_CHILD_SUBREAPER`): a process of the command tree whose parent ends is re-parented
+//!   to us, not to init, so after the command itself ended we reap children until there are
+//!   none left, and only then release the lock. This is the same for every backend, and it is
+//!   what `status` and the holder record see: the lock held by this process.
+//! - **The command inherits the lock (file backend).** As with `flock(1)`, the command gets the
+//!   locked open file description (its close-on-exec flag is cleared in the child only), and a
+//!   flock lives as long as any process has it open. So if this process is killed — even with
+//!   SIGKILL, which nothing can catch — the lock stays held by the processes of the tree that
+//!   still have the descriptor (all of them, unless one closed it on purpose), and is released
+//!   by the kernel when the last one ends. `status` then names one of them.
+//!
+//! The semaphore and PostgreSQL backends have no descriptor to hand down: the lock belongs to
+//! this process (to its server connection, for PostgreSQL, whose session must not be shared).
+//! If this process is killed with SIGKILL, the lock is released while processes of the tree may
+//! still run; the command itself is killed (`PR_SET_PDEATHSIG`), but not what it left behind.
+//! Any other end of this process (the command ends, SIGTERM, SIGINT, ...) waits for the whole
+//! tree first.
+//!
+//! # Signals reach the command once
+//!
+//! SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to us are passed on to the command, and a signal
+//! must not reach it twice: once directly, once from us. A signal sent to our whole process
+//! group (`timeout(1)`, `kill -- -PGID`, `kill 0` in a script) would reach a command in our
+//! group directly too. So the command runs in a process group of its own, and every signal we
+//! get is passed on once — except when we are the foreground job of a terminal: then the
+//! command stays in our group, so that it can use the terminal (job control), the terminal's
+//! signals (Ctrl-C) reach it directly, and only the signals a process sent to us are passed on.
+//! A sender that signals us and our group (`timeout(1)` does) makes the signal come to us twice,
+//! microseconds apart: the same signal from the same process within 100 ms is passed on once.
+//! A signal sent to every process of a cgroup (systemd's `KillMode=control-group`, the default)
+//! reaches every process of the tree directly, and us: the command then gets it twice — use
+//! `KillMode=mixed` for services run under `simplelock`.
 
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::RawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::SignalsInfo;
@@ -23,16 +58,26 @@ use signal_hook::iterator::exfiltrator::WithOrigin;
 use crate::args::exit;
 use crate::say_error;
 
+/// A signal that comes again from the same sender within this time is the same signal, sent
+/// to us and to our process group at once.
+const SAME_SIGNAL: Duration = Duration::from_millis(100);
+
 /// The signals passed on to the command.
 const FORWARDED: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
 
 /// Runs `command` to its end and returns the exit status to leave with.
-pub(crate) fn run(command: &[OsString]) -> i32 {
-    run_with_env(command, &[])
+///
+/// `inherited`, if any, is a descriptor the command inherits (the locked open file description).
+pub(crate) fn run(command: &[OsString], inherited: Option<RawFd>) -> i32 {
+    run_with_env(command, inherited, &[])
 }
 
 /// [`run`], with `env` added to the command's environment.
-pub(crate) fn run_with_env(command: &[OsString], env: &[(&str, String)]) -> i32 {
+pub(crate) fn run_with_env(
+    command: &[OsString],
+    inherited: Option<RawFd>,
+    env: &[(&str, String)],
+) -> i32 {
     // Catch the signals before the command exists, so that none ends us in between.
     let mut signals = match SignalsInfo::<WithOrigin>::new(FORWARDED) {
         Ok(signals) => signals,
@@ -42,6 +87,7 @@ pub(crate) fn run_with_env(command: &[OsString], env: &[(&str, String)]) -> i32 
         }
     };
     let handle = signals.handle();
+    let own_group = !foreground_of_a_terminal();
     // 0 until the command runs; a signal that comes before is kept for it in `pending`.
     let child_pid = Arc::new(AtomicI32::new(0));
     let pending = Arc::new(AtomicI32::new(0));
@@ -50,10 +96,25 @@ pub(crate) fn run_with_env(command: &[OsString], env: &[(&str, String)]) -> i32 
         thread::Builder::new()
             .name("forward signals".into())
             .spawn(move || {
+                let mut last: Option<(i32, Option<i32>, Instant)> = None;
                 for origin in signals.forever() {
-                    // A signal from the terminal (Ctrl-C) reached the command's process group
-                    // already; only signals a process sent to us need passing on.
-                    if origin.process.is_none() {
+                    // A signal from the terminal (Ctrl-C) reached the command already if it
+                    // shares our process group; only signals a process sent to us need passing
+                    // on then.
+                    if origin.process.is_none() && !own_group {
+                        continue;
+                    }
+                    // One sender's signal to us and to our group (timeout(1) does both) comes
+                    // twice within microseconds: it is one signal, passed on once.
+                    let sender = origin.process.map(|process| process.pid);
+                    let now = Instant::now();
+                    let repeated = last.is_some_and(|(signal, from, at)| {
+                        signal == origin.signal
+                            && from == sender
+                            && now.duration_since(at) < SAME_SIGNAL
+                    });
+                    last = Some((origin.signal, sender, now));
+                    if repeated {
                         continue;
                     }
                     match child_pid.load(Ordering::SeqCst) {
@@ -87,17 +148,33 @@ pub(crate) fn run_with_env(command: &[OsString], env: &[(&str, String)]) -> i32 
     // Whoever started us may have set SIGCHLD to be ignored, and that setting is inherited: the
     // kernel would then reap the command by itself and we could never learn its exit status.
     restore_default_sigchld();
+    if let Err(err) = become_subreaper() {
+        say_error(&format!(
+            "cannot wait for the processes the command leaves behind (PR_SET_CHILD_SUBREAPER): \
+             {err}"
+        ));
+        handle.close();
+        let _ = forwarder.join();
+        return exit::SOFTWARE;
+    }
 
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..]);
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
     let parent = std::process::id();
     #[allow(unsafe_code)]
-    // SAFETY: the closure runs in the forked child before exec and calls only prctl(2) and
-    // getppid(2), which are async-signal-safe, and touches no memory but its own copy of
-    // `parent`.
+    // SAFETY: the closure runs in the forked child before exec and calls only prctl(2),
+    // fcntl(2) and getppid(2), which are async-signal-safe, and touches no memory but its own
+    // copies of `parent` and `inherited`.
     unsafe {
         cmd.pre_exec(move || {
+            // The locked open file description, for the command to inherit (in this child
+            // only: our own descriptor stays close-on-exec).
+            if let Some(fd) = inherited
+                && libc::fcntl(fd, libc::F_SETFD, 0) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -110,6 +187,9 @@ pub(crate) fn run_with_env(command: &[OsString], env: &[(&str, String)]) -> i32 
             Ok(())
         })
     };
+    if own_group {
+        cmd.process_group(0);
+    }
     match cmd.spawn() {
         Ok(mut child) => {
             let pid = child.id() as i32;
@@ -124,13 +204,16 @@ pub(crate) fn run_with_env(command: &[OsString], env: &[(&str, String)]) -> i32 
             wait_without_reaping(pid);
             handle.close();
             let _ = forwarder.join();
-            match child.wait() {
+            let code = match child.wait() {
                 Ok(status) => exit_code(status),
                 Err(err) => {
                     say_error(&format!("waiting for the command: {err}"));
                     exit::SOFTWARE
                 }
-            }
+            };
+            // The lock is released only when the whole command tree is gone.
+            reap_descendants();
+            code
         }
         Err(err) => {
             let name = command[0].to_string_lossy();
@@ -141,6 +224,43 @@ pub(crate) fn run_with_env(command: &[OsString], env: &[(&str, String)]) -> i32 
                 io::ErrorKind::NotFound => exit::NOT_FOUND,
                 _ => exit::CANNOT_EXECUTE,
             }
+        }
+    }
+}
+
+/// Whether we are the foreground job of a terminal (of one of our standard streams): then the
+/// command shares our process group, for job control.
+#[allow(unsafe_code)]
+fn foreground_of_a_terminal() -> bool {
+    // SAFETY: getpgrp has no preconditions and cannot fail.
+    let ours = unsafe { libc::getpgrp() };
+    (0..=2).any(|fd| {
+        // SAFETY: isatty and tcgetpgrp take a descriptor number and touch no memory of ours;
+        // a descriptor that is not open or not a terminal only makes them fail.
+        unsafe { libc::isatty(fd) == 1 && libc::tcgetpgrp(fd) == ours }
+    })
+}
+
+/// Makes the processes of the command tree whose parent ends our children, so that we can
+/// wait for them.
+#[allow(unsafe_code)]
+fn become_subreaper() -> io::Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and touches no memory.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Waits until we have no child left: the processes the command left behind, re-parented to
+/// us as their subreaper.
+#[allow(unsafe_code)]
+fn reap_descendants() {
+    loop {
+        // SAFETY: waitpid with a null status pointer writes nothing.
+        let reaped = unsafe { libc::waitpid(-1, std::ptr::null_mut(), 0) };
+        if reaped < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return; // ECHILD: none left
         }
     }
 }

@@ -11,6 +11,7 @@ mod pg;
 
 use std::env;
 use std::io::{IsTerminal, Write};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -101,25 +102,30 @@ fn report(result: SimpleLockResult<i32>) -> i32 {
     result.unwrap_or_else(|err| fail(&err, exit::SOFTWARE))
 }
 
-/// A handle on the lock the user named.
+/// A handle on the lock the user named, and for a file lock the descriptor the command is to
+/// inherit (valid as long as the handle lives).
 fn open(
     backend: Backend,
     target: &Target,
     shared: bool,
-) -> SimpleLockResult<Box<dyn ConcreteLock + Send>> {
+) -> SimpleLockResult<(Box<dyn ConcreteLock + Send>, Option<RawFd>)> {
     Ok(match (backend, target) {
         (Backend::File, target) => {
             let lock = open_file(target)?;
-            Box::new(if shared { lock.shared() } else { lock })
+            let fd = lock.as_fd().as_raw_fd();
+            (
+                Box::new(if shared { lock.shared() } else { lock }),
+                Some(fd),
+            )
         }
-        (Backend::Sema, Target::Name(name)) => Box::new(SemaphoreLock::new(name)?),
+        (Backend::Sema, Target::Name(name)) => (Box::new(SemaphoreLock::new(name)?), None),
         (Backend::Sema, Target::Path(path)) => {
             return Err(SimpleLockError::invalid_name(
                 path.display().to_string(),
                 "a semaphore lock has a name, not a path",
             ));
         }
-        (Backend::Postgres, target) => Box::new(pg::open(target, shared)?),
+        (Backend::Postgres, target) => (Box::new(pg::open(target, shared)?), None),
     })
 }
 
@@ -143,14 +149,14 @@ fn run_command(run: &RunArgs) -> i32 {
     if run.backend == Backend::Postgres {
         return pg::run_command(run);
     }
-    let mut lock = match open(run.backend, &run.target, run.shared) {
+    let (mut lock, inherited) = match open(run.backend, &run.target, run.shared) {
         Ok(lock) => lock,
         Err(err) => return fail(&err, run.conflict_exit_code),
     };
     if let Err(err) = acquire(lock.as_mut(), run.wait, &describe(&run.target)) {
         return fail(&err, run.conflict_exit_code);
     }
-    let code = child::run(&run.command);
+    let code = child::run(&run.command, inherited);
     if let Err(err) = lock.try_unlock() {
         say_error(&one_line(&err));
         if code == 0 {
@@ -209,8 +215,7 @@ fn acquire(lock: &mut dyn ConcreteLock, wait: Wait, name: &str) -> SimpleLockRes
 
 /// `simplelock status`: who holds the lock and since when; exit status 0 either way.
 fn status(backend: Backend, target: &Target, json: bool) -> SimpleLockResult<i32> {
-    // Looking at a semaphore lock must not create its kernel object. (A lock file is created:
-    // lock files are never removed anyway, and creating one changes nothing for anybody.)
+    // Looking at a lock creates nothing: no kernel object, no lock folder, no lock file.
     let (lock, location): (Option<Box<dyn ConcreteLock + Send>>, _) = match (backend, target) {
         (Backend::Sema, Target::Name(name)) => (
             SemaphoreLock::open_existing(name)?
@@ -218,13 +223,16 @@ fn status(backend: Backend, target: &Target, json: bool) -> SimpleLockResult<i32
             format!("/dev/shm/sl.{}", name.trim_start_matches('/')),
         ),
         // The file the lock lives in, as the backend names it.
-        (Backend::File, target) => {
-            let lock = open_file(target)?;
-            let location = lock.path().display().to_string();
-            (Some(Box::new(lock)), location)
-        }
+        (Backend::File, Target::Name(name)) => (
+            FileLock::named_existing(name)?.map(|lock| Box::new(lock) as _),
+            FileLock::named_path(name)?.display().to_string(),
+        ),
+        (Backend::File, Target::Path(path)) => (
+            FileLock::open_existing(path)?.map(|lock| Box::new(lock) as _),
+            path.display().to_string(),
+        ),
         // Refused by `open`: a semaphore lock has no path.
-        (Backend::Sema, Target::Path(_)) => (Some(open(backend, target, false)?), String::new()),
+        (Backend::Sema, Target::Path(_)) => (Some(open(backend, target, false)?.0), String::new()),
         (Backend::Postgres, target) => {
             let lock = pg::open(target, false)?;
             let location = lock.server().to_owned();

@@ -63,7 +63,7 @@ pub(crate) fn run_command(run: &RunArgs) -> i32 {
         .fencing_token()
         .expect("a held PostgresLock has a token")
         .to_string();
-    let code = crate::child::run_with_env(&run.command, &[(TOKEN_VAR, token)]);
+    let code = crate::child::run_with_env(&run.command, None, &[(TOKEN_VAR, token)]);
     if let Err(err) = lock.try_unlock() {
         crate::say_error(&crate::one_line(&err));
         if code == 0 {
