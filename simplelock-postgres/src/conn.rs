@@ -648,7 +648,8 @@ fn not_in_async(lock: &str) -> SimpleLockResult<()> {
             "PostgresLock blocks, and was called from inside an async runtime: call it from \
              tokio::task::spawn_blocking or a thread of its own",
             None,
-        ));
+        )
+        .with_kind(std::io::ErrorKind::Unsupported));
     }
     Ok(())
 }
@@ -661,6 +662,7 @@ pub(crate) fn forked(lock: &str) -> SimpleLockError {
          the parent: open a new PostgresLock in the child",
         None,
     )
+    .with_kind(std::io::ErrorKind::Unsupported)
 }
 
 /// TLS with rustls: `sslmode=require` (and `prefer`) encrypt without verifying the server's

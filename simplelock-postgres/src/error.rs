@@ -50,10 +50,13 @@ impl fmt::Display for LockLost {
 
 impl Error for LockLost {}
 
+/// The kind of an error that means the lock was lost (see the crate docs, "Errors").
+pub(crate) const LOST: io::ErrorKind = io::ErrorKind::ConnectionAborted;
+
 /// The error for a lock that was lost while `doing` something.
 pub(crate) fn lost(lock: &str, doing: &str, reason: String) -> SimpleLockError {
     let lost = LockLost { reason };
-    SimpleLockError::unknown(lock, doing, Some(Box::new(lost)))
+    SimpleLockError::unknown(lock, doing, Some(Box::new(lost))).with_kind(LOST)
 }
 
 /// `err` and its sources, joined with ": ".
@@ -121,11 +124,19 @@ pub(crate) fn connect_error(lock: &str, server: &str, e: tokio_postgres::Error) 
         let _ = e;
         return SimpleLockError::permission_denied(lock, Some(source));
     }
+    let kind = match e.code() {
+        Some(code) if *code == SqlState::INVALID_CATALOG_NAME => io::ErrorKind::NotFound,
+        Some(code) if *code == SqlState::TOO_MANY_CONNECTIONS => io::ErrorKind::ResourceBusy,
+        Some(code) if code.code().starts_with("57P") => io::ErrorKind::ConnectionRefused,
+        Some(_) => io::ErrorKind::Other,
+        None => io_kind(&e).unwrap_or(io::ErrorKind::Other),
+    };
     SimpleLockError::unknown(
         lock,
         format!("connecting to PostgreSQL at {server}: {why}"),
         Some(Box::new(e)),
     )
+    .with_kind(kind)
 }
 
 /// Opening a socket to `server` failed with `e`.
@@ -154,7 +165,8 @@ pub(crate) fn query_error(lock: &str, doing: &str, e: tokio_postgres::Error) -> 
             Some(db) => format!("the server ended the session: {}", db.message()),
             None => format!("the connection broke: {}", chain(&e)),
         };
-        return SimpleLockError::unknown(lock, format!("{doing}: {reason}"), Some(Box::new(e)));
+        return SimpleLockError::unknown(lock, format!("{doing}: {reason}"), Some(Box::new(e)))
+            .with_kind(LOST);
     }
     let message = match e.code() {
         Some(code) if *code == SqlState::UNDEFINED_TABLE => format!(
@@ -167,7 +179,15 @@ pub(crate) fn query_error(lock: &str, doing: &str, e: tokio_postgres::Error) -> 
         ),
         _ => doing.to_owned(),
     };
-    SimpleLockError::unknown(lock, message, Some(Box::new(e)))
+    let kind = match e.code() {
+        Some(code) if *code == SqlState::UNDEFINED_TABLE => io::ErrorKind::NotFound,
+        Some(code) if *code == SqlState::INSUFFICIENT_PRIVILEGE => io::ErrorKind::PermissionDenied,
+        Some(code) if *code == SqlState::OUT_OF_MEMORY || code.code() == "53200" => {
+            io::ErrorKind::OutOfMemory
+        }
+        _ => io::ErrorKind::Other,
+    };
+    SimpleLockError::unknown(lock, message, Some(Box::new(e))).with_kind(kind)
 }
 
 fn db_message(e: &tokio_postgres::Error) -> String {

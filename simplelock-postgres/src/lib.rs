@@ -149,6 +149,24 @@
 //! be reached, a malformed URL (`InvalidName`, never echoing the password), a wrong password or
 //! refused login (`PermissionDenied`), a database that does not exist, a server shutting down,
 //! a restart in the middle (the lock is lost, see above).
+//!
+//! # Errors
+//!
+//! Match on the variant or on [`SimpleLockError::kind`], never on the message. The kinds of
+//! this backend's `UnknownError`s, most of which have a server error rather than an OS error
+//! behind them:
+//!
+//! | kind | when |
+//! |---|---|
+//! | `ConnectionAborted` | the lock was lost, or the connection broke during a call (the `LockLost` or the driver's error is the source); also `UnableToUnlock` of a lost lock |
+//! | `ConnectionRefused` | the server cannot be reached (refused, or shutting down / starting up); `TimedOut` when it does not answer in time |
+//! | `NotFound` | the database, or the token sequence, does not exist |
+//! | `ResourceBusy` | the server has no free connection (`max_connections`) |
+//! | `OutOfMemory` | the server's lock table is full (`max_locks_per_transaction`) |
+//! | `InvalidData` | the token sequence has `CACHE` above 1 |
+//! | `Unsupported` | a transaction-mode pooler, a call from inside an async runtime, a handle used in a forked child |
+//! | `NotConnected` | a call on a handle whose connection is gone, outside a lock call |
+//! | `Other` | the rest (the driver's error says what) |
 
 mod conn;
 mod error;
@@ -548,9 +566,10 @@ impl PostgresLock {
     }
 
     fn session_ref(&self) -> SimpleLockResult<&Session> {
-        self.conn
-            .as_ref()
-            .ok_or_else(|| SimpleLockError::unknown(&self.name, "no connection", None))
+        self.conn.as_ref().ok_or_else(|| {
+            SimpleLockError::unknown(&self.name, "no connection", None)
+                .with_kind(std::io::ErrorKind::NotConnected)
+        })
     }
 
     /// The handle's connection, opened anew if the last one ended (only while not holding).
@@ -608,7 +627,8 @@ impl PostgresLock {
                          out values out of order; ALTER SEQUENCE {seq} CACHE 1"
                     ),
                     None,
-                ));
+                )
+                .with_kind(std::io::ErrorKind::InvalidData));
             }
         }
         let (lock_fn, try_fn, unlock_fn) = if self.shared {
@@ -692,11 +712,10 @@ impl PostgresLock {
                     .query(&session.stmts.unlock, &[&self.key]),
             );
             self.conn = None;
-            return Err(SimpleLockError::unknown(
-                &self.name,
-                pooler(start_pid, pid),
-                None,
-            ));
+            return Err(
+                SimpleLockError::unknown(&self.name, pooler(start_pid, pid), None)
+                    .with_kind(std::io::ErrorKind::Unsupported),
+            );
         }
         let token: i64 = row.get(1);
         self.held = Some(Held {
@@ -900,7 +919,7 @@ impl ConcreteLock for PostgresLock {
             SimpleLockError::unable_to_unlock(
                 &self.name,
                 "the lock was lost before the release",
-                Some(std::io::Error::other(LockLost { reason })),
+                Some(std::io::Error::new(error::LOST, LockLost { reason })),
             )
         })
     }

@@ -1,7 +1,7 @@
 //! Errors in words, shared locks, integer keys and the name formula as other programs use
 //! them, TLS, sequence tokens, and the same-thread deadlock check — against the real server.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpListener;
 use std::thread;
 
@@ -33,6 +33,7 @@ fn unreachable_server_is_named() {
         text.contains("cannot reach the server") && text.contains("127.0.0.1:1"),
         "{text}"
     );
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err:?}");
 }
 
 #[test]
@@ -75,6 +76,7 @@ fn missing_database_and_unknown_role_are_named() {
     .unwrap_err();
     let text = message(&err);
     assert!(text.contains("database does not exist"), "{text}");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err:?}");
     let err = PostgresLock::new(
         &format!("host={host} port={port} dbname=test user=simplelock_no_such_role"),
         "x",
@@ -280,6 +282,7 @@ fn sequence_tokens_increase_and_a_cached_sequence_is_refused() {
         .open()
         .unwrap_err();
     assert!(message(&err).contains("CACHE 5"), "{}", message(&err));
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err:?}");
     raw.batch_execute(&format!("DROP SEQUENCE {seq}")).unwrap();
     let err = PostgresLock::builder("x")
         .url(common::url())

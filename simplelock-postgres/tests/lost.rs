@@ -26,11 +26,17 @@ fn assert_lost(a: &mut PostgresLock, signal: &simplelock_postgres::LostSignal) {
     assert!(signal.is_lost().is_some());
     let err = a.ensure_held().expect_err("ensure_held on a lost lock");
     assert!(LockLost::find(&err).is_some(), "not a LockLost: {err:?}");
+    assert_eq!(
+        err.kind(),
+        std::io::ErrorKind::ConnectionAborted,
+        "a lost lock's kind: {err:?}"
+    );
     let err = a.try_unlock().expect_err("unlock of a lost lock");
     assert!(
         matches!(err, SimpleLockError::UnableToUnlock { .. }) && LockLost::find(&err).is_some(),
         "{err:?}"
     );
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionAborted, "{err:?}");
     expect_not_held(a.try_unlock());
 }
 
