@@ -43,7 +43,7 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, Config};
 
 use crate::error::connect_error;
-use simplelock_core::{SimpleLockError, SimpleLockResult};
+use simplelock_core::{SimpleLockError, SimpleLockResult, Wait};
 
 /// How quickly a dead or unreachable peer is noticed, on both ends of a lock's connection.
 ///
@@ -613,26 +613,20 @@ impl ConnState {
         timeout: Option<Duration>,
         stop: impl Fn() -> bool,
     ) -> Option<String> {
-        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+        // The deadline arithmetic is the core's: `None` (or a timeout past the clock's end)
+        // waits without end.
+        let wait = timeout.map_or(Wait::Forever, Wait::For).start();
         let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if ended.is_some() || stop() {
                 return ended.clone();
             }
-            let wait = match deadline {
-                Some(d) => {
-                    let left = d.saturating_duration_since(std::time::Instant::now());
-                    if left.is_zero() {
-                        return None;
-                    }
-                    left
-                }
-                // Wake now and then to look at `stop`, which is set without this lock.
-                None => Duration::from_millis(100),
-            };
+            // Wake now and then to look at `stop`, which is set without this lock; `None` once
+            // the time is up.
+            let nap = wait.sleep_slice(Duration::from_millis(100))?;
             ended = self
                 .changed
-                .wait_timeout(ended, wait.min(Duration::from_millis(100)))
+                .wait_timeout(ended, nap)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }

@@ -140,7 +140,7 @@
 //! sslmode=require`) or `key=value` string; what it leaves out comes from the `PG*` variables
 //! (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`,
 //! `PGCONNECT_TIMEOUT`), then libpq's defaults (the local socket, the user's name).
-//! [`PostgresLock::from_env`] uses the variables alone. TLS is rustls: `sslmode=prefer` (the
+//! [`PostgresLock::named`] uses the variables alone. TLS is rustls: `sslmode=prefer` (the
 //! default) and `require` encrypt, without verifying the server's certificate (libpq's meaning
 //! of these modes without a root certificate); `verify-ca`/`verify-full` are not supported yet.
 //! `~/.pgpass` is not read.
@@ -149,6 +149,19 @@
 //! be reached, a malformed URL (`InvalidName`, never echoing the password), a wrong password or
 //! refused login (`PermissionDenied`), a database that does not exist, a server shutting down,
 //! a restart in the middle (the lock is lost, see above).
+//!
+//! # Names
+//!
+//! The API follows the core's table of names ("One vocabulary for every backend") where it
+//! fits a lock that also needs a server: [`PostgresLock::named`] is the lock called `name` on
+//! the server the environment names, [`name`](PostgresLock::name) returns `&str`,
+//! [`is_shared`](PostgresLock::is_shared) answers a yes/no question, and locking goes through
+//! the `ConcreteLock` methods only. A lock on a given server is [`PostgresLock::new`]`(url,
+//! name)` (and `new_shared`, `with_key`); everything else goes through
+//! [`PostgresLock::builder`], which ends in `open()` and whose steps do not carry the table's
+//! `with_` prefix yet: it becomes the table's `options()` when the other backends move to
+//! theirs. Waits are the server's (`lock_timeout`), so no deadline is kept here except in
+//! [`LostSignal::wait`], which uses the core's [`Wait`](simplelock_core::Wait).
 //!
 //! # Errors
 //!
@@ -397,11 +410,12 @@ impl PostgresLock {
         Self::builder(name).url(url).shared().open()
     }
 
-    /// The exclusive lock `name` on the server the `PG*` variables name.
+    /// The exclusive lock `name` on the server the `PG*` variables name (the core's
+    /// `named(name)`: the lock called `name` in the backend's own place).
     ///
     /// # Errors
     /// Those of [`PostgresLockBuilder::open`].
-    pub fn from_env(name: &str) -> SimpleLockResult<Self> {
+    pub fn named(name: &str) -> SimpleLockResult<Self> {
         Self::builder(name).open()
     }
 

@@ -86,6 +86,8 @@ fn a_clean_release_is_not_a_loss() {
     assert!(a.lost_signal().is_err());
     a.try_lock().unwrap();
     let signal = a.lost_signal().unwrap();
+    // Held and alive: a timed wait ends with its timeout, saying nothing was lost.
+    assert!(signal.wait(Some(Duration::from_millis(50))).is_none());
     a.try_unlock().unwrap();
     assert!(signal.wait(Some(Duration::from_secs(5))).is_none());
     assert!(signal.is_lost().is_none());
