@@ -1,7 +1,9 @@
 //! The PostgreSQL measurements of `cargo xtask bench`: one round trip, uncontended lock+unlock,
 //! and handoff from one client's release to another client's return from its blocked lock
 //! call — each for `PostgresLock` and for the same advisory-lock calls made raw with the
-//! `postgres` crate (`raw`), and raw plus the fencing token (`raw-token`), in the same run. Prints `RESULT pg-... key=value` lines.
+//! `postgres` crate (`raw`), and raw plus the fencing token (`raw-token`), in the same run. Prints one line of JSON on standard output and nothing else:
+//! the harness's typed result (`simplelock_harness::results::Postgres`), which `cargo xtask
+//! bench` reads.
 //!
 //! `cargo run --release -p simplelock-postgres --example pg_bench -- [SAMPLES]`, with the server
 //! in `$SIMPLELOCK_POSTGRES_URL` (else `postgres://127.0.0.1:5432/test`). Both sides connect
@@ -12,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use simplelock_core::ConcreteLock;
+use simplelock_harness::results::{Postgres, PostgresMeasure, emit};
 use simplelock_postgres::{PostgresLock, key_for_name};
 
 fn url() -> String {
@@ -124,7 +127,7 @@ fn main() {
             t.elapsed().as_nanos() as f64
         })
         .collect();
-    println!("RESULT pg-roundtrip median_ns={:.0}", median(rt));
+    let roundtrip_ns = median(rt) as u64;
 
     // The variants take turns, sample by sample, so that all meet the same machine: on a busy
     // machine, measuring one after the other compares the load more than the code.
@@ -142,12 +145,7 @@ fn main() {
             pairs.push(t.elapsed().as_nanos() as f64);
         }
     }
-    for (kind, pairs) in KINDS.iter().zip(pairs) {
-        println!(
-            "RESULT pg-uncontended impl={kind} median_ns={:.0}",
-            median(pairs)
-        );
-    }
+    let uncontended = KINDS.iter().zip(pairs).map(measure).collect();
     drop(clients);
 
     let mut sides: Vec<Handoff> = KINDS
@@ -160,12 +158,26 @@ fn main() {
             handoffs.push(side.once(&mut c));
         }
     }
-    for (kind, handoffs) in KINDS.iter().zip(handoffs) {
-        println!(
-            "RESULT pg-handoff impl={kind} median_ns={:.0} p99_ns={:.0} samples={samples}",
-            median(handoffs.clone()),
-            p99(handoffs)
-        );
+    drop(sides);
+    let handoff = KINDS.iter().zip(handoffs).map(measure).collect();
+    let result = Postgres {
+        samples: samples as u64,
+        roundtrip_ns,
+        uncontended,
+        handoff,
+    };
+    if let Err(err) = emit(result) {
+        eprintln!("pg_bench: {err}");
+        std::process::exit(1);
+    }
+}
+
+/// A variant's times, as the result says them.
+fn measure((variant, times): (&&str, Vec<f64>)) -> PostgresMeasure {
+    PostgresMeasure {
+        variant: (*variant).to_owned(),
+        median_ns: median(times.clone()) as u64,
+        p99_ns: p99(times) as u64,
     }
 }
 

@@ -4,28 +4,17 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use simplelock_core::{ConcreteLock, SimpleLockError};
 use simplelock_postgres::PostgresLock;
 
 mod common;
-use common::{PATIENCE, Proc, child, role, say};
+use common::{Child, PATIENCE, Scratch, Section, child, env, eventually, role, say};
 
 const WORKERS: usize = 4;
 const ROUNDS: usize = 500;
-
-/// A folder for one test, removed first if an earlier run left it.
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "simplelock-postgres-tests-{}-{test}",
-        std::process::id()
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Acquires `lock` the way round `round` of worker `worker` says: blocking only, or blocking,
 /// timed and try mixed.
@@ -51,64 +40,48 @@ fn acquire(lock: &mut PostgresLock, mixed: bool, worker: usize, round: usize) {
     }
 }
 
-/// The critical section: a racy read-modify-write of the counter, with a marker file that a
-/// second holder would find.
-fn increment(dir: &Path) {
-    let marker = dir.join("inside");
-    if let Err(e) = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&marker)
-    {
-        panic!("two holders at once: the marker exists ({e})");
-    }
-    let counter = dir.join("counter");
-    let seen: u64 = fs::read_to_string(&counter)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
-    std::thread::yield_now();
-    fs::write(&counter, (seen + 1).to_string()).unwrap();
-    fs::remove_file(&marker).unwrap();
-}
-
 fn counter_worker() {
-    let dir = PathBuf::from(std::env::var(common::FILE).unwrap());
-    let name = std::env::var(common::LOCK).unwrap();
-    let worker: usize = std::env::var("WORKER").unwrap().parse().unwrap();
-    let mixed = std::env::var("MIXED").unwrap() == "1";
+    let section = Section::new(&PathBuf::from(env(common::FILE)));
+    let name = env(common::LOCK);
+    let worker: usize = env("WORKER").parse().unwrap();
+    let mixed = env("MIXED") == "1";
     let mut lock = PostgresLock::new(common::url(), &name).unwrap();
     for round in 0..ROUNDS {
         acquire(&mut lock, mixed, worker, round);
-        increment(&dir);
+        // The checked critical section: a racy read-modify-write of a counter, and a marker
+        // file that a second holder would find.
+        section.enter(false);
+        section.increment();
+        section.leave();
         lock.try_unlock().unwrap();
     }
 }
 
 fn run_counter(test: &str, mixed: bool) {
-    let dir = scratch(test);
+    let dir = Scratch::new(test);
+    let section = Section::new(dir.path());
     let name = common::name(test);
-    let workers: Vec<Proc> = (0..WORKERS)
+    let mut workers: Vec<Child> = (0..WORKERS)
         .map(|worker| {
-            Proc::spawn(
+            Child::spawn(
                 child(test, "counter")
-                    .env(common::FILE, &dir)
+                    .env(common::FILE, dir.path())
                     .env(common::LOCK, &name)
                     .env("WORKER", worker.to_string())
                     .env("MIXED", if mixed { "1" } else { "0" }),
             )
         })
         .collect();
-    for (i, worker) in workers.into_iter().enumerate() {
-        worker.finish(&format!("worker {i}"));
+    for worker in &mut workers {
+        worker.wait_success();
     }
-    let total: usize = fs::read_to_string(dir.join("counter"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert_eq!(total, WORKERS * ROUNDS, "lost updates: two holders at once");
-    fs::remove_dir_all(&dir).unwrap();
+    let overlaps = Section::lines(&section.overlaps);
+    assert!(overlaps.is_empty(), "two holders at once: {overlaps:?}");
+    assert_eq!(
+        section.count(),
+        (WORKERS * ROUNDS) as u64,
+        "lost updates: two holders at once"
+    );
 }
 
 #[test]
@@ -135,10 +108,9 @@ const KILLS: usize = 20;
 fn kill_storm_releases_every_time() {
     const TEST: &str = "kill_storm_releases_every_time";
     if role().as_deref() == Some("holder") {
-        let mut lock =
-            PostgresLock::new(common::url(), &std::env::var(common::LOCK).unwrap()).unwrap();
+        let mut lock = PostgresLock::new(common::url(), &env(common::LOCK)).unwrap();
         lock.hang_lock().unwrap();
-        say(format!("held {}", lock.fencing_token().unwrap()));
+        say(&format!("held {}", lock.fencing_token().unwrap()));
         loop {
             std::thread::sleep(Duration::from_secs(60));
         }
@@ -147,7 +119,7 @@ fn kill_storm_releases_every_time() {
     let mut me = PostgresLock::new(common::url(), &name).unwrap();
     let mut last_token = 0;
     for kill in 0..KILLS {
-        let mut holder = Proc::spawn(child(TEST, "holder").env(common::LOCK, &name));
+        let mut holder = Child::spawn(child(TEST, "holder").env(common::LOCK, &name));
         let said = holder.next();
         let token: u64 = said.strip_prefix("held ").unwrap().parse().unwrap();
         assert!(
@@ -157,7 +129,7 @@ fn kill_storm_releases_every_time() {
         match me.try_lock() {
             Err(SimpleLockError::AlreadyLocked { holder: who, .. }) => {
                 let who = who.expect("the holder is named");
-                assert_eq!(who.pid, holder.id(), "the holder's pid");
+                assert_eq!(who.pid, holder.pid(), "the holder's pid");
                 assert!(who.host.is_some() && who.program.is_some(), "{who:?}");
             }
             other => panic!("kill {kill}: try_lock while a live process holds: {other:?}"),
@@ -181,8 +153,7 @@ fn kill_storm_releases_every_time() {
 fn waiter_killed_while_waiting_leaves_nothing() {
     const TEST: &str = "waiter_killed_while_waiting_leaves_nothing";
     if role().as_deref() == Some("waiter") {
-        let mut lock =
-            PostgresLock::new(common::url(), &std::env::var(common::LOCK).unwrap()).unwrap();
+        let mut lock = PostgresLock::new(common::url(), &env(common::LOCK)).unwrap();
         say("waiting");
         lock.hang_lock().unwrap();
         say("acquired");
@@ -192,12 +163,11 @@ fn waiter_killed_while_waiting_leaves_nothing() {
     let mut me = PostgresLock::new(common::url(), &name).unwrap();
     let mut other = PostgresLock::new(common::url(), &name).unwrap();
     me.hang_lock().unwrap();
-    let mut waiter = Proc::spawn(child(TEST, "waiter").env(common::LOCK, &name));
-    assert_eq!(waiter.next(), "waiting");
+    let mut waiter = Child::spawn(child(TEST, "waiter").env(common::LOCK, &name));
+    waiter.expect("waiting");
     // Until the server lists it as waiting, it may not have asked yet.
     let mut raw = common::raw();
-    let started = std::time::Instant::now();
-    loop {
+    eventually("the server lists the waiter as waiting", || {
         let waiting: i64 = raw
             .query_one(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
@@ -205,12 +175,8 @@ fn waiter_killed_while_waiting_leaves_nothing() {
             )
             .unwrap()
             .get(0);
-        if waiting > 0 {
-            break;
-        }
-        assert!(started.elapsed() < PATIENCE, "the waiter never waited");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        waiting > 0
+    });
     waiter.kill();
     me.try_unlock().unwrap();
     other
@@ -228,10 +194,9 @@ const TOKEN_ROUNDS: usize = 250;
 fn fencing_tokens_strictly_increase_across_processes() {
     const TEST: &str = "fencing_tokens_strictly_increase_across_processes";
     if role().as_deref() == Some("tokens") {
-        let file = PathBuf::from(std::env::var(common::FILE).unwrap());
-        let worker: usize = std::env::var("WORKER").unwrap().parse().unwrap();
-        let mut lock =
-            PostgresLock::new(common::url(), &std::env::var(common::LOCK).unwrap()).unwrap();
+        let file = PathBuf::from(env(common::FILE));
+        let worker: usize = env("WORKER").parse().unwrap();
+        let mut lock = PostgresLock::new(common::url(), &env(common::LOCK)).unwrap();
         for round in 0..TOKEN_ROUNDS {
             acquire(&mut lock, true, worker, round);
             let mut out = OpenOptions::new()
@@ -244,12 +209,12 @@ fn fencing_tokens_strictly_increase_across_processes() {
         }
         return;
     }
-    let dir = scratch(TEST);
-    let file = dir.join("tokens");
+    let dir = Scratch::new(TEST);
+    let file = dir.path().join("tokens");
     let name = common::name(TEST);
-    let workers: Vec<Proc> = (0..TOKEN_PROCS)
+    let mut workers: Vec<Child> = (0..TOKEN_PROCS)
         .map(|worker| {
-            Proc::spawn(
+            Child::spawn(
                 child(TEST, "tokens")
                     .env(common::FILE, &file)
                     .env(common::LOCK, &name)
@@ -257,8 +222,8 @@ fn fencing_tokens_strictly_increase_across_processes() {
             )
         })
         .collect();
-    for (i, worker) in workers.into_iter().enumerate() {
-        worker.finish(&format!("worker {i}"));
+    for worker in &mut workers {
+        worker.wait_success();
     }
     let tokens: Vec<u64> = fs::read_to_string(&file)
         .unwrap()
@@ -269,5 +234,4 @@ fn fencing_tokens_strictly_increase_across_processes() {
     for pair in tokens.windows(2) {
         assert!(pair[1] > pair[0], "token {} after {}", pair[1], pair[0]);
     }
-    fs::remove_dir_all(&dir).unwrap();
 }

@@ -6,20 +6,57 @@
 //! `cargo xtask bench --only postgres` runs this part alone and writes its section of the
 //! README (between the `bench-postgres` markers); the full run writes it too, and its bars into
 //! the chart.
+//!
+//! `pg_bench` prints one typed JSON result (`results::Postgres`, the harness's type); the
+//! network-cut times come from the test's own line of text, since a test is no harness program.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::Command;
 
-use super::{Results, capture_results};
+use super::results::{BenchResult, Postgres};
+use super::{Results, capture_result};
 use crate::{TaskResult, cargo, show};
+
+/// What this part measured.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Measured {
+    /// `pg_bench`'s result.
+    pub(crate) bench: Option<Postgres>,
+    /// The network-cut runs.
+    pub(crate) cuts: Vec<Cut>,
+}
+
+/// One run of the network-cut test.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Cut {
+    /// From the cut to the server's release, in ns.
+    pub(crate) released_ns: f64,
+    /// From the cut to the holder's learning it, in ns.
+    pub(crate) learned_ns: f64,
+}
+
+impl Measured {
+    /// The median of `variant` in the uncontended (`handoff == false`) or handoff measure.
+    fn median(&self, handoff: bool, variant: &str) -> Option<f64> {
+        let bench = self.bench.as_ref()?;
+        let measures = if handoff {
+            &bench.handoff
+        } else {
+            &bench.uncontended
+        };
+        measures
+            .iter()
+            .find(|m| m.variant == variant)
+            .map(|m| m.median_ns as f64)
+    }
+}
 
 /// The README markers of this part's section (inside the whole benchmark section).
 pub(crate) const BEGIN: &str = "<!-- bench-postgres:begin -->";
 pub(crate) const END: &str = "<!-- bench-postgres:end -->";
 
 /// Runs the measurements against the test server (found or started as `cargo xtask ci` does).
-pub(crate) fn run(quick: bool) -> Result<Vec<BTreeMap<String, String>>, String> {
+pub(crate) fn run(quick: bool) -> Result<Measured, String> {
     let server = crate::pg::ensure()?;
     let samples = if quick { "100" } else { "500" };
     let mut build = cargo(&[
@@ -36,16 +73,26 @@ pub(crate) fn run(quick: bool) -> Result<Vec<BTreeMap<String, String>>, String> 
     let mut command = Command::new(exe);
     command.arg(samples);
     server.apply(&mut command);
-    let mut results = capture_results(command)?;
+    let bench = match capture_result(command)? {
+        BenchResult::Postgres(bench) => bench,
+        other => {
+            return Err(format!(
+                "pg_bench printed another kind of result: {other:?}"
+            ));
+        }
+    };
     let cuts = if quick { 1 } else { 3 };
-    for _ in 0..cuts {
-        results.push(network_cut(&server)?);
-    }
-    Ok(results)
+    let cuts = (0..cuts)
+        .map(|_| network_cut(&server))
+        .collect::<Result<_, _>>()?;
+    Ok(Measured {
+        bench: Some(bench),
+        cuts,
+    })
 }
 
 /// One run of the network-cut test, read from what it prints.
-fn network_cut(server: &crate::pg::Server) -> Result<BTreeMap<String, String>, String> {
+fn network_cut(server: &crate::pg::Server) -> Result<Cut, String> {
     let mut command = cargo(&[
         "test",
         "--release",
@@ -88,35 +135,19 @@ fn network_cut(server: &crate::pg::Server) -> Result<BTreeMap<String, String>, S
     };
     let released = secs("released after ").ok_or("no release time in its output")?;
     let learned = secs("learned it after ").ok_or("no learning time in its output")?;
-    let mut fields = BTreeMap::new();
-    fields.insert("kind".to_owned(), "pg-cut".to_owned());
-    fields.insert("released_ns".to_owned(), format!("{:.0}", released * 1e9));
-    fields.insert("learned_ns".to_owned(), format!("{:.0}", learned * 1e9));
-    Ok(fields)
-}
-
-fn find<'a>(
-    results: &'a [BTreeMap<String, String>],
-    kind: &str,
-    imp: Option<&str>,
-) -> Option<&'a BTreeMap<String, String>> {
-    results.iter().find(|r| {
-        r.get("kind").map(String::as_str) == Some(kind)
-            && imp.is_none_or(|i| r.get("impl").map(String::as_str) == Some(i))
+    Ok(Cut {
+        released_ns: released * 1e9,
+        learned_ns: learned * 1e9,
     })
 }
 
-fn num(r: Option<&BTreeMap<String, String>>, key: &str) -> Option<f64> {
-    r?.get(key)?.parse().ok()
-}
-
 /// The README section of this part (without the markers).
-pub(crate) fn markdown(results: &[BTreeMap<String, String>]) -> String {
+pub(crate) fn markdown(results: &Measured) -> String {
     let mut md = String::new();
-    if results.is_empty() {
+    if results.bench.is_none() && results.cuts.is_empty() {
         return md;
     }
-    let rt = num(find(results, "pg-roundtrip", None), "median_ns");
+    let rt = results.bench.as_ref().map(|b| b.roundtrip_ns as f64);
     md.push_str(
         "**PostgreSQL**: `PostgresLock` vs the same advisory-lock calls made raw with the \
          `postgres` crate, one connection per client, same run, no TLS, server on this machine",
@@ -131,20 +162,22 @@ pub(crate) fn markdown(results: &[BTreeMap<String, String>]) -> String {
          | measure (median) | PostgresLock | PostgresLock, no token | raw | raw + token | \
          PostgresLock vs raw | goal |\n|---|---:|---:|---:|---:|---:|---|\n",
     );
-    let median = |kind: &str, imp: &str| num(find(results, kind, Some(imp)), "median_ns");
-    let cell =
-        |kind: &str, imp: &str| median(kind, imp).map_or("—".to_owned(), super::report::duration);
-    for (kind, what) in [
-        ("pg-uncontended", "uncontended lock + unlock"),
-        (
-            "pg-handoff",
-            "handoff: release → the blocked waiter returns",
-        ),
+    let cell = |handoff: bool, variant: &str| {
+        results
+            .median(handoff, variant)
+            .map_or("—".to_owned(), super::report::duration)
+    };
+    for (handoff, what) in [
+        (false, "uncontended lock + unlock"),
+        (true, "handoff: release → the blocked waiter returns"),
     ] {
-        let (Some(ours), Some(raw)) = (median(kind, "ours"), median(kind, "raw")) else {
+        let (Some(ours), Some(raw)) = (
+            results.median(handoff, "ours"),
+            results.median(handoff, "raw"),
+        ) else {
             continue;
         };
-        let (versus, goal) = if kind == "pg-uncontended" {
+        let (versus, goal) = if !handoff {
             let extra = (ours - raw) / rt.unwrap_or(f64::NAN);
             let met = if extra <= 1.0 { "✅" } else { "❌" };
             (
@@ -159,16 +192,16 @@ pub(crate) fn markdown(results: &[BTreeMap<String, String>]) -> String {
         let _ = writeln!(
             md,
             "| {what} | {} | {} | {} | {} | {versus} | {goal} |",
-            cell(kind, "ours"),
-            cell(kind, "ours-no-token"),
-            cell(kind, "raw"),
-            cell(kind, "raw-token"),
+            cell(handoff, "ours"),
+            cell(handoff, "ours-no-token"),
+            cell(handoff, "raw"),
+            cell(handoff, "raw-token"),
         );
     }
     let cuts: Vec<(f64, f64)> = results
+        .cuts
         .iter()
-        .filter(|r| r.get("kind").map(String::as_str) == Some("pg-cut"))
-        .filter_map(|r| Some((num(Some(r), "released_ns")?, num(Some(r), "learned_ns")?)))
+        .map(|c| (c.released_ns, c.learned_ns))
         .collect();
     if let Some(worst) = cuts.iter().map(|c| c.0).reduce(f64::max) {
         let learned = cuts.iter().map(|c| c.1).fold(0.0, f64::max);
@@ -189,11 +222,11 @@ pub(crate) fn markdown(results: &[BTreeMap<String, String>]) -> String {
 }
 
 /// Bars for the chart: ours and raw, per measure.
-pub(crate) fn bars(results: &[BTreeMap<String, String>]) -> Vec<(String, f64, bool)> {
+pub(crate) fn bars(results: &Measured) -> Vec<(String, f64, bool)> {
     let mut bars = Vec::new();
-    for (kind, what) in [("pg-uncontended", "lock+unlock"), ("pg-handoff", "handoff")] {
+    for (handoff, what) in [(false, "lock+unlock"), (true, "handoff")] {
         for imp in ["ours", "ours-no-token", "raw", "raw-token"] {
-            if let Some(ns) = num(find(results, kind, Some(imp)), "median_ns") {
+            if let Some(ns) = results.median(handoff, imp) {
                 let who = match imp {
                     "ours" => "PostgresLock",
                     "ours-no-token" => "PostgresLock, no token",

@@ -37,6 +37,12 @@ pub(crate) fn open(target: &Target, shared: bool) -> SimpleLockResult<PostgresLo
                 "a PostgreSQL lock has a name, not a path",
             ));
         }
+        Target::Descriptor(fd) => {
+            return Err(SimpleLockError::invalid_name(
+                format!("descriptor {fd}"),
+                "a PostgreSQL lock has a name, not a descriptor",
+            ));
+        }
     };
     let mut builder = PostgresLock::builder(name);
     if let Some(url) = url() {
@@ -48,7 +54,8 @@ pub(crate) fn open(target: &Target, shared: bool) -> SimpleLockResult<PostgresLo
     builder.open()
 }
 
-/// Lock, run the command with the fencing token in its environment, unlock; a lock lost while
+/// Lock, run the command with the fencing token and how the previous holder let go in its
+/// environment, unlock; a lock lost while
 /// the command ran is reported (and fails a command that succeeded).
 pub(crate) fn run_command(run: &RunArgs) -> i32 {
     let mut lock = match open(&run.target, run.shared) {
@@ -63,7 +70,8 @@ pub(crate) fn run_command(run: &RunArgs) -> i32 {
         .fencing_token()
         .expect("a held PostgresLock has a token")
         .to_string();
-    let code = crate::child::run_with_env(&run.command, None, &[(TOKEN_VAR, token)]);
+    let previous = crate::previous_holder(lock.previous_holder());
+    let code = crate::child::run_with_env(&run.command, None, previous, &[(TOKEN_VAR, token)]);
     if let Err(err) = lock.try_unlock() {
         crate::say_error(&crate::one_line(&err));
         if code == 0 {
