@@ -1,5 +1,7 @@
-//! `simplelock -b postgres` against the real server: the command gets the fencing token, a
-//! second run is refused while the first holds the lock, `status` names the remote holder, and
+//! `simplelock -b postgres` against the real server: the command gets the fencing token (and
+//! `SIMPLELOCK_PREVIOUS_HOLDER`, `unknown`: the server keeps no record of how a holder let go),
+//! a second run is refused while the first holds the lock, `status` (and `status --json`) names
+//! the remote holder, and
 //! the server is named by `--url` or `$SIMPLELOCK_POSTGRES_URL`.
 #![cfg(feature = "cli")]
 
@@ -33,7 +35,7 @@ fn postgres_backend_runs_the_command_with_a_token_and_excludes_others() {
         "--",
         "sh",
         "-c",
-        "echo token=$SIMPLELOCK_FENCING_TOKEN; read _ || true",
+        "echo token=$SIMPLELOCK_FENCING_TOKEN previous=$SIMPLELOCK_PREVIOUS_HOLDER; read _ || true",
     ])
     .stdin(Stdio::piped())
     .stdout(Stdio::piped())
@@ -43,8 +45,9 @@ fn postgres_backend_runs_the_command_with_a_token_and_excludes_others() {
     BufReader::new(first.stdout.as_mut().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let token: u64 = line
-        .trim()
+    let (token, previous) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
+    assert_eq!(previous, "previous=unknown", "{line:?}");
+    let token: u64 = token
         .strip_prefix("token=")
         .and_then(|t| t.parse().ok())
         .unwrap_or_else(|| panic!("no fencing token in the command's environment: {line:?}"));
@@ -64,6 +67,19 @@ fn postgres_backend_runs_the_command_with_a_token_and_excludes_others() {
         text.contains(&format!("held by pid {}", first.id())) && text.contains("(simplelock) on "),
         "{text}"
     );
+    let json = simplelock(&["status", "--json", "-b", "postgres", "--url", &url, &name])
+        .output()
+        .unwrap();
+    let json = String::from_utf8_lossy(&json.stdout);
+    for field in [
+        r#""backend":"postgres""#.to_owned(),
+        r#""held":true"#.to_owned(),
+        format!(r#""pid":{}"#, first.id()),
+        r#""program":"simplelock""#.to_owned(),
+        r#""host":""#.to_owned(),
+    ] {
+        assert!(json.contains(&field), "{field} missing in {json}");
+    }
 
     drop(first.stdin.take());
     assert!(first.wait().unwrap().success());

@@ -159,7 +159,7 @@ enum Sub {
     Status {
         #[command(flatten)]
         lock: Which,
-        /// Print JSON: {"name","backend","location","held","pid","since"}
+        /// Print JSON: {"name","backend","location","held","pid","program","host","since"}
         #[arg(long)]
         json: bool,
     },

@@ -31,7 +31,9 @@
 //! `SIMPLELOCK_PREVIOUS_HOLDER` in the command's environment is `died` when the backend knows
 //! that the previous holder ended while holding the lock (half-done work may be left: the
 //! command can repair it), `released` when it let go or the lock was new, `unknown` when the
-//! backend cannot tell (a `--file` path or a folder keeps no holder record).
+//! backend cannot tell (a `--file` path, a folder or a PostgreSQL lock keeps no holder record).
+//! The PostgreSQL backend adds the lock's fencing token, `SIMPLELOCK_FENCING_TOKEN`
+//! ([`run_with_env`]).
 //!
 //! # Signals reach the command once
 //!
