@@ -42,10 +42,11 @@ use std::time::Duration;
 use ::tokio::time::{Instant, Sleep, sleep};
 use simplelock_core::{AsyncConcreteLock, SimpleLockResult};
 
-use crate::{
+use super::{
     Announced, FIRST_PAUSE, FileLock, MAX_BLIND_PAUSE, MAX_DEAF, MAX_PAUSE, PAUSE_AFTER_EVENT,
-    TRIES_AFTER_RELEASE, sys,
+    TRIES_AFTER_RELEASE,
 };
+use crate::sys;
 
 /// The state of one async wait for a [`FileLock`]: the watch on the file and the timer.
 #[derive(Debug)]
@@ -74,7 +75,7 @@ struct Watch(sys::Waiter);
 #[cfg(any(target_os = "linux", target_os = "android"))]
 impl std::os::fd::AsRawFd for Watch {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0.fd()
+        self.0.fd().as_raw_fd()
     }
 }
 

@@ -29,15 +29,14 @@ macro_rules! with_async_lock {
     ($backend:expr, $dir:expr, $name:expr, |$lock:ident| $body:expr) => {
         match $backend {
             "file" => {
-                #[allow(
-                    deprecated,
-                    reason = "the harness opens locks the way backends::open does"
-                )]
-                let $lock = FileLock::named_in($dir, "file").map_err(|e| e.to_string())?;
+                let $lock = FileLock::options()
+                    .with_folder($dir)
+                    .named("file")
+                    .map_err(|e| e.to_string())?;
                 $body
             }
             "sema" => {
-                let $lock = SemaphoreLock::new($name).map_err(|e| e.to_string())?;
+                let $lock = SemaphoreLock::named($name).map_err(|e| e.to_string())?;
                 $body
             }
             other => Err(format!(

@@ -1,4 +1,4 @@
-//! [`AsyncConcreteLock`] for [`SemaphoreLock`]: async waiters of one lock share one watcher
+//! `AsyncConcreteLock` for `SemaphoreLock` (this handle's part): async waiters of one lock share one watcher
 //! thread, which sleeps on the futex and wakes them.
 //!
 //! # The design, and why
@@ -21,9 +21,9 @@
 //!   after its last waiter went.
 //!
 //! The watcher never acquires anything: it only wakes. Acquisition happens in
-//! [`poll_lock`](AsyncConcreteLock::poll_lock), on the task's thread, by the same
+//! `poll_lock`, on the task's thread, by the same
 //! compare-and-swap as the blocking path — so a dropped future can leave at most a stale waker
-//! (which [`cancel_wait`](AsyncConcreteLock::cancel_wait) removes), never a thread that takes
+//! (which `cancel_wait` removes), never a thread that takes
 //! the lock later. Nothing in a poll blocks: a compare-and-swap, a map lookup under a mutex held
 //! for a few instructions, and, only when the watcher reports that the holder may be dead, one
 //! read of `/proc/PID/stat` (as the blocking path does).
@@ -54,9 +54,9 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Instant;
 
-use simplelock_core::{AsyncConcreteLock, SimpleLockError, SimpleLockResult};
+use simplelock_core::{SimpleLockError, SimpleLockResult};
 
-use super::{SLICE, SemaphoreLock};
+use super::{Handle, SLICE};
 use crate::process::{self, Liveness};
 use crate::sys::{self, MapRef, ObjectId};
 use crate::word::{self, WAITERS, Word};
@@ -210,7 +210,7 @@ fn watcher(map: &MapRef, id: ObjectId) -> SimpleLockResult<Arc<Watcher>> {
     Ok(new)
 }
 
-impl SemaphoreLock {
+impl Handle {
     /// The key of this handle's registration: its address, stable while a future borrows it.
     fn waiter_key(&self) -> usize {
         std::ptr::from_ref(self) as usize
@@ -225,22 +225,15 @@ impl SemaphoreLock {
     }
 }
 
-impl AsyncConcreteLock for SemaphoreLock {
-    /// The waker lives with the lock's watcher, keyed by the handle.
-    type WaitState = ();
-
-    /// Takes the lock by the same compare-and-swap as [`try_lock`](simplelock_core::ConcreteLock::try_lock);
+impl Handle {
+    /// Takes the lock by the same compare-and-swap as `try_lock`;
     /// when it is held, registers the task with the lock's watcher thread (see the module
     /// docs) and returns `Pending`. A holder that died is taken over.
     ///
-    /// Unlike [`hang_lock`](simplelock_core::ConcreteLock::hang_lock), it never reports
+    /// Unlike `hang_lock`, it never reports
     /// `WouldDeadlock`: tasks on one thread interleave, so another handle of the same thread
     /// holding the lock will release it while this task waits.
-    fn poll_lock(
-        &mut self,
-        _: &mut Option<()>,
-        cx: &mut Context<'_>,
-    ) -> Poll<SimpleLockResult<()>> {
+    pub(crate) fn poll_lock(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>> {
         let me = self.me()?;
         if self.holds(me) {
             return Poll::Ready(Err(SimpleLockError::already_held(&self.name.canonical)));
@@ -298,7 +291,7 @@ impl AsyncConcreteLock for SemaphoreLock {
         }
     }
 
-    fn cancel_wait(&mut self) {
+    pub(crate) fn cancel_wait(&mut self) {
         self.forget_waker();
     }
 }

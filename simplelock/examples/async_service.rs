@@ -60,7 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     match backend.as_str() {
         "file" => deploy(&mut FileLock::named("async-service-example")?).await?,
-        "sema" => deploy(&mut SemaphoreLock::new("async-service-example")?).await?,
+        "sema" => deploy(&mut SemaphoreLock::named("async-service-example")?).await?,
         other => return Err(format!("unknown backend {other:?}: use file or sema").into()),
     }
     heartbeat.abort();

@@ -59,24 +59,25 @@ macro_rules! with_lock {
                 $body
             }
             Kind::Sema => {
-                let mut $lock = SemaphoreLock::new(format!("/{}", $name)).expect("open the lock");
+                let mut $lock =
+                    SemaphoreLock::named(&format!("/{}", $name)).expect("open the lock");
                 $body
             }
         }
     };
 }
 
-/// The file lock of a test: `named_in` keeps the holder record, so deaths are reported.
+/// The file lock of a test: a lock folder's file keeps the holder record, so deaths are
+/// reported.
 trait AtPath {
     fn at_path_for_test(dir: &Path, name: &str) -> FileLock;
 }
 impl AtPath for FileLock {
-    #[allow(
-        deprecated,
-        reason = "named_in is the name until issue 10's options() lands"
-    )]
     fn at_path_for_test(dir: &Path, name: &str) -> FileLock {
-        FileLock::named_in(dir, name).expect("open the lock")
+        FileLock::options()
+            .with_folder(dir)
+            .named(name)
+            .expect("open the lock")
     }
 }
 
