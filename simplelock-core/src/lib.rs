@@ -19,6 +19,10 @@
 //! - [`Wait`] says how long an acquisition may wait (try once, forever, for a while, until a
 //!   deadline) and does the deadline arithmetic for every backend; [`Backoff`] paces waits
 //!   that can only sleep.
+//! - [`AsyncConcreteLock`] and [`AsyncLockExt`] take a lock from async code
+//!   (`lock.lock_async().await`) without blocking the runtime and cancel-safely, with an
+//!   [`AsyncLockGuard`]; no runtime is named here (the facade's `tokio` feature adds timed
+//!   waits on tokio's timer).
 //!
 //! # Example
 //!
@@ -247,6 +251,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod async_lock;
 mod builder;
 #[cfg(feature = "conformance")]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
@@ -258,6 +263,7 @@ mod status;
 mod traits;
 mod wait;
 
+pub use async_lock::{Acquire, AcquireWithin, AsyncConcreteLock, AsyncLockExt, AsyncLockGuard};
 pub use builder::{BuiltLock, LockBuilder};
 pub use error::{BoxError, SimpleLockError, SimpleLockResult};
 pub use guard::{LockGuard, lock_until_finished};

@@ -51,6 +51,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod async_lock;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,6 +94,8 @@ struct State {
     lock_calls: u64,
     unlock_calls: u64,
     acquisitions: u64,
+    /// The async waiters, by handle id: woken at every release (see `async_lock`).
+    wakers: Vec<(u64, std::task::Waker)>,
 }
 
 impl FakeLock {
@@ -232,6 +236,7 @@ impl FakeLock {
         if state.holder.take().is_some() {
             state.holder_died = true;
             self.shared.released.notify_all();
+            async_lock::wake_all(&mut state);
         }
     }
 
@@ -286,13 +291,7 @@ impl FakeLock {
                 }
             };
         }
-        state.holder = Some(self.id);
-        state.acquisitions += 1;
-        let previous = if std::mem::take(&mut state.holder_died) {
-            PreviousHolder::Died
-        } else {
-            PreviousHolder::Released
-        };
+        let previous = take(&mut state, self.id);
         drop(state);
         self.previous = previous;
         Ok(())
@@ -314,6 +313,7 @@ impl FakeLock {
         }
         state.holder = None;
         self.shared.released.notify_all();
+        async_lock::wake_all(&mut state);
         Ok(())
     }
 
@@ -328,6 +328,17 @@ impl FakeLock {
     /// None; the `Result` matches the traits.
     pub fn holder(&self) -> SimpleLockResult<Option<Holder>> {
         Ok(self.state().holder.map(|_| Holder::new(std::process::id())))
+    }
+}
+
+/// Gives the free lock to handle `id`; what it learns about the previous holder.
+fn take(state: &mut State, id: u64) -> PreviousHolder {
+    state.holder = Some(id);
+    state.acquisitions += 1;
+    if std::mem::take(&mut state.holder_died) {
+        PreviousHolder::Died
+    } else {
+        PreviousHolder::Released
     }
 }
 
@@ -351,6 +362,7 @@ impl Drop for FakeLock {
         if state.holder == Some(self.id) {
             state.holder = None;
             self.shared.released.notify_all();
+            async_lock::wake_all(&mut state);
         }
     }
 }

@@ -10,4 +10,10 @@ fn open(key: &str) -> SimpleLockResult<FakeLock> {
     FakeLock::named(&format!("conformance-{key}"))
 }
 
-simplelock_core::conformance_tests!(open, holder_pid, cloneable);
+// The async waits need no runtime: the suite's own executor runs them.
+simplelock_core::conformance_tests!(
+    open,
+    holder_pid,
+    cloneable,
+    async_waits(|future| simplelock_core::conformance::block_on(future)),
+);

@@ -289,6 +289,25 @@
 //! crate calls `flock(2)` through libc, in one place (`src/sys/unix.rs`), retrying on `EINTR`.
 //! fd-lock and std's locking stay as peers in the benchmark (`benches/uncontended.rs`).
 //!
+//! # Async waits (feature `tokio`)
+//!
+//! `FileLock` implements [`AsyncConcreteLock`](simplelock_core::AsyncConcreteLock):
+//! `lock.lock_async().await` waits without blocking a tokio worker, and is cancel-safe.
+//! `flock` has no readiness event, and a blocking `flock` cannot be cancelled (on a
+//! `spawn_blocking` thread it takes the lock later, for a future that is gone), so an async
+//! waiter never calls a blocking `flock`: it tries with `LOCK_NB` and sleeps until something
+//! happens to the file, as the timed wait does — only the inotify instance is registered with
+//! tokio's reactor (`AsyncFd`) instead of a `ppoll` on the thread. A release rewrites the
+//! record and a dead holder's descriptor is closed: both wake the task at once; right after
+//! such an event the task tries again a bounded number of times, yielding to the runtime in
+//! between (the unlock lands microseconds after the record says `free`). Releases that touch
+//! nothing are caught by a tokio timer backing off from 1 ms to 50 ms (10 ms without inotify:
+//! only 128 instances per user by default, so most of 1,000 waiters poll). The lock is only
+//! ever taken by a try inside a poll that returns it; the watch and the timer belong to the
+//! future, and dropping it removes them. An async wait never reports `WouldDeadlock`: tasks of
+//! one thread interleave, so another handle of the same thread will release while this task
+//! waits. Poll it inside a tokio runtime with IO and time enabled.
+//!
 //! # Costs
 //!
 //! An uncontended exclusive `try_lock` + `try_unlock` on a lock folder's file is two `flock`
@@ -330,6 +349,9 @@ mod lock;
 mod record;
 mod sys;
 
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use crate::lock::FileWait;
 pub use crate::lock::{FileLock, FileLockOptions, lock_dir};
 
 #[cfg(doc)]

@@ -17,6 +17,13 @@ use simplelock_core::{
 use crate::record::{self, RECORD_LEN, Record, State};
 use crate::{dir, sys};
 
+// The async wait (feature `tokio`): a child module, it uses this one's private steps.
+#[cfg(feature = "tokio")]
+#[path = "async_lock.rs"]
+mod async_lock;
+#[cfg(feature = "tokio")]
+pub use async_lock::FileWait;
+
 /// How a handle takes the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {

@@ -47,6 +47,7 @@ fn open_shared(key: &str) -> SimpleLockResult<FileLock> {
         .named(key)
 }
 
+#[cfg(not(feature = "tokio"))]
 simplelock_core::conformance_tests!(
     open,
     across_processes,
@@ -54,4 +55,23 @@ simplelock_core::conformance_tests!(
     reports_deaths,
     holder_pid,
     shared(open_shared),
+);
+
+// With feature `tokio`, the same checks and the async ones, each run on a current-thread
+// tokio runtime of its own (the async wait registers with tokio's reactor and timer).
+#[cfg(feature = "tokio")]
+simplelock_core::conformance_tests!(
+    open,
+    across_processes,
+    crash_safe,
+    reports_deaths,
+    holder_pid,
+    shared(open_shared),
+    async_waits(|future| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+            .block_on(future)
+    }),
 );

@@ -89,7 +89,7 @@ fn wait_for(lock: &mut dyn ConcreteLock, timed: bool) -> Result<(), SimpleLockEr
     }
 }
 
-/// `bench-handoff BACKEND hang|timed SAMPLES`: two processes pass the lock back and forth; each
+/// `bench-handoff BACKEND hang|timed|async SAMPLES`: two processes pass the lock back and forth; each
 /// time, the new holder measures the time from the old holder's release to its own return from
 /// the lock call. The holder keeps the lock for 2 ms or more (see [`hold_time`]), so the other is
 /// always asleep in its wait.
@@ -97,8 +97,8 @@ fn wait_for(lock: &mut dyn ConcreteLock, timed: bool) -> Result<(), SimpleLockEr
 pub(crate) struct HandoffArgs {
     /// The lock: file, sema, flock or poll50
     backend: String,
-    /// How the waiter waits
-    #[arg(value_parser = ["hang", "timed"])]
+    /// How the waiter waits (`async`: `lock_async().await` on tokio, file and sema only)
+    #[arg(value_parser = ["hang", "timed", "async"])]
     how: String,
     /// Handoffs to measure
     samples: u64,
@@ -187,6 +187,16 @@ pub(crate) fn handoff_peer(args: &HandoffPeer) -> Result<(), String> {
         rounds,
     } = args;
     let (id, rounds) = (*id, *rounds);
+    if how == "async" {
+        return crate::bench_async::handoff_peer(
+            backend,
+            dir,
+            name,
+            id,
+            rounds,
+            hold_time(backend),
+        );
+    }
     let timed = how == "timed";
     let mut lock = backends::open(backend, dir, name).map_err(|e| e.to_string())?;
     let baton = OpenOptions::new()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::worker::Job;
-use crate::{adversary, bench, sema_adversary, stress, worker};
+use crate::{adversary, bench, bench_async, sema_adversary, stress, worker};
 
 /// The multi-process harness of simplelock: stress runs and measurements with real processes.
 #[derive(Debug, Parser)]
@@ -29,6 +29,9 @@ enum Command {
     BenchThroughput(bench::ThroughputArgs),
     /// Recovery after SIGKILL of the holder; prints one JSON result
     BenchRecovery(bench::RecoveryArgs),
+    /// A ticker's largest gap on a current-thread runtime while its tasks wait for a lock held
+    /// by another process; prints one JSON result
+    BenchTicker(bench_async::TickerArgs),
     #[command(flatten)]
     Role(Role),
 }
@@ -46,6 +49,9 @@ pub(crate) enum Role {
     /// One process of `bench-throughput`
     #[command(hide = true)]
     ThroughputPeer(bench::ThroughputPeer),
+    /// The holder of `bench-ticker`
+    #[command(hide = true)]
+    TickerHolder(bench_async::TickerHolder),
     /// The file backend's adversary
     #[command(hide = true)]
     Replacer(adversary::Replacer),
@@ -63,6 +69,7 @@ impl Role {
         "worker",
         "handoff-peer",
         "throughput-peer",
+        "ticker-holder",
         "replacer",
         "sema-adversary-worker",
         "sema-adversary-user",
@@ -73,6 +80,7 @@ impl Role {
             Role::Worker(job) => worker::run(job),
             Role::HandoffPeer(args) => bench::handoff_peer(args),
             Role::ThroughputPeer(args) => bench::throughput_peer(args),
+            Role::TickerHolder(args) => bench_async::ticker_holder(args),
             Role::Replacer(args) => adversary::replacer(args),
             Role::SemaAdversaryWorker(args) => sema_adversary::worker(args),
             Role::SemaAdversaryUser(args) => sema_adversary::user(args),
@@ -95,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::BenchHandoff(args) => bench::handoff(&args),
         Command::BenchThroughput(args) => bench::throughput(&args),
         Command::BenchRecovery(args) => bench::recovery(&args),
+        Command::BenchTicker(args) => bench_async::ticker(&args),
         Command::Role(role) => role.play(),
     };
     exit(result)

@@ -29,6 +29,7 @@
 mod adversary;
 mod backends;
 mod bench;
+mod bench_async;
 pub mod child;
 mod cli;
 pub mod results;

@@ -28,6 +28,25 @@ pub enum BenchResult {
     Recovery(Recovery),
     /// simplelock-postgres's `pg_bench` example.
     Postgres(Postgres),
+    /// `bench-ticker`.
+    Ticker(Ticker),
+}
+
+/// How late a ticker task of a current-thread runtime runs while other tasks of that runtime
+/// wait for a lock another process holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ticker {
+    /// The lock measured (`file`, `sema`).
+    pub backend: String,
+    /// Tasks waiting in `lock_async().await`.
+    pub waiters: u64,
+    /// The ticker's period, in ns.
+    pub period_ns: u64,
+    /// Ticks counted while the lock was held.
+    pub ticks: u64,
+    /// The largest time between two ticks, in ns (the period if nothing got in the way).
+    pub max_gap_ns: u64,
 }
 
 /// How fast a waiting process gets the lock after its holder lets go.
@@ -154,7 +173,7 @@ macro_rules! into_result {
         }
     )*};
 }
-into_result!(Handoff, Throughput, Recovery, Postgres);
+into_result!(Handoff, Throughput, Recovery, Postgres, Ticker);
 
 /// Prints `result` as one line of JSON on standard output.
 ///
@@ -195,6 +214,13 @@ mod tests {
                 inside: 50,
                 median_ns: 2_000_000,
                 worst_ns: 8_000_000,
+            }),
+            BenchResult::Ticker(Ticker {
+                backend: "file".into(),
+                waiters: 1000,
+                period_ns: 10_000_000,
+                ticks: 180,
+                max_gap_ns: 12_000_000,
             }),
             BenchResult::Postgres(Postgres {
                 samples: 300,

@@ -6,7 +6,11 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use simplelock_core::{ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockResult};
+use std::task::{Context, Poll};
+
+use simplelock_core::{
+    AsyncConcreteLock, ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockResult,
+};
 
 #[cfg(target_os = "linux")]
 use crate::lock as imp;
@@ -254,6 +258,30 @@ impl SemaphoreLock {
 
 /// Each method is the platform handle's, inlined: the uncontended `try_lock` + `try_unlock`
 /// stay one compare-and-swap each.
+/// Async waits without blocking the runtime's thread, on any runtime: the async waiters of one
+/// lock in a process share one watcher thread asleep on the futex; see "Async waits" in the
+/// [crate docs](crate).
+impl AsyncConcreteLock for SemaphoreLock {
+    /// The waker lives with the lock's watcher, keyed by the handle.
+    type WaitState = ();
+
+    /// Takes the lock by the same compare-and-swap as `try_lock`; when it is held, registers
+    /// the task with the lock's watcher thread and returns `Pending`. A holder that died is
+    /// taken over. Unlike `hang_lock`, it never reports `WouldDeadlock`: tasks on one thread
+    /// interleave, so another handle of the same thread holding the lock will release it.
+    fn poll_lock(
+        &mut self,
+        _: &mut Option<()>,
+        cx: &mut Context<'_>,
+    ) -> Poll<SimpleLockResult<()>> {
+        self.imp.poll_lock(cx)
+    }
+
+    fn cancel_wait(&mut self) {
+        self.imp.cancel_wait()
+    }
+}
+
 impl ConcreteLock for SemaphoreLock {
     #[inline]
     fn status(&self) -> SimpleLockResult<LockStatus> {

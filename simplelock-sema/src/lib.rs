@@ -229,6 +229,27 @@
 //! tries once. There is no fairness: a running process may take the lock before a woken
 //! waiter, as with any futex mutex.
 //!
+//! # Async waits
+//!
+//! `SemaphoreLock` implements [`AsyncConcreteLock`](simplelock_core::AsyncConcreteLock):
+//! `lock.lock_async().await` waits without blocking the runtime's thread, on any runtime (no
+//! runtime dependency), and is cancel-safe. A futex has no file descriptor a runtime could
+//! watch, so some thread must sleep in `FUTEX_WAIT`. Rather than one per waiter
+//! (`spawn_blocking`: 1,000 waiters are 1,000 threads, and a dropped future leaves a thread that
+//! later takes the lock for nobody) or one per process in `futex_waitv` (Linux 5.16+, at most
+//! 128 futexes per call, a second futex to announce new locks and a polling fallback), the
+//! async waiters of one lock in a process share **one watcher thread**: it sleeps on the lock
+//! word exactly as a blocking waiter does (it sets `W`, so a release wakes it), wakes every
+//! waiting task when the word changes, checks once per 10 ms slice whether an unchanged owner
+//! is still alive (one `/proc` read for all the waiters) and ends 10 ms after its last waiter
+//! went. Threads are bounded by the number of distinct locks awaited at once. The watcher never
+//! acquires: the task's poll takes the lock by the same compare-and-swap as `try_lock` (and
+//! takes over from a dead owner the watcher reported), so a dropped future leaves at most a
+//! registration, which its drop removes. A release wakes one futex sleeper: if blocking waiters
+//! of other processes sleep on the same lock, the watcher may learn of the change only at the
+//! end of its slice (10 ms). An async wait never reports `WouldDeadlock` (tasks of one thread
+//! interleave).
+//!
 //! # Ownership, threads and handles
 //!
 //! The lock is held by a *handle* of a *process*. [`SemaphoreLock`] is `Send` and `Sync`: any

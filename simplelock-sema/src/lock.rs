@@ -17,6 +17,10 @@ use crate::DEFAULT_MODE;
 use crate::name::{self, LockName};
 use crate::process::{self, Liveness};
 use crate::sys::{self, Header, Object, OpenError, Trust, Woke};
+
+// The async acquisition (a child module: it uses this one's private steps).
+#[path = "async_lock.rs"]
+mod async_lock;
 use crate::word::{self, DEAD_HOLDER, REMOVED, REMOVED_AFTER_DEATH, WAITERS, Word};
 
 /// Written into every lock object's header by its first opener; anything else there means the

@@ -62,6 +62,17 @@ impl Handle {
     pub(crate) fn unlink(self) -> SimpleLockResult<()> {
         match self.never {}
     }
+
+    pub(crate) fn poll_lock(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<SimpleLockResult<()>> {
+        match self.never {}
+    }
+
+    pub(crate) fn cancel_wait(&mut self) {
+        match self.never {}
+    }
 }
 
 impl ConcreteLock for Handle {

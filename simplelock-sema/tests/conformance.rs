@@ -11,7 +11,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use simplelock_core::conformance;
-use simplelock_core::{ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockResult};
+use std::task::{Context, Poll};
+
+use simplelock_core::{
+    AsyncConcreteLock, ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockResult,
+};
 use simplelock_sema::SemaphoreLock;
 
 mod common;
@@ -93,10 +97,35 @@ impl ConcreteLock for Tracked {
     }
 }
 
+impl AsyncConcreteLock for Tracked {
+    type WaitState = <SemaphoreLock as AsyncConcreteLock>::WaitState;
+    fn poll_lock(
+        &mut self,
+        state: &mut Option<Self::WaitState>,
+        cx: &mut Context<'_>,
+    ) -> Poll<SimpleLockResult<()>> {
+        self.lock.poll_lock(state, cx)
+    }
+    fn cancel_wait(&mut self) {
+        self.lock.cancel_wait()
+    }
+    fn poll_try_lock(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>> {
+        self.lock.poll_try_lock(cx)
+    }
+    fn poll_unlock(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>> {
+        self.lock.poll_unlock(cx)
+    }
+    fn release_on_drop(&mut self) {
+        self.lock.release_on_drop()
+    }
+}
+
+// The async waits need no runtime: the suite's own executor runs them.
 simplelock_core::conformance_tests!(
     open,
     across_processes,
     crash_safe,
     reports_deaths,
     holder_pid,
+    async_waits(|future| conformance::block_on(future)),
 );

@@ -4,6 +4,9 @@
 
 mod builder;
 pub mod compat_0_4;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+mod tokio;
 
 pub use builder::LockBuilderExt;
 // Everything of the core; `LockBuilderExt` adds `build` to its builder.
@@ -11,6 +14,13 @@ pub use simplelock_core::{
     Backoff, BoxError, BuiltLock, ConcreteLock, Holder, Lock, LockBuilder, LockGuard, LockStatus,
     PreviousHolder, SimpleLockError, SimpleLockResult, Wait, lock_until_finished,
 };
+// The async vocabulary (no runtime needed; feature `tokio` adds `TokioLockExt`).
+pub use simplelock_core::{
+    Acquire, AcquireWithin, AsyncConcreteLock, AsyncLockExt, AsyncLockGuard,
+};
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use tokio::TokioLockExt;
 
 #[cfg(feature = "fake")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fake")))]

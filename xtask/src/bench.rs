@@ -2,9 +2,10 @@
 //! they are compared with meet the same machine in the same state, and the results written down.
 //!
 //! 1. criterion micro-benchmarks of the backends (uncontended lock+unlock pairs, ours and raw);
-//! 2. multi-process measurements by `simplelock-harness`: handoff latency, throughput of 4
-//!    contending processes, recovery after SIGKILL of the holder, each read from the one JSON
-//!    result the harness prints (see `results.rs`);
+//! 2. multi-process measurements by `simplelock-harness`: handoff latency (blocking, timed and
+//!    async waiters), throughput of 4 contending processes, recovery after SIGKILL of the
+//!    holder, a ticker's largest gap on a current-thread runtime while 1,000 of its tasks wait
+//!    for a lock, each read from the one JSON result the harness prints (see `results.rs`);
 //! 3. the results as a table in README.md (between the `bench` markers) and as a chart,
 //!    docs/bench.svg, with the machine and the date.
 
@@ -73,18 +74,23 @@ pub(crate) fn main(quick: bool, only: Option<Part>) -> TaskResult {
     let poll_samples = if quick { "10" } else { "40" };
     let millis = if quick { "500" } else { "2000" };
     let kills = if quick { "10" } else { "50" };
+    let ticker_millis = if quick { "1000" } else { "3000" };
     let runs: Vec<Vec<&str>> = vec![
         vec!["bench-handoff", "flock", "hang", samples],
         vec!["bench-handoff", "file", "hang", samples],
         vec!["bench-handoff", "file", "timed", samples],
         vec!["bench-handoff", "sema", "hang", samples],
         vec!["bench-handoff", "sema", "timed", samples],
+        vec!["bench-handoff", "file", "async", samples],
+        vec!["bench-handoff", "sema", "async", samples],
         vec!["bench-handoff", "poll50", "hang", poll_samples],
         vec!["bench-throughput", "flock", "4", millis],
         vec!["bench-throughput", "file", "4", millis],
         vec!["bench-throughput", "sema", "4", millis],
         vec!["bench-recovery", "file", kills],
         vec!["bench-recovery", "sema", kills],
+        vec!["bench-ticker", "file", "1000", ticker_millis],
+        vec!["bench-ticker", "sema", "1000", ticker_millis],
     ];
     for run in runs {
         let mut command = Command::new(&exe);

@@ -89,6 +89,10 @@ pub(super) fn run<H: ConcreteLock + Send + 'static>(name: &str, ctx: &Ctx<H>) {
         "holder_names_the_holding_process" => holder_names_the_holding_process(ctx),
         "shared_holders_coexist" => shared_holders_coexist(ctx),
         "shared_and_exclusive_exclude_each_other" => shared_and_exclusive_exclude_each_other(ctx),
+        name if name.starts_with("async_") => match &ctx.backend.async_checks {
+            Some(run) => run(name, ctx),
+            None => unreachable!("the claim was checked before the check ran"),
+        },
         other => multi::run(other, ctx),
     }
 }

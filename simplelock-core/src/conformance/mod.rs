@@ -43,6 +43,7 @@
 //! | [`holder_pid`](Backend::holder_pid) | `holder_names_the_holding_process` (and the child's pid across processes) |
 //! | [`cloneable`](Backend::cloneable) | `clone_is_a_new_handle_on_the_same_lock` |
 //! | [`shared`](Backend::shared) | `shared_holders_coexist`, `shared_and_exclusive_exclude_each_other` |
+//! | [`async_waits`](Backend::async_waits) | `async_lock_waits_for_release`, `async_errors`, `async_dropped_wait_takes_nothing`, `async_guard_releases`, `async_waiters_each_get_their_turn` |
 //!
 //! # What the suite checks
 //!
@@ -132,6 +133,7 @@
 //!   acquire within [`TIMING_SLACK`] of a release — in at least one of [`TIMING_TRIES`] tries.
 //!   A backend that sleeps in fixed steps of 300 ms overshoots every try and fails.
 
+mod async_checks;
 mod checks;
 pub mod child;
 mod harness;
@@ -142,8 +144,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{ConcreteLock, SimpleLockResult};
+use crate::{AsyncConcreteLock, ConcreteLock, SimpleLockResult};
 
+pub use async_checks::{BlockOn, block_on, sleep};
 pub use process::run_id;
 
 /// How long a check gives a wrong outcome (a second holder, an early return) the chance to
@@ -178,10 +181,15 @@ pub enum Claim {
     /// Shared handles (from the second opener) hold the lock together, never with an exclusive
     /// one.
     Shared,
+    /// The backend implements [`AsyncConcreteLock`]: async waits that wake, time out, guard
+    /// and are cancel-safe.
+    AsyncWaits,
 }
 
 type Opener<H> = Arc<dyn Fn(&str) -> SimpleLockResult<H> + Send + Sync>;
 type Cloner<H> = Arc<dyn Fn(&H) -> H + Send + Sync>;
+/// Runs an async check: made where `H: AsyncConcreteLock` is known, called where it is not.
+type AsyncRunner<H> = Arc<dyn Fn(&str, &harness::Ctx<H>) + Send + Sync>;
 
 /// A backend under test: how to open a handle for a key, and what it claims.
 ///
@@ -204,6 +212,7 @@ pub struct Backend<H> {
     open: Opener<H>,
     open_shared: Option<Opener<H>>,
     clone: Option<Cloner<H>>,
+    async_checks: Option<AsyncRunner<H>>,
     claims: Vec<Claim>,
     patience: Duration,
     wake: Duration,
@@ -215,6 +224,7 @@ impl<H> Clone for Backend<H> {
             open: Arc::clone(&self.open),
             open_shared: self.open_shared.clone(),
             clone: self.clone.clone(),
+            async_checks: self.async_checks.clone(),
             claims: self.claims.clone(),
             patience: self.patience,
             wake: self.wake,
@@ -239,6 +249,7 @@ impl<H: ConcreteLock + Send + 'static> Backend<H> {
             open: Arc::new(open),
             open_shared: None,
             clone: None,
+            async_checks: None,
             claims: Vec::new(),
             patience: PATIENCE,
             wake: WAKE,
@@ -298,6 +309,27 @@ impl<H: ConcreteLock + Send + 'static> Backend<H> {
     ) -> Self {
         self.open_shared = Some(Arc::new(open_shared));
         self.with(Claim::Shared)
+    }
+
+    /// Claims async waits ([`AsyncConcreteLock`]); `block_on` runs a future to its end on the
+    /// calling thread: [`block_on`] for a backend that needs no runtime,
+    /// `|f| tokio_runtime().block_on(f)` for one that needs tokio.
+    #[must_use]
+    pub fn async_waits(
+        mut self,
+        block_on: impl Fn(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>)
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self
+    where
+        H: AsyncConcreteLock,
+    {
+        let block_on: BlockOn = Arc::new(block_on);
+        self.async_checks = Some(Arc::new(move |name, ctx| {
+            async_checks::run(name, ctx, &block_on)
+        }));
+        self.with(Claim::AsyncWaits)
     }
 
     /// How long the watchdog lets a check run before it fails it as stuck ([`PATIENCE`] unless
@@ -369,6 +401,11 @@ pub const CHECKS: &[(&str, Option<Claim>)] = &[
         "clean_release_is_reported_released",
         Some(Claim::ReportsDeaths),
     ),
+    ("async_lock_waits_for_release", Some(Claim::AsyncWaits)),
+    ("async_errors", Some(Claim::AsyncWaits)),
+    ("async_dropped_wait_takes_nothing", Some(Claim::AsyncWaits)),
+    ("async_guard_releases", Some(Claim::AsyncWaits)),
+    ("async_waiters_each_get_their_turn", Some(Claim::AsyncWaits)),
 ];
 
 /// A check that failed: its name and the verdict.
@@ -523,6 +560,15 @@ macro_rules! conformance_tests {
     };
     (@claim cloneable) => {
         $crate::conformance_tests!(@tests clone_is_a_new_handle_on_the_same_lock,);
+    };
+    (@claim async_waits) => {
+        $crate::conformance_tests!(@tests
+            async_lock_waits_for_release,
+            async_errors,
+            async_dropped_wait_takes_nothing,
+            async_guard_releases,
+            async_waiters_each_get_their_turn,
+        );
     };
     (@claim shared) => {
         $crate::conformance_tests!(@tests

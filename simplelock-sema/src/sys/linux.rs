@@ -171,7 +171,7 @@ impl Drop for Mapping {
 /// A handle's reference to the mapping of its object. All handles of one object in a process
 /// share one [`Mapping`] (a process has a limited number of mappings, `vm.max_map_count`); the
 /// address is kept here too, so the uncontended paths read it without going through the `Arc`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct MapRef {
     ptr: NonNull<Shared>,
     /// Keeps the mapping mapped while this handle lives.

@@ -70,6 +70,8 @@ pub(crate) struct Report {
     throughput: Vec<(String, f64)>,
     recovery: Vec<(String, f64, f64, u64)>,
     postgres: super::postgres::Measured,
+    /// Backend, waiters, period and largest gap (ns).
+    ticker: Vec<(String, u64, f64, f64)>,
 }
 
 impl Report {
@@ -86,6 +88,7 @@ impl Report {
         let mut handoff = Vec::new();
         let mut throughput = Vec::new();
         let mut recovery = Vec::new();
+        let mut ticker = Vec::new();
         for result in &results.multi {
             match result {
                 BenchResult::Handoff(h) => handoff.push((
@@ -101,6 +104,12 @@ impl Report {
                     r.worst_ns as f64,
                     r.kills,
                 )),
+                BenchResult::Ticker(t) => ticker.push((
+                    t.backend.clone(),
+                    t.waiters,
+                    t.period_ns as f64,
+                    t.max_gap_ns as f64,
+                )),
                 // Read into `results.postgres` by `postgres::run`, never into `multi`.
                 BenchResult::Postgres(_) => {}
             }
@@ -111,6 +120,7 @@ impl Report {
             handoff,
             throughput,
             recovery,
+            ticker,
             postgres: results.postgres.clone(),
         }
     }
@@ -141,6 +151,7 @@ impl Report {
         self.handoff_section(&mut md);
         self.throughput_section(&mut md);
         self.recovery_section(&mut md);
+        self.ticker_section(&mut md);
         self.postgres_section(&mut md);
         md.push_str("\n![benchmark chart](docs/bench.svg)\n");
         md
@@ -189,6 +200,13 @@ impl Report {
         let poll = self.handoff_median("poll50", "hang");
         for (backend, wait, median, p99) in &self.handoff {
             let goal = match (backend.as_str(), wait.as_str()) {
+                ("file" | "sema", "async") => self
+                    .handoff_median(backend, "hang")
+                    .map(|hang| at_most(median / hang, 2.0))
+                    .map(|g| Goal {
+                        text: format!("async {} of blocking", g.text),
+                        met: g.met,
+                    }),
                 ("file" | "sema", "timed") => self
                     .handoff_median(backend, "hang")
                     .map(|hang| at_most(median / hang, 2.0))
@@ -263,6 +281,34 @@ impl Report {
         }
     }
 
+    /// A ticker's largest gap while the tasks of its runtime wait for a lock (only when
+    /// measured).
+    fn ticker_section(&self, md: &mut String) {
+        if self.ticker.is_empty() {
+            return;
+        }
+        md.push_str(
+            "\n**Async waiters**: a ticker task sleeping 10 ms at a time on a current-thread tokio \
+             runtime while other tasks of that runtime wait in `lock_async().await` for a lock \
+             another process holds; its largest gap between two ticks\n\n",
+        );
+        md.push_str("| lock | waiters | period | largest gap | goal |\n|---|---:|---:|---:|---|\n");
+        for (backend, waiters, period, gap) in &self.ticker {
+            let goal = Some(Goal {
+                text: "the ticker keeps ticking (gap < 10 periods)".to_owned(),
+                met: *gap < period * 10.0,
+            });
+            let _ = writeln!(
+                md,
+                "| {} | {waiters} | {} | {} | {} |",
+                label(backend),
+                duration(*period),
+                duration(*gap),
+                goal_cell(goal)
+            );
+        }
+    }
+
     /// The PostgreSQL part, between its own markers (so `--only postgres` can replace it alone).
     fn postgres_section(&self, md: &mut String) {
         let _ = write!(
@@ -324,6 +370,23 @@ impl Report {
                 })
                 .collect(),
         });
+        if !self.ticker.is_empty() {
+            panels.push(Panel {
+                title: "A 10 ms ticker while 1,000 tasks wait (largest gap)".into(),
+                unit: "time",
+                log: false,
+                show: duration,
+                bars: self
+                    .ticker
+                    .iter()
+                    .map(|(backend, waiters, _, gap)| Bar {
+                        label: format!("{} ({waiters} async waiters)", label(backend)),
+                        value: *gap,
+                        ours: true,
+                    })
+                    .collect(),
+            });
+        }
         let postgres = super::postgres::bars(&self.postgres);
         if !postgres.is_empty() {
             panels.push(Panel {

@@ -17,6 +17,18 @@ pub(crate) enum BenchResult {
     Throughput(Throughput),
     Recovery(Recovery),
     Postgres(Postgres),
+    Ticker(Ticker),
+}
+
+/// `bench-ticker`: a ticker's largest gap while its runtime's tasks wait for a lock.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Ticker {
+    pub(crate) backend: String,
+    pub(crate) waiters: u64,
+    pub(crate) period_ns: u64,
+    pub(crate) ticks: u64,
+    pub(crate) max_gap_ns: u64,
 }
 
 /// `bench-handoff`: from a release to the waiter's return from its lock call.
@@ -110,14 +122,15 @@ mod tests {
     fn the_mirror_reads_the_harness_sample() {
         let sample: serde_json::Value = serde_json::from_str(SAMPLE).unwrap();
         let bench: Vec<BenchResult> = serde_json::from_value(sample["bench"].clone()).unwrap();
-        assert_eq!(bench.len(), 4);
+        assert_eq!(bench.len(), 5);
         assert!(
             matches!(&bench[0], BenchResult::Handoff(h) if h.median_ns == 20_000 && h.wait == "hang")
         );
         assert!(matches!(&bench[1], BenchResult::Throughput(t) if t.per_second == 500_000.0));
         assert!(matches!(&bench[2], BenchResult::Recovery(r) if r.worst_ns == 8_000_000));
+        assert!(matches!(&bench[3], BenchResult::Ticker(t) if t.max_gap_ns == 12_000_000));
         assert!(
-            matches!(&bench[3], BenchResult::Postgres(p) if p.roundtrip_ns == 25_000 && p.handoff[0].variant == "raw")
+            matches!(&bench[4], BenchResult::Postgres(p) if p.roundtrip_ns == 25_000 && p.handoff[0].variant == "raw")
         );
         let stress: StressSummary = serde_json::from_value(sample["stress"].clone()).unwrap();
         assert_eq!(stress.runs[1].failures, ["1 lost updates"]);

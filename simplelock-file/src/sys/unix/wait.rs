@@ -131,7 +131,7 @@ mod linux {
             Some(waiter)
         }
 
-        fn fd(&self) -> &OwnedFd {
+        pub(crate) fn fd(&self) -> &OwnedFd {
             // Taken out only by `drop`, after which nothing calls this.
             self.inotify
                 .as_ref()
@@ -159,7 +159,7 @@ mod linux {
         }
 
         /// Read and drop the pending events (the descriptor is non-blocking).
-        fn drain(&self) {
+        pub(crate) fn drain(&self) {
             let mut buf = [0u8; 1024];
             loop {
                 match rustix::io::read(self.fd(), &mut buf) {
