@@ -326,6 +326,8 @@ compile_error!(
 );
 
 mod dir;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod permits;
 mod record;
 #[allow(
     unsafe_code,
@@ -394,6 +396,9 @@ fn time_left(deadline: Option<Instant>) -> Duration {
 
 /// Each handle gets an id, for the deadlock registry.
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub use permits::FilePermits;
 
 /// The folder for named locks: `$SIMPLELOCK_DIR`, else `/run/lock/simplelock-<uid>` (or
 /// `/dev/shm/simplelock-<uid>`, or `<temp dir>/simplelock-<uid>` where that is not possible),

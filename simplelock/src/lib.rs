@@ -9,12 +9,16 @@ pub use builder::LockBuilderExt;
 // Everything of the core; `LockBuilderExt` adds `build` to its builder.
 pub use simplelock_core::{
     Backoff, BoxError, BuiltLock, ConcreteLock, Holder, Lock, LockBuilder, LockGuard, LockStatus,
-    PreviousHolder, SimpleLockError, SimpleLockResult, Wait, lock_until_finished,
+    PermitState, Permits, PreviousHolder, SimpleLockError, SimpleLockResult, Wait,
+    lock_until_finished, permits,
 };
 
 #[cfg(feature = "fake")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fake")))]
-pub use simplelock_fake::FakeLock;
+pub use simplelock_fake::{FakeLock, FakePermits};
+#[cfg(all(feature = "file", any(target_os = "linux", target_os = "android")))]
+#[cfg_attr(docsrs, doc(cfg(feature = "file")))]
+pub use simplelock_file::FilePermits;
 #[cfg(feature = "file")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub use simplelock_file::{FileLock, lock_dir};
