@@ -955,6 +955,21 @@ fn describe(value: u64) -> String {
 }
 
 impl SemaphoreLock {
+    /// `try_lock` for a waiter on several locks at once that has slept: it takes a free word
+    /// with the waiters bit set, as `acquire_slow` does after sleeping, so that its release
+    /// wakes the next sleeper (other waiters may still sleep on this word, whose bit the last
+    /// release cleared).
+    pub(crate) fn try_lock_after_sleep(&mut self) -> SimpleLockResult<()> {
+        let me = self.me()?;
+        if self.holds(me) {
+            return Err(SimpleLockError::already_held(&self.name.canonical));
+        }
+        if self.claim_free(me, me | WAITERS) {
+            return Ok(());
+        }
+        self.acquire_slow(me, Wait::Try)
+    }
+
     /// For a waiter on several locks at once (`SemaphorePermits`): whether the word is free
     /// (or removed) now, one load, no liveness check — worth a `try_lock`.
     pub(crate) fn looks_free(&self) -> bool {

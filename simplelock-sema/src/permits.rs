@@ -149,13 +149,19 @@ impl SemaphorePermits {
     }
 
     /// One try of the permits: every one with its liveness check if `all`, else only those
-    /// whose word looks free. `Ok(true)`: one is ours now.
-    fn try_take(&mut self, all: bool) -> SimpleLockResult<bool> {
+    /// whose word looks free; `slept`: after a sleep (then a taken word keeps its waiters bit,
+    /// so that its release wakes the next sleeper). `Ok(true)`: one is ours now.
+    fn try_take(&mut self, all: bool, slept: bool) -> SimpleLockResult<bool> {
         for (index, slot) in self.slots.iter_mut().enumerate() {
             if !all && !slot.looks_free() {
                 continue;
             }
-            match slot.try_lock() {
+            let taken = if slept {
+                slot.try_lock_after_sleep()
+            } else {
+                slot.try_lock()
+            };
+            match taken {
                 Ok(()) => {
                     self.previous = slot.previous_holder();
                     self.held = Some((index as u32, std::process::id()));
@@ -176,8 +182,9 @@ impl SemaphorePermits {
         self.held = None;
         let wait = wait.start();
         let mut all = true;
+        let mut slept = false;
         loop {
-            if self.try_take(all)? {
+            if self.try_take(all, slept)? {
                 return Ok(());
             }
             let Some(nap) = wait.sleep_slice(SLICE) else {
@@ -193,6 +200,7 @@ impl SemaphorePermits {
                 all = false; // one was given back meanwhile: try again at once
                 continue;
             }
+            slept = true;
             let woke = match sys::futex_waitv(&armed, nap) {
                 Err(err) if err.raw_os_error() == Some(libc::ENOSYS) => {
                     let (word, expected) = armed[0];
