@@ -190,6 +190,17 @@ impl Report {
                         text: format!("timed {} of blocking", g.text),
                         met: g.met,
                     }),
+                // A permit hands over within 2x the lock of its backend, waiting the same way.
+                ("file-permits" | "sema-permits", _) => {
+                    let lock = backend.trim_end_matches("-permits");
+                    self.handoff_median(lock, wait).map(|lock_median| {
+                        let ratio = median / lock_median;
+                        Goal {
+                            text: format!("{ratio:.2}× the lock's handoff (goal ≤ 2×)"),
+                            met: at_most(ratio, 2.0).met,
+                        }
+                    })
+                }
                 ("file" | "sema", _) => poll.map(|poll| Goal {
                     text: format!(
                         "{:.0}× faster than 50 ms polling (goal ≥ 100×)",
@@ -316,6 +327,8 @@ fn label(backend: &str) -> &str {
         "file" => "FileLock",
         "sema" => "SemaphoreLock",
         "flock" => "raw flock(2)",
+        "file-permits" => "FilePermits, one of 3 permits",
+        "sema-permits" => "SemaphorePermits, one of 3 permits",
         "poll50" => "flock polled every 50 ms",
         "none" => "no lock",
         other => other,
