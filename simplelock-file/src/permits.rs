@@ -70,6 +70,7 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -567,6 +568,15 @@ impl Drop for FilePermits {
         if self.holds() {
             let _ = self.try_unlock();
         }
+    }
+}
+
+/// The semaphore's open file, for a program that is to inherit the permit (as `simplelock`'s
+/// command does): the permit is a lock of the open file description, so it stays held while
+/// any process has the description open, even after this handle's process ended.
+impl AsFd for FilePermits {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 

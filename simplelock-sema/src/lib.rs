@@ -68,6 +68,13 @@
 //! # Ok::<(), SimpleLockError>(())
 //! ```
 //!
+//! # Counting semaphores
+//!
+//! [`SemaphorePermits`] is a semaphore of N permits made of N of these lock words (so each
+//! permit has its owner token and is taken over from a dead holder), waited on all at once with
+//! `futex_waitv`. Its handle is a lock that takes one permit; the module [`permits`] argues
+//! the design.
+//!
 //! # How it works
 //!
 //! The lock `/NAME` is a POSIX shared memory object, `/dev/shm/sl.NAME`, of 64 bytes, mapped
@@ -385,7 +392,7 @@
 mod lock;
 mod name;
 #[cfg(target_os = "linux")]
-mod permits;
+pub mod permits;
 #[cfg(target_os = "linux")]
 mod process;
 #[cfg(target_os = "linux")]
