@@ -99,6 +99,24 @@ const GIVEN_BACK: u8 = 2;
 /// the same name are two objects.
 const SUFFIX: &str = ".permits";
 
+/// `<name>.permits`, or the rule `name` breaks.
+fn file_name(name: &str) -> SimpleLockResult<String> {
+    let file = dir::lock_file_name(name)?;
+    let stem = file.strip_suffix(".lock").unwrap_or(&file);
+    let file = format!("{stem}{SUFFIX}");
+    if file.len() > 255 {
+        return Err(SimpleLockError::invalid_name(
+            name,
+            format!(
+                "the name is {} bytes long, at most {} are allowed for a semaphore",
+                name.len(),
+                255 - SUFFIX.len()
+            ),
+        ));
+    }
+    Ok(file)
+}
+
 /// The first sleep after a wake-up that found no free permit, and of polling.
 const FIRST_NAP: Duration = Duration::from_micros(50);
 /// The longest sleep between tries where inotify is not available (then the waiter polls).
@@ -150,20 +168,45 @@ impl FilePermits {
     /// semaphore exists with another number of permits; the errors of [`lock_dir`] and
     /// [`at_path`](FilePermits::at_path).
     pub fn named(name: &str, permits: u32) -> SimpleLockResult<FilePermits> {
-        let file = dir::lock_file_name(name)?;
-        let stem = file.strip_suffix(".lock").unwrap_or(&file);
-        let file = format!("{stem}{SUFFIX}");
-        if file.len() > 255 {
-            return Err(SimpleLockError::invalid_name(
-                name,
-                format!(
-                    "the name is {} bytes long, at most {} are allowed for a semaphore",
-                    name.len(),
-                    255 - SUFFIX.len()
-                ),
-            ));
-        }
+        let file = file_name(name)?;
         FilePermits::at_path(lock_dir()?.join(file), permits)
+    }
+
+    /// The file of the semaphore called `name`, without creating anything.
+    ///
+    /// # Errors
+    /// [`SimpleLockError::InvalidName`] saying which rule `name` breaks.
+    pub fn named_path(name: &str) -> SimpleLockResult<PathBuf> {
+        let file = file_name(name)?;
+        Ok(dir::chosen_dir(|key| std::env::var_os(key), &std::env::temp_dir()).join(file))
+    }
+
+    /// A handle on the semaphore called `name` if its file exists, creating nothing (no
+    /// folder, no file, no header); `Ok(None)` if it does not exist.
+    ///
+    /// # Errors
+    /// Those of [`named`](FilePermits::named), a disagreeing number of permits included, but
+    /// for a missing folder or file.
+    pub fn named_existing(name: &str, permits: u32) -> SimpleLockResult<Option<FilePermits>> {
+        let path = FilePermits::named_path(name)?;
+        if let Some(folder) = path.parent()
+            && folder.exists()
+        {
+            dir::check_existing_dir(|key| std::env::var_os(key), &std::env::temp_dir())?;
+        }
+        let name = path.display().to_string();
+        check_permits(&name, permits, FilePermits::MAX)?;
+        let Some(fd) = sys::open_existing(&path, &name)? else {
+            return Ok(None);
+        };
+        if fd
+            .len()
+            .map_err(|err| SimpleLockError::from_io(&name, "reading the semaphore", err))?
+            == 0
+        {
+            return Ok(None); // created by an opener that has not written the header yet
+        }
+        FilePermits::with_fd(fd, path, name, permits).map(Some)
     }
 
     /// A handle on the semaphore with `permits` permits kept in the file at `path`, created if
@@ -182,6 +225,15 @@ impl FilePermits {
         let name = path.display().to_string();
         check_permits(&name, permits, FilePermits::MAX)?;
         let fd = sys::open(&path, &name)?;
+        FilePermits::with_fd(fd, path, name, permits)
+    }
+
+    fn with_fd(
+        fd: LockFd,
+        path: PathBuf,
+        name: String,
+        permits: u32,
+    ) -> SimpleLockResult<FilePermits> {
         if !fd.writable {
             return Err(SimpleLockError::permission_denied(
                 &name,

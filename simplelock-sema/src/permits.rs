@@ -113,6 +113,38 @@ impl SemaphorePermits {
         })
     }
 
+    /// A handle on the semaphore `name` if it exists, creating nothing; `Ok(None)` if it does
+    /// not (or is being created right now).
+    ///
+    /// # Errors
+    /// Those of [`named`](SemaphorePermits::named), a disagreeing number of permits included.
+    pub fn open_existing(name: &str, permits: u32) -> SimpleLockResult<Option<SemaphorePermits>> {
+        let canonical = format!("/{}", name.strip_prefix('/').unwrap_or(name));
+        check_permits(&canonical, permits, SemaphorePermits::MAX)?;
+        match existing_permits(&canonical)? {
+            None => return Ok(None),
+            Some(existing) if existing != permits => {
+                return Err(SimpleLockError::permits_disagree(
+                    canonical, existing, permits,
+                ));
+            }
+            Some(_) => {}
+        }
+        let mut slots = Vec::new();
+        for slot in 0..permits {
+            match SemaphoreLock::open_existing(slot_name(&canonical, slot))? {
+                Some(lock) => slots.push(lock),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(SemaphorePermits {
+            name: canonical,
+            slots,
+            held: None,
+            previous: PreviousHolder::Unknown,
+        }))
+    }
+
     /// Deletes the semaphore `name`'s objects (its permits, its marker and the lock that
     /// guards the marker), each as [`SemaphoreLock::remove`] does, safely while in use: a
     /// holder keeps its permit until it gives it back, and later openers make a new semaphore.

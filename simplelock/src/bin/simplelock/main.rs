@@ -16,6 +16,7 @@
 mod args;
 mod child;
 mod descriptor;
+mod permits;
 mod report;
 
 use std::io::{IsTerminal, Write};
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
             json,
         })) => finish(status(backend, &target, json)),
         Ok(Ok(Invocation::Remove { name })) => finish(remove(&name)),
+        Ok(Ok(Invocation::RemovePermits { name })) => finish(remove_permits(&name)),
         Ok(Ok(Invocation::Completions(shell))) => completions(shell),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
@@ -113,6 +115,8 @@ fn fail(err: &SimpleLockError, conflict_exit_code: i32) -> i32 {
             conflict_exit_code
         }
         SimpleLockError::InvalidName { .. } | SimpleLockError::NoLockEnabled => exit::USAGE,
+        // A counting semaphore opened with another N than it has.
+        _ if err.kind() == std::io::ErrorKind::InvalidInput => exit::USAGE,
         SimpleLockError::PermissionDenied { .. } => exit::UNAVAILABLE,
         _ => exit::SOFTWARE,
     }
@@ -142,6 +146,7 @@ fn open(
     shared: bool,
 ) -> SimpleLockResult<(Box<dyn ConcreteLock + Send>, Option<RawFd>)> {
     Ok(match (backend, target) {
+        (backend, Target::Permits(name, permits)) => permits::open(backend, name, *permits)?,
         (Backend::File, Target::Path(path)) if path.is_dir() => {
             let lock = DescriptorLock::folder(path, shared)?;
             let fd = lock.raw_fd();
@@ -175,6 +180,10 @@ fn open_file(target: &Target) -> SimpleLockResult<FileLock> {
             format!("descriptor {fd}"),
             "an inherited descriptor is no lock file",
         )),
+        Target::Permits(name, _) => Err(SimpleLockError::invalid_name(
+            name,
+            "a counting semaphore is no lock file",
+        )),
     }
 }
 
@@ -183,6 +192,7 @@ fn describe(target: &Target) -> String {
         Target::Name(name) => name.clone(),
         Target::Path(path) => path.display().to_string(),
         Target::Descriptor(fd) => format!("descriptor {fd}"),
+        Target::Permits(name, _) => name.clone(),
     }
 }
 
@@ -278,6 +288,9 @@ fn acquire(lock: &mut dyn ConcreteLock, wait: Wait, name: &str) -> SimpleLockRes
 
 /// `simplelock status`: who holds the lock and since when; exit status 0 either way.
 fn status(backend: Backend, target: &Target, json: bool) -> SimpleLockResult<i32> {
+    if let Target::Permits(name, n) = target {
+        return Ok(print_out(&permits::status(backend, name, *n, json)?));
+    }
     // Looking at a lock creates nothing: no kernel object, no lock folder, no lock file.
     let (lock, location): (Option<Box<dyn ConcreteLock + Send>>, _) = match (backend, target) {
         (Backend::Sema, Target::Name(name)) => (
@@ -295,9 +308,9 @@ fn status(backend: Backend, target: &Target, json: bool) -> SimpleLockResult<i32
             path.display().to_string(),
         ),
         // Refused by `open`: a semaphore lock has no path, a descriptor is never looked at.
-        (Backend::Sema, Target::Path(_)) | (_, Target::Descriptor(_)) => {
-            (Some(open(backend, target, false)?.0), String::new())
-        }
+        (Backend::Sema, Target::Path(_))
+        | (_, Target::Descriptor(_))
+        | (_, Target::Permits(..)) => (Some(open(backend, target, false)?.0), String::new()),
     };
     let (held, holder) = match &lock {
         None => (false, None),
@@ -325,5 +338,17 @@ fn remove(name: &str) -> SimpleLockResult<i32> {
     } else {
         say_error(&format!("there is no semaphore lock {name:?}"));
         Ok(1)
+    }
+}
+
+/// `simplelock remove --permits N NAME`: exit status 0 if the semaphore was deleted, 1 if
+/// there was none.
+fn remove_permits(name: &str) -> SimpleLockResult<i32> {
+    match permits::remove(name)? {
+        Some(done) => Ok(print_out(&done)),
+        None => {
+            say_error(&format!("there is no semaphore {name:?}"));
+            Ok(1)
+        }
     }
 }
