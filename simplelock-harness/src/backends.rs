@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
-use simplelock::{
-    ConcreteLock, FileLock, FilePermits, Holder, LockStatus, PreviousHolder, SemaphoreLock,
-    SemaphorePermits, SimpleLockError, SimpleLockResult,
+use simplelock_core::{
+    ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult,
 };
+use simplelock_file::{FileLock, FilePermits};
+use simplelock_sema::{SemaphoreLock, SemaphorePermits};
 
 /// Every backend a worker accepts, with what it is.
 pub(crate) const BACKENDS: &[(&str, &str)] = &[
