@@ -7,23 +7,21 @@
 //! writer is killed), rewritten whole by rename. An entry of a killed holder stays in the book
 //! until the next taker of its permit, told that the previous holder died, removes it; a taker
 //! told "released" that finds an entry for its permit has found two holders of one permit.
+//! Children are this test binary re-run through the harness's child-process protocol.
 #![cfg(any(feature = "file", feature = "sema"))]
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use simplelock::{ConcreteLock, Permits, SimpleLockError, SimpleLockResult};
+use simplelock_harness::child::{self, Child, PATIENCE, Silence, say};
 
-const ROLE: &str = "SIMPLELOCK_PERMITS_TEST_ROLE";
 const BACKEND: &str = "SIMPLELOCK_PERMITS_TEST_BACKEND";
 const DIR: &str = "SIMPLELOCK_PERMITS_TEST_DIR";
 const NAME: &str = "SIMPLELOCK_PERMITS_TEST_NAME";
-const TAG: &str = "@@permits ";
 const PERMITS: u32 = 3;
 const PROCESSES: usize = 8;
 const ROUNDS: usize = 40;
@@ -49,11 +47,7 @@ fn open(backend: &str, dir: &Path, name: &str, permits: u32) -> SimpleLockResult
 
 /// A scratch folder for one test, emptied first.
 fn scratch(test: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("simplelock-permits-{}-{test}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+    child::scratch(&format!("permits-{test}"))
 }
 
 /// The book: holders by permit, under `book.lock`.
@@ -85,12 +79,6 @@ impl Book {
         }
         result
     }
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{TAG}{line}").unwrap();
-    out.flush().unwrap();
 }
 
 /// A child of the storm: takes a permit `ROUNDS` times, counting itself in and out.
@@ -134,38 +122,35 @@ fn storm_child(backend: &str, dir: &Path, name: &str) {
 
 #[test]
 fn child() {
-    let Ok(role) = std::env::var(ROLE) else {
+    let Some(role) = child::role() else {
         return; // a normal run: this test is only the children's entry point
     };
-    let backend = std::env::var(BACKEND).unwrap();
-    let dir = PathBuf::from(std::env::var(DIR).unwrap());
-    let name = std::env::var(NAME).unwrap();
+    let dir = PathBuf::from(child::env(DIR));
     match role.as_str() {
-        "storm" => storm_child(&backend, &dir, &name),
+        "storm" => storm_child(&child::env(BACKEND), &dir, &child::env(NAME)),
         other => panic!("unknown role {other}"),
     }
 }
 
 fn spawn(backend: &str, dir: &Path, name: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env(ROLE, "storm")
-        .env(BACKEND, backend)
-        .env(DIR, dir)
-        .env(NAME, name)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap()
+    let dir = dir.display().to_string();
+    Child::start(
+        "child",
+        "storm",
+        &[(BACKEND, backend), (DIR, &dir), (NAME, name)],
+    )
 }
 
-/// What the children said: their tagged lines.
+/// Everything a child said, up to its end.
 fn lines_of(child: Child) -> Vec<String> {
-    let output = child.wait_with_output().unwrap();
-    BufReader::new(&output.stdout[..])
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|line| line.strip_prefix(TAG).map(str::to_owned))
-        .collect()
+    let mut lines = Vec::new();
+    loop {
+        match child.recv(PATIENCE) {
+            Ok(line) => lines.push(line),
+            Err(Silence::Ended) => return lines,
+            Err(Silence::Timeout) => panic!("child {} is stuck: {lines:?}", child.pid()),
+        }
+    }
 }
 
 fn storm(backend: &str, test: &str, kills: usize) {
@@ -179,22 +164,26 @@ fn storm(backend: &str, test: &str, kills: usize) {
         .collect();
     let mut said = Vec::new();
     let mut killed = 0;
+    let started = Instant::now();
     while killed < kills {
         thread::sleep(Duration::from_millis(20));
         // Kill a holder inside its critical section: one the book lists right now.
         let victim = book.with(|entries| {
             let listed: Vec<u32> = entries.values().copied().collect();
-            let index = running.iter().position(|c| listed.contains(&c.id()))?;
+            let index = running.iter().position(|c| listed.contains(&c.pid()))?;
             let mut child = running.remove(index);
-            child.kill().unwrap();
+            child.kill();
             Some(child)
         });
         if let Some(victim) = victim {
             said.extend(lines_of(victim));
             killed += 1;
             running.push(spawn(backend, &dir, &name));
-        } else if running.iter_mut().all(|c| c.try_wait().unwrap().is_some()) {
-            panic!("every child ended before {kills} kills; raise ROUNDS");
+        } else {
+            assert!(
+                started.elapsed() < PATIENCE,
+                "only {killed} of {kills} holders could be killed; raise ROUNDS"
+            );
         }
     }
     for child in running {
