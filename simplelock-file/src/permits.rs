@@ -62,9 +62,12 @@
 //!   handle remembers the process that took its permit, and in any other process unlocking it
 //!   is [`NotHeld`](SimpleLockError::NotHeld) and dropping it releases nothing (the parent's
 //!   descriptor keeps the lock).
-//! - The file deleted or replaced while held: after taking a range the handle checks that the
-//!   path still names the file it has open (as `FileLock` does), and if not lets go and opens
-//!   the path again, so holders of an unlinked file cannot add to the holders of the new one.
+//! - The file deleted or replaced: after taking a range the handle checks that the path still
+//!   names the file it has open (as `FileLock` does), and if not lets go and opens the path
+//!   again, so no permit is ever *taken* on a file the path no longer names. Permits held when
+//!   the file was deleted stay held on the old file, unseen by the new one's takers — as for
+//!   `FileLock`, do not delete a semaphore's file while it is in use (in the lock folder, no
+//!   other user can).
 //! - Linux only: `F_OFD_SETLK` exists on Linux (3.15+); NFS and other network file systems are
 //!   not supported (their locks may be lost silently).
 
