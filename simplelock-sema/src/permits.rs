@@ -18,6 +18,10 @@
 //!   than an existing marker says is refused with [`SimpleLockError::permits_disagree`]'s
 //!   error.
 //!
+//! These names are the semaphore's: a lock called `NAME.permit0`, `NAME.of3` or
+//! `NAME.permits` is one of its objects (taking it would take a permit, or block openers).
+//! Choose lock names that do not end that way next to a semaphore `NAME`.
+//!
 //! Why not one object with a counter? A counter (`sem_wait`'s design) cannot tell whose
 //! permit a dead process held, so it cannot give it back; a per-slot owner array in one object
 //! can, but would need its own object format, opening path and recovery proofs next to those
