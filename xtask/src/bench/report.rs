@@ -500,6 +500,33 @@ mod tests {
         Results { criterion, multi }
     }
 
+    /// A permit's handoff is compared with the lock's of its backend, waiting the same way.
+    #[test]
+    fn permit_handoff_is_compared_with_the_lock_handoff() {
+        use super::super::results::Handoff;
+        let mut results = sample();
+        for (backend, median_ns) in [("file-permits", 30_000), ("sema-permits", 90_000)] {
+            results.multi.push(BenchResult::Handoff(Handoff {
+                backend: backend.into(),
+                wait: "timed".into(),
+                samples: 500,
+                median_ns,
+                p99_ns: median_ns,
+                mean_ns: median_ns,
+            }));
+        }
+        let md = Report::new(&results, "MACHINE".to_owned()).markdown();
+        assert!(
+            md.contains("| FilePermits, one of 3 permits | timed | 30.0 µs | 30.0 µs | 1.00× the lock's handoff (goal ≤ 2×) ✅ |"),
+            "{md}"
+        );
+        // No sema lock handoff in the sample: nothing to compare with, no goal claimed.
+        assert!(
+            md.contains("| SemaphorePermits, one of 3 permits | timed | 90.0 µs | 90.0 µs |  |"),
+            "{md}"
+        );
+    }
+
     #[test]
     fn markdown_report() {
         let md = Report::new(&sample(), "MACHINE".to_owned()).markdown();
