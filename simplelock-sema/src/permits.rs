@@ -47,7 +47,7 @@ use simplelock_core::{
     SimpleLockResult, Wait,
 };
 
-use crate::lock::SemaphoreLock;
+use crate::SemaphoreLock;
 use crate::sys::{self, Woke};
 
 /// How long a waiter sleeps at most before it checks the holders' liveness: the lock's slice.
@@ -100,14 +100,14 @@ impl SemaphorePermits {
     pub fn named(name: &str, permits: u32) -> SimpleLockResult<SemaphorePermits> {
         let canonical = format!("/{}", name.strip_prefix('/').unwrap_or(name));
         check_permits(&canonical, permits, SemaphorePermits::MAX)?;
-        let mut guard = SemaphoreLock::new(format!("{canonical}.permits"))?;
+        let mut guard = SemaphoreLock::named(&format!("{canonical}.permits"))?;
         guard.hang_lock()?;
         let agreed = agree(&canonical, permits);
         let unlocked = guard.try_unlock();
         agreed?;
         unlocked?;
         let slots = (0..permits)
-            .map(|slot| SemaphoreLock::new(slot_name(&canonical, slot)))
+            .map(|slot| SemaphoreLock::named(&slot_name(&canonical, slot)))
             .collect::<SimpleLockResult<_>>()?;
         Ok(SemaphorePermits {
             name: canonical,
@@ -158,7 +158,7 @@ impl SemaphorePermits {
     /// Those of [`SemaphoreLock::remove`].
     pub fn remove(name: &str) -> SimpleLockResult<bool> {
         let canonical = format!("/{}", name.strip_prefix('/').unwrap_or(name));
-        let mut guard = SemaphoreLock::new(format!("{canonical}.permits"))?;
+        let mut guard = SemaphoreLock::named(&format!("{canonical}.permits"))?;
         guard.hang_lock()?;
         let removed = (|| {
             let Some(permits) = existing_permits(&canonical)? else {
@@ -286,7 +286,7 @@ fn agree(canonical: &str, permits: u32) -> SimpleLockResult<()> {
             canonical, existing, permits,
         )),
         Some(_) => Ok(()),
-        None => SemaphoreLock::new(marker_name(canonical, permits)).map(drop),
+        None => SemaphoreLock::named(&marker_name(canonical, permits)).map(drop),
     }
 }
 
