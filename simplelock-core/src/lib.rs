@@ -230,7 +230,7 @@
 //! | yes/no questions | `is_*(&self) -> bool` | `is_shared`, `is_read_only` | — | `is_locked` |
 //! | lock, unlock, state, holders | the [`ConcreteLock`] methods, not inherent copies (a type that implements both [`ConcreteLock`] and [`Lock`], like `FakeLock`, has inherent ones so that calls are not ambiguous) | ✓ | ✓ | ✓ |
 //! | how long to wait | [`Wait`] (and [`Backoff`] for waits that can only sleep), through [`ConcreteLock::timed_lock`] and the [`LockBuilder`] | ✓ | ✓ | ✓ |
-//! | a counting semaphore of `permits` holders called `name`: a handle that takes one permit, a [`ConcreteLock`] + [`Permits`] | `BackendPermits::named(name, permits: u32)`; file-based backends also `at_path(path, permits)` | `FilePermits::named`, `at_path` | `SemaphorePermits::named` | `FakePermits::named`, `isolated` |
+//! | a counting semaphore of `permits` holders called `name`: a handle that takes one permit, a [`ConcreteLock`] + [`Permits`] | `BackendPermits::named(name, permits: u32)`; file-based backends also `at_path(path, permits)`; the other rows as for locks, with `permits` after the name | `FilePermits::named`, `at_path`, `named_existing`, `named_path`, `path`, `name` | `SemaphorePermits::named`, `open_existing`, `remove`, `name` | `FakePermits::named`, `isolated`, `name` |
 //! | errors | [`SimpleLockError`]'s constructors (`already_locked`, `unknown(..).with_kind(..)`, ...); callers match variants or [`kind()`](SimpleLockError::kind), never the message | ✓ | ✓ | ✓ |
 //!
 //! Where a cell names something other than the convention, that backend has not moved yet.
