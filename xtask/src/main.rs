@@ -22,6 +22,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod bench;
 mod ci;
+mod pg;
 mod stress;
 
 /// What went wrong in a task, said in one line.
@@ -57,6 +58,9 @@ enum Task {
         /// A shorter, noisier run
         #[arg(long)]
         quick: bool,
+        /// One part alone, written into its own README section
+        #[arg(long, value_enum)]
+        only: Option<bench::Part>,
     },
 }
 
@@ -64,7 +68,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Some(Task::Ci) => ci::main(),
         Some(Task::Stress { options }) => stress::main(&options),
-        Some(Task::Bench { quick }) => bench::main(quick),
+        Some(Task::Bench { quick, only }) => bench::main(quick, only),
         None => Cli::command()
             .print_help()
             .map_err(|e| format!("printing the help: {e}")),

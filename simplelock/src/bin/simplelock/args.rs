@@ -31,7 +31,8 @@ The lock is held until COMMAND and every process it left behind have ended: simp
 for them all. With the file backend COMMAND inherits the locked file, as with flock(1): if
 simplelock is killed, the lock stays held until the last process of the command tree that has
 the file open ends. With the sema backend the lock dies with simplelock (COMMAND is killed with
-it, processes it left behind are not). A --file lock never writes into the file (a folder is
+it, processes it left behind are not); so does the postgres backend's, and COMMAND finds the
+lock's fencing token in $SIMPLELOCK_FENCING_TOKEN. A --file lock never writes into the file (a folder is
 locked as it is): lock your data file itself if you like; named locks keep a holder record in
 their own file.
 
@@ -74,6 +75,9 @@ pub(crate) enum Backend {
     File,
     /// shared memory /dev/shm/sl.NAME
     Sema,
+    /// an advisory lock on a PostgreSQL server (--url), shared by every machine that uses it;
+    /// COMMAND gets the lock's fencing token in $SIMPLELOCK_FENCING_TOKEN
+    Postgres,
 }
 
 impl Backend {
@@ -82,6 +86,7 @@ impl Backend {
         match self {
             Backend::File => "file",
             Backend::Sema => "sema",
+            Backend::Postgres => "postgres",
         }
     }
 }
@@ -161,8 +166,8 @@ enum Sub {
     Status {
         #[command(flatten)]
         lock: Which,
-        /// Print JSON: {"name","backend","location","held","pid","since"}; with --permits
-        /// {"name","backend","location","permits","held","holders":[{"permit","pid","since"}]}
+        /// Print JSON: {"name","backend","location","held","pid","program","host","since"}; with
+        /// --permits {"name","backend","location","permits","held","holders":[{"permit","pid","since"}]}
         #[arg(long)]
         json: bool,
         /// Show the counting semaphore NAME of N permits: who holds each permit
@@ -193,6 +198,10 @@ struct Where {
     /// The lock on this file (or, to run a command, folder) instead of a named lock (file backend)
     #[arg(short, long, value_name = "PATH")]
     file: Option<PathBuf>,
+    /// The PostgreSQL server (postgres backend), e.g. postgres://user@host/db?sslmode=require;
+    /// else $SIMPLELOCK_POSTGRES_URL, else the PG* variables (PGHOST, ...)
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
 }
 
 /// The lock: a NAME in a backend, or a file.
@@ -223,7 +232,7 @@ struct Options {
         allow_hyphen_values = true
     )]
     timeout: Option<Duration>,
-    /// Take a shared (reader) lock: many readers, no writer (file only)
+    /// Take a shared (reader) lock: many readers, no writer (file and postgres)
     #[arg(short, long)]
     shared: bool,
     /// Exit status when the lock was not acquired
@@ -294,10 +303,14 @@ fn permits(text: &str) -> Result<u32, String> {
     }
 }
 
-/// The counting semaphore of `permits` permits named by `target`.
-fn semaphore(target: Target, permits: Option<u32>) -> Result<Target, Usage> {
+/// The counting semaphore of `permits` permits named by `target`, on `backend`.
+fn semaphore(backend: Backend, target: Target, permits: Option<u32>) -> Result<Target, Usage> {
     match (target, permits) {
         (target, None) => Ok(target),
+        (_, Some(_)) if backend == Backend::Postgres => Err(
+            "--permits needs the file or sema backend: postgres has no counting semaphores yet"
+                .into(),
+        ),
         (Target::Name(name), Some(n)) => Ok(Target::Permits(name, n)),
         (_, Some(_)) => Err(
             "--permits needs a semaphore NAME: --file and descriptors are locks, whose file \
@@ -325,7 +338,11 @@ impl Cli {
                 permits,
             }) => Ok(Invocation::Status {
                 backend: lock.place.backend,
-                target: semaphore(lock.place.target(lock.name, "status")?, permits)?,
+                target: semaphore(
+                    lock.place.backend,
+                    lock.place.target(lock.name, "status")?,
+                    permits,
+                )?,
                 json,
             }),
             Some(Sub::Remove {
@@ -350,8 +367,22 @@ impl Cli {
 }
 
 impl Where {
+    /// `--url` goes with `-b postgres` only.
+    fn check_url(&self) -> Result<(), Usage> {
+        match (&self.url, self.backend) {
+            (Some(_), backend) if backend != Backend::Postgres => {
+                Err("--url is for the postgres backend: add -b postgres".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The lock named by `name`, or by `--file`.
     fn target(self, name: Option<String>, what: &str) -> Result<Target, Usage> {
+        self.check_url()?;
+        if let Some(url) = self.url {
+            crate::pg::set_url(url);
+        }
         match (name, self.file) {
             (Some(name), None) => {
                 if self.backend == Backend::File && name.contains('/') {
@@ -387,6 +418,7 @@ impl Options {
             shell_command,
         } = self;
         let backend = place.backend;
+        place.check_url()?;
         let descriptor = match (&name, &place.file) {
             (Some(name), None) if command.is_empty() && shell_command.is_none() => {
                 Some(name.parse::<RawFd>().map_err(|_| {
@@ -403,7 +435,7 @@ impl Options {
             Some(_) => return Err("an inherited descriptor needs the file backend".into()),
             None => place.target(name, "the command")?,
         };
-        let target = semaphore(target, permits)?;
+        let target = semaphore(backend, target, permits)?;
         let command = match (shell_command, command.is_empty()) {
             (Some(script), true) => vec!["/bin/sh".into(), "-c".into(), script],
             (Some(_), false) => {
@@ -419,7 +451,7 @@ impl Options {
         if shared && permits.is_some() {
             return Err("--shared and --permits do not go together: a permit is not shared".into());
         }
-        if shared && backend != Backend::File {
+        if shared && backend == Backend::Sema {
             return Err(format!(
                 "--shared needs the file backend: a {} lock has one holder",
                 backend.name()
@@ -557,6 +589,8 @@ mod tests {
             &["-j", "2", "--file", "/f", "true"],
             &["-j", "2", "--shared", "x", "true"],
             &["-j", "2", "9"],
+            &["-b", "postgres", "-j", "2", "x", "true"],
+            &["status", "-b", "postgres", "-j", "2", "x"],
         ] {
             assert!(parse_str(bad).is_err(), "{bad:?} was accepted");
         }

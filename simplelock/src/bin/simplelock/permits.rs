@@ -13,7 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use simplelock::{
-    ConcreteLock, FilePermits, PermitState, Permits, SemaphorePermits, SimpleLockResult,
+    ConcreteLock, FilePermits, PermitState, Permits, SemaphorePermits, SimpleLockError,
+    SimpleLockResult,
 };
 
 use crate::args::Backend;
@@ -32,7 +33,18 @@ pub(crate) fn open(
             (Box::new(semaphore), Some(fd))
         }
         Backend::Sema => (Box::new(SemaphorePermits::named(name, permits)?), None),
+        Backend::Postgres => return Err(unsupported(name)),
     })
+}
+
+/// The error for a backend without counting semaphores (the parser refuses it first).
+pub(crate) fn unsupported(name: &str) -> SimpleLockError {
+    SimpleLockError::unknown(
+        name,
+        "the postgres backend has no counting semaphores yet (file and sema have)",
+        None,
+    )
+    .with_kind(std::io::ErrorKind::Unsupported)
 }
 
 /// What `status --permits` reports. Serialized as is for `--json`.
@@ -77,6 +89,7 @@ pub(crate) fn status(
                 .transpose()?,
             format!("/dev/shm/sl.{}.permit*", name.trim_start_matches('/')),
         ),
+        Backend::Postgres => return Err(unsupported(name)),
     };
     let holders: Vec<PermitHolder> = states
         .iter()
