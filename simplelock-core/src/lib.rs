@@ -16,6 +16,8 @@
 //!   error as its `source()`.
 //! - [`PreviousHolder`] tells the next holder whether the last one died inside its critical
 //!   section, where the backend can tell, so it can repair half-done work.
+//! - [`Permits`] is what a counting semaphore's permit handle adds to the lock it is: at most
+//!   N holders at once (see [`permits`]).
 //! - [`Wait`] says how long an acquisition may wait (try once, forever, for a while, until a
 //!   deadline) and does the deadline arithmetic for every backend; [`Backoff`] paces waits
 //!   that can only sleep.
@@ -232,6 +234,7 @@
 //! | yes/no questions | `is_*(&self) -> bool` | `is_shared`, `is_read_only` | — | `is_locked` |
 //! | lock, unlock, state, holders | the [`ConcreteLock`] methods, not inherent copies (a type that implements both [`ConcreteLock`] and [`Lock`], like `FakeLock`, has inherent ones so that calls are not ambiguous) | ✓ | ✓ | ✓ |
 //! | how long to wait | [`Wait`] (and [`Backoff`] for waits that can only sleep), through [`ConcreteLock::timed_lock`] and the [`LockBuilder`] | ✓ | ✓ | ✓ |
+//! | a counting semaphore of `permits` holders called `name`: a handle that takes one permit, a [`ConcreteLock`] + [`Permits`] | `BackendPermits::named(name, permits: u32)`; file-based backends also `at_path(path, permits)`; the other rows as for locks, with `permits` after the name | `FilePermits::named`, `at_path`, `named_existing`, `named_path`, `path`, `name` | `SemaphorePermits::named`, `open_existing`, `remove`, `name` | `FakePermits::named`, `isolated`, `name` |
 //! | errors | [`SimpleLockError`]'s constructors (`already_locked`, `unknown(..).with_kind(..)`, ...); callers match variants or [`kind()`](SimpleLockError::kind), never the message | ✓ | ✓ | ✓ |
 //!
 //! Where a cell names something other than the convention, that backend has not moved yet.
@@ -258,6 +261,7 @@ mod builder;
 pub mod conformance;
 mod error;
 mod guard;
+pub mod permits;
 pub mod process;
 mod status;
 mod traits;
@@ -267,6 +271,7 @@ pub use async_lock::{Acquire, AcquireWithin, AsyncConcreteLock, AsyncLockExt, As
 pub use builder::{BuiltLock, LockBuilder};
 pub use error::{BoxError, SimpleLockError, SimpleLockResult};
 pub use guard::{LockGuard, lock_until_finished};
+pub use permits::{PermitState, Permits};
 pub use status::{Holder, LockStatus, PreviousHolder};
 pub use traits::{ConcreteLock, Lock};
 pub use wait::{Backoff, Wait};

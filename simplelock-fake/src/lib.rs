@@ -18,6 +18,9 @@
 //!   [`acquisitions`](FakeLock::acquisitions)) and check the lock was released
 //!   ([`assert_released`](FakeLock::assert_released)).
 //!
+//! [`FakePermits`] is the same for counting semaphores: N permits shared by the threads of one
+//! process, each handle a lock that takes one (see `simplelock_core::permits`).
+//!
 //! # Example
 //!
 //! ```
@@ -52,6 +55,9 @@
 #![forbid(unsafe_code)]
 
 mod async_lock;
+mod permits;
+
+pub use permits::FakePermits;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -101,6 +101,13 @@
 //! leaves nothing held), so it would hide a window in which another writer gets in. Release the
 //! shared lock and take the exclusive one, and re-check what you read.
 //!
+//! # Counting semaphores
+//!
+//! [`FilePermits`] (Linux) is a semaphore of N permits in one file of the lock folder
+//! (`<name>.permits`), each permit a byte range under an OFD lock: at most N holders, a dead
+//! holder's permit released by the kernel, waits woken by inotify, N fixed in the file's header.
+//! Its handle is a lock that takes one permit; the module [`permits`] argues the design.
+//!
 //! # Why it is correct
 //!
 //! **Two holders never coexist.** Each `FileLock` opens the file itself, so it has its own
@@ -346,6 +353,8 @@ compile_error!(
 
 mod dir;
 mod lock;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub mod permits;
 mod record;
 mod sys;
 
@@ -353,6 +362,8 @@ mod sys;
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use crate::lock::FileWait;
 pub use crate::lock::{FileLock, FileLockOptions, lock_dir};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub use crate::permits::FilePermits;
 
 #[cfg(doc)]
 use {

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
-use simplelock_core::{ConcreteLock, LockStatus, SimpleLockError, SimpleLockResult};
-use simplelock_file::FileLock;
-use simplelock_sema::SemaphoreLock;
+use simplelock_core::{
+    ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult,
+};
+use simplelock_file::{FileLock, FilePermits};
+use simplelock_sema::{SemaphoreLock, SemaphorePermits};
 
 /// Every backend a worker accepts, with what it is.
 pub(crate) const BACKENDS: &[(&str, &str)] = &[
@@ -21,6 +23,14 @@ pub(crate) const BACKENDS: &[(&str, &str)] = &[
     (
         "flock",
         "raw flock(2) through std::fs::File::lock, the floor for file locks",
+    ),
+    (
+        "file-permits",
+        "simplelock FilePermits: one of 3 permits (OFD byte ranges), each process keeping one more",
+    ),
+    (
+        "sema-permits",
+        "simplelock SemaphorePermits: one of 3 permits (futex words), each process keeping one more",
     ),
     (
         "poll50",
@@ -41,6 +51,17 @@ pub(crate) fn open(
         "sema" => Box::new(SemaphoreLock::named(name)?),
         "flock" => Box::new(RawFlock::open(dir.join("raw.lock"))?),
         "poll50" => Box::new(Poll50(RawFlock::open(dir.join("raw.lock"))?)),
+        "file-permits" => {
+            let path = dir.join("bench.permits");
+            Box::new(Keeping::new(
+                FilePermits::at_path(&path, PERMITS)?,
+                FilePermits::at_path(&path, PERMITS)?,
+            )?)
+        }
+        "sema-permits" => Box::new(Keeping::new(
+            SemaphorePermits::named(name, PERMITS)?,
+            SemaphorePermits::named(name, PERMITS)?,
+        )?),
         other => {
             let known: Vec<&str> = BACKENDS.iter().map(|(name, _)| *name).collect();
             return Err(SimpleLockError::invalid_name(
@@ -55,6 +76,55 @@ pub(crate) fn open(
 pub(crate) fn cleanup(backend: &str, name: &str) {
     if backend == "sema" {
         let _ = SemaphoreLock::remove(name);
+    }
+    if backend == "sema-permits" {
+        let _ = SemaphorePermits::remove(name);
+    }
+}
+
+/// The permits of the `*-permits` backends.
+const PERMITS: u32 = 3;
+
+/// A permit handle whose process keeps one more permit through a second handle, taken when
+/// opened: with two processes, one permit of the three is left to pass back and forth, and a
+/// waiter waits on all three (the semaphore's real wait: any permit, not one lock). This is
+/// the permit handoff that `cargo xtask bench` compares with the lock handoff.
+struct Keeping<P> {
+    permit: P,
+    _kept: P,
+}
+
+impl<P: ConcreteLock> Keeping<P> {
+    fn new(permit: P, mut kept: P) -> SimpleLockResult<Self> {
+        kept.try_lock()?;
+        Ok(Keeping {
+            permit,
+            _kept: kept,
+        })
+    }
+}
+
+impl<P: ConcreteLock> ConcreteLock for Keeping<P> {
+    fn status(&self) -> SimpleLockResult<LockStatus> {
+        self.permit.status()
+    }
+    fn try_lock(&mut self) -> SimpleLockResult<()> {
+        self.permit.try_lock()
+    }
+    fn hang_lock(&mut self) -> SimpleLockResult<()> {
+        self.permit.hang_lock()
+    }
+    fn try_unlock(&mut self) -> SimpleLockResult<()> {
+        self.permit.try_unlock()
+    }
+    fn timed_lock(&mut self, timeout: Duration) -> SimpleLockResult<()> {
+        self.permit.timed_lock(timeout)
+    }
+    fn previous_holder(&self) -> PreviousHolder {
+        self.permit.previous_holder()
+    }
+    fn holder(&self) -> SimpleLockResult<Option<Holder>> {
+        self.permit.holder()
     }
 }
 

@@ -256,6 +256,22 @@ impl SemaphoreLock {
     }
 }
 
+/// What `SemaphorePermits` needs of the lock words it is made of (see `lock.rs`).
+#[cfg(target_os = "linux")]
+impl SemaphoreLock {
+    pub(crate) fn try_lock_after_sleep(&mut self) -> SimpleLockResult<()> {
+        self.imp.try_lock_after_sleep()
+    }
+
+    pub(crate) fn looks_free(&self) -> bool {
+        self.imp.looks_free()
+    }
+
+    pub(crate) fn arm_waiter(&self) -> Option<(&std::sync::atomic::AtomicU64, u32)> {
+        self.imp.arm_waiter()
+    }
+}
+
 /// Each method is the platform handle's, inlined: the uncontended `try_lock` + `try_unlock`
 /// stay one compare-and-swap each.
 /// Async waits without blocking the runtime's thread, on any runtime: the async waiters of one

@@ -68,6 +68,13 @@
 //! # Ok::<(), SimpleLockError>(())
 //! ```
 //!
+//! # Counting semaphores
+//!
+//! [`SemaphorePermits`] is a semaphore of N permits made of N of these lock words (so each
+//! permit has its owner token and is taken over from a dead holder), waited on all at once with
+//! `futex_waitv`. Its handle is a lock that takes one permit; the module [`permits`] argues
+//! the design.
+//!
 //! # How it works
 //!
 //! The lock `/NAME` is a POSIX shared memory object, `/dev/shm/sl.NAME`, of 64 bytes, mapped
@@ -406,6 +413,8 @@ mod handle;
 mod lock;
 mod name;
 #[cfg(target_os = "linux")]
+pub mod permits;
+#[cfg(target_os = "linux")]
 mod process;
 #[cfg(target_os = "linux")]
 mod sys;
@@ -420,6 +429,8 @@ mod word;
 
 pub use handle::{SemaphoreLock, SemaphoreLockOptions};
 pub use name::MAX_NAME_LEN;
+#[cfg(target_os = "linux")]
+pub use permits::SemaphorePermits;
 
 #[cfg(doc)]
 use simplelock_core::{ConcreteLock, LockStatus, PreviousHolder, SimpleLockError};

@@ -917,6 +917,58 @@ fn describe(value: u64) -> String {
     }
 }
 
+impl Handle {
+    /// `try_lock` for a waiter on several locks at once that has slept: it takes a free word
+    /// with the waiters bit set, as `acquire_slow` does after sleeping, so that its release
+    /// wakes the next sleeper (other waiters may still sleep on this word, whose bit the last
+    /// release cleared).
+    pub(crate) fn try_lock_after_sleep(&mut self) -> SimpleLockResult<()> {
+        let me = self.me()?;
+        if self.holds(me) {
+            return Err(SimpleLockError::already_held(&self.name.canonical));
+        }
+        if self.claim_free(me, me | WAITERS) {
+            return Ok(());
+        }
+        self.acquire_slow(me, Wait::Try)
+    }
+
+    /// For a waiter on several locks at once (`SemaphorePermits`): whether the word is free
+    /// (or removed) now, one load, no liveness check — worth a `try_lock`.
+    pub(crate) fn looks_free(&self) -> bool {
+        let current = self.object.map.shared().word.load(Ordering::Relaxed);
+        !matches!(Word::decode(current), Word::Held { .. })
+    }
+
+    /// For a waiter on several locks at once: the word to sleep on and the value to sleep
+    /// while it has, with the waiters bit set on a held word so that its release wakes futex
+    /// waiters; `None` if the word is free or removed (look again at once).
+    pub(crate) fn arm_waiter(&self) -> Option<(&AtomicU64, u32)> {
+        let shared = self.object.map.shared();
+        let mut current = shared.word.load(Ordering::Acquire);
+        loop {
+            match Word::decode(current) {
+                Word::Free | Word::Removed { .. } => return None,
+                Word::Held { waiters: true, .. } => {
+                    return Some((&shared.word, word::futex_half(current)));
+                }
+                Word::Held { .. } => {
+                    let armed = current | WAITERS;
+                    match shared.word.compare_exchange(
+                        current,
+                        armed,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => return Some((&shared.word, word::futex_half(armed))),
+                        Err(now) => current = now,
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl ConcreteLock for Handle {
     /// `Mine` if this handle holds the lock; `Taken` if a live process holds it (including this
     /// process through another handle, or the parent of a forked child); `Open` if it is free

@@ -12,7 +12,8 @@ pub use builder::LockBuilderExt;
 // Everything of the core; `LockBuilderExt` adds `build` to its builder.
 pub use simplelock_core::{
     Backoff, BoxError, BuiltLock, ConcreteLock, Holder, Lock, LockBuilder, LockGuard, LockStatus,
-    PreviousHolder, SimpleLockError, SimpleLockResult, Wait, lock_until_finished,
+    PermitState, Permits, PreviousHolder, SimpleLockError, SimpleLockResult, Wait,
+    lock_until_finished, permits,
 };
 // The async vocabulary (no runtime needed; feature `tokio` adds `TokioLockExt`).
 pub use simplelock_core::{
@@ -24,7 +25,10 @@ pub use tokio::TokioLockExt;
 
 #[cfg(feature = "fake")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fake")))]
-pub use simplelock_fake::FakeLock;
+pub use simplelock_fake::{FakeLock, FakePermits};
+#[cfg(all(feature = "file", any(target_os = "linux", target_os = "android")))]
+#[cfg_attr(docsrs, doc(cfg(feature = "file")))]
+pub use simplelock_file::FilePermits;
 #[cfg(feature = "file")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub use simplelock_file::{FileLock, lock_dir};
@@ -36,6 +40,9 @@ pub use simplelock_postgres::{self as postgres, PostgresLock};
 #[cfg(feature = "sema")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sema")))]
 pub use simplelock_sema::SemaphoreLock;
+#[cfg(all(feature = "sema", target_os = "linux"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "sema")))]
+pub use simplelock_sema::SemaphorePermits;
 
 /// The lock called `name` on the best enabled backend, waiting in `lock()` until it is acquired
 /// and reporting unlock errors: `LockBuilder::default().build(name)`.

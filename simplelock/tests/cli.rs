@@ -923,3 +923,116 @@ fn a_descendant_killed_by_a_realtime_signal_does_not_end_the_wait_for_the_others
     let killed = sandbox.run(&["job", "--", "sh", "-c", "kill -34 $$"]);
     assert_eq!(killed.status.code(), Some(128 + 34), "{}", stderr(&killed));
 }
+
+/// The order in which the commands of a permits test said they started and ended: the
+/// largest number running at once, read from their own `start`/`end` lines.
+fn most_at_once(log: &Path) -> usize {
+    let text = fs::read_to_string(log).unwrap();
+    let (mut running, mut most) = (0usize, 0usize);
+    for line in text.lines() {
+        match line {
+            "start" => running += 1,
+            "end" => running -= 1,
+            other => panic!("unexpected line {other:?} in {}", log.display()),
+        }
+        most = most.max(running);
+    }
+    assert_eq!(running, 0, "every command that started ended:\n{text}");
+    most
+}
+
+#[test]
+fn six_commands_on_three_permits_run_three_at_a_time() {
+    for backend in ["file", "sema"] {
+        let sandbox = Sandbox::new(&format!("permits-six-{backend}"));
+        let name = format!("six-{}-{backend}", std::process::id());
+        let log = sandbox.path("log");
+        let script = format!("echo start >> {log}; sleep 1; echo end >> {log}");
+        let commands: Vec<Child> = (0..6)
+            .map(|_| {
+                sandbox.spawn(&[
+                    "-b",
+                    backend,
+                    "--permits",
+                    "3",
+                    &name,
+                    "--",
+                    "sh",
+                    "-c",
+                    &script,
+                ])
+            })
+            .collect();
+        for command in commands {
+            let output = command.wait_with_output().unwrap();
+            assert!(output.status.success(), "{backend}: {}", stderr(&output));
+        }
+        let most = most_at_once(Path::new(&log));
+        assert_eq!(most, 3, "{backend}: {most} commands ran at once, 3 permits");
+        if backend == "sema" {
+            let removed = sandbox.run(&["remove", "-j", "3", &name]);
+            assert!(removed.status.success(), "{}", stderr(&removed));
+        }
+    }
+}
+
+#[test]
+fn status_lists_the_permits_and_their_holders() {
+    let sandbox = Sandbox::new("permits-status");
+    let holder = sandbox.hold(&["-j", "3", "builds"], "5");
+    let text = sandbox.run(&["status", "-j", "3", "builds"]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("1 of 3 permits held"), "{text}");
+    assert!(
+        text.contains(&format!("held by pid {}", holder.id())),
+        "{text}"
+    );
+    let json = sandbox.run(&["status", "--json", "--permits", "3", "builds"]);
+    let json = String::from_utf8(json.stdout).unwrap();
+    assert!(json.contains("\"permits\":3,\"held\":1"), "{json}");
+    assert!(json.contains(&format!("\"pid\":{}", holder.id())), "{json}");
+    let mut holder = holder;
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let nothing = sandbox.run(&["status", "-j", "2", "nothing-here"]);
+    let nothing = String::from_utf8(nothing.stdout).unwrap();
+    assert!(nothing.contains("does not exist"), "{nothing}");
+    assert!(
+        !sandbox.dir.join("nothing-here.permits").exists(),
+        "status created a semaphore"
+    );
+}
+
+#[test]
+fn permits_nonblock_timeout_and_a_disagreeing_number() {
+    let sandbox = Sandbox::new("permits-conflicts");
+    let mut holder = sandbox.hold(&["-j", "1", "one"], "4");
+    let busy = sandbox.run(&["-n", "-E", "75", "-j", "1", "one", "--", "true"]);
+    assert_eq!(busy.status.code(), Some(75), "{}", stderr(&busy));
+    let late = sandbox.run(&["-w", "0.2", "-j", "1", "one", "--", "true"]);
+    assert_eq!(late.status.code(), Some(1), "{}", stderr(&late));
+    let other = sandbox.run(&["-j", "2", "one", "--", "true"]);
+    assert_eq!(other.status.code(), Some(64), "{}", stderr(&other));
+    assert!(stderr(&other).contains("has 1 permits") && stderr(&other).contains('2'));
+    let file = sandbox.run(&["-j", "2", "--file", &sandbox.path("data"), "--", "true"]);
+    assert_eq!(file.status.code(), Some(64), "{}", stderr(&file));
+    let zero = sandbox.run(&["-j", "0", "zero", "--", "true"]);
+    assert_eq!(zero.status.code(), Some(64), "{}", stderr(&zero));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    // The command inherited the semaphore's file, so the permit outlives the SIGKILLed tool
+    // until the command ends (as a file lock does); then it is free again.
+    let start = Instant::now();
+    loop {
+        let again = sandbox.run(&["-n", "-j", "1", "one", "--", "true"]);
+        if again.status.success() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "{}",
+            stderr(&again)
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -625,3 +625,81 @@ pub(crate) fn process_exists(pid: u32) -> bool {
         Err(rustix::io::Errno::SRCH)
     )
 }
+
+/// The most words one [`futex_waitv`] waits on (the kernel's `FUTEX_WAITV_MAX`).
+pub(crate) const FUTEX_WAITV_MAX: usize = 128;
+
+/// One entry of `futex_waitv(2)`'s array (`struct futex_waitv` of `<linux/futex.h>`).
+#[repr(C)]
+struct FutexWaitv {
+    val: u64,
+    uaddr: u64,
+    flags: u32,
+    reserved: u32,
+}
+
+/// `FUTEX2_SIZE_U32`: the words are 32 bits; no `FUTEX2_PRIVATE`, so that wakes from other
+/// processes that map the same object pair with it.
+const FUTEX2_SIZE_U32: u32 = 0x02;
+
+/// Sleeps while the low half of every word of `words` equals its expected value, at most
+/// `timeout` (on `CLOCK_MONOTONIC`): woken by a wake on any of them. `futex_waitv(2)`, Linux
+/// 5.16 or newer; `Err` with `ENOSYS` before.
+///
+/// At most [`FUTEX_WAITV_MAX`] words.
+pub(crate) fn futex_waitv(words: &[(&AtomicU64, u32)], timeout: Duration) -> io::Result<Woke> {
+    assert!(
+        words.len() <= FUTEX_WAITV_MAX,
+        "futex_waitv takes at most 128 words"
+    );
+    let waiters: Vec<FutexWaitv> = words
+        .iter()
+        .map(|(word, expected)| FutexWaitv {
+            val: u64::from(*expected),
+            uaddr: futex_addr(word) as u64,
+            flags: FUTEX2_SIZE_U32,
+            reserved: 0,
+        })
+        .collect();
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a live timespec to write.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } != 0 {
+        return Err(last_error());
+    }
+    // The timeout of futex_waitv is a point in time.
+    let nanos = u64::try_from(now.tv_nsec).unwrap_or(0) + u64::from(timeout.subsec_nanos());
+    let secs = u64::try_from(now.tv_sec)
+        .unwrap_or(0)
+        .saturating_add(timeout.as_secs())
+        .saturating_add(nanos / 1_000_000_000);
+    let deadline = libc::timespec {
+        tv_sec: libc::time_t::try_from(secs).unwrap_or(libc::time_t::MAX),
+        tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: `waiters` is a live array of `waiters.len()` entries in the kernel's layout, each
+    // the address of the low half of an atomic u64 in a mapping the caller borrows for the
+    // call (so valid and 4-byte aligned); `deadline` lives across the call; flags 0.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex_waitv,
+            waiters.as_ptr(),
+            waiters.len() as libc::c_uint,
+            0u32,
+            &deadline as *const libc::timespec,
+            libc::CLOCK_MONOTONIC,
+        )
+    };
+    if r >= 0 {
+        return Ok(Woke::Woken);
+    }
+    let err = last_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) => Ok(Woke::Changed),
+        Some(libc::ETIMEDOUT) => Ok(Woke::TimedOut),
+        Some(libc::EINTR) => Ok(Woke::Interrupted),
+        _ => Err(err),
+    }
+}

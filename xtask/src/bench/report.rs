@@ -214,6 +214,17 @@ impl Report {
                         text: format!("timed {} of blocking", g.text),
                         met: g.met,
                     }),
+                // A permit hands over within 2x the lock of its backend, waiting the same way.
+                ("file-permits" | "sema-permits", _) => {
+                    let lock = backend.trim_end_matches("-permits");
+                    self.handoff_median(lock, wait).map(|lock_median| {
+                        let ratio = median / lock_median;
+                        Goal {
+                            text: format!("{ratio:.2}× the lock's handoff (goal ≤ 2×)"),
+                            met: at_most(ratio, 2.0).met,
+                        }
+                    })
+                }
                 ("file" | "sema", _) => poll.map(|poll| Goal {
                     text: format!(
                         "{:.0}× faster than 50 ms polling (goal ≥ 100×)",
@@ -409,6 +420,8 @@ fn label(backend: &str) -> &str {
         "file" => "FileLock",
         "sema" => "SemaphoreLock",
         "flock" => "raw flock(2)",
+        "file-permits" => "FilePermits, one of 3 permits",
+        "sema-permits" => "SemaphorePermits, one of 3 permits",
         "poll50" => "flock polled every 50 ms",
         "none" => "no lock",
         other => other,
@@ -605,6 +618,33 @@ mod tests {
             multi,
             postgres,
         }
+    }
+
+    /// A permit's handoff is compared with the lock's of its backend, waiting the same way.
+    #[test]
+    fn permit_handoff_is_compared_with_the_lock_handoff() {
+        use super::super::results::Handoff;
+        let mut results = sample();
+        for (backend, median_ns) in [("file-permits", 30_000), ("sema-permits", 90_000)] {
+            results.multi.push(BenchResult::Handoff(Handoff {
+                backend: backend.into(),
+                wait: "timed".into(),
+                samples: 500,
+                median_ns,
+                p99_ns: median_ns,
+                mean_ns: median_ns,
+            }));
+        }
+        let md = Report::new(&results, "MACHINE".to_owned()).markdown();
+        assert!(
+            md.contains("| FilePermits, one of 3 permits | timed | 30.0 µs | 30.0 µs | 1.00× the lock's handoff (goal ≤ 2×) ✅ |"),
+            "{md}"
+        );
+        // No sema lock handoff in the sample: nothing to compare with, no goal claimed.
+        assert!(
+            md.contains("| SemaphorePermits, one of 3 permits | timed | 90.0 µs | 90.0 µs |  |"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -98,6 +98,8 @@ pub(crate) enum Target {
     Path(PathBuf),
     /// An open file simplelock inherited, by its number.
     Descriptor(RawFd),
+    /// The counting semaphore NAME of N permits (`--permits N`): at most N holders at once.
+    Permits(String, u32),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +124,10 @@ pub(crate) enum Invocation {
     Remove {
         name: String,
     },
+    /// `remove --permits N NAME`: the counting semaphore's objects.
+    RemovePermits {
+        name: String,
+    },
     Completions(clap_complete::Shell),
 }
 
@@ -140,6 +146,7 @@ simplelock [OPTIONS] NAME [--] COMMAND [ARGS...]
        simplelock [OPTIONS] NAME -c SHELL_COMMAND
        simplelock [OPTIONS] --file PATH [--] COMMAND [ARGS...]
        simplelock [OPTIONS] FD
+       simplelock [OPTIONS] --permits N NAME [--] COMMAND [ARGS...]
        simplelock status [--json] [-b BACKEND] (NAME | --file PATH)
        simplelock remove NAME
        simplelock completions bash|zsh|fish",
@@ -159,14 +166,21 @@ enum Sub {
     Status {
         #[command(flatten)]
         lock: Which,
-        /// Print JSON: {"name","backend","location","held","pid","program","host","since"}
+        /// Print JSON: {"name","backend","location","held","pid","program","host","since"}; with
+        /// --permits {"name","backend","location","permits","held","holders":[{"permit","pid","since"}]}
         #[arg(long)]
         json: bool,
+        /// Show the counting semaphore NAME of N permits: who holds each permit
+        #[arg(short = 'j', long, visible_alias = "jobs", value_name = "N", value_parser = permits)]
+        permits: Option<u32>,
     },
     /// Delete a semaphore lock's kernel object (it waits for the holder)
     Remove {
         /// The semaphore lock
         name: String,
+        /// Delete the objects of the counting semaphore NAME of N permits (sema backend)
+        #[arg(short = 'j', long, visible_alias = "jobs", value_name = "N", value_parser = permits)]
+        permits: Option<u32>,
     },
     /// Print a completion script: `simplelock completions bash > /etc/bash_completion.d/simplelock`
     Completions {
@@ -224,6 +238,10 @@ struct Options {
     /// Exit status when the lock was not acquired
     #[arg(short = 'E', long, value_name = "N", default_value_t = 1)]
     conflict_exit_code: u8,
+    /// Take one of N permits of the counting semaphore NAME: at most N commands at once (GNU
+    /// sem's -j). A semaphore is not a lock of the same name; N must be the semaphore's.
+    #[arg(short = 'j', long, visible_alias = "jobs", value_name = "N", value_parser = permits)]
+    permits: Option<u32>,
     /// Run SHELL_COMMAND with /bin/sh -c (instead of COMMAND)
     #[arg(short = 'c', long = "command", value_name = "SHELL_COMMAND")]
     shell_command: Option<OsString>,
@@ -276,6 +294,32 @@ pub(crate) fn parse(args: Vec<OsString>) -> Result<Result<Invocation, Usage>, cl
     }
 }
 
+/// `--permits`'s value: 1 or more.
+fn permits(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(0) => Err("a semaphore needs at least one permit".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("not a number of permits".to_owned()),
+    }
+}
+
+/// The counting semaphore of `permits` permits named by `target`, on `backend`.
+fn semaphore(backend: Backend, target: Target, permits: Option<u32>) -> Result<Target, Usage> {
+    match (target, permits) {
+        (target, None) => Ok(target),
+        (_, Some(_)) if backend == Backend::Postgres => Err(
+            "--permits needs the file or sema backend: postgres has no counting semaphores yet"
+                .into(),
+        ),
+        (Target::Name(name), Some(n)) => Ok(Target::Permits(name, n)),
+        (_, Some(_)) => Err(
+            "--permits needs a semaphore NAME: --file and descriptors are locks, whose file \
+             simplelock never writes into"
+                .into(),
+        ),
+    }
+}
+
 /// `--timeout`'s value.
 fn seconds(text: &str) -> Result<Duration, String> {
     text.parse::<f64>()
@@ -288,12 +332,27 @@ impl Cli {
     /// What the user asked for, or the one line that says what is wrong with it.
     fn invocation(self) -> Result<Invocation, Usage> {
         match self.subcommand {
-            Some(Sub::Status { lock, json }) => Ok(Invocation::Status {
+            Some(Sub::Status {
+                lock,
+                json,
+                permits,
+            }) => Ok(Invocation::Status {
                 backend: lock.place.backend,
-                target: lock.place.target(lock.name, "status")?,
+                target: semaphore(
+                    lock.place.backend,
+                    lock.place.target(lock.name, "status")?,
+                    permits,
+                )?,
                 json,
             }),
-            Some(Sub::Remove { name }) => Ok(Invocation::Remove { name }),
+            Some(Sub::Remove {
+                name,
+                permits: Some(_),
+            }) => Ok(Invocation::RemovePermits { name }),
+            Some(Sub::Remove {
+                name,
+                permits: None,
+            }) => Ok(Invocation::Remove { name }),
             Some(Sub::Completions { shell }) => Ok(Invocation::Completions(shell)),
             None => {
                 let RunOptions {
@@ -355,6 +414,7 @@ impl Options {
             timeout,
             shared,
             conflict_exit_code,
+            permits,
             shell_command,
         } = self;
         let backend = place.backend;
@@ -375,6 +435,7 @@ impl Options {
             Some(_) => return Err("an inherited descriptor needs the file backend".into()),
             None => place.target(name, "the command")?,
         };
+        let target = semaphore(backend, target, permits)?;
         let command = match (shell_command, command.is_empty()) {
             (Some(script), true) => vec!["/bin/sh".into(), "-c".into(), script],
             (Some(_), false) => {
@@ -387,6 +448,9 @@ impl Options {
             }
             (None, _) => command,
         };
+        if shared && permits.is_some() {
+            return Err("--shared and --permits do not go together: a permit is not shared".into());
+        }
         if shared && backend == Backend::Sema {
             return Err(format!(
                 "--shared needs the file backend: a {} lock has one holder",
@@ -498,6 +562,48 @@ mod tests {
         assert_eq!(
             run(&["--", "status", "true"]).target,
             Target::Name("status".into())
+        );
+    }
+
+    #[test]
+    fn permits_name_a_counting_semaphore() {
+        let run = |args: &[&str]| match parse_str(args) {
+            Ok(Invocation::Run(run)) => run,
+            other => panic!("{args:?}: {other:?}"),
+        };
+        assert_eq!(
+            run(&["--permits", "3", "x", "--", "sleep", "1"]).target,
+            Target::Permits("x".into(), 3)
+        );
+        assert_eq!(
+            run(&["-j4", "-n", "x", "make"]).target,
+            Target::Permits("x".into(), 4)
+        );
+        assert_eq!(
+            run(&["--jobs=2", "x", "make"]).target,
+            Target::Permits("x".into(), 2)
+        );
+        for bad in [
+            &["-j", "0", "x", "true"][..],
+            &["-j", "two", "x", "true"],
+            &["-j", "2", "--file", "/f", "true"],
+            &["-j", "2", "--shared", "x", "true"],
+            &["-j", "2", "9"],
+            &["-b", "postgres", "-j", "2", "x", "true"],
+            &["status", "-b", "postgres", "-j", "2", "x"],
+        ] {
+            assert!(parse_str(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(matches!(
+            parse_str(&["status", "-j", "3", "x"]),
+            Ok(Invocation::Status {
+                target: Target::Permits(_, 3),
+                ..
+            })
+        ));
+        assert_eq!(
+            parse_str(&["remove", "-j", "3", "x"]),
+            Ok(Invocation::RemovePermits { name: "x".into() })
         );
     }
 

@@ -16,6 +16,7 @@
 mod args;
 mod child;
 mod descriptor;
+mod permits;
 mod pg;
 mod report;
 
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
             json,
         })) => finish(status(backend, &target, json)),
         Ok(Ok(Invocation::Remove { name })) => finish(remove(&name)),
+        Ok(Ok(Invocation::RemovePermits { name })) => finish(remove_permits(&name)),
         Ok(Ok(Invocation::Completions(shell))) => completions(shell),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
@@ -114,6 +116,8 @@ pub(crate) fn fail(err: &SimpleLockError, conflict_exit_code: i32) -> i32 {
             conflict_exit_code
         }
         SimpleLockError::InvalidName { .. } | SimpleLockError::NoLockEnabled => exit::USAGE,
+        // A counting semaphore opened with another N than it has.
+        _ if err.kind() == std::io::ErrorKind::InvalidInput => exit::USAGE,
         SimpleLockError::PermissionDenied { .. } => exit::UNAVAILABLE,
         _ => exit::SOFTWARE,
     }
@@ -143,6 +147,7 @@ fn open(
     shared: bool,
 ) -> SimpleLockResult<(Box<dyn ConcreteLock + Send>, Option<RawFd>)> {
     Ok(match (backend, target) {
+        (backend, Target::Permits(name, permits)) => permits::open(backend, name, *permits)?,
         (Backend::File, Target::Path(path)) if path.is_dir() => {
             let lock = DescriptorLock::folder(path, shared)?;
             let fd = lock.raw_fd();
@@ -175,6 +180,10 @@ fn open_file(target: &Target, shared: bool) -> SimpleLockResult<FileLock> {
             format!("descriptor {fd}"),
             "an inherited descriptor is no lock file",
         )),
+        Target::Permits(name, _) => Err(SimpleLockError::invalid_name(
+            name,
+            "a counting semaphore is no lock file",
+        )),
     }
 }
 
@@ -183,6 +192,7 @@ fn describe(target: &Target) -> String {
         Target::Name(name) => name.clone(),
         Target::Path(path) => path.display().to_string(),
         Target::Descriptor(fd) => format!("descriptor {fd}"),
+        Target::Permits(name, _) => name.clone(),
     }
 }
 
@@ -281,6 +291,9 @@ pub(crate) fn acquire(lock: &mut dyn ConcreteLock, wait: Wait, name: &str) -> Si
 
 /// `simplelock status`: who holds the lock and since when; exit status 0 either way.
 fn status(backend: Backend, target: &Target, json: bool) -> SimpleLockResult<i32> {
+    if let Target::Permits(name, n) = target {
+        return Ok(print_out(&permits::status(backend, name, *n, json)?));
+    }
     // Looking at a lock creates nothing: no kernel object, no lock folder, no lock file.
     let (lock, location): (Option<Box<dyn ConcreteLock + Send>>, _) = match (backend, target) {
         (Backend::Sema, Target::Name(name)) => (
@@ -303,10 +316,10 @@ fn status(backend: Backend, target: &Target, json: bool) -> SimpleLockResult<i32
             (Some(Box::new(lock)), location)
         }
         // Refused by `open`: a semaphore or PostgreSQL lock has no path, a descriptor is never
-        // looked at.
-        (Backend::Sema | Backend::Postgres, Target::Path(_)) | (_, Target::Descriptor(_)) => {
-            (Some(open(backend, target, false)?.0), String::new())
-        }
+        // looked at, a counting semaphore is handled above.
+        (Backend::Sema | Backend::Postgres, Target::Path(_))
+        | (_, Target::Descriptor(_))
+        | (_, Target::Permits(..)) => (Some(open(backend, target, false)?.0), String::new()),
     };
     let (held, holder) = match &lock {
         None => (false, None),
@@ -336,5 +349,17 @@ fn remove(name: &str) -> SimpleLockResult<i32> {
     } else {
         say_error(&format!("there is no semaphore lock {name:?}"));
         Ok(1)
+    }
+}
+
+/// `simplelock remove --permits N NAME`: exit status 0 if the semaphore was deleted, 1 if
+/// there was none.
+fn remove_permits(name: &str) -> SimpleLockResult<i32> {
+    match permits::remove(name)? {
+        Some(done) => Ok(print_out(&done)),
+        None => {
+            say_error(&format!("there is no semaphore {name:?}"));
+            Ok(1)
+        }
     }
 }

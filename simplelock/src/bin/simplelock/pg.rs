@@ -43,6 +43,7 @@ pub(crate) fn open(target: &Target, shared: bool) -> SimpleLockResult<PostgresLo
                 "a PostgreSQL lock has a name, not a descriptor",
             ));
         }
+        Target::Permits(name, _) => return Err(crate::permits::unsupported(name)),
     };
     let mut builder = PostgresLock::builder(name);
     if let Some(url) = url() {
