@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 pub const ROLE: &str = "SIMPLELOCK_TEST_ROLE";
 /// Lines a child says to its parent start with this.
 pub const TAG: &str = "@@ ";
-/// How long a parent waits for something a child must do before it calls the test stuck: a
-/// hang guard, never a timing assertion, so generous for a loaded machine.
+/// How long a parent waits for something a child must do before it calls the test stuck, and
+/// the default [patience](super::Backend::patience) of each check's watchdog: a hang guard, never
+/// a timing assertion, so generous for a loaded machine.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The role of this process, if it is a child started by [`command`].
