@@ -21,7 +21,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use simplelock_core::conformance::child::{
-    Child, PATIENCE, ROLE, Silence, TAG, command, hear, role, say,
+    Child, PATIENCE, ROLE, Silence, TAG, command, hear, remove_stale_dirs, role, say,
 };
 
 /// An environment variable the parent passed to this child; panics naming it if absent.
@@ -50,17 +50,8 @@ pub fn run_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         const PREFIX: &str = "simplelock-tests-";
-        let temp = std::env::temp_dir();
-        if let Ok(entries) = fs::read_dir(&temp) {
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                let pid = name.to_str().and_then(|n| n.strip_prefix(PREFIX));
-                if pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists()) {
-                    let _ = fs::remove_dir_all(entry.path());
-                }
-            }
-        }
-        let dir = temp.join(format!("{PREFIX}{}", std::process::id()));
+        remove_stale_dirs(PREFIX);
+        let dir = std::env::temp_dir().join(format!("{PREFIX}{}", std::process::id()));
         DirBuilder::new()
             .recursive(true)
             .create(&dir)

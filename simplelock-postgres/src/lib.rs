@@ -599,6 +599,47 @@ impl PostgresLock {
         Ok(self.conn.as_mut().expect("just set"))
     }
 
+    /// Creates the fencing-token sequence `seq` if missing and checks that it hands out values
+    /// in order (`CACHE 1`).
+    fn check_sequence(&self, conn: &Conn, seq: &str) -> SimpleLockResult<()> {
+        let cache = conn.run(&self.name, async {
+            conn.client()
+                .batch_execute(&format!("CREATE SEQUENCE IF NOT EXISTS {seq}"))
+                .await?;
+            conn.client()
+                .query_one(
+                    "SELECT seqcache FROM pg_sequence WHERE seqrelid = $1::text::regclass",
+                    &[&seq],
+                )
+                .await
+        })?;
+        let cache: i64 = cache
+            .map_err(|e| {
+                SimpleLockError::unknown(
+                    &self.name,
+                    format!(
+                        "setting up the fencing-token sequence {seq} (it must exist or be \
+                         creatable by this user): {}",
+                        error::chain(&e)
+                    ),
+                    Some(Box::new(e)),
+                )
+            })?
+            .get(0);
+        if cache != 1 {
+            return Err(SimpleLockError::unknown(
+                &self.name,
+                format!(
+                    "the fencing-token sequence {seq} has CACHE {cache}: sessions would hand \
+                     out values out of order; ALTER SEQUENCE {seq} CACHE 1"
+                ),
+                None,
+            )
+            .with_kind(std::io::ErrorKind::InvalidData));
+        }
+        Ok(())
+    }
+
     /// Prepares the statements on a new connection (pipelined: about one round trip), and
     /// checks the token sequence.
     fn prepare(&self, conn: Conn) -> SimpleLockResult<Session> {
@@ -609,41 +650,7 @@ impl PostgresLock {
             Some(seq) => format!("nextval('{seq}'::regclass)"),
         };
         if let Some(seq) = &self.sequence {
-            let cache = conn.run(&self.name, async {
-                conn.client()
-                    .batch_execute(&format!("CREATE SEQUENCE IF NOT EXISTS {seq}"))
-                    .await?;
-                conn.client()
-                    .query_one(
-                        "SELECT seqcache FROM pg_sequence WHERE seqrelid = $1::text::regclass",
-                        &[seq],
-                    )
-                    .await
-            })?;
-            let cache: i64 = cache
-                .map_err(|e| {
-                    SimpleLockError::unknown(
-                        &self.name,
-                        format!(
-                            "setting up the fencing-token sequence {seq} (it must exist or be \
-                             creatable by this user): {}",
-                            error::chain(&e)
-                        ),
-                        Some(Box::new(e)),
-                    )
-                })?
-                .get(0);
-            if cache != 1 {
-                return Err(SimpleLockError::unknown(
-                    &self.name,
-                    format!(
-                        "the fencing-token sequence {seq} has CACHE {cache}: sessions would hand \
-                         out values out of order; ALTER SEQUENCE {seq} CACHE 1"
-                    ),
-                    None,
-                )
-                .with_kind(std::io::ErrorKind::InvalidData));
-            }
+            self.check_sequence(&conn, seq)?;
         }
         let (lock_fn, try_fn, unlock_fn) = if self.shared {
             (

@@ -274,20 +274,33 @@ pub trait ConcreteLock {
     fn try_unlock(&mut self) -> SimpleLockResult<()>;
 }
 
-impl ConcreteLock for Box<dyn ConcreteLock> {
-    fn status(&self) -> SimpleLockResult<LockStatus> {
-        (**self).status()
-    }
-    fn try_lock(&mut self) -> SimpleLockResult<()> {
-        (**self).try_lock()
-    }
-    fn hang_lock(&mut self) -> SimpleLockResult<()> {
-        (**self).hang_lock()
-    }
-    fn try_unlock(&mut self) -> SimpleLockResult<()> {
-        (**self).try_unlock()
-    }
+/// Implements 0.4's [`ConcreteLock`] for `$ty` by forwarding every method to `$inner` (an
+/// expression of `$s`, the receiver): one forwarding for the boxed trait object and the wrapped
+/// backends.
+macro_rules! forward_concrete {
+    ($ty:ty, $s:ident => $inner:expr) => {
+        impl ConcreteLock for $ty {
+            fn status(&self) -> SimpleLockResult<LockStatus> {
+                let $s = self;
+                $inner.status()
+            }
+            fn try_lock(&mut self) -> SimpleLockResult<()> {
+                let $s = self;
+                $inner.try_lock()
+            }
+            fn hang_lock(&mut self) -> SimpleLockResult<()> {
+                let $s = self;
+                $inner.hang_lock()
+            }
+            fn try_unlock(&mut self) -> SimpleLockResult<()> {
+                let $s = self;
+                $inner.try_unlock()
+            }
+        }
+    };
 }
+
+forward_concrete!(Box<dyn ConcreteLock>, s => (**s));
 
 /// What users and [`lock_until_finished`] call, as in 0.4: `lock` waits or tries as the lock
 /// was built to.
@@ -503,20 +516,7 @@ impl FileLock {
 }
 
 #[cfg(feature = "file")]
-impl ConcreteLock for FileLock {
-    fn status(&self) -> SimpleLockResult<LockStatus> {
-        self.0.status()
-    }
-    fn try_lock(&mut self) -> SimpleLockResult<()> {
-        self.0.try_lock()
-    }
-    fn hang_lock(&mut self) -> SimpleLockResult<()> {
-        self.0.hang_lock()
-    }
-    fn try_unlock(&mut self) -> SimpleLockResult<()> {
-        self.0.try_unlock()
-    }
-}
+forward_concrete!(FileLock, s => s.0);
 
 /// 0.4's `SemaphoreLock`: a named lock in shared memory, on the crate's
 /// [`crate::SemaphoreLock`] (which a crashed holder does not block).
@@ -546,20 +546,7 @@ impl SemaphoreLock {
 }
 
 #[cfg(feature = "sema")]
-impl ConcreteLock for SemaphoreLock {
-    fn status(&self) -> SimpleLockResult<LockStatus> {
-        self.0.status()
-    }
-    fn try_lock(&mut self) -> SimpleLockResult<()> {
-        self.0.try_lock()
-    }
-    fn hang_lock(&mut self) -> SimpleLockResult<()> {
-        self.0.hang_lock()
-    }
-    fn try_unlock(&mut self) -> SimpleLockResult<()> {
-        self.0.try_unlock()
-    }
-}
+forward_concrete!(SemaphoreLock, s => s.0);
 
 /// 0.4's `FakeLock`, for tests: a flag shared by its clones. `lock()` sets it and `unlock()`
 /// clears it, always successfully; `status()` is `Mine` while it is set, else `Open`.

@@ -59,6 +59,21 @@ impl Sandbox {
         holder
     }
 
+    /// Runs the shell command `inner` on a terminal, which `script` (util-linux) provides; fails
+    /// the test, saying so, if `script` is missing.
+    fn on_terminal(&self, inner: &str) -> Output {
+        assert!(
+            Command::new("script").arg("--version").output().is_ok(),
+            "this test needs `script` (util-linux) to give the tool a terminal"
+        );
+        Command::new("script")
+            .args(["-qec", inner, "/dev/null"])
+            .env("SIMPLELOCK_DIR", &self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
     /// Waits until `file` exists (a command has started and said so).
     fn wait_for(&self, file: &str) {
         let path = self.dir.join(file);
@@ -367,20 +382,9 @@ fn the_semaphore_backend_runs_and_removes() {
 
 #[test]
 fn a_long_wait_on_a_terminal_shows_the_holder() {
-    // `script` (util-linux) gives the tool a terminal; without it there is nothing to test.
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: no `script` command to provide a terminal");
-        return;
-    }
     let sandbox = Sandbox::new("progress");
     let holder = sandbox.hold(&["job"], "2.5");
-    let inner = format!("{BIN} --timeout 20 job -- true");
-    let output = Command::new("script")
-        .args(["-qec", &inner, "/dev/null"])
-        .env("SIMPLELOCK_DIR", &sandbox.dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let output = sandbox.on_terminal(&format!("{BIN} --timeout 20 job -- true"));
     assert!(output.status.success(), "{}", stderr(&output));
     let shown = String::from_utf8_lossy(&output.stdout);
     let expected = format!(
@@ -394,20 +398,10 @@ fn a_long_wait_on_a_terminal_shows_the_holder() {
 
 #[test]
 fn a_timeout_on_a_terminal_ends_at_its_deadline_with_the_holder_named() {
-    // `script` (util-linux) gives the tool a terminal, where it waits in slices of a second.
-    assert!(
-        Command::new("script").arg("--version").output().is_ok(),
-        "this test needs `script` (util-linux) to give the tool a terminal"
-    );
+    // On a terminal the tool waits in slices of a second.
     let sandbox = Sandbox::new("tty-timeout");
     let holder = sandbox.hold(&["job"], "4");
-    let inner = format!("{BIN} --timeout 1.5 job -- true; echo status=$?");
-    let output = Command::new("script")
-        .args(["-qec", &inner, "/dev/null"])
-        .env("SIMPLELOCK_DIR", &sandbox.dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let output = sandbox.on_terminal(&format!("{BIN} --timeout 1.5 job -- true; echo status=$?"));
     let shown = String::from_utf8_lossy(&output.stdout);
     assert!(shown.contains("status=1"), "{shown:?}");
     assert!(shown.contains("timed out after 1.5s"), "{shown:?}");

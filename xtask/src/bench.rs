@@ -120,18 +120,27 @@ pub(crate) fn main(quick: bool, only: Option<Part>) -> TaskResult {
 
 /// Runs `command`, shows its output, and returns the one result it printed as JSON.
 fn capture_result(mut command: Command) -> Result<BenchResult, String> {
-    let shown = show(&command);
+    let (shown, stdout, stderr) = run_shown(&mut command)?;
+    eprint!("{stderr}");
+    results::parse_bench(&stdout).map_err(|e| format!("`{shown}`: {e}"))
+}
+
+/// Shows `command`, runs it and prints its standard output: the command as shown, its standard
+/// output and its standard error. If it fails, prints its standard error too and says so.
+fn run_shown(command: &mut Command) -> Result<(String, String, String), String> {
+    let shown = show(command);
     println!("\n==> {shown}");
     let output = command
         .output()
         .map_err(|e| format!("could not start `{shown}`: {e}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     print!("{stdout}");
-    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !output.status.success() {
+        eprint!("{stderr}");
         return Err(format!("`{shown}` failed ({})", output.status));
     }
-    results::parse_bench(&stdout).map_err(|e| format!("`{shown}`: {e}"))
+    Ok((shown, stdout, stderr))
 }
 
 /// The median of every criterion benchmark measured since `since`, by its full id.

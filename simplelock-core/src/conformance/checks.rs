@@ -768,6 +768,77 @@ fn clean_release_is_not_a_death<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) 
     release("a", &mut a);
 }
 
+/// What the threads of [`threads_exclude_each_other`] share.
+#[derive(Default)]
+struct Contention {
+    /// Updated by a deliberately racy read-modify-write: only the lock keeps it exact.
+    counter: AtomicUsize,
+    /// The thread (numbered from 1) inside the critical section, 0 when none is.
+    occupant: AtomicUsize,
+    /// Each time a thread got in while another was inside.
+    overlaps: Mutex<Vec<String>>,
+    /// Rounds completed by all threads: the check judges a stall (no round for the wake bound),
+    /// not the total time, which a loaded machine stretches at will.
+    progress: AtomicUsize,
+}
+
+impl Contention {
+    /// Thread `t`: `rounds` times takes the lock through `handle` (by `hang_lock`, `timed_lock`
+    /// or `try_lock`, in turn), notes any other occupant, updates the counter and releases.
+    fn rounds<H: ConcreteLock>(
+        &self,
+        t: usize,
+        rounds: usize,
+        handle: &mut H,
+        wake: Duration,
+    ) -> Result<(), String> {
+        for round in 0..rounds {
+            let how = match (t + round) % 3 {
+                0 => handle.hang_lock().map(|()| "hang_lock"),
+                1 => handle.timed_lock(wake).map(|()| "timed_lock"),
+                _ => loop {
+                    match handle.try_lock() {
+                        Ok(()) => break Ok("try_lock"),
+                        Err(SimpleLockError::AlreadyLocked { .. }) => thread::yield_now(),
+                        Err(e) => break Err(e),
+                    }
+                },
+            }
+            .map_err(|e| format!("thread {t}, round {round}: locking failed: {e:?}"))?;
+            if let Err(other) =
+                self.occupant
+                    .compare_exchange(0, t + 1, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                self.overlaps.lock().unwrap().push(format!(
+                    "thread {t} acquired with {how} in round {round} while thread {} held the \
+                     lock",
+                    other - 1
+                ));
+            }
+            // A deliberately racy read-modify-write: only the lock keeps it exact.
+            let seen = self.counter.load(Ordering::SeqCst);
+            thread::yield_now();
+            self.counter.store(seen + 1, Ordering::SeqCst);
+            let _ = self
+                .occupant
+                .compare_exchange(t + 1, 0, Ordering::SeqCst, Ordering::SeqCst);
+            if let Err(e) = handle.try_unlock() {
+                let seen = self.overlaps.lock().unwrap().clone();
+                return Err(format!(
+                    "thread {t}, round {round}: try_unlock of the holder failed: {e:?}{}",
+                    if seen.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" after {seen:?}")
+                    }
+                ));
+            }
+            self.progress.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
 /// Threads with their own handles on one lock never overlap and lose no update, under every mix
 /// of `try_lock`, `hang_lock` and `timed_lock`.
 ///
@@ -778,78 +849,26 @@ fn threads_exclude_each_other<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
     const THREADS: usize = 4;
     const ROUNDS: usize = 500;
     let key = ctx.key("lock");
-    let counter = Arc::new(AtomicUsize::new(0));
-    let occupant = Arc::new(AtomicUsize::new(0));
-    let overlaps = Arc::new(Mutex::new(Vec::new()));
-    // Rounds completed by all threads: the check judges a stall (no round for the wake bound),
-    // not the total time, which a loaded machine stretches at will.
-    let progress = Arc::new(AtomicUsize::new(0));
+    let shared = Arc::new(Contention::default());
     let wake = ctx.wake;
     ctx.step("threads contend for the lock");
     let workers: Vec<_> = (0..THREADS)
         .map(|t| {
             let mut handle = ctx.open(&key);
-            let (counter, occupant, overlaps, progress) = (
-                Arc::clone(&counter),
-                Arc::clone(&occupant),
-                Arc::clone(&overlaps),
-                Arc::clone(&progress),
-            );
-            spawn(move || -> Result<(), String> {
-                for round in 0..ROUNDS {
-                    let how = match (t + round) % 3 {
-                        0 => handle.hang_lock().map(|()| "hang_lock"),
-                        1 => handle.timed_lock(wake).map(|()| "timed_lock"),
-                        _ => loop {
-                            match handle.try_lock() {
-                                Ok(()) => break Ok("try_lock"),
-                                Err(SimpleLockError::AlreadyLocked { .. }) => thread::yield_now(),
-                                Err(e) => break Err(e),
-                            }
-                        },
-                    }
-                    .map_err(|e| format!("thread {t}, round {round}: locking failed: {e:?}"))?;
-                    if let Err(other) =
-                        occupant.compare_exchange(0, t + 1, Ordering::SeqCst, Ordering::SeqCst)
-                    {
-                        overlaps.lock().unwrap().push(format!(
-                            "thread {t} acquired with {how} in round {round} while thread {} \
-                             held the lock",
-                            other - 1
-                        ));
-                    }
-                    // A deliberately racy read-modify-write: only the lock keeps it exact.
-                    let seen = counter.load(Ordering::SeqCst);
-                    thread::yield_now();
-                    counter.store(seen + 1, Ordering::SeqCst);
-                    let _ = occupant.compare_exchange(t + 1, 0, Ordering::SeqCst, Ordering::SeqCst);
-                    if let Err(e) = handle.try_unlock() {
-                        let seen = overlaps.lock().unwrap().clone();
-                        return Err(format!(
-                            "thread {t}, round {round}: try_unlock of the holder failed: {e:?}{}",
-                            if seen.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" after {seen:?}")
-                            }
-                        ));
-                    }
-                    progress.fetch_add(1, Ordering::SeqCst);
-                }
-                Ok(())
-            })
+            let shared = Arc::clone(&shared);
+            spawn(move || shared.rounds(t, ROUNDS, &mut handle, wake))
         })
         .collect();
     let mut errors = Vec::new();
     for (t, worker) in workers.into_iter().enumerate() {
         ctx.step(format!("waiting for contending thread {t} to finish"));
         let stall = ctx.wake * 6;
-        let (mut seen, mut since) = (progress.load(Ordering::SeqCst), Instant::now());
+        let (mut seen, mut since) = (shared.progress.load(Ordering::SeqCst), Instant::now());
         let result = loop {
             if let Some(result) = worker.within(ctx.wake) {
                 break result;
             }
-            let now = progress.load(Ordering::SeqCst);
+            let now = shared.progress.load(Ordering::SeqCst);
             if now != seen {
                 (seen, since) = (now, Instant::now());
             } else if since.elapsed() >= stall {
@@ -867,7 +886,7 @@ fn threads_exclude_each_other<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
             errors.push(e);
         }
     }
-    let overlaps = overlaps.lock().unwrap();
+    let overlaps = shared.overlaps.lock().unwrap();
     if let Some(first) = overlaps.first() {
         broke(
             EXCLUSION,
@@ -880,7 +899,7 @@ fn threads_exclude_each_other<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
     if let Some(first) = errors.first() {
         broke("locking and unlocking under contention succeed", first);
     }
-    let total = counter.load(Ordering::SeqCst);
+    let total = shared.counter.load(Ordering::SeqCst);
     if total != THREADS * ROUNDS {
         broke(
             EXCLUSION,

@@ -16,7 +16,9 @@
 //! has no dependencies and cannot use the harness crate, while the harness can use the core: so
 //! the protocol is written once, here, with std alone.
 
+use std::fs;
 use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
@@ -27,8 +29,9 @@ use std::time::{Duration, Instant};
 pub const ROLE: &str = "SIMPLELOCK_TEST_ROLE";
 /// Lines a child says to its parent start with this.
 pub const TAG: &str = "@@ ";
-/// How long a parent waits for something a child must do before it calls the test stuck: a
-/// hang guard, never a timing assertion, so generous for a loaded machine.
+/// How long a parent waits for something a child must do before it calls the test stuck, and
+/// the default [patience](super::Backend::patience) of each check's watchdog: a hang guard, never
+/// a timing assertion, so generous for a loaded machine.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The role of this process, if it is a child started by [`command`].
@@ -65,6 +68,39 @@ pub fn hear() -> String {
     let mut line = String::new();
     let _ = io::stdin().lock().read_line(&mut line);
     line.trim_end().to_owned()
+}
+
+/// Removes the folders `$TMPDIR/{prefix}PID` that earlier test runs left behind, those whose
+/// process is gone (no `/proc/PID`); leaves the others, and ignores what it cannot read or remove.
+pub fn remove_stale_dirs(prefix: &str) {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|n| n.strip_prefix(prefix));
+        if pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists()) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The folder `$TMPDIR/{prefix}RUN` of this test run ([`run_id`](super::run_id)), created if
+/// missing: the same in the test process and in the children the suite starts. The test process
+/// first [removes](remove_stale_dirs) the folders of earlier runs whose process is gone. Call it
+/// once per process (keep the result in a `OnceLock`).
+///
+/// # Panics
+///
+/// If the folder cannot be created.
+pub fn run_dir(prefix: &str) -> PathBuf {
+    let run = super::run_id();
+    if run == std::process::id() {
+        remove_stale_dirs(prefix);
+    }
+    let dir = std::env::temp_dir().join(format!("{prefix}{run}"));
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
 }
 
 /// Why a [`Child`] said nothing.

@@ -160,8 +160,9 @@ pub const WAKE: Duration = Duration::from_secs(10);
 pub const TIMING_SLACK: Duration = Duration::from_millis(150);
 /// How many times a timing measurement is tried before the check fails.
 pub const TIMING_TRIES: usize = 8;
-/// The default [patience](Backend::patience) of the watchdog of each check.
-pub const PATIENCE: Duration = Duration::from_secs(60);
+/// The default [patience](Backend::patience) of the watchdog of each check: the same hang guard
+/// as a parent's wait for its child.
+pub use child::PATIENCE;
 
 /// What a backend claims beyond the basic contract; each claim adds checks (see the
 /// [module docs](self)).

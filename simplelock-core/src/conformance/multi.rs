@@ -363,28 +363,40 @@ fn killed_holder_releases_the_lock<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H
     );
     ok(EXCLUSION, "try_unlock of the waiter", waiter.try_unlock());
     // Nobody waits when the holder dies.
-    ctx.step("starting a second child that holds the lock");
-    let mut child = Child::spawn(ctx, "holder", &key, scratch.path());
-    child.expect("held", CHILD);
-    child.kill();
-    ctx.step("timed_lock after the holder was killed");
-    let wake = ctx.wake;
-    let pending = spawn(move || (probe.timed_lock(wake), probe));
-    let (result, mut probe) = pending.expect_within(
-        ctx.wake * 2,
-        CRASH,
-        "timed_lock did not return after the holder was killed",
-    );
+    let (result, mut probe, pid) = timed_lock_after_killed_holder(ctx, &key, &scratch, probe);
     ok(
         CRASH,
         &format!(
-            "timed_lock({:?}) after the holder (pid {}) was killed",
-            ctx.wake,
-            child.pid()
+            "timed_lock({:?}) after the holder (pid {pid}) was killed",
+            ctx.wake
         ),
         result,
     );
     ok(EXCLUSION, "try_unlock", probe.try_unlock());
+}
+
+/// Starts a child that takes `key`, SIGKILLs it in its critical section, then takes the lock
+/// with `timed_lock` through `handle` (in a thread, with a hang guard): the outcome, the handle
+/// and the killed child's pid.
+fn timed_lock_after_killed_holder<H: ConcreteLock + Send + 'static>(
+    ctx: &Ctx<H>,
+    key: &str,
+    scratch: &Scratch,
+    mut handle: H,
+) -> (crate::SimpleLockResult<()>, H, u32) {
+    ctx.step("starting a child that holds the lock");
+    let mut child = Child::spawn(ctx, "holder", key, scratch.path());
+    child.expect("held", CHILD);
+    child.kill();
+    ctx.step("timed_lock after the holder was killed");
+    let wake = ctx.wake;
+    let pending = spawn(move || (handle.timed_lock(wake), handle));
+    let (result, handle) = pending.expect_within(
+        ctx.wake * 2,
+        CRASH,
+        "timed_lock did not return after the holder was killed",
+    );
+    (result, handle, child.pid())
 }
 
 /// After a child was killed while holding the lock, the next holder learns `Died`; after that
@@ -393,27 +405,15 @@ fn killed_holder_is_reported_dead<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>
     let scratch = Scratch::new(ctx.check);
     Section::create(scratch.path());
     let key = ctx.key("lock");
-    ctx.step("starting a child that holds the lock");
-    let mut child = Child::spawn(ctx, "holder", &key, scratch.path());
-    child.expect("held", CHILD);
-    child.kill();
-    let mut a = ctx.open(&key);
-    ctx.step("timed_lock after the holder was killed");
-    let wake = ctx.wake;
-    let pending = spawn(move || (a.timed_lock(wake), a));
-    let (result, mut a) = pending.expect_within(
-        ctx.wake * 2,
-        CRASH,
-        "timed_lock did not return after the holder was killed",
-    );
+    let a = ctx.open(&key);
+    let (result, mut a, pid) = timed_lock_after_killed_holder(ctx, &key, &scratch, a);
     ok(CRASH, "timed_lock after the holder was killed", result);
     let previous = a.previous_holder();
     if previous != PreviousHolder::Died {
         broke(
             DEATH,
             format!(
-                "previous_holder() is {previous:?} after the holder (pid {}) was killed while holding",
-                child.pid()
+                "previous_holder() is {previous:?} after the holder (pid {pid}) was killed while holding"
             ),
         );
     }

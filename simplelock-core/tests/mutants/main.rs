@@ -16,7 +16,6 @@
 mod file_ref;
 mod reference;
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -24,7 +23,7 @@ use std::time::Duration;
 use file_ref::{FileBug, FileRef};
 use reference::{Bug, RefLock, Registry};
 use simplelock_core::ConcreteLock;
-use simplelock_core::conformance::{self, Backend, run_id};
+use simplelock_core::conformance::{self, Backend, child};
 
 /// The bound of a missed wake-up in these tests: shorter than the suite's default, to keep the
 /// mutants that miss one from costing ten seconds each; still far above a real wake-up.
@@ -48,24 +47,7 @@ fn in_process(bug: Bug) -> Backend<RefLock> {
 /// those of earlier runs whose process is gone.
 fn run_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        const PREFIX: &str = "simplelock-core-mutants-";
-        let temp = std::env::temp_dir();
-        if run_id() == std::process::id()
-            && let Ok(entries) = fs::read_dir(&temp)
-        {
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                let pid = name.to_str().and_then(|n| n.strip_prefix(PREFIX));
-                if pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists()) {
-                    let _ = fs::remove_dir_all(entry.path());
-                }
-            }
-        }
-        let dir = temp.join(format!("{PREFIX}{}", run_id()));
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    })
+    DIR.get_or_init(|| child::run_dir("simplelock-core-mutants-"))
 }
 
 /// The multi-process reference backend with `bug`, claiming every multi-process claim.

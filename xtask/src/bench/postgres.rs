@@ -14,8 +14,8 @@ use std::fmt::Write as _;
 use std::process::Command;
 
 use super::results::{BenchResult, Postgres};
-use super::{Results, capture_result};
-use crate::{TaskResult, cargo, show};
+use super::{Results, capture_result, run_shown};
+use crate::{TaskResult, cargo};
 
 /// What this part measured.
 #[derive(Debug, Clone, Default)]
@@ -106,17 +106,7 @@ fn network_cut(server: &crate::pg::Server) -> Result<Cut, String> {
         "--nocapture",
     ]);
     server.apply(&mut command);
-    let shown = show(&command);
-    println!("\n==> {shown}");
-    let output = command
-        .output()
-        .map_err(|e| format!("could not start `{shown}`: {e}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    print!("{stdout}");
-    if !output.status.success() {
-        eprint!("{}", String::from_utf8_lossy(&output.stderr));
-        return Err(format!("`{shown}` failed ({})", output.status));
-    }
+    let (_, stdout, _) = run_shown(&mut command)?;
     // "network cut: the server released after 3.4s, the holder learned it after Some(3.4s)"
     let line = stdout
         .lines()
