@@ -289,7 +289,14 @@ impl Route {
     }
 }
 
-/// An `O_PATH` descriptor of the folder `dir`.
+/// How [`open_dir`] opens a folder: `O_PATH` (no read permission needed) where the system has
+/// it; macOS has none, and opens it for reading, which `/tmp` and its kin allow.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+const DIR_ACCESS: libc::c_int = libc::O_PATH;
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+const DIR_ACCESS: libc::c_int = libc::O_RDONLY;
+
+/// An `O_PATH` descriptor of the folder `dir` (see [`DIR_ACCESS`]).
 fn open_dir(dir: &Path) -> io::Result<std::os::fd::OwnedFd> {
     let path = CString::new(dir.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -297,7 +304,7 @@ fn open_dir(dir: &Path) -> io::Result<std::os::fd::OwnedFd> {
     let raw = unsafe {
         libc::open(
             path.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            DIR_ACCESS | libc::O_DIRECTORY | libc::O_CLOEXEC,
         )
     };
     if raw < 0 {
