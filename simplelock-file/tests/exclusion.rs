@@ -15,7 +15,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{LOCK_PATH, Proc, WORK_DIR, child, is_root, role, scratch};
+use common::{Child, LOCK_PATH, WORK_DIR, command, is_root, role, say, scratch};
 use simplelock_core::{ConcreteLock, LockStatus, SimpleLockError};
 use simplelock_file::FileLock;
 
@@ -80,7 +80,7 @@ fn a_lock_file_deleted_and_re_created_under_its_holders_never_gives_two_holders(
             }
             lock.try_unlock().unwrap();
         }
-        println!("@{overlaps}");
+        say(&overlaps.to_string());
         return;
     }
     // A sticky, world-writable folder (as /tmp). Someone replaces the lock file while holding
@@ -100,10 +100,10 @@ fn a_lock_file_deleted_and_re_created_under_its_holders_never_gives_two_holders(
     );
     let mut replacer = Command::new("sh").args(["-c", &script]).spawn().unwrap();
     common::eventually("the replacer created the file", || path.exists());
-    let mut workers: Vec<Proc> = (0..WORKERS)
+    let mut workers: Vec<Child> = (0..WORKERS)
         .map(|_| {
-            Proc::spawn(
-                child(TEST, "worker")
+            Child::spawn(
+                command(TEST, "worker")
                     .env(LOCK_PATH, &path)
                     .env(WORK_DIR, &dir)
                     .stdin(Stdio::null()),
@@ -116,8 +116,8 @@ fn a_lock_file_deleted_and_re_created_under_its_holders_never_gives_two_holders(
         .sum();
     fs::write(dir.join("stop"), "").unwrap();
     replacer.wait().unwrap();
-    for worker in workers {
-        worker.finish("a worker");
+    for mut worker in workers {
+        worker.wait_success();
     }
     assert_eq!(overlaps, 0, "two holders of the lock at once");
 
@@ -193,7 +193,7 @@ fn a_timed_waiter_stays_idle_while_the_holder_writes_the_file() {
             FileLock::new(&path).unwrap()
         };
         lock.try_lock().unwrap();
-        println!("@locked");
+        say("locked");
         // About 10,000 lines a second, through one descriptor and through short-lived ones.
         let start = Instant::now();
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
@@ -217,12 +217,12 @@ fn a_timed_waiter_stays_idle_while_the_holder_writes_the_file() {
             "written-file"
         });
         let path = dir.join("written.lock");
-        let mut writer = child(TEST, "writer");
+        let mut writer = command(TEST, "writer");
         writer.env(LOCK_PATH, &path).stdin(Stdio::null());
         if named {
             writer.env(WORK_DIR, &dir);
         }
-        let mut writer = Proc::spawn(&mut writer);
+        let mut writer = Child::spawn(&mut writer);
         assert_eq!(writer.next(), "locked");
         let mut lock = if named {
             FileLock::named_in(&dir, "written").unwrap()
@@ -237,7 +237,7 @@ fn a_timed_waiter_stays_idle_while_the_holder_writes_the_file() {
             matches!(result, Err(SimpleLockError::TimedOut { .. })),
             "{result:?}"
         );
-        writer.finish("the writer");
+        writer.wait_success();
         assert!(
             cpu * 20 < waited,
             "named: {named}: the waiter used {cpu:?} of CPU in a wait of {waited:?} (5 % at most)"
@@ -250,8 +250,8 @@ fn status_with_a_long_lock_list_never_takes_the_lock() {
     const TEST: &str = "status_with_a_long_lock_list_never_takes_the_lock";
     if role().as_deref() == Some("looker") {
         let lock = FileLock::new(std::env::var(LOCK_PATH).unwrap()).unwrap();
-        println!("@{:?}", lock.status().unwrap());
-        println!("@{:?}", lock.holder().unwrap());
+        say(&format!("{:?}", lock.status().unwrap()));
+        say(&format!("{:?}", lock.holder().unwrap()));
         return;
     }
     if Command::new("strace").arg("-V").output().is_err() {
@@ -281,7 +281,8 @@ fn status_with_a_long_lock_list_never_takes_the_lock() {
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     let said = String::from_utf8_lossy(&output.stdout);
-    assert!(said.contains(&format!("@{:?}", LockStatus::Open)), "{said}");
+    let open = format!("{}{:?}", common::TAG, LockStatus::Open);
+    assert!(said.contains(&open), "{said}");
     let calls = fs::read_to_string(&trace).unwrap();
     assert!(
         !calls.contains("flock("),

@@ -7,15 +7,15 @@
 mod common;
 
 use std::fs::{self, Permissions};
-use std::io::Write;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::mpsc;
 use std::thread;
 
-use common::{LOCK_PATH, PATIENCE, Proc, child, is_root, nobody_can_reach, role, scratch};
+use common::{
+    Child, LOCK_PATH, PATIENCE, command, hear, is_root, nobody_can_reach, role, say, scratch,
+};
 use simplelock_core::{ConcreteLock, LockStatus, PreviousHolder, SimpleLockError};
 use simplelock_file::FileLock;
 
@@ -154,9 +154,8 @@ fn read_only_case(path: &Path, wait: bool) {
     assert_eq!(lock.previous_holder(), PreviousHolder::Unknown);
     assert_eq!(lock.status().unwrap(), LockStatus::Mine);
     if wait {
-        println!("@locked");
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).unwrap();
+        say("locked");
+        hear();
     }
     lock.try_unlock().unwrap();
     // A shared handle can still read the record.
@@ -199,10 +198,9 @@ fn a_file_we_may_only_read_still_locks_and_is_never_written() {
         return;
     }
     // Root may write anything: the read-only user is `nobody`, and the file root's (0644).
-    let mut other_user = Proc::spawn(
-        child(TEST, "read-only")
+    let mut other_user = Child::spawn(
+        command(TEST, "read-only")
             .env(LOCK_PATH, &path)
-            .stdin(Stdio::piped())
             .uid(NOBODY)
             .gid(NOBODY),
     );
@@ -210,12 +208,12 @@ fn a_file_we_may_only_read_still_locks_and_is_never_written() {
     // The two users exclude each other.
     match owner.try_lock() {
         Err(SimpleLockError::AlreadyLocked { holder, .. }) => {
-            assert_eq!(holder.map(|h| h.pid), Some(other_user.id()));
+            assert_eq!(holder.map(|h| h.pid), Some(other_user.pid()));
         }
         other => panic!("root got the lock while nobody held it: {other:?}"),
     }
-    writeln!(other_user.stdin().unwrap()).unwrap();
-    other_user.finish("the read-only user");
+    other_user.send("");
+    other_user.wait_success();
     owner.try_lock().unwrap();
     // The read-only holder left no trace: the record still says root released it.
     assert_eq!(owner.previous_holder(), PreviousHolder::Released);
@@ -245,13 +243,13 @@ fn files_and_folders_we_may_not_use_give_permission_denied() {
     }
     if is_root() {
         let paths: Vec<String> = cases.iter().map(|p| p.display().to_string()).collect();
-        let other_user = Proc::spawn(
-            child(TEST, "denied")
+        let mut other_user = Child::spawn(
+            command(TEST, "denied")
                 .env(LOCK_PATH, paths.join("\n"))
                 .uid(NOBODY)
                 .gid(NOBODY),
         );
-        other_user.finish("the checks as nobody");
+        other_user.wait_success();
     } else {
         for path in &cases {
             denied_case(path);
@@ -268,11 +266,11 @@ fn another_users_lock_file_in_a_shared_folder_is_usable() {
         let path = PathBuf::from(std::env::var_os(LOCK_PATH).unwrap());
         let mut lock = common::lock_file(&path).unwrap();
         lock.try_lock().unwrap();
-        println!(
-            "@locked {:?} read_only={}",
+        say(&format!(
+            "locked {:?} read_only={}",
             lock.previous_holder(),
             lock.is_read_only()
-        );
+        ));
         lock.try_unlock().unwrap();
         return;
     }
@@ -297,14 +295,14 @@ fn another_users_lock_file_in_a_shared_folder_is_usable() {
         root.try_lock().unwrap();
         root.try_unlock().unwrap();
         fs::set_permissions(&path, Permissions::from_mode(mode)).unwrap();
-        let mut other_user = Proc::spawn(
-            child(TEST, "shared-folder")
+        let mut other_user = Child::spawn(
+            command(TEST, "shared-folder")
                 .env(LOCK_PATH, &path)
                 .uid(NOBODY)
                 .gid(NOBODY),
         );
         assert_eq!(other_user.next(), format!("locked {expected}"));
-        other_user.finish("nobody's lock");
+        other_user.wait_success();
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             mode

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{WORK_DIR, child, role, scratch};
+use common::{WORK_DIR, command, role, say, scratch};
 use proptest::prelude::*;
 use simplelock_core::{ConcreteLock, SimpleLockError};
 use simplelock_file::{FileLock, lock_dir};
@@ -97,17 +97,17 @@ fn named_locks_live_in_the_lock_folder() {
             FileLock::named("../escape"),
             Err(SimpleLockError::InvalidName { .. })
         ));
-        println!("@ok");
+        say("ok");
         return;
     }
     let dir = scratch("named");
-    let mut named = common::Proc::spawn(
-        child(TEST, "named")
+    let mut named = common::Child::spawn(
+        command(TEST, "named")
             .env(WORK_DIR, &dir)
             .env("SIMPLELOCK_DIR", dir.join("locks")),
     );
     assert_eq!(named.next(), "ok");
-    named.finish("the named-lock child");
+    named.wait_success();
     assert!(dir.join("locks/deploy.lock").is_file());
     assert!(!dir.join("escape.lock").exists());
 }

@@ -11,13 +11,12 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{LOCK_PATH, PATIENCE, Proc, WORK_DIR, child, role, scratch};
+use common::{Child, LOCK_PATH, PATIENCE, WORK_DIR, command, hear, role, say, scratch};
 use simplelock_core::{ConcreteLock, LockStatus, PreviousHolder, SimpleLockError};
 use simplelock_file::FileLock;
 
@@ -110,14 +109,19 @@ fn processes_exclude_each_other_and_lose_no_update() {
     let lock = dir.join("counter.lock");
     fs::write(dir.join("counter"), "0").unwrap();
     fs::write(dir.join("occupant"), "").unwrap();
-    let spawn =
-        |role: &str| Proc::spawn(child(TEST, role).env(WORK_DIR, &dir).env(LOCK_PATH, &lock));
+    let spawn = |role: &str| {
+        Child::spawn(
+            command(TEST, role)
+                .env(WORK_DIR, &dir)
+                .env(LOCK_PATH, &lock),
+        )
+    };
     let children: Vec<_> = (0..WRITERS)
         .map(|_| spawn("writer"))
         .chain((0..READERS).map(|_| spawn("reader")))
         .collect();
-    for child in children {
-        child.finish("a child");
+    for mut child in children {
+        child.wait_success();
     }
     let total: usize = fs::read_to_string(dir.join("counter"))
         .unwrap()
@@ -175,7 +179,7 @@ fn holder_until_killed(dir: &Path, lock: &Path) -> ! {
     let mut lock = common::lock_file(lock).unwrap();
     lock.hang_lock().unwrap();
     fs::write(dir.join("occupant"), std::process::id().to_string()).unwrap();
-    println!("@locked {:?}", lock.previous_holder());
+    say(&format!("locked {:?}", lock.previous_holder()));
     loop {
         thread::sleep(Duration::from_secs(3600));
     }
@@ -194,12 +198,12 @@ fn kill_storm_releases_at_once_and_reports_the_death() {
     fs::write(&occupant, "").unwrap();
     let mut probe = common::lock_file(&path).unwrap();
     for round in 0..KILLS {
-        let mut holder = Proc::spawn(
-            child(TEST, "holder")
+        let mut holder = Child::spawn(
+            command(TEST, "holder")
                 .env(WORK_DIR, &dir)
                 .env(LOCK_PATH, &path),
         );
-        let pid = holder.id();
+        let pid = holder.pid();
         let said = holder.next();
         assert_eq!(
             said, "locked Released",
@@ -276,14 +280,14 @@ fn an_execed_program_does_not_keep_the_lock() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        println!("@sleeper {}", sleeper.id());
+        say(&format!("sleeper {}", sleeper.id()));
         loop {
             thread::sleep(Duration::from_secs(3600));
         }
     }
     let dir = scratch(TEST);
     let path = dir.join("exec.lock");
-    let mut parent = Proc::spawn(child(TEST, "exec").env(LOCK_PATH, &path));
+    let mut parent = Child::spawn(command(TEST, "exec").env(LOCK_PATH, &path));
     let said = parent.next();
     let sleeper: i32 = said.strip_prefix("sleeper ").unwrap().parse().unwrap();
     let mut lock = common::lock_file(&path).unwrap();
@@ -446,18 +450,18 @@ fn a_forked_child_never_releases_the_parents_lock() {
     const TEST: &str = "a_forked_child_never_releases_the_parents_lock";
     if role().as_deref() == Some("forker") {
         fork_scenarios(&env_path(LOCK_PATH));
-        println!("@done");
+        say("done");
         return;
     }
     // Fork in a process of its own, not in the multi-threaded test runner.
     let dir = scratch(TEST);
-    let mut forker = Proc::spawn(
-        child(TEST, "forker")
+    let mut forker = Child::spawn(
+        command(TEST, "forker")
             .env(LOCK_PATH, dir.join("fork.lock"))
             .current_dir(&dir),
     );
     assert_eq!(forker.next(), "done");
-    forker.finish("the fork scenarios");
+    forker.wait_success();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -469,19 +473,14 @@ fn timed_lock_takes_over_promptly_from_another_process() {
     if role().as_deref() == Some("brief") {
         let mut lock = common::lock_file(env_path(LOCK_PATH)).unwrap();
         lock.try_lock().unwrap();
-        println!("@locked");
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).unwrap();
+        say("locked");
+        hear();
         lock.try_unlock().unwrap();
         return;
     }
     let dir = scratch(TEST);
     let path = dir.join("handoff.lock");
-    let mut holder = Proc::spawn(
-        child(TEST, "brief")
-            .env(LOCK_PATH, &path)
-            .stdin(Stdio::piped()),
-    );
+    let mut holder = Child::spawn(command(TEST, "brief").env(LOCK_PATH, &path));
     assert_eq!(holder.next(), "locked");
     let mut lock = common::lock_file(&path).unwrap();
     let timeout = PATIENCE;
@@ -492,11 +491,11 @@ fn timed_lock_takes_over_promptly_from_another_process() {
     thread::sleep(Duration::from_millis(20));
     assert!(!waiter.is_finished(), "got the lock while it was held");
     let released = Instant::now();
-    writeln!(holder.stdin().unwrap()).unwrap();
+    holder.send("");
     let (result, acquired, lock) = waiter.join().unwrap();
     result.unwrap();
     assert_eq!(lock.previous_holder(), PreviousHolder::Released);
     // A hang guard only: the handoff must happen long before the timeout.
     assert!(acquired - released < timeout / 2);
-    holder.finish("the brief holder");
+    holder.wait_success();
 }

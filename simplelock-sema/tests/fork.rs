@@ -16,7 +16,7 @@ use simplelock_core::{ConcreteLock, LockStatus, PreviousHolder, SimpleLockError}
 use simplelock_sema::SemaphoreLock;
 
 mod common;
-use common::{Cleanup, GUARD, Scratch};
+use common::{Cleanup, PATIENCE, Scratch};
 
 /// Runs `child` in a forked child and returns its pid; the child exits with what `child`
 /// returns (0: all checks passed, else the number of the failed check).
@@ -129,7 +129,7 @@ fn a_forked_child_does_not_inherit_ownership() {
         if fresh.try_lock().is_ok() {
             return 1;
         }
-        if fresh.timed_lock(GUARD).is_err() {
+        if fresh.timed_lock(PATIENCE).is_err() {
             return 2;
         }
         if !released.exists() {
@@ -182,7 +182,7 @@ fn a_zombie_leader_with_live_threads_keeps_the_lock() {
         unreachable!("SYS_exit returned")
     });
     let pid = u32::try_from(child.as_raw()).unwrap();
-    common::wait_until("the child holding the lock as a zombie leader", || {
+    common::eventually("the child holding the lock as a zombie leader", || {
         common::process_state(pid).as_deref() == Some("Z")
             && matches!(lock.holder(), Ok(Some(h)) if h.pid == pid)
     });
@@ -221,7 +221,7 @@ fn a_stopped_holder_keeps_the_lock() {
         }
         let start = Instant::now();
         while !go.exists() {
-            if start.elapsed() > GUARD {
+            if start.elapsed() > PATIENCE {
                 return 2;
             }
             thread::sleep(Duration::from_millis(1));
@@ -232,12 +232,12 @@ fn a_stopped_holder_keeps_the_lock() {
         0
     });
     let pid = u32::try_from(child.as_raw()).unwrap();
-    common::wait_until(
+    common::eventually(
         "the child holding the lock",
         || matches!(lock.holder(), Ok(Some(h)) if h.pid == pid),
     );
     nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGSTOP).unwrap();
-    common::wait_until("the child stopped", || {
+    common::eventually("the child stopped", || {
         common::process_state(pid).as_deref() == Some("T")
     });
     assert!(matches!(
@@ -276,7 +276,7 @@ fn a_forked_copy_of_a_holding_handle_follows_a_removal() {
             let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
                 let start = Instant::now();
                 while fs::metadata(&path).is_ok_and(|m| m.ino() == old_ino) {
-                    if start.elapsed() > GUARD {
+                    if start.elapsed() > PATIENCE {
                         return 2;
                     }
                     thread::sleep(Duration::from_millis(1));

@@ -42,7 +42,7 @@ fn become_nobody() {
 /// As `nobody` (in a child process): creates the object of lock `name` with mode 0o666 and
 /// `len` zero bytes, as a squatter would.
 fn squat(test: &str, name: &str, len: u64) {
-    let mut child = Child::spawn(
+    let mut child = Child::start(
         test,
         "squatter",
         &[(LOCK, name), ("SQUAT_LEN", &len.to_string())],
@@ -187,7 +187,7 @@ fn sharing_across_users_needs_the_explicit_opt_in() {
     let name = common::unique_name("shared");
     let _cleanup = Cleanup::new(&[&name]);
     let _lock = SemaphoreLock::with_mode(&name, 0o666).unwrap();
-    let mut child = Child::spawn(
+    let mut child = Child::start(
         "sharing_across_users_needs_the_explicit_opt_in",
         "user",
         &[(LOCK, &name)],
@@ -241,7 +241,7 @@ fn a_full_dev_shm_is_an_error_not_a_sigbus() {
     );
     let line = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("@@ "))
+        .find_map(|l| l.strip_prefix(common::TAG))
         .unwrap_or_else(|| panic!("the child said nothing: {stdout}"));
     assert!(
         line.starts_with("error StorageFull") && line.contains("/dev/shm"),
@@ -377,7 +377,7 @@ fn a_changed_time_namespace_is_refused() {
         .spawn()
         .expect("running unshare (util-linux)");
     let ns_path = format!("/proc/{}/ns/time", shifted.id());
-    common::wait_until("the time namespace", || {
+    common::eventually("the time namespace", || {
         fs::read_link(&ns_path).ok() != fs::read_link("/proc/self/ns/time").ok()
     });
     let ns = fs::File::open(&ns_path).unwrap();

@@ -15,7 +15,7 @@ use simplelock_core::{ConcreteLock, LockStatus, PreviousHolder, SimpleLockError}
 use simplelock_sema::SemaphoreLock;
 
 mod common;
-use common::{Child, Cleanup, GUARD, Scratch, Section, hear, role, say};
+use common::{Child, Cleanup, PATIENCE, Scratch, Section, hear, role, say};
 
 /// The lock name and scratch folder a parent passes to its children.
 const LOCK: &str = "SEMA_TEST_LOCK";
@@ -25,14 +25,14 @@ const DIR: &str = "SEMA_TEST_DIR";
 fn acquire(lock: &mut SemaphoreLock, round: usize) {
     match round % 3 {
         0 => common::lock_within_guard(lock),
-        1 => lock.timed_lock(GUARD).unwrap(),
+        1 => lock.timed_lock(PATIENCE).unwrap(),
         _ => {
             let start = Instant::now();
             loop {
                 match lock.try_lock() {
                     Ok(()) => break,
                     Err(SimpleLockError::AlreadyLocked { .. }) => {
-                        assert!(start.elapsed() < GUARD, "try_lock never succeeded");
+                        assert!(start.elapsed() < PATIENCE, "try_lock never succeeded");
                         thread::yield_now();
                     }
                     Err(e) => panic!("try_lock: {e}"),
@@ -81,7 +81,7 @@ fn processes_and_threads_exclude_each_other() {
     let dir_str = dir.path().to_str().unwrap();
     let mut children: Vec<Child> = (0..COUNTER_PROCS)
         .map(|_| {
-            Child::spawn(
+            Child::start(
                 "processes_and_threads_exclude_each_other",
                 "counter",
                 &[(LOCK, &name), (DIR, dir_str)],
@@ -135,7 +135,7 @@ fn kill_storm_recovers_every_holder() {
             common::lock_within_guard(&mut lock);
             section.enter(lock.previous_holder() == PreviousHolder::Died);
             say("held");
-            thread::sleep(GUARD * 10); // until SIGKILL
+            thread::sleep(PATIENCE * 10); // until SIGKILL
             panic!("the victim was not killed");
         }
         Some(other) => panic!("unknown role {other}"),
@@ -149,12 +149,12 @@ fn kill_storm_recovers_every_holder() {
     let envs = [(LOCK, name.as_str()), (DIR, dir_str)];
     let test = "kill_storm_recovers_every_holder";
     let mut workers: Vec<Child> = (0..STORM_WORKERS)
-        .map(|_| Child::spawn(test, "worker", &envs))
+        .map(|_| Child::start(test, "worker", &envs))
         .collect();
     let mut worst = Duration::ZERO;
     let mut total = Duration::ZERO;
     for kill in 0..KILLS {
-        let mut victim = Child::spawn(test, "victim", &envs);
+        let mut victim = Child::start(test, "victim", &envs);
         victim.expect("held");
         // Let the workers fall asleep on the futex, for a varying while.
         thread::sleep(Duration::from_micros(500 * (kill % 4) as u64));
@@ -163,9 +163,9 @@ fn kill_storm_recovers_every_holder() {
         if kill % 2 == 0 {
             // Reaped at once: the holder's process id is gone (ESRCH). Otherwise it stays a
             // zombie until after the recovery.
-            victim.wait_within(GUARD);
+            victim.wait_within(PATIENCE);
         }
-        common::wait_until("recovery after the kill", || {
+        common::eventually("recovery after the kill", || {
             Section::lines(&section.repairs).len() > kill
         });
         let recovery = killed_at.elapsed();
@@ -175,12 +175,12 @@ fn kill_storm_recovers_every_holder() {
         );
         worst = worst.max(recovery);
         total += recovery;
-        victim.wait_within(GUARD);
+        victim.wait_within(PATIENCE);
     }
     fs::write(dir.path().join("stop"), "").unwrap();
     let mut counted = 0;
     for worker in &mut workers {
-        let line = worker.next(GUARD);
+        let line = worker.next();
         counted += line
             .strip_prefix("count ")
             .and_then(|n| n.parse::<u64>().ok())
@@ -233,13 +233,13 @@ fn many_processes_open_a_new_name_at_once() {
         let section = Section::new(dir.path());
         let envs = [(LOCK, name.as_str()), (DIR, dir.path().to_str().unwrap())];
         let mut children: Vec<Child> = (0..INIT_PROCS)
-            .map(|_| Child::spawn("many_processes_open_a_new_name_at_once", "opener", &envs))
+            .map(|_| Child::start("many_processes_open_a_new_name_at_once", "opener", &envs))
             .collect();
         assert!(!common::object_path(&name).exists());
         for child in &mut children {
             child.send("go");
         }
-        let inos: Vec<String> = children.iter().map(|c| c.next(GUARD)).collect();
+        let inos: Vec<String> = children.iter().map(|c| c.next()).collect();
         assert!(
             inos.iter().all(|i| i == &inos[0]),
             "round {round}: openers got different objects: {inos:?}"
@@ -310,8 +310,8 @@ fn no_leak_over_100k_cycles() {
         say(&format!("{before:?} | {after:?}"));
         return;
     }
-    let mut child = Child::spawn("no_leak_over_100k_cycles", "cycles", &[]);
-    let line = child.next(Duration::from_secs(120));
+    let mut child = Child::start("no_leak_over_100k_cycles", "cycles", &[]);
+    let line = child.next_for(Duration::from_secs(120));
     child.wait_success();
     let (before, after) = line.split_once(" | ").unwrap();
     assert_eq!(
@@ -338,7 +338,7 @@ fn extra_unlock_cannot_admit_a_second_holder() {
     }
     let name = common::unique_name("extra");
     let _cleanup = Cleanup::new(&[&name]);
-    let mut holder = Child::spawn(
+    let mut holder = Child::start(
         "extra_unlock_cannot_admit_a_second_holder",
         "holder",
         &[(LOCK, &name)],
@@ -402,14 +402,14 @@ fn waiter_recovers_soon_after_sigkill() {
         let mut lock = SemaphoreLock::new(common::env(LOCK)).unwrap();
         lock.try_lock().unwrap();
         say("held");
-        thread::sleep(GUARD * 10);
+        thread::sleep(PATIENCE * 10);
         panic!("not killed");
     }
     let name = common::unique_name("recover");
     let _cleanup = Cleanup::new(&[&name]);
     let mut worst = Duration::ZERO;
     for _ in 0..5 {
-        let mut holder = Child::spawn(
+        let mut holder = Child::start(
             "waiter_recovers_soon_after_sigkill",
             "holder",
             &[(LOCK, &name)],
@@ -418,7 +418,7 @@ fn waiter_recovers_soon_after_sigkill() {
         let mut lock = SemaphoreLock::new(&name).unwrap();
         let recovered = thread::scope(|s| {
             let waiter = s.spawn(|| {
-                lock.timed_lock(GUARD).unwrap();
+                lock.timed_lock(PATIENCE).unwrap();
                 Instant::now()
             });
             thread::sleep(Duration::from_millis(30)); // the waiter is asleep in the kernel
@@ -430,7 +430,7 @@ fn waiter_recovers_soon_after_sigkill() {
         assert!(recovered < Duration::from_secs(2), "took {recovered:?}");
         worst = worst.max(recovered);
         lock.try_unlock().unwrap();
-        holder.wait_within(GUARD);
+        holder.wait_within(PATIENCE);
     }
     println!("worst recovery of a sleeping waiter after SIGKILL: {worst:?}");
 }
@@ -463,7 +463,7 @@ fn removal_while_others_wait_moves_them_to_the_new_object() {
     let _cleanup = Cleanup::new(&[&name]);
     assert!(!SemaphoreLock::remove(&name).unwrap(), "nothing to remove");
     let spawn = || {
-        let c = Child::spawn(
+        let c = Child::start(
             "removal_while_others_wait_moves_them_to_the_new_object",
             "user",
             &[(LOCK, &name)],
@@ -477,7 +477,7 @@ fn removal_while_others_wait_moves_them_to_the_new_object() {
 
     // c1 holds; `remove` must wait for it.
     c1.send("lock");
-    assert_eq!(c1.next(GUARD), "acquired Released");
+    assert_eq!(c1.next(), "acquired Released");
     thread::scope(|s| {
         let remover = s.spawn(|| SemaphoreLock::remove(&name));
         thread::sleep(Duration::from_millis(100));
@@ -500,7 +500,7 @@ fn removal_while_others_wait_moves_them_to_the_new_object() {
     thread::sleep(Duration::from_millis(50)); // c2 is asleep on the futex
     assert_eq!(c2.next_within(Duration::ZERO), None);
     remover.unlink().unwrap();
-    assert_eq!(c2.next(GUARD), "acquired Released");
+    assert_eq!(c2.next(), "acquired Released");
     let new_ino = fs::metadata(common::object_path(&name)).unwrap().ino();
     assert_ne!(
         new_ino, held_ino,
@@ -521,7 +521,7 @@ fn removal_while_others_wait_moves_them_to_the_new_object() {
     );
     c2.send("unlock");
     c2.expect("released");
-    assert_eq!(c1.next(GUARD), "acquired Released");
+    assert_eq!(c1.next(), "acquired Released");
     assert!(matches!(
         old_here.try_lock(),
         Err(SimpleLockError::AlreadyLocked { .. })
@@ -579,7 +579,7 @@ fn another_users_lock_is_permission_denied() {
     let mode = |name: &str| fs::metadata(common::object_path(name)).unwrap().mode() & 0o777;
     assert_eq!(mode(&private), 0o600);
     assert_eq!(mode(&shared), 0o666);
-    let mut child = Child::spawn(
+    let mut child = Child::start(
         "another_users_lock_is_permission_denied",
         "nobody",
         &[(LOCK, &private), (DIR, &shared)],
@@ -633,12 +633,12 @@ fn a_process_in_another_pid_namespace_is_refused() {
     }
     let name = common::unique_name("pidns");
     let _cleanup = Cleanup::new(&[&name]);
-    let mut child = Child::spawn(
+    let mut child = Child::start(
         "a_process_in_another_pid_namespace_is_refused",
         "unshare",
         &[(LOCK, &name)],
     );
-    let line = child.next(GUARD);
+    let line = child.next();
     child.wait_success();
     if let Some(reason) = line.strip_prefix("skip: ") {
         println!("note: cannot make a pid namespace here ({reason}); skipped");

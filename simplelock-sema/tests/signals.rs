@@ -17,7 +17,7 @@ use simplelock_core::{ConcreteLock, SimpleLockError};
 use simplelock_sema::SemaphoreLock;
 
 mod common;
-use common::{Cleanup, GUARD};
+use common::{Cleanup, PATIENCE};
 
 static HANDLED: AtomicUsize = AtomicUsize::new(0);
 
@@ -58,7 +58,7 @@ fn under_storm<T: Send>(
             let start = Instant::now();
             while !done.load(Ordering::SeqCst) {
                 assert!(
-                    start.elapsed() < GUARD,
+                    start.elapsed() < PATIENCE,
                     "the wait did not end under the storm"
                 );
                 // The thread may have just finished; a failed send is fine then.

@@ -285,7 +285,7 @@ fn mistakes_get_one_line_and_exit_status_64() {
         &["--bogus", "job", "--", "true"][..],
         &["-b", "sema", "a/b", "--", "true"][..],
         // Control characters in what is quoted back must not break the line.
-        &["a\nb", "ls"][..],
+        &["a\nb/c", "ls"][..],
         &["--file", "/no\nsuch/x.lock", "--", "true"][..],
     ] {
         let output = sandbox.run(args);
@@ -389,6 +389,29 @@ fn a_long_wait_on_a_terminal_shows_the_holder() {
     );
     assert!(shown.contains(&expected), "no progress line in {shown:?}");
     assert!(shown.contains("waited 1s"), "{shown:?}");
+    assert!(holder.wait_with_output().unwrap().status.success());
+}
+
+#[test]
+fn a_timeout_on_a_terminal_ends_at_its_deadline_with_the_holder_named() {
+    // `script` (util-linux) gives the tool a terminal, where it waits in slices of a second.
+    assert!(
+        Command::new("script").arg("--version").output().is_ok(),
+        "this test needs `script` (util-linux) to give the tool a terminal"
+    );
+    let sandbox = Sandbox::new("tty-timeout");
+    let holder = sandbox.hold(&["job"], "4");
+    let inner = format!("{BIN} --timeout 1.5 job -- true; echo status=$?");
+    let output = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("SIMPLELOCK_DIR", &sandbox.dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(shown.contains("status=1"), "{shown:?}");
+    assert!(shown.contains("timed out after 1.5s"), "{shown:?}");
+    assert!(shown.contains(&format!("pid {}", holder.id())), "{shown:?}");
     assert!(holder.wait_with_output().unwrap().status.success());
 }
 
@@ -662,4 +685,241 @@ fn a_group_signal_from_timeout_reaches_the_command_once() {
         "1",
         "SIGTERM reached the command more than once"
     );
+}
+
+// flock(1)'s idioms that scripts rely on.
+
+#[test]
+fn combined_short_options_as_flock_takes_them() {
+    let sandbox = Sandbox::new("short-options");
+    let holder = sandbox.hold(&["job"], "2");
+    let conflict = sandbox.run(&["-nE", "3", "job", "--", "true"]);
+    assert_eq!(conflict.status.code(), Some(3), "{}", stderr(&conflict));
+    let glued = sandbox.run(&["-nE3", "job", "--", "true"]);
+    assert_eq!(glued.status.code(), Some(3), "{}", stderr(&glued));
+    let waited = sandbox.run(&["-w0.2", "job", "--", "true"]);
+    assert_eq!(waited.status.code(), Some(1), "{}", stderr(&waited));
+    assert!(
+        stderr(&waited).contains("timed out after 200ms"),
+        "{}",
+        stderr(&waited)
+    );
+    assert!(holder.wait_with_output().unwrap().status.success());
+}
+
+#[test]
+fn the_separator_is_optional_before_a_command() {
+    let sandbox = Sandbox::new("no-separator");
+    let output = sandbox.run(&["job", "sh", "-c", "echo $0 -x; exit 4", "arg"]);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "arg -x\n");
+    // Options may still follow the name, as before.
+    assert!(sandbox.run(&["job", "-n", "--", "true"]).status.success());
+    // With --file, the first word is the command's, and so is all that follows it.
+    let file = sandbox.path("data");
+    let output = sandbox.run(&[
+        "--file",
+        &file,
+        "sh",
+        "-c",
+        "printf '%s\\n' \"$0\"; exit 5",
+        "-n",
+    ]);
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "-n\n");
+    // An option the tool does not know is a mistake, not a command.
+    let unknown = sandbox.run(&["job", "--bogus", "true"]);
+    assert_eq!(unknown.status.code(), Some(64), "{}", stderr(&unknown));
+}
+
+#[test]
+fn dash_c_runs_a_shell_command() {
+    let sandbox = Sandbox::new("dash-c");
+    let out = sandbox.path("out");
+    let output = sandbox.run(&["job", "-c", &format!("echo $((1 + 2)) > {out}; exit 6")]);
+    assert_eq!(output.status.code(), Some(6), "{}", stderr(&output));
+    assert_eq!(fs::read_to_string(out).unwrap(), "3\n");
+    // A shell command and a command are one too many.
+    let both = sandbox.run(&["job", "-c", "true", "--", "true"]);
+    assert_eq!(both.status.code(), Some(64), "{}", stderr(&both));
+    assert_eq!(stderr(&both).lines().count(), 1, "{}", stderr(&both));
+}
+
+#[test]
+fn an_inherited_descriptor_is_locked_for_the_shell_that_holds_it() {
+    let sandbox = Sandbox::new("descriptor");
+    let file = sandbox.path("data");
+    // The flock(1) idiom: the subshell holds the lock through fd 9 after simplelock ended.
+    let script = format!(
+        "( {BIN} -n 9 || exit 9; touch {}; sleep 2 ) 9>{file}",
+        sandbox.path("started")
+    );
+    let holder = Command::new("sh").args(["-c", &script]).spawn().unwrap();
+    sandbox.wait_for("started");
+    let second = Command::new("sh")
+        .args(["-c", &format!("( {BIN} -nE 7 9 ) 9>>{file}")])
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(7), "{}", stderr(&second));
+    let waited = Command::new("sh")
+        .args(["-c", &format!("( {BIN} -w 0.3 9 ) 9>>{file}")])
+        .output()
+        .unwrap();
+    assert_eq!(waited.status.code(), Some(1), "{}", stderr(&waited));
+    assert!(
+        stderr(&waited).contains("timed out after 300ms"),
+        "{}",
+        stderr(&waited)
+    );
+    // The same lock as `--file` on that file.
+    let by_path = sandbox.run(&["-n", "--file", &file, "--", "true"]);
+    assert_eq!(by_path.status.code(), Some(1), "{}", stderr(&by_path));
+    assert!(holder.wait_with_output().unwrap().status.success());
+    let after = sandbox.run(&["-n", "--file", &file, "--", "true"]);
+    assert!(after.status.success(), "{}", stderr(&after));
+    // A descriptor that is not open is bad usage, said in one line.
+    let closed = sandbox.run(&["-n", "57"]);
+    assert_eq!(closed.status.code(), Some(64), "{}", stderr(&closed));
+    assert_eq!(stderr(&closed).lines().count(), 1, "{}", stderr(&closed));
+}
+
+#[test]
+fn a_directory_can_be_the_file() {
+    let sandbox = Sandbox::new("directory");
+    let dir = sandbox.path("folder");
+    fs::create_dir(&dir).unwrap();
+    let holder = sandbox.hold(&["--file", &dir], "2");
+    let conflict = sandbox.run(&["-n", "--file", &dir, "--", "true"]);
+    assert_eq!(conflict.status.code(), Some(1), "{}", stderr(&conflict));
+    assert!(holder.wait_with_output().unwrap().status.success());
+    assert!(
+        sandbox
+            .run(&["-n", "--file", &dir, "--", "true"])
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn a_name_that_looks_like_a_path_gets_a_hint() {
+    let sandbox = Sandbox::new("path-hint");
+    let path = sandbox.path("x.lock");
+    let output = sandbox.run(&[&path, "true"]);
+    assert_eq!(output.status.code(), Some(64), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains(&format!("--file {path}")), "{message}");
+    assert_eq!(message.lines().count(), 1, "{message}");
+}
+
+#[test]
+fn json_is_refused_outside_status() {
+    let sandbox = Sandbox::new("json-outside");
+    let output = sandbox.run(&["--json", "job", "--", "true"]);
+    assert_eq!(output.status.code(), Some(64), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--json"), "{}", stderr(&output));
+    assert_eq!(stderr(&output).lines().count(), 1, "{}", stderr(&output));
+}
+
+#[test]
+fn status_takes_a_name_that_starts_with_a_dash_after_the_separator() {
+    let sandbox = Sandbox::new("status-dash");
+    let output = sandbox.run(&["status", "--", "-job"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.starts_with(r#"lock "-job" (file, "#), "{text}");
+    assert!(text.ends_with(": free\n"), "{text}");
+}
+
+#[test]
+fn the_command_learns_whether_the_previous_holder_died() {
+    let sandbox = Sandbox::new("previous-holder");
+    let name = format!("cli-{}-previous", std::process::id());
+    let report = "echo $SIMPLELOCK_PREVIOUS_HOLDER";
+    for backend in ["file", "sema"] {
+        let run = |args: &[&str]| {
+            let mut all = vec!["-b", backend, &name];
+            all.extend(args);
+            sandbox.run(&all)
+        };
+        let first = run(&["sh", "-c", report]);
+        assert!(first.status.success(), "{backend}: {}", stderr(&first));
+        assert_eq!(
+            String::from_utf8_lossy(&first.stdout),
+            "released\n",
+            "{backend}"
+        );
+        // The holder and its command die in the critical section.
+        let pidfile = sandbox.path(&format!("pid-{backend}"));
+        let script = format!("echo $$ > {pidfile}; exec sleep 30");
+        let mut tool = sandbox.spawn(&["-b", backend, &name, "--", "sh", "-c", &script]);
+        let child = pid_in(Path::new(&pidfile));
+        // The tool first: were the command killed first, the tool would see it end and
+        // release the lock itself. The command then (the sema backend's is killed with the
+        // tool already; the file backend's keeps the lock until it ends).
+        tool.kill().unwrap();
+        tool.wait().unwrap();
+        let _ = Command::new("kill")
+            .args(["-KILL", &child.to_string()])
+            .status();
+        let next = run(&["-w", "10", "--", "sh", "-c", report]);
+        assert!(next.status.success(), "{backend}: {}", stderr(&next));
+        assert_eq!(String::from_utf8_lossy(&next.stdout), "died\n", "{backend}");
+        let again = run(&["sh", "-c", report]);
+        assert_eq!(
+            String::from_utf8_lossy(&again.stdout),
+            "released\n",
+            "{backend}"
+        );
+    }
+    assert!(sandbox.run(&["remove", &name]).status.success());
+    // A plain file keeps no record: nobody can tell.
+    let file = sandbox.path("data");
+    let plain = sandbox.run(&["--file", &file, "sh", "-c", report]);
+    assert_eq!(
+        String::from_utf8_lossy(&plain.stdout),
+        "unknown\n",
+        "{}",
+        stderr(&plain)
+    );
+}
+
+#[test]
+fn completions_for_each_shell() {
+    let sandbox = Sandbox::new("completions");
+    for (shell, marker) in [
+        ("bash", "_simplelock()"),
+        ("zsh", "#compdef simplelock"),
+        ("fish", "complete -c simplelock"),
+    ] {
+        let output = sandbox.run(&["completions", shell]);
+        assert!(output.status.success(), "{shell}: {}", stderr(&output));
+        let script = String::from_utf8_lossy(&output.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("conflict-exit-code"), "{shell}: {script}");
+    }
+    let unknown = sandbox.run(&["completions", "tcsh"]);
+    assert_eq!(unknown.status.code(), Some(64), "{}", stderr(&unknown));
+}
+
+#[test]
+fn a_descendant_killed_by_a_realtime_signal_does_not_end_the_wait_for_the_others() {
+    // Signal 34 (SIGRTMIN on Linux) has no name in some wrappers of wait(2), which then fail
+    // after reaping; the tool must go on waiting for the rest of the command tree.
+    let sandbox = Sandbox::new("rt-signal");
+    let late = sandbox.path("late");
+    let script = format!("sh -c 'sleep 1; touch {late}' & sh -c 'sleep 0.2; kill -34 $$' & exit 0");
+    // The tool's own end, not that of its output pipes (which the worker keeps open).
+    let status = sandbox
+        .command(&["job", "--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        Path::new(&late).exists(),
+        "the tool ended (and released the lock) before the command tree had"
+    );
+    let killed = sandbox.run(&["job", "--", "sh", "-c", "kill -34 $$"]);
+    assert_eq!(killed.status.code(), Some(128 + 34), "{}", stderr(&killed));
 }

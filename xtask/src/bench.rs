@@ -2,8 +2,9 @@
 //! they are compared with meet the same machine in the same state, and the results written down.
 //!
 //! 1. criterion micro-benchmarks of the backends (uncontended lock+unlock pairs, ours and raw);
-//! 2. multi-process measurements by the facade's `contention` example: handoff latency,
-//!    throughput of 4 contending processes, recovery after SIGKILL of the holder;
+//! 2. multi-process measurements by `simplelock-harness`: handoff latency, throughput of 4
+//!    contending processes, recovery after SIGKILL of the holder, each read from the one JSON
+//!    result the harness prints (see `results.rs`);
 //! 3. the results as a table in README.md (between the `bench` markers) and as a chart,
 //!    docs/bench.svg, with the machine and the date.
 
@@ -13,7 +14,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
-use crate::{TaskResult, cargo, contention_example, project_root, show, step};
+use crate::{TaskResult, cargo, harness_program, project_root, show, step};
+use results::BenchResult;
 
 /// Where the benchmarks put their lock files: tmpfs, like the default lock folder
 /// `$XDG_RUNTIME_DIR/simplelock` of most Linux systems. (On a journaling file system the holder
@@ -28,17 +30,18 @@ const CRITERION_CRATES: &[&str] = &["simplelock-file", "simplelock-sema"];
 struct Results {
     /// criterion `full_id` → median ns per iteration.
     criterion: BTreeMap<String, f64>,
-    /// `RESULT` lines of the contention example: kind → (key → value).
-    multi: Vec<BTreeMap<String, String>>,
+    /// The harness's measurements.
+    multi: Vec<BenchResult>,
 }
 
 pub(crate) fn main(quick: bool) -> TaskResult {
     let started = SystemTime::now();
-    let exe = contention_example()?;
+    let exe = harness_program()?;
+    // target/release/simplelock-harness
     let target = exe
         .ancestors()
-        .nth(3)
-        .ok_or("unexpected location of the contention example")?
+        .nth(2)
+        .ok_or("unexpected location of the harness program")?
         .to_path_buf();
 
     for krate in CRITERION_CRATES {
@@ -74,7 +77,7 @@ pub(crate) fn main(quick: bool) -> TaskResult {
     for run in runs {
         let mut command = Command::new(&exe);
         command.args(&run).env("TMPDIR", LOCK_FILES);
-        results.multi.extend(capture_results(command)?);
+        results.multi.push(capture_result(command)?);
     }
 
     let report = report::Report::new(&results, machine());
@@ -91,8 +94,8 @@ pub(crate) fn main(quick: bool) -> TaskResult {
     Ok(())
 }
 
-/// Runs `command`, shows its output, and returns its `RESULT kind key=value ...` lines.
-fn capture_results(mut command: Command) -> Result<Vec<BTreeMap<String, String>>, String> {
+/// Runs `command`, shows its output, and returns the one result it printed as JSON.
+fn capture_result(mut command: Command) -> Result<BenchResult, String> {
     let shown = show(&command);
     println!("\n==> {shown}");
     let output = command
@@ -104,28 +107,7 @@ fn capture_results(mut command: Command) -> Result<Vec<BTreeMap<String, String>>
     if !output.status.success() {
         return Err(format!("`{shown}` failed ({})", output.status));
     }
-    let results: Vec<_> = stdout
-        .lines()
-        .filter_map(|line| line.strip_prefix("RESULT "))
-        .map(|line| {
-            let mut words = line.split_whitespace();
-            let mut fields = BTreeMap::new();
-            fields.insert(
-                "kind".to_owned(),
-                words.next().unwrap_or_default().to_owned(),
-            );
-            for word in words {
-                if let Some((key, value)) = word.split_once('=') {
-                    fields.insert(key.to_owned(), value.to_owned());
-                }
-            }
-            fields
-        })
-        .collect();
-    if results.is_empty() {
-        return Err(format!("`{shown}` printed no RESULT line"));
-    }
-    Ok(results)
+    results::parse_bench(&stdout).map_err(|e| format!("`{shown}`: {e}"))
 }
 
 /// The median of every criterion benchmark measured since `since`, by its full id.
@@ -243,6 +225,7 @@ fn machine() -> String {
 }
 
 mod report;
+pub(crate) mod results;
 
 #[cfg(test)]
 mod tests {

@@ -8,8 +8,8 @@
 //!
 //! Each task prints every command before it runs it. Well-kept crates do the parsing: `clap`
 //! the command line, `cargo_metadata` cargo's manifests and JSON messages, `serde_json`
-//! criterion's results, `jiff` the date. (The `RESULT` lines of the contention example are still
-//! read as text: that example is its own concern, see issue 10.)
+//! criterion's results and the multi-process harness's (`simplelock-harness`, which does the
+//! work of `stress` and the multi-process part of `bench`), `jiff` the date.
 #![forbid(unsafe_code)]
 
 use std::env;
@@ -44,12 +44,11 @@ enum Task {
     Ci,
     /// Multi-process counter run and kill storm, for any backend
     ///
-    /// Runs the `stress` mode of the facade's contention example, built in release mode, with
-    /// the options given (all optional): --backend file|sema|flock|none|all, --procs N,
-    /// --iterations N, --kills N, --duration SECS, --hold-us N, --mode hang|try|timed|mix;
-    /// --quick stands for CI's size.
+    /// Runs `simplelock-harness stress`, built in release mode, with the options given (all
+    /// optional): --backend file|sema|flock|none|all, --procs N, --iterations N, --kills N,
+    /// --duration SECS, --hold-us N, --mode hang|try|timed|mix; --quick stands for CI's size.
     Stress {
-        /// Options for the contention example's `stress` mode, and --quick
+        /// Options for `simplelock-harness stress`, and --quick
         #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
         options: Vec<String>,
     },
@@ -105,18 +104,18 @@ fn cargo(args: &[&str]) -> Command {
     command
 }
 
-/// Builds the facade's `contention` example (demo, stress harness and benchmark peers) in release
-/// mode with every backend, and returns the path of the program.
-fn contention_example() -> Result<PathBuf, String> {
+/// The multi-process harness's package and program (stress runs and benchmark peers).
+const HARNESS: &str = "simplelock-harness";
+
+/// Builds `simplelock-harness` in release mode and returns the path of the program.
+fn harness_program() -> Result<PathBuf, String> {
     let args = [
         "build",
         "--release",
         "-p",
-        "simplelock",
-        "--example",
-        "contention",
-        "--features",
-        "file,sema",
+        HARNESS,
+        "--bin",
+        HARNESS,
         "--message-format=json-render-diagnostics",
     ];
     let mut command = cargo(&args);
@@ -129,16 +128,16 @@ fn contention_example() -> Result<PathBuf, String> {
     if !output.status.success() {
         return Err(format!("`{shown}` failed ({})", output.status));
     }
-    // cargo prints one JSON message per line; the example's artifact names its executable.
+    // cargo prints one JSON message per line; the program's artifact names its executable.
     Message::parse_stream(BufReader::new(output.stdout.as_slice()))
         .filter_map(Result::ok)
         .find_map(|message| match message {
-            Message::CompilerArtifact(artifact) if artifact.target.name == "contention" => {
+            Message::CompilerArtifact(artifact) if artifact.target.name == HARNESS => {
                 artifact.executable.map(PathBuf::from)
             }
             _ => None,
         })
-        .ok_or_else(|| "cargo did not report the contention executable".to_owned())
+        .ok_or_else(|| format!("cargo did not report the {HARNESS} executable"))
 }
 
 /// Prints the command, runs it, and fails unless it succeeds.

@@ -777,15 +777,19 @@ fn threads_exclude_each_other<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
     let counter = Arc::new(AtomicUsize::new(0));
     let occupant = Arc::new(AtomicUsize::new(0));
     let overlaps = Arc::new(Mutex::new(Vec::new()));
+    // Rounds completed by all threads: the check judges a stall (no round for the wake bound),
+    // not the total time, which a loaded machine stretches at will.
+    let progress = Arc::new(AtomicUsize::new(0));
     let wake = ctx.wake;
     ctx.step("threads contend for the lock");
     let workers: Vec<_> = (0..THREADS)
         .map(|t| {
             let mut handle = ctx.open(&key);
-            let (counter, occupant, overlaps) = (
+            let (counter, occupant, overlaps, progress) = (
                 Arc::clone(&counter),
                 Arc::clone(&occupant),
                 Arc::clone(&overlaps),
+                Arc::clone(&progress),
             );
             spawn(move || -> Result<(), String> {
                 for round in 0..ROUNDS {
@@ -826,6 +830,7 @@ fn threads_exclude_each_other<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
                             }
                         ));
                     }
+                    progress.fetch_add(1, Ordering::SeqCst);
                 }
                 Ok(())
             })
@@ -834,11 +839,26 @@ fn threads_exclude_each_other<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
     let mut errors = Vec::new();
     for (t, worker) in workers.into_iter().enumerate() {
         ctx.step(format!("waiting for contending thread {t} to finish"));
-        let result = worker.expect_within(
-            ctx.wake * 6,
-            WOKEN,
-            format!("contending thread {t} did not finish its {ROUNDS} rounds"),
-        );
+        let stall = ctx.wake * 6;
+        let (mut seen, mut since) = (progress.load(Ordering::SeqCst), Instant::now());
+        let result = loop {
+            if let Some(result) = worker.within(ctx.wake) {
+                break result;
+            }
+            let now = progress.load(Ordering::SeqCst);
+            if now != seen {
+                (seen, since) = (now, Instant::now());
+            } else if since.elapsed() >= stall {
+                broke(
+                    WOKEN,
+                    format!(
+                        "contending thread {t} did not finish its {ROUNDS} rounds, and no thread \
+                         finished a round for {stall:?} ({seen} of {} rounds done)",
+                        THREADS * ROUNDS
+                    ),
+                );
+            }
+        };
         if let Err(e) = result {
             errors.push(e);
         }

@@ -75,6 +75,9 @@
 //! critical section, release it cleanly, or are killed with SIGKILL inside it. This needs the
 //! test to run under libtest (the default `harness = true`), which the children are started
 //! with (`--exact TEST`).
+//! The protocol with the children is [`child`]'s, public so that the backends' own
+//! multi-process tests use the same one (through the workspace's dev-only `simplelock-harness`
+//! crate): one way to start a child, one message tag, one hang guard.
 //!
 //! The suite is itself tested: `simplelock-core/tests/mutants` holds two correct reference
 //! backends (one in-process, one across processes on `File::lock`) that pass every check, and
@@ -130,6 +133,7 @@
 //!   A backend that sleeps in fixed steps of 300 ms overshoots every try and fails.
 
 mod checks;
+pub mod child;
 mod harness;
 mod multi;
 mod process;

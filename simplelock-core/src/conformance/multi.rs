@@ -14,8 +14,9 @@ use std::time::Duration;
 use super::checks::{
     EXCLUSION, HOLDER_PID, NO_FALSE_DEATH, STATUS, WAITS, WOKEN, expect_error_holder, expect_holder,
 };
+use super::child::{hear, say};
 use super::harness::{Ctx, broke, check_error_payload, expect_err, expect_status, ok, spawn};
-use super::process::{Child, Scratch, hear, say};
+use super::process::{Child, Scratch};
 use super::{Backend, Claim, SETTLE, WAKE};
 use crate::{ConcreteLock, LockStatus, PreviousHolder, SimpleLockError};
 

@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::Results;
+use super::results::BenchResult;
 
 /// A goal of the issues, checked against a ratio.
 struct Goal {
@@ -84,21 +85,21 @@ impl Report {
         let mut handoff = Vec::new();
         let mut throughput = Vec::new();
         let mut recovery = Vec::new();
-        for r in &results.multi {
-            let get = |key: &str| r.get(key).cloned().unwrap_or_default();
-            let num = |key: &str| get(key).parse::<f64>().unwrap_or(f64::NAN);
-            match get("kind").as_str() {
-                "handoff" => {
-                    handoff.push((get("backend"), get("wait"), num("median_ns"), num("p99_ns")))
-                }
-                "throughput" => throughput.push((get("backend"), num("per_second"))),
-                "recovery" => recovery.push((
-                    get("backend"),
-                    num("median_ns"),
-                    num("worst_ns"),
-                    get("kills").parse().unwrap_or(0),
+        for result in &results.multi {
+            match result {
+                BenchResult::Handoff(h) => handoff.push((
+                    h.backend.clone(),
+                    h.wait.clone(),
+                    h.median_ns as f64,
+                    h.p99_ns as f64,
                 )),
-                _ => {}
+                BenchResult::Throughput(t) => throughput.push((t.backend.clone(), t.per_second)),
+                BenchResult::Recovery(r) => recovery.push((
+                    r.backend.clone(),
+                    r.median_ns as f64,
+                    r.worst_ns as f64,
+                    r.kills,
+                )),
             }
         }
         Report {
@@ -449,51 +450,39 @@ mod tests {
         .into_iter()
         .map(|(id, ns)| (id.to_owned(), ns))
         .collect();
-        let line = |fields: &[(&str, &str)]| {
-            fields
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect()
+        use super::super::results::{Handoff, Recovery, Throughput};
+        let handoff = |backend: &str, wait: &str, median_ns, p99_ns| {
+            BenchResult::Handoff(Handoff {
+                backend: backend.into(),
+                wait: wait.into(),
+                samples: 500,
+                median_ns,
+                p99_ns,
+                mean_ns: median_ns,
+            })
+        };
+        let throughput = |backend: &str, per_second| {
+            BenchResult::Throughput(Throughput {
+                backend: backend.into(),
+                procs: 4,
+                acquisitions: 0,
+                seconds: 2.0,
+                per_second,
+            })
         };
         let multi = vec![
-            line(&[
-                ("kind", "handoff"),
-                ("backend", "poll50"),
-                ("wait", "hang"),
-                ("median_ns", "25000000"),
-                ("p99_ns", "50000000"),
-            ]),
-            line(&[
-                ("kind", "handoff"),
-                ("backend", "file"),
-                ("wait", "hang"),
-                ("median_ns", "20000"),
-                ("p99_ns", "90000"),
-            ]),
-            line(&[
-                ("kind", "handoff"),
-                ("backend", "file"),
-                ("wait", "timed"),
-                ("median_ns", "30000"),
-                ("p99_ns", "120000"),
-            ]),
-            line(&[
-                ("kind", "throughput"),
-                ("backend", "flock"),
-                ("per_second", "100000"),
-            ]),
-            line(&[
-                ("kind", "throughput"),
-                ("backend", "file"),
-                ("per_second", "95000"),
-            ]),
-            line(&[
-                ("kind", "recovery"),
-                ("backend", "sema"),
-                ("median_ns", "2000000"),
-                ("worst_ns", "8000000"),
-                ("kills", "50"),
-            ]),
+            handoff("poll50", "hang", 25_000_000, 50_000_000),
+            handoff("file", "hang", 20_000, 90_000),
+            handoff("file", "timed", 30_000, 120_000),
+            throughput("flock", 100_000.0),
+            throughput("file", 95_000.0),
+            BenchResult::Recovery(Recovery {
+                backend: "sema".into(),
+                kills: 50,
+                inside: 50,
+                median_ns: 2_000_000,
+                worst_ns: 8_000_000,
+            }),
         ];
         Results { criterion, multi }
     }

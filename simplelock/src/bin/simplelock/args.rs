@@ -1,34 +1,29 @@
 //! The command line: what the user asked for, or a one-line reason why it makes no sense.
+//!
+//! clap parses (help, errors, combined short options such as `-nE 3` and `-w5`, `--opt=value`);
+//! [`Cli::invocation`] then checks what clap cannot express — NAME or `--file`, COMMAND or
+//! `-c` — and says in one line what is wrong.
+//!
+//! # Which words are the lock and which the command
+//!
+//! `simplelock [OPTIONS] NAME [--] COMMAND [ARGS...]`: the first word that is not an option is
+//! the lock, everything from the second one on is the command, options and all (`simplelock job
+//! ls -l` runs `ls -l`). Options may come before or after NAME. `--` is needed only when the
+//! command's first word starts with `-`, or to use a lock called like a subcommand (`simplelock
+//! -- status make`): the first word is a subcommand (`status`, `remove`, `completions`) unless a
+//! `--` comes before it. A NAME alone, made only of digits, is an inherited descriptor
+//! (flock(1)'s `flock 9`), since a named lock without a command would be a mistake anyway.
 
 use std::ffi::OsString;
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub(crate) const USAGE: &str = "\
-simplelock — run a command while holding a lock, so that only one runs at a time
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use simplelock::Wait;
 
-usage:
-  simplelock [OPTIONS] NAME -- COMMAND [ARGS...]       run COMMAND holding the lock NAME
-  simplelock [OPTIONS] --file PATH -- COMMAND [ARGS...] run COMMAND holding a lock on PATH
-  simplelock status [--json] [--backend B] (NAME | --file PATH)
-                                                       who holds the lock, since when
-  simplelock remove NAME                               delete a semaphore lock's kernel object
-
-options:
-  -b, --backend file|sema   where the lock lives [file]: `file` is NAME.lock in the lock
-                            folder ($SIMPLELOCK_DIR, else /run/lock/simplelock-UID, the same
-                            for every process of the user whatever its environment);
-                            `sema` is shared memory /dev/shm/sl.NAME
-  -f, --file PATH           lock this file instead of a named lock (file backend)
-  -n, --nonblock            fail at once if the lock is held
-  -w, --timeout SECS        give up after SECS seconds (decimals allowed)
-  -s, --shared              take a shared (reader) lock: many readers, no writer (file only)
-  -E, --conflict-exit-code N
-                            exit status when the lock was not acquired [1]
-      --json                (status) print JSON
-  -h, --help                this text
-  -V, --version             the version
-
+/// What `--help` says after the list of options.
+const AFTER_HELP: &str = "\
 While it waits longer than a second on a terminal, simplelock shows who holds the lock.
 SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to simplelock are passed on to COMMAND, once (COMMAND
 runs in a process group of its own unless simplelock is the foreground job of a terminal).
@@ -36,10 +31,22 @@ The lock is held until COMMAND and every process it left behind have ended: simp
 for them all. With the file backend COMMAND inherits the locked file, as with flock(1): if
 simplelock is killed, the lock stays held until the last process of the command tree that has
 the file open ends. With the sema backend the lock dies with simplelock (COMMAND is killed with
-it, processes it left behind are not). A --file lock never writes into the file: lock your
-data file itself if you like; named locks keep a holder record in their own file.
+it, processes it left behind are not). A --file lock never writes into the file (a folder is
+locked as it is): lock your data file itself if you like; named locks keep a holder record in
+their own file.
 
-exit status:
+COMMAND finds in SIMPLELOCK_PREVIOUS_HOLDER how the previous holder let go of the lock:
+`died` (it ended while holding the lock: check for half-done work), `released`, or `unknown`
+(the backend cannot tell: a --file lock or a descriptor keeps no record).
+
+NAME is the first word that is not an option, COMMAND starts at the second (-- is needed
+before a COMMAND that starts with `-`, and before a lock called status, remove or completions).
+
+simplelock [OPTIONS] FD locks the open file FD (a number) that simplelock inherited, as
+flock(1) does, and exits: the lock stays with the file, held by whoever keeps it open:
+  ( simplelock -n 9 || exit 1; critical section ) 9>/var/lock/mylock
+
+Exit status:
   COMMAND's own exit status (128+N if a signal N ended it)
   1 (or --conflict-exit-code)  the lock was held: --nonblock, or --timeout ran out
   1    remove: there was no such semaphore lock
@@ -47,8 +54,7 @@ exit status:
   69   the lock cannot be used: permission denied, unusable lock folder
   70   an unexpected error of the lock or of simplelock
   126  COMMAND could not be started
-  127  COMMAND was not found
-";
+  127  COMMAND was not found";
 
 /// Exit statuses of the tool itself (the command's own status is passed through).
 pub(crate) mod exit {
@@ -59,10 +65,25 @@ pub(crate) mod exit {
     pub(crate) const NOT_FOUND: i32 = 127;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the lock lives. A new backend is a new variant here (with its `///` line, which is
+/// its `--help` text) and an arm in `main.rs`'s `open` and `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Backend {
+    /// NAME.lock in the lock folder ($SIMPLELOCK_DIR, else /run/lock/simplelock-UID, the same
+    /// for every process of the user whatever its environment), or --file PATH
     File,
+    /// shared memory /dev/shm/sl.NAME
     Sema,
+}
+
+impl Backend {
+    /// The name the user gives with `--backend`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Backend::File => "file",
+            Backend::Sema => "sema",
+        }
+    }
 }
 
 /// Which lock.
@@ -70,14 +91,8 @@ pub(crate) enum Backend {
 pub(crate) enum Target {
     Name(String),
     Path(PathBuf),
-}
-
-/// How to wait for the lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wait {
-    Forever,
-    NotAtAll,
-    AtMost(Duration),
+    /// An open file simplelock inherited, by its number.
+    Descriptor(RawFd),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +102,7 @@ pub(crate) struct RunArgs {
     pub(crate) wait: Wait,
     pub(crate) shared: bool,
     pub(crate) conflict_exit_code: i32,
+    /// Empty for a descriptor: lock it and leave.
     pub(crate) command: Vec<OsString>,
 }
 
@@ -101,189 +117,287 @@ pub(crate) enum Invocation {
     Remove {
         name: String,
     },
-    Help,
-    Version,
+    Completions(clap_complete::Shell),
 }
 
 /// A usage error, said in one line.
 pub(crate) type Usage = String;
 
-pub(crate) fn parse(args: Vec<OsString>) -> Result<Invocation, Usage> {
-    let mut args = args.into_iter();
-    let mut backend = None;
-    let mut file: Option<PathBuf> = None;
-    let mut wait = Wait::Forever;
-    let mut shared = false;
-    let mut conflict_exit_code = 1;
-    let mut json = false;
-    let mut positional: Vec<String> = Vec::new();
-    let mut command = None;
-    while let Some(arg) = args.next() {
-        if arg == "--" {
-            command = Some(args.by_ref().collect::<Vec<_>>());
-            break;
-        }
-        let text = arg
-            .to_str()
-            .ok_or_else(|| format!("argument {arg:?} is not valid UTF-8"))?
-            .to_owned();
-        // `--option=value` is the same as `--option value`.
-        let (flag, inline) = match text.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
-            _ => (text.clone(), None),
-        };
-        // A switch takes no value: `--shared=false` must not turn it on.
-        let switch = || match inline {
-            Some(_) => Err(format!("{flag} takes no value")),
-            None => Ok(()),
-        };
-        let mut raw_value = |what: &str| -> Result<OsString, Usage> {
-            match inline.clone() {
-                Some(value) => Ok(value.into()),
-                None => args.next().ok_or_else(|| format!("{flag} needs {what}")),
-            }
-        };
-        let mut value = |what: &str| -> Result<String, Usage> {
-            raw_value(what)?
-                .into_string()
-                .map_err(|value| format!("{flag} {value:?} is not valid UTF-8"))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return switch().map(|()| Invocation::Help),
-            "-V" | "--version" => return switch().map(|()| Invocation::Version),
-            "-b" | "--backend" => {
-                backend = Some(match value("a backend (file or sema)")?.as_str() {
-                    "file" => Backend::File,
-                    "sema" => Backend::Sema,
-                    other => return Err(format!("unknown backend {other:?}: use file or sema")),
-                })
-            }
-            // A path is whatever bytes the system allows.
-            "-f" | "--file" => file = Some(PathBuf::from(raw_value("a path")?)),
-            "-n" | "--nonblock" | "--nb" => {
-                switch()?;
-                wait = Wait::NotAtAll;
-            }
-            "-w" | "--timeout" | "--wait" => {
-                let secs = value("a number of seconds")?;
-                let parsed = secs
-                    .parse::<f64>()
-                    .ok()
-                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                    .ok_or_else(|| format!("--timeout {secs:?} is not a number of seconds"))?;
-                wait = Wait::AtMost(parsed);
-            }
-            "-s" | "--shared" => {
-                switch()?;
-                shared = true;
-            }
-            "-E" | "--conflict-exit-code" => {
-                let code = value("an exit status")?;
-                conflict_exit_code = code
-                    .parse::<u8>()
-                    .map_err(|_| {
-                        format!("--conflict-exit-code {code:?} is not a number from 0 to 255")
-                    })?
-                    .into();
-            }
-            "--json" => {
-                switch()?;
-                json = true;
-            }
-            _ if flag.starts_with('-') && flag.len() > 1 => {
-                return Err(format!("unknown option {flag:?} (see --help)"));
-            }
-            _ => positional.push(text),
-        }
-    }
-
-    let subcommand = positional.first().map(String::as_str);
-    if command.is_none() && matches!(subcommand, Some("status" | "remove")) {
-        let sub = positional.remove(0);
-        let target = target(&mut positional, file, &sub)?;
-        if sub == "remove" {
-            let Target::Name(name) = target else {
-                return Err(
-                    "remove takes a lock NAME: file locks are never removed (see --help)".into(),
-                );
-            };
-            if backend == Some(Backend::File) {
-                return Err(
-                    "remove is for semaphore locks: file locks are never removed, so that two \
-                     processes can never lock two different files of one name"
-                        .into(),
-                );
-            }
-            return Ok(Invocation::Remove { name });
-        }
-        let backend = backend.unwrap_or(Backend::File);
-        return Ok(Invocation::Status {
-            backend,
-            target,
-            json,
-        });
-    }
-    let command = match command {
-        Some(command) if !command.is_empty() => command,
-        Some(_) => return Err("missing COMMAND after --".into()),
-        None if positional.len() > 1 => {
-            return Err(format!(
-                "put -- before the command: simplelock {} -- {}",
-                positional[0],
-                positional[1..].join(" ")
-            ));
-        }
-        None => {
-            return Err("missing COMMAND: simplelock [OPTIONS] NAME -- COMMAND [ARGS...]".into());
-        }
-    };
-    let target = target(&mut positional, file, "the lock")?;
-    let backend = backend.unwrap_or(Backend::File);
-    if shared && backend == Backend::Sema {
-        return Err("--shared needs the file backend: a semaphore lock has one holder".into());
-    }
-    if matches!(target, Target::Path(_)) && backend == Backend::Sema {
-        return Err("--file needs the file backend".into());
-    }
-    Ok(Invocation::Run(RunArgs {
-        backend,
-        target,
-        wait,
-        shared,
-        conflict_exit_code,
-        command,
-    }))
+/// The whole command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "simplelock",
+    version,
+    about = "simplelock — run a command while holding a lock, so that only one runs at a time",
+    disable_help_subcommand = true,
+    override_usage = "\
+simplelock [OPTIONS] NAME [--] COMMAND [ARGS...]
+       simplelock [OPTIONS] NAME -c SHELL_COMMAND
+       simplelock [OPTIONS] --file PATH [--] COMMAND [ARGS...]
+       simplelock [OPTIONS] FD
+       simplelock status [--json] [-b BACKEND] (NAME | --file PATH)
+       simplelock remove NAME
+       simplelock completions bash|zsh|fish",
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    subcommand: Option<Sub>,
+    #[command(flatten)]
+    run: RunOptions,
 }
 
-/// The lock named by the one positional argument, or by `--file`.
-fn target(
-    positional: &mut Vec<String>,
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Who holds the lock, since when (exit status 0 either way)
+    Status {
+        #[command(flatten)]
+        lock: Which,
+        /// Print JSON: {"name","backend","location","held","pid","since"}
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a semaphore lock's kernel object (it waits for the holder)
+    Remove {
+        /// The semaphore lock
+        name: String,
+    },
+    /// Print a completion script: `simplelock completions bash > /etc/bash_completion.d/simplelock`
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Where the lock lives.
+#[derive(Debug, Args)]
+struct Where {
+    /// Where the lock lives
+    #[arg(short, long, value_enum, default_value_t = Backend::File)]
+    backend: Backend,
+    /// The lock on this file (or, to run a command, folder) instead of a named lock (file backend)
+    #[arg(short, long, value_name = "PATH")]
     file: Option<PathBuf>,
-    what: &str,
-) -> Result<Target, Usage> {
-    match (positional.len(), file) {
-        (0, Some(path)) => Ok(Target::Path(path)),
-        (1, None) => Ok(Target::Name(positional.remove(0))),
-        (0, None) => Err(format!("{what} needs a lock NAME or --file PATH")),
-        (_, Some(_)) => Err(format!(
-            "give either a lock NAME or --file PATH, not both ({})",
-            positional.join(" ")
-        )),
-        (_, None) => Err(format!(
-            "one lock NAME expected, got {}",
-            positional.join(" ")
-        )),
+}
+
+/// The lock: a NAME in a backend, or a file.
+#[derive(Debug, Args)]
+struct Which {
+    #[command(flatten)]
+    place: Where,
+    /// The lock's name
+    #[arg(value_name = "NAME")]
+    name: Option<String>,
+}
+
+/// How to take the lock, and what to run.
+#[derive(Debug, Args)]
+struct Options {
+    #[command(flatten)]
+    place: Where,
+    /// Fail at once if the lock is held
+    #[arg(short, long, visible_alias = "nb")]
+    nonblock: bool,
+    /// Give up after SECS seconds (decimals allowed)
+    #[arg(
+        short = 'w',
+        long,
+        visible_alias = "wait",
+        value_name = "SECS",
+        value_parser = seconds,
+        allow_hyphen_values = true
+    )]
+    timeout: Option<Duration>,
+    /// Take a shared (reader) lock: many readers, no writer (file only)
+    #[arg(short, long)]
+    shared: bool,
+    /// Exit status when the lock was not acquired
+    #[arg(short = 'E', long, value_name = "N", default_value_t = 1)]
+    conflict_exit_code: u8,
+    /// Run SHELL_COMMAND with /bin/sh -c (instead of COMMAND)
+    #[arg(short = 'c', long = "command", value_name = "SHELL_COMMAND")]
+    shell_command: Option<OsString>,
+}
+
+/// `simplelock [OPTIONS] NAME [--] COMMAND [ARGS...]`.
+#[derive(Debug, Args)]
+struct RunOptions {
+    #[command(flatten)]
+    options: Options,
+    /// The lock's name, or the number of an inherited descriptor to lock
+    #[arg(value_name = "NAME")]
+    name: Option<String>,
+    /// The command to run, and its arguments (what follows its first word is its own)
+    #[arg(value_name = "COMMAND", trailing_var_arg = true)]
+    command: Vec<OsString>,
+}
+
+/// `simplelock [OPTIONS] --file PATH [--] COMMAND [ARGS...]`: no NAME, so that everything from
+/// the command's first word on is the command's (`--file f sh -c 'x'`).
+#[derive(Debug, Parser)]
+#[command(name = "simplelock")]
+struct FileRun {
+    #[command(flatten)]
+    options: Options,
+    #[arg(trailing_var_arg = true)]
+    command: Vec<OsString>,
+}
+
+/// Parses the arguments (the program's name first): clap's error for what clap refuses, else
+/// what the user asked for or the one line that says what is wrong with it.
+///
+/// With `--file` the first word is the command's, and so is everything after it, options and
+/// all (`--file f grep -n -E x`); but [`Cli`] takes that word for a NAME and the options after
+/// it for its own. So when `--file` comes before the first word ([`FileRun`] parses the words
+/// that way), that parse is the one that counts, whether [`Cli`] succeeded or not.
+pub(crate) fn parse(args: Vec<OsString>) -> Result<Result<Invocation, Usage>, clap::Error> {
+    let first = Cli::try_parse_from(&args);
+    if let Ok(cli) = &first
+        && (cli.subcommand.is_some() || cli.run.options.place.file.is_none())
+    {
+        return first.map(Cli::invocation);
+    }
+    match FileRun::try_parse_from(&args) {
+        Ok(again) if again.options.place.file.is_some() => Ok(again
+            .options
+            .invocation(None, again.command)
+            .map(Invocation::Run)),
+        _ => first.map(Cli::invocation),
+    }
+}
+
+/// `--timeout`'s value.
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| "not a number of seconds".to_owned())
+}
+
+impl Cli {
+    /// What the user asked for, or the one line that says what is wrong with it.
+    fn invocation(self) -> Result<Invocation, Usage> {
+        match self.subcommand {
+            Some(Sub::Status { lock, json }) => Ok(Invocation::Status {
+                backend: lock.place.backend,
+                target: lock.place.target(lock.name, "status")?,
+                json,
+            }),
+            Some(Sub::Remove { name }) => Ok(Invocation::Remove { name }),
+            Some(Sub::Completions { shell }) => Ok(Invocation::Completions(shell)),
+            None => {
+                let RunOptions {
+                    options,
+                    name,
+                    command,
+                } = self.run;
+                options.invocation(name, command).map(Invocation::Run)
+            }
+        }
+    }
+}
+
+impl Where {
+    /// The lock named by `name`, or by `--file`.
+    fn target(self, name: Option<String>, what: &str) -> Result<Target, Usage> {
+        match (name, self.file) {
+            (Some(name), None) => {
+                if self.backend == Backend::File && name.contains('/') {
+                    return Err(format!(
+                        "lock name {name:?} looks like a path: to lock that file, use \
+                         --file {name}"
+                    ));
+                }
+                Ok(Target::Name(name))
+            }
+            (None, Some(path)) if self.backend == Backend::File => Ok(Target::Path(path)),
+            (None, Some(_)) => Err(format!(
+                "--file needs the file backend, not {}",
+                self.backend.name()
+            )),
+            (None, None) => Err(format!("{what} needs a lock NAME or --file PATH")),
+            (Some(name), Some(_)) => Err(format!(
+                "give either a lock NAME or --file PATH, not both ({name})"
+            )),
+        }
+    }
+}
+
+impl Options {
+    fn invocation(self, name: Option<String>, command: Vec<OsString>) -> Result<RunArgs, Usage> {
+        let Options {
+            place,
+            nonblock,
+            timeout,
+            shared,
+            conflict_exit_code,
+            shell_command,
+        } = self;
+        let backend = place.backend;
+        let descriptor = match (&name, &place.file) {
+            (Some(name), None) if command.is_empty() && shell_command.is_none() => {
+                Some(name.parse::<RawFd>().map_err(|_| {
+                    format!(
+                        "missing COMMAND: simplelock [OPTIONS] {name} [--] COMMAND [ARGS...] \
+                         (an open file to lock is given by its number)"
+                    )
+                })?)
+            }
+            _ => None,
+        };
+        let target = match descriptor {
+            Some(fd) if backend == Backend::File => Target::Descriptor(fd),
+            Some(_) => return Err("an inherited descriptor needs the file backend".into()),
+            None => place.target(name, "the command")?,
+        };
+        let command = match (shell_command, command.is_empty()) {
+            (Some(script), true) => vec!["/bin/sh".into(), "-c".into(), script],
+            (Some(_), false) => {
+                return Err("give either -c SHELL_COMMAND or COMMAND [ARGS...], not both".into());
+            }
+            (None, true) if descriptor.is_none() => {
+                return Err(
+                    "missing COMMAND: simplelock [OPTIONS] NAME [--] COMMAND [ARGS...]".into(),
+                );
+            }
+            (None, _) => command,
+        };
+        if shared && backend != Backend::File {
+            return Err(format!(
+                "--shared needs the file backend: a {} lock has one holder",
+                backend.name()
+            ));
+        }
+        let wait = match timeout {
+            _ if nonblock => Wait::Try,
+            Some(timeout) => Wait::For(timeout),
+            None => Wait::Forever,
+        };
+        Ok(RunArgs {
+            backend,
+            target,
+            wait,
+            shared,
+            conflict_exit_code: conflict_exit_code.into(),
+            command,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
     fn parse_str(args: &[&str]) -> Result<Invocation, Usage> {
-        parse(args.iter().map(OsString::from).collect())
+        let args = ["simplelock"].iter().chain(args).map(OsString::from);
+        parse(args.collect()).map_err(|err| err.to_string())?
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 
     #[test]
@@ -307,7 +421,7 @@ mod tests {
             Invocation::Run(RunArgs {
                 backend: Backend::File,
                 target: Target::Name("deploy".into()),
-                wait: Wait::AtMost(Duration::from_millis(1500)),
+                wait: Wait::For(Duration::from_millis(1500)),
                 shared: true,
                 conflict_exit_code: 75,
                 command: ["make", "-j", "--x"].map(OsString::from).to_vec(),
@@ -316,18 +430,68 @@ mod tests {
     }
 
     #[test]
+    fn flock_idioms() {
+        let run = |args: &[&str]| match parse_str(args) {
+            Ok(Invocation::Run(run)) => run,
+            other => panic!("{args:?}: {other:?}"),
+        };
+        let got = run(&["-nE", "3", "x", "true"]);
+        assert_eq!((got.wait, got.conflict_exit_code), (Wait::Try, 3));
+        assert_eq!(
+            run(&["-w5", "x", "true"]).wait,
+            Wait::For(Duration::from_secs(5))
+        );
+        assert_eq!(run(&["-n", "9"]).target, Target::Descriptor(9));
+        assert!(run(&["-n", "9"]).command.is_empty());
+        assert_eq!(
+            run(&["x", "-c", "echo hi"]).command,
+            ["/bin/sh", "-c", "echo hi"].map(OsString::from)
+        );
+        // Everything after the command's first word is the command's.
+        assert_eq!(
+            run(&["x", "ls", "-n", "--json"]).command,
+            ["ls", "-n", "--json"].map(OsString::from)
+        );
+        // With --file, the first word and all after it are the command's.
+        let got = run(&["-n", "--file", "/f", "sh", "-c", "exit 3"]);
+        assert_eq!(got.target, Target::Path("/f".into()));
+        assert_eq!(got.command, ["sh", "-c", "exit 3"].map(OsString::from));
+        assert_eq!(got.wait, Wait::Try);
+        let got = run(&["--file", "/f", "-n", "echo", "-n", "--json"]);
+        assert_eq!(got.command, ["echo", "-n", "--json"].map(OsString::from));
+        assert_eq!(got.wait, Wait::Try);
+        let got = run(&["-f", "/f", "grep", "-E", "x|y", "--help"]);
+        assert_eq!(
+            got.command,
+            ["grep", "-E", "x|y", "--help"].map(OsString::from)
+        );
+        // A subcommand's name is a command after --file.
+        assert_eq!(
+            run(&["-f", "/f", "status"]).command,
+            ["status"].map(OsString::from)
+        );
+        // A lock called like a subcommand, after `--`.
+        assert_eq!(
+            run(&["--", "status", "true"]).target,
+            Target::Name("status".into())
+        );
+    }
+
+    #[test]
     fn a_file_path_need_not_be_utf8() {
         use std::os::unix::ffi::OsStringExt;
         let path = OsString::from_vec(b"/tmp/caf\xe9.lock".to_vec());
-        let args = vec!["--file".into(), path.clone(), "--".into(), "true".into()];
+        let args = vec![
+            "simplelock".into(),
+            "--file".into(),
+            path.clone(),
+            "--".into(),
+            "true".into(),
+        ];
         match parse(args) {
-            Ok(Invocation::Run(run)) => assert_eq!(run.target, Target::Path(path.into())),
+            Ok(Ok(Invocation::Run(run))) => assert_eq!(run.target, Target::Path(path.into())),
             other => panic!("{other:?}"),
         }
-        // Where text is needed, the error says what is wrong with the value.
-        let args = vec!["--timeout".into(), OsString::from_vec(vec![0xff])];
-        let err = parse(args).unwrap_err();
-        assert!(err.contains("not valid UTF-8"), "{err}");
     }
 
     #[test]
@@ -341,25 +505,27 @@ mod tests {
             }
         );
         assert_eq!(
+            parse_str(&["status", "--", "-x"]).unwrap(),
+            Invocation::Status {
+                backend: Backend::File,
+                target: Target::Name("-x".into()),
+                json: false
+            }
+        );
+        assert_eq!(
             parse_str(&["remove", "x"]).unwrap(),
             Invocation::Remove { name: "x".into() }
         );
-        // A lock may be called "status" when a command follows.
-        assert!(matches!(
-            parse_str(&["status", "--", "true"]),
-            Ok(Invocation::Run(_))
-        ));
     }
 
     #[test]
-    fn mistakes_are_one_line_each() {
+    fn mistakes() {
         for (args, expected) in [
             (&["x"][..], "missing COMMAND"),
-            (&["x", "--"][..], "missing COMMAND after --"),
-            (&["x", "ls"][..], "put -- before the command"),
+            (&["x", "--"][..], "missing COMMAND"),
             (
                 &["--backend", "nfs", "x", "--", "true"][..],
-                "unknown backend",
+                "invalid value 'nfs'",
             ),
             (
                 &["--timeout", "soon", "x", "--", "true"][..],
@@ -369,31 +535,46 @@ mod tests {
                 &["--timeout", "-1", "x", "--", "true"][..],
                 "not a number of seconds",
             ),
-            (&["--bogus", "x", "--", "true"][..], "unknown option"),
-            (&["-E", "300", "x", "--", "true"][..], "0 to 255"),
-            (&["--", "true"][..], "needs a lock NAME"),
+            (&["--bogus", "x", "--", "true"][..], "unexpected argument"),
+            (&["-E", "300", "x", "--", "true"][..], "0..=255"),
+            (&["--", "true"][..], "missing COMMAND"),
+            (&["-f", "/a"][..], "missing COMMAND"),
             (
                 &["-b", "sema", "-s", "x", "--", "true"][..],
                 "--shared needs the file backend",
             ),
             (
+                &["-b", "sema", "-f", "/x", "true"][..],
+                "--file needs the file",
+            ),
+            (&["-b", "sema", "9"][..], "needs the file backend"),
+            (&["x", "-c", "true", "ls"][..], "not both"),
+            (&["/tmp/x", "true"][..], "use --file /tmp/x"),
+            (&["--json", "x", "true"][..], "unexpected argument '--json'"),
+            (&["x", "--json", "true"][..], "unexpected argument '--json'"),
+            (&["x", "--bogus"][..], "unexpected argument '--bogus'"),
+            (
+                &["-f", "/x", "--bogus"][..],
+                "unexpected argument '--bogus'",
+            ),
+            (
+                &["status", "--bogus", "-f", "/x"][..],
+                "unexpected argument '--bogus'",
+            ),
+            (&["-f", "/x", "--help"][..], "Usage:"),
+            (
                 &["remove", "--backend", "file", "x"][..],
-                "file locks are never removed",
+                "unexpected argument",
             ),
             // A switch given a value must not be switched on by it.
             (
                 &["--shared=false", "x", "--", "true"][..],
-                "--shared takes no value",
+                "unexpected value",
             ),
-            (
-                &["--nonblock=no", "x", "--", "true"][..],
-                "--nonblock takes no value",
-            ),
-            (&["status", "--json=0", "x"][..], "--json takes no value"),
+            (&["status", "--json=0", "x"][..], "unexpected value"),
         ] {
             let err = parse_str(args).unwrap_err();
             assert!(err.contains(expected), "{args:?}: {err}");
-            assert!(!err.contains('\n'), "{args:?}: {err}");
         }
     }
 }

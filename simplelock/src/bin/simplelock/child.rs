@@ -25,6 +25,13 @@
 //! Any other end of this process (the command ends, SIGTERM, SIGINT, ...) waits for the whole
 //! tree first.
 //!
+//! # The command learns how the previous holder let go
+//!
+//! `SIMPLELOCK_PREVIOUS_HOLDER` in the command's environment is `died` when the backend knows
+//! that the previous holder ended while holding the lock (half-done work may be left: the
+//! command can repair it), `released` when it let go or the lock was new, `unknown` when the
+//! backend cannot tell (a `--file` path or a folder keeps no holder record).
+//!
 //! # Signals reach the command once
 //!
 //! SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to us are passed on to the command, and a signal
@@ -42,7 +49,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
 use std::sync::Arc;
@@ -50,6 +57,10 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::sys::signal::{self, Signal};
+use nix::sys::{prctl, wait};
+use nix::unistd::{self, Pid};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
@@ -64,10 +75,11 @@ const SAME_SIGNAL: Duration = Duration::from_millis(100);
 /// The signals passed on to the command.
 const FORWARDED: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
 
-/// Runs `command` to its end and returns the exit status to leave with.
-pub(crate) fn run(command: &[OsString], inherited: Option<RawFd>) -> i32 {
+/// Runs `command` to its end and returns the exit status to leave with. `previous_holder` is
+/// for `SIMPLELOCK_PREVIOUS_HOLDER` (`died`, `released`, `unknown`).
+pub(crate) fn run(command: &[OsString], inherited: Option<RawFd>, previous_holder: &str) -> i32 {
     // Catch the signals before the command exists, so that none ends us in between.
-    let mut signals = match SignalsInfo::<WithOrigin>::new(FORWARDED) {
+    let signals = match SignalsInfo::<WithOrigin>::new(FORWARDED) {
         Ok(signals) => signals,
         Err(err) => {
             say_error(&format!("cannot catch signals: {err}"));
@@ -83,46 +95,7 @@ pub(crate) fn run(command: &[OsString], inherited: Option<RawFd>) -> i32 {
         let (child_pid, pending) = (Arc::clone(&child_pid), Arc::clone(&pending));
         thread::Builder::new()
             .name("forward signals".into())
-            .spawn(move || {
-                let mut last: Option<(i32, Option<i32>, Instant)> = None;
-                for origin in signals.forever() {
-                    // A signal from the terminal (Ctrl-C) reached the command already if it
-                    // shares our process group; only signals a process sent to us need passing
-                    // on then.
-                    if origin.process.is_none() && !own_group {
-                        continue;
-                    }
-                    // One sender's signal to us and to our group (timeout(1) does both) comes
-                    // twice within microseconds: it is one signal, passed on once.
-                    let sender = origin.process.map(|process| process.pid);
-                    let now = Instant::now();
-                    let repeated = last.is_some_and(|(signal, from, at)| {
-                        signal == origin.signal
-                            && from == sender
-                            && now.duration_since(at) < SAME_SIGNAL
-                    });
-                    last = Some((origin.signal, sender, now));
-                    if repeated {
-                        continue;
-                    }
-                    match child_pid.load(Ordering::SeqCst) {
-                        0 => {
-                            pending.store(origin.signal, Ordering::SeqCst);
-                            // The command may have started since we looked, and the main thread
-                            // may have emptied `pending` before we filled it: whoever takes the
-                            // signal out of `pending` sends it, so it goes exactly once.
-                            let pid = child_pid.load(Ordering::SeqCst);
-                            if pid != 0 {
-                                match pending.swap(0, Ordering::SeqCst) {
-                                    0 => {}
-                                    signal => send(pid, signal),
-                                }
-                            }
-                        }
-                        pid => send(pid, origin.signal),
-                    }
-                }
-            })
+            .spawn(move || forward(signals, own_group, &child_pid, &pending))
     };
     let forwarder = match forwarder {
         Ok(forwarder) => forwarder,
@@ -146,37 +119,7 @@ pub(crate) fn run(command: &[OsString], inherited: Option<RawFd>) -> i32 {
         return exit::SOFTWARE;
     }
 
-    let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..]);
-    let parent = std::process::id();
-    #[allow(unsafe_code)]
-    // SAFETY: the closure runs in the forked child before exec and calls only prctl(2),
-    // fcntl(2) and getppid(2), which are async-signal-safe, and touches no memory but its own
-    // copies of `parent` and `inherited`.
-    unsafe {
-        cmd.pre_exec(move || {
-            // The locked open file description, for the command to inherit (in this child
-            // only: our own descriptor stays close-on-exec).
-            if let Some(fd) = inherited
-                && libc::fcntl(fd, libc::F_SETFD, 0) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // We may have died before the line above took effect.
-            if libc::getppid() as u32 != parent {
-                return Err(io::Error::other(
-                    "simplelock ended before the command started",
-                ));
-            }
-            Ok(())
-        })
-    };
-    if own_group {
-        cmd.process_group(0);
-    }
+    let mut cmd = command_for(command, inherited, previous_holder, own_group);
     match cmd.spawn() {
         Ok(mut child) => {
             let pid = child.id() as i32;
@@ -215,41 +158,120 @@ pub(crate) fn run(command: &[OsString], inherited: Option<RawFd>) -> i32 {
     }
 }
 
+/// Passes each signal `signals` gets on to the command, once: to `child_pid` once it runs,
+/// kept in `pending` before.
+fn forward(
+    mut signals: SignalsInfo<WithOrigin>,
+    own_group: bool,
+    child_pid: &AtomicI32,
+    pending: &AtomicI32,
+) {
+    let mut last: Option<(i32, Option<i32>, Instant)> = None;
+    for origin in signals.forever() {
+        // A signal from the terminal (Ctrl-C) reached the command already if it
+        // shares our process group; only signals a process sent to us need passing
+        // on then.
+        if origin.process.is_none() && !own_group {
+            continue;
+        }
+        // One sender's signal to us and to our group (timeout(1) does both) comes
+        // twice within microseconds: it is one signal, passed on once.
+        let sender = origin.process.map(|process| process.pid);
+        let now = Instant::now();
+        let repeated = last.is_some_and(|(signal, from, at)| {
+            signal == origin.signal && from == sender && now.duration_since(at) < SAME_SIGNAL
+        });
+        last = Some((origin.signal, sender, now));
+        if repeated {
+            continue;
+        }
+        match child_pid.load(Ordering::SeqCst) {
+            0 => {
+                pending.store(origin.signal, Ordering::SeqCst);
+                // The command may have started since we looked, and the main thread
+                // may have emptied `pending` before we filled it: whoever takes the
+                // signal out of `pending` sends it, so it goes exactly once.
+                let pid = child_pid.load(Ordering::SeqCst);
+                if pid != 0 {
+                    match pending.swap(0, Ordering::SeqCst) {
+                        0 => {}
+                        signal => send(pid, signal),
+                    }
+                }
+            }
+            pid => send(pid, origin.signal),
+        }
+    }
+}
+
+/// The command to start: in a process group of its own if `own_group`, with the locked file
+/// `inherited` open, killed if we die, told how the previous holder let go.
+fn command_for(
+    command: &[OsString],
+    inherited: Option<RawFd>,
+    previous_holder: &str,
+    own_group: bool,
+) -> Command {
+    let mut cmd = Command::new(&command[0]);
+    cmd.args(&command[1..]);
+    cmd.env("SIMPLELOCK_PREVIOUS_HOLDER", previous_holder);
+    let parent = std::process::id();
+    #[allow(unsafe_code)]
+    // SAFETY: the closure runs in the forked child before exec and calls only prctl(2),
+    // fcntl(2) and getppid(2), which are async-signal-safe, and touches no memory but its own
+    // copies of `parent` and `inherited`.
+    unsafe {
+        cmd.pre_exec(move || {
+            // The locked open file description, for the command to inherit (in this child
+            // only: our own descriptor stays close-on-exec).
+            if let Some(fd) = inherited
+                && libc::fcntl(fd, libc::F_SETFD, 0) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // We may have died before the line above took effect.
+            if libc::getppid() as u32 != parent {
+                return Err(io::Error::other(
+                    "simplelock ended before the command started",
+                ));
+            }
+            Ok(())
+        })
+    };
+    if own_group {
+        cmd.process_group(0);
+    }
+    cmd
+}
+
 /// Whether we are the foreground job of a terminal (of one of our standard streams): then the
 /// command shares our process group, for job control.
-#[allow(unsafe_code)]
 fn foreground_of_a_terminal() -> bool {
-    // SAFETY: getpgrp has no preconditions and cannot fail.
-    let ours = unsafe { libc::getpgrp() };
-    (0..=2).any(|fd| {
-        // SAFETY: isatty and tcgetpgrp take a descriptor number and touch no memory of ours;
-        // a descriptor that is not open or not a terminal only makes them fail.
-        unsafe { libc::isatty(fd) == 1 && libc::tcgetpgrp(fd) == ours }
+    let ours = unistd::getpgrp();
+    let (stdin, stdout, stderr) = (io::stdin(), io::stdout(), io::stderr());
+    let streams = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+    // A stream that is closed or not a terminal only makes these fail.
+    streams.into_iter().any(|stream| {
+        unistd::isatty(stream).unwrap_or(false)
+            && unistd::tcgetpgrp(stream).is_ok_and(|pgrp| pgrp == ours)
     })
 }
 
 /// Makes the processes of the command tree whose parent ends our children, so that we can
 /// wait for them.
-#[allow(unsafe_code)]
 fn become_subreaper() -> io::Result<()> {
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and touches no memory.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    prctl::set_child_subreaper(true).map_err(io::Error::from)
 }
 
 /// Waits until we have no child left: the processes the command left behind, re-parented to
 /// us as their subreaper.
-#[allow(unsafe_code)]
 fn reap_descendants() {
-    loop {
-        // SAFETY: waitpid with a null status pointer writes nothing.
-        let reaped = unsafe { libc::waitpid(-1, std::ptr::null_mut(), 0) };
-        if reaped < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return; // ECHILD: none left
-        }
-    }
+    // Only ECHILD means none is left: nix fails to decode the status of a process ended by a
+    // signal it has no name for (a real-time one), after reaping it — go on with the others.
+    while wait::waitpid(None, None) != Err(Errno::ECHILD) {}
 }
 
 /// Puts SIGCHLD back to its default action (which keeps ended children for `wait`).
@@ -264,36 +286,17 @@ fn restore_default_sigchld() {
 
 /// Returns once the child `pid` has ended, leaving it a zombie (`WNOWAIT`), so that its pid
 /// stays taken until `Child::wait` reaps it.
-#[allow(unsafe_code)]
 fn wait_without_reaping(pid: i32) {
-    loop {
-        // SAFETY: siginfo_t is plain data, for which all zeroes is a valid value.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `info` is a live siginfo_t for the duration of the call, which writes only
-        // into it; `pid` is our child.
-        let done = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if done == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            // On an error other than EINTR, `Child::wait` reports it.
-            return;
-        }
-    }
+    let flags = wait::WaitPidFlag::WEXITED | wait::WaitPidFlag::WNOWAIT;
+    // On an error other than EINTR, `Child::wait` reports it.
+    while let Err(Errno::EINTR) = wait::waitid(wait::Id::Pid(Pid::from_raw(pid)), flags) {}
 }
 
-/// Sends `signal` to `pid`.
+/// Sends `signal` to `pid`, our child, not yet reaped (`run` reaps it only after the forwarder
+/// stopped), so the pid names that process.
 fn send(pid: i32, signal: i32) {
-    #[allow(unsafe_code)]
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours. `pid` is our child,
-    // not yet reaped (`run` reaps it only after the forwarder stopped), so it names that
-    // process.
-    unsafe {
-        libc::kill(pid, signal);
+    if let Ok(signal) = Signal::try_from(signal) {
+        let _ = signal::kill(Pid::from_raw(pid), signal);
     }
 }
 

@@ -14,7 +14,7 @@ use crate::state::{State, StateFile, Tally, now_ns};
 use crate::worker::{Job, Mode, stop_path, tally_path};
 
 /// Backends that say when the previous holder died; a missed death is a failure for them.
-pub(crate) fn reports_deaths(backend: &str) -> bool {
+pub fn reports_deaths(backend: &str) -> bool {
     matches!(backend, "file" | "sema")
 }
 
@@ -61,6 +61,7 @@ impl Run {
         let child = Command::new(exe)
             .args(job.to_args())
             .stdin(Stdio::null())
+            .stdout(crate::cli::to_stderr()?)
             .spawn()
             .map_err(|e| format!("starting a worker: {e}"))?;
         let pid = child.id();
@@ -131,23 +132,29 @@ impl Drop for Run {
 
 /// What a counter run saw.
 #[derive(Debug, Clone)]
-pub(crate) struct CounterReport {
-    pub(crate) expected: u64,
-    pub(crate) counter: u64,
-    pub(crate) entries: u64,
-    pub(crate) overlaps: u64,
+pub struct CounterReport {
+    /// Critical sections the workers were told to complete.
+    pub expected: u64,
+    /// The counter they incremented, at the end.
+    pub counter: u64,
+    /// Critical sections entered.
+    pub entries: u64,
+    /// Critical sections entered while another process was inside.
+    pub overlaps: u64,
     /// Deaths reported although nobody died.
-    pub(crate) false_deaths: u64,
-    pub(crate) elapsed: Duration,
+    pub false_deaths: u64,
+    /// How long the run took.
+    pub elapsed: Duration,
 }
 
 impl CounterReport {
-    pub(crate) fn lost(&self) -> u64 {
+    /// Increments overwritten by another process.
+    pub fn lost(&self) -> u64 {
         self.expected.saturating_sub(self.counter)
     }
 
     /// Whether the lock did its job.
-    pub(crate) fn failures(&self) -> Vec<String> {
+    pub fn failures(&self) -> Vec<String> {
         let mut failures = Vec::new();
         if self.overlaps > 0 {
             failures.push(format!("{} overlapping critical sections", self.overlaps));
@@ -169,7 +176,10 @@ impl CounterReport {
 }
 
 /// `procs` workers each complete `iterations` critical sections.
-pub(crate) fn counter_run(
+///
+/// The workers are this program re-run as `worker ...`: its `main` must start with
+/// [`play_role_if_child`](crate::play_role_if_child).
+pub fn counter_run(
     backend: &str,
     procs: usize,
     iterations: u64,
@@ -203,34 +213,42 @@ pub(crate) fn counter_run(
 
 /// What a kill storm saw.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct StormReport {
-    pub(crate) backend: String,
+pub struct StormReport {
+    /// The backend's name (see `backends.rs`).
+    pub backend: String,
     /// Holders killed.
-    pub(crate) kills: u64,
+    pub kills: u64,
     /// Kills that landed inside the critical section (the next holder found the dead occupant).
-    pub(crate) kills_inside: u64,
+    pub kills_inside: u64,
     /// Of those, how many the next holder was told about (`PreviousHolder::Died`).
-    pub(crate) died_reported: u64,
-    pub(crate) deaths_missed: u64,
-    pub(crate) overlaps: u64,
-    pub(crate) lost_updates: u64,
-    pub(crate) entries: u64,
+    pub died_reported: u64,
+    /// Deaths inside the lock that the next holder was not told about.
+    pub deaths_missed: u64,
+    /// Critical sections entered while another process was inside.
+    pub overlaps: u64,
+    /// Increments overwritten by another process.
+    pub lost_updates: u64,
+    /// Critical sections entered.
+    pub entries: u64,
     /// From SIGKILL to the next holder's entry, for kills inside the critical section.
-    pub(crate) recoveries: Vec<Duration>,
+    pub recoveries: Vec<Duration>,
 }
 
 impl StormReport {
-    pub(crate) fn worst_recovery(&self) -> Option<Duration> {
+    /// The longest recovery.
+    pub fn worst_recovery(&self) -> Option<Duration> {
         self.recoveries.iter().max().copied()
     }
 
-    pub(crate) fn median_recovery(&self) -> Option<Duration> {
+    /// The median recovery.
+    pub fn median_recovery(&self) -> Option<Duration> {
         let mut sorted = self.recoveries.clone();
         sorted.sort();
         sorted.get(sorted.len() / 2).copied()
     }
 
-    pub(crate) fn failures(&self) -> Vec<String> {
+    /// What went wrong, if anything: the verdict of the storm.
+    pub fn failures(&self) -> Vec<String> {
         let mut failures = Vec::new();
         if self.overlaps > 0 {
             failures.push(format!("{} overlapping critical sections", self.overlaps));
@@ -252,8 +270,9 @@ impl StormReport {
 }
 
 /// `procs` workers hold the lock for `hold` at a time; `kills` times (or until `deadline`), the
-/// holder is SIGKILLed and replaced by a fresh worker.
-pub(crate) fn kill_storm(
+/// holder is SIGKILLed and replaced by a fresh worker (re-runs of this program, as for
+/// [`counter_run`]).
+pub fn kill_storm(
     backend: &str,
     procs: usize,
     kills: u64,

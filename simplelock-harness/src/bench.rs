@@ -1,6 +1,8 @@
 //! Multi-process measurements for `cargo xtask bench`: how fast a waiting process gets the lock
 //! after its holder lets go (handoff), and how many acquisitions per second several contending
-//! processes make (throughput). Each prints one `RESULT` line that xtask reads.
+//! processes make (throughput), and how long a SIGKILLed holder keeps the others waiting
+//! (recovery). Each prints its result as one JSON document on standard output (see
+//! [`crate::results`]), which xtask reads; the peers' output goes to standard error.
 
 use std::env;
 use std::fs::{self, File, OpenOptions};
@@ -10,9 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use simplelock::{ConcreteLock, SimpleLockError};
+use simplelock_core::{ConcreteLock, SimpleLockError};
 
 use crate::backends;
+use crate::results::{Handoff, Recovery, Throughput, emit};
 use crate::state::now_ns;
 
 /// A folder for one measurement, removed (with the backend's kernel object) when dropped.
@@ -40,6 +43,7 @@ impl Scratch {
         Command::new(exe)
             .args(args)
             .stdin(Stdio::null())
+            .stdout(crate::cli::to_stderr()?)
             .spawn()
             .map_err(|e| format!("starting a peer: {e}"))
     }
@@ -89,11 +93,25 @@ fn wait_for(lock: &mut dyn ConcreteLock, timed: bool) -> Result<(), SimpleLockEr
 /// time, the new holder measures the time from the old holder's release to its own return from
 /// the lock call. The holder keeps the lock for 2 ms or more (see [`hold_time`]), so the other is
 /// always asleep in its wait.
-pub(crate) fn handoff(args: &[String]) -> Result<(), String> {
-    let [backend, how, samples] = args else {
-        return Err("bench-handoff BACKEND hang|timed SAMPLES".into());
-    };
-    let samples: u64 = samples.parse().map_err(|e| format!("samples: {e}"))?;
+#[derive(Debug, clap::Args)]
+pub(crate) struct HandoffArgs {
+    /// The lock: file, sema, flock or poll50
+    backend: String,
+    /// How the waiter waits
+    #[arg(value_parser = ["hang", "timed"])]
+    how: String,
+    /// Handoffs to measure
+    samples: u64,
+}
+
+/// Runs the measurement and prints its [`Handoff`] result.
+pub(crate) fn handoff(args: &HandoffArgs) -> Result<(), String> {
+    let HandoffArgs {
+        backend,
+        how,
+        samples,
+    } = args;
+    let samples = *samples;
     let scratch = Scratch::new(backend, &format!("handoff-{how}"))?;
     // The baton: [release time ns, id of the last holder].
     File::create(scratch.dir.join("baton"))
@@ -120,15 +138,18 @@ pub(crate) fn handoff(args: &[String]) -> Result<(), String> {
     let mut latencies = read_u64s(&scratch.dir.join("samples-1"))?;
     latencies.extend(read_u64s(&scratch.dir.join("samples-2"))?);
     latencies.sort_unstable();
+    if latencies.is_empty() {
+        return Err(format!("{backend}: no handoff was measured"));
+    }
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
-    println!(
-        "RESULT handoff backend={backend} wait={how} samples={} median_ns={} p99_ns={} mean_ns={}",
-        latencies.len(),
-        at(0.5),
-        at(0.99),
-        latencies.iter().sum::<u64>() / latencies.len().max(1) as u64,
-    );
-    Ok(())
+    emit(Handoff {
+        backend: backend.clone(),
+        wait: how.clone(),
+        samples: latencies.len() as u64,
+        median_ns: at(0.5),
+        p99_ns: at(0.99),
+        mean_ns: latencies.iter().sum::<u64>() / latencies.len() as u64,
+    })
 }
 
 /// How long a handoff peer keeps the lock: 2 ms, long enough for the other to be asleep in its
@@ -145,14 +166,27 @@ fn hold_time(backend: &str) -> Duration {
     }
 }
 
+#[derive(Debug, clap::Args)]
+pub(crate) struct HandoffPeer {
+    backend: String,
+    how: String,
+    dir: PathBuf,
+    name: String,
+    id: u64,
+    rounds: u64,
+}
+
 /// One side of [`handoff`].
-pub(crate) fn handoff_peer(args: &[String]) -> Result<(), String> {
-    let [backend, how, dir, name, id, rounds] = args else {
-        return Err(format!("handoff-peer: bad arguments {args:?}"));
-    };
-    let dir = Path::new(dir);
-    let id: u64 = id.parse().map_err(|e| format!("id: {e}"))?;
-    let rounds: u64 = rounds.parse().map_err(|e| format!("rounds: {e}"))?;
+pub(crate) fn handoff_peer(args: &HandoffPeer) -> Result<(), String> {
+    let HandoffPeer {
+        backend,
+        how,
+        dir,
+        name,
+        id,
+        rounds,
+    } = args;
+    let (id, rounds) = (*id, *rounds);
     let timed = how == "timed";
     let mut lock = backends::open(backend, dir, name).map_err(|e| e.to_string())?;
     let baton = OpenOptions::new()
@@ -200,12 +234,24 @@ pub(crate) fn handoff_peer(args: &[String]) -> Result<(), String> {
 
 /// `bench-throughput BACKEND PROCS MILLIS`: PROCS processes lock and unlock as fast as they can,
 /// with nothing in between, for MILLIS milliseconds.
-pub(crate) fn throughput(args: &[String]) -> Result<(), String> {
-    let [backend, procs, millis] = args else {
-        return Err("bench-throughput BACKEND PROCS MILLIS".into());
-    };
-    let procs: u64 = procs.parse().map_err(|e| format!("procs: {e}"))?;
-    let millis: u64 = millis.parse().map_err(|e| format!("millis: {e}"))?;
+#[derive(Debug, clap::Args)]
+pub(crate) struct ThroughputArgs {
+    /// The lock: file, sema, flock or poll50
+    backend: String,
+    /// Contending processes
+    procs: u64,
+    /// How long to count, in milliseconds
+    millis: u64,
+}
+
+/// Runs the measurement and prints its [`Throughput`] result.
+pub(crate) fn throughput(args: &ThroughputArgs) -> Result<(), String> {
+    let ThroughputArgs {
+        backend,
+        procs,
+        millis,
+    } = args;
+    let (procs, millis) = (*procs, *millis);
     let scratch = Scratch::new(backend, "throughput")?;
     let dir = scratch.dir.display().to_string();
     let peers = (0..procs)
@@ -241,20 +287,31 @@ pub(crate) fn throughput(args: &[String]) -> Result<(), String> {
     let total: u64 = (0..procs)
         .map(|id| read_u64s(&scratch.dir.join(format!("count-{id}"))).map(|v| v[0]))
         .sum::<Result<u64, _>>()?;
-    println!(
-        "RESULT throughput backend={backend} procs={procs} acquisitions={total} seconds={:.3} per_second={:.0}",
-        elapsed.as_secs_f64(),
-        total as f64 / elapsed.as_secs_f64()
-    );
-    Ok(())
+    emit(Throughput {
+        backend: backend.clone(),
+        procs,
+        acquisitions: total,
+        seconds: elapsed.as_secs_f64(),
+        per_second: total as f64 / elapsed.as_secs_f64(),
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ThroughputPeer {
+    backend: String,
+    dir: PathBuf,
+    name: String,
+    id: u64,
 }
 
 /// One of the processes of [`throughput`].
-pub(crate) fn throughput_peer(args: &[String]) -> Result<(), String> {
-    let [backend, dir, name, id] = args else {
-        return Err(format!("throughput-peer: bad arguments {args:?}"));
-    };
-    let dir = Path::new(dir);
+pub(crate) fn throughput_peer(args: &ThroughputPeer) -> Result<(), String> {
+    let ThroughputPeer {
+        backend,
+        dir,
+        name,
+        id,
+    } = args;
     let mut lock = backends::open(backend, dir, name).map_err(|e| e.to_string())?;
     fs::write(dir.join(format!("up-{id}")), b"").map_err(|e| format!("writing up: {e}"))?;
     let (go, stop) = (dir.join("go"), dir.join("stop"));
@@ -276,11 +333,18 @@ pub(crate) fn throughput_peer(args: &[String]) -> Result<(), String> {
 
 /// `bench-recovery BACKEND KILLS`: holders SIGKILLed inside the lock (3 processes, 2 ms
 /// critical sections); the time from each kill to the next holder's entry.
-pub(crate) fn recovery(args: &[String]) -> Result<(), String> {
-    let [backend, kills] = args else {
-        return Err("bench-recovery BACKEND KILLS".into());
-    };
-    let kills: u64 = kills.parse().map_err(|e| format!("kills: {e}"))?;
+#[derive(Debug, clap::Args)]
+pub(crate) struct RecoveryArgs {
+    /// The lock: file or sema
+    backend: String,
+    /// Holders to kill
+    kills: u64,
+}
+
+/// Runs the measurement and prints its [`Recovery`] result.
+pub(crate) fn recovery(args: &RecoveryArgs) -> Result<(), String> {
+    let RecoveryArgs { backend, kills } = args;
+    let kills = *kills;
     let report = crate::run::kill_storm(
         backend,
         3,
@@ -293,13 +357,13 @@ pub(crate) fn recovery(args: &[String]) -> Result<(), String> {
     if !failures.is_empty() {
         return Err(format!("{backend}: {}", failures.join(", ")));
     }
-    let nanos = |d: Option<Duration>| d.map_or(0, |d| d.as_nanos());
-    println!(
-        "RESULT recovery backend={backend} kills={} inside={} median_ns={} worst_ns={}",
-        report.kills,
-        report.kills_inside,
-        nanos(report.median_recovery()),
-        nanos(report.worst_recovery()),
-    );
-    Ok(())
+    let nanos =
+        |d: Option<Duration>| d.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    emit(Recovery {
+        backend: backend.clone(),
+        kills: report.kills,
+        inside: report.kills_inside,
+        median_ns: nanos(report.median_recovery()),
+        worst_ns: nanos(report.worst_recovery()),
+    })
 }

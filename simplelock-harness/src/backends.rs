@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
-use simplelock::{
-    ConcreteLock, FileLock, LockStatus, SemaphoreLock, SimpleLockError, SimpleLockResult,
-};
+use simplelock_core::{ConcreteLock, LockStatus, SimpleLockError, SimpleLockResult};
+use simplelock_file::FileLock;
+use simplelock_sema::SemaphoreLock;
 
 /// Every backend a worker accepts, with what it is.
 pub(crate) const BACKENDS: &[(&str, &str)] = &[

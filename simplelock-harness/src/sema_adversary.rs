@@ -1,4 +1,4 @@
-//! The adversary of `SemaphoreLock` (`contention stress` runs it for the `sema` backend): during
+//! The adversary of `SemaphoreLock` (`simplelock-harness stress` runs it for the `sema` backend): during
 //! a kill storm it attacks the lock's object in `/dev/shm` the ways the crate docs name:
 //!
 //! - **zeroes** it as a careless process of the same user would (a hole punched into it: the
@@ -23,7 +23,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use simplelock::{ConcreteLock, SemaphoreLock, SimpleLockError};
+use simplelock_core::{ConcreteLock, SimpleLockError};
+use simplelock_sema::SemaphoreLock;
 
 use crate::state::{StateFile, alive};
 use crate::worker::{critical_section, state_path, stop_path};
@@ -248,14 +249,18 @@ fn as_nobody(args: &[&str]) -> Result<String, String> {
     Ok(text)
 }
 
-/// `contention sema-adversary-user attack|squat PATH`, run as another user.
-pub(crate) fn user(args: &[String]) -> Result<(), String> {
-    let [what, path] = args else {
-        return Err(format!(
-            "sema-adversary-user takes 2 arguments, got {args:?}"
-        ));
-    };
-    let path = Path::new(path);
+/// `sema-adversary-user attack|squat PATH`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct UserArgs {
+    #[arg(value_parser = ["attack", "squat"])]
+    what: String,
+    path: PathBuf,
+}
+
+/// Attacks or squats the object at PATH, run as another user; says what happened in one line.
+pub(crate) fn user(args: &UserArgs) -> Result<(), String> {
+    let UserArgs { what, path } = args;
+    let path = path.as_path();
     let attack = |path: &Path| -> String {
         match OpenOptions::new().read(true).write(true).open(path) {
             Ok(file) => {
@@ -315,22 +320,32 @@ pub(crate) fn user(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// `contention sema-adversary-worker DIR NAME INDEX HOLD_US`: locks until the stop file
-/// appears; every error is counted and answered by opening the lock again.
-pub(crate) fn worker(args: &[String]) -> Result<(), String> {
-    let [dir, name, index, hold] = args else {
-        return Err(format!(
-            "sema-adversary-worker takes 4 arguments, got {args:?}"
-        ));
-    };
-    let dir = PathBuf::from(dir);
-    let hold = Duration::from_micros(hold.parse().map_err(|e| format!("hold {hold:?}: {e}"))?);
-    let state = StateFile::open(&state_path(&dir)).map_err(|e| format!("state file: {e}"))?;
+/// `sema-adversary-worker DIR NAME INDEX HOLD_US`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct WorkerArgs {
+    dir: PathBuf,
+    name: String,
+    index: usize,
+    #[arg(value_parser = crate::cli::micros)]
+    hold: Duration,
+}
+
+/// Locks until the stop file appears; every error is counted and answered by opening the lock
+/// again.
+pub(crate) fn worker(args: &WorkerArgs) -> Result<(), String> {
+    let WorkerArgs {
+        dir,
+        name,
+        index,
+        hold,
+    } = args;
+    let hold = *hold;
+    let state = StateFile::open(&state_path(dir)).map_err(|e| format!("state file: {e}"))?;
     let tally = File::create(dir.join(format!("adversary-tally-{index}")))
         .map_err(|e| format!("tally: {e}"))?;
     let (mut completed, mut errors) = (0u64, 0u64);
     let me = std::process::id();
-    let stop = stop_path(&dir);
+    let stop = stop_path(dir);
     let mut lock: Option<SemaphoreLock> = None;
     while !stop.exists() {
         let handle = match lock.as_mut() {

@@ -154,15 +154,10 @@ pub(crate) fn now_ns() -> u64 {
 pub(crate) fn alive(pid: u32) -> bool {
     /// `PF_EXITING` in the kernel's task flags (field 9 of /proc/PID/stat).
     const PF_EXITING: u64 = 0x4;
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Some(fields) = crate::child::stat_fields(pid) else {
         return false;
     };
-    // The fields after the command name, which is in parentheses and may hold anything.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return false;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let state = fields.first().copied().unwrap_or("X");
+    let state = fields.first().map_or("X", String::as_str);
     let flags = fields
         .get(6)
         .and_then(|f| f.parse::<u64>().ok())

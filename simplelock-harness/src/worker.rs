@@ -6,33 +6,27 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
-use simplelock::{ConcreteLock, SimpleLockError, SimpleLockResult};
+use simplelock_core::{ConcreteLock, SimpleLockError, SimpleLockResult};
 
 use crate::backends;
 use crate::state::{State, StateFile, Tally, alive, now_ns};
 
 /// How a worker asks for the lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// `hang_lock`: wait as long as it takes.
     Hang,
+    /// `try_lock`, again until it succeeds.
     Try,
+    /// `timed_lock` with a 5 s timeout, again until it succeeds.
     Timed,
     /// Each in turn.
     Mix,
 }
 
 impl Mode {
-    pub(crate) fn parse(text: &str) -> Result<Self, String> {
-        Ok(match text {
-            "hang" => Mode::Hang,
-            "try" => Mode::Try,
-            "timed" => Mode::Timed,
-            "mix" => Mode::Mix,
-            other => return Err(format!("unknown mode {other:?}: hang, try, timed or mix")),
-        })
-    }
-
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The mode's name on the command line.
+    pub fn as_str(self) -> &'static str {
         match self {
             Mode::Hang => "hang",
             Mode::Try => "try",
@@ -42,8 +36,8 @@ impl Mode {
     }
 }
 
-/// What a worker is told to do.
-#[derive(Debug, Clone)]
+/// What a worker is told to do (`worker BACKEND DIR NAME INDEX ITERATIONS HOLD_US MODE`).
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Job {
     pub(crate) backend: String,
     /// The run's folder: state file, tallies, lock files, the stop file.
@@ -53,8 +47,10 @@ pub(crate) struct Job {
     pub(crate) index: usize,
     /// Stop after this many critical sections (0: only when the stop file appears).
     pub(crate) iterations: u64,
-    /// Time spent inside each critical section, besides the counter update.
+    /// Time spent inside each critical section, besides the counter update, in microseconds.
+    #[arg(value_parser = crate::cli::micros)]
     pub(crate) hold: Duration,
+    #[arg(value_enum)]
     pub(crate) mode: Mode,
 }
 
@@ -71,23 +67,6 @@ impl Job {
             self.hold.as_micros().to_string(),
             self.mode.as_str().into(),
         ]
-    }
-
-    /// The job that [`to_args`](Job::to_args) described (without the leading "worker").
-    pub(crate) fn from_args(args: &[String]) -> Result<Self, String> {
-        let [backend, dir, name, index, iterations, hold_us, mode] = args else {
-            return Err(format!("worker takes 7 arguments, got {args:?}"));
-        };
-        let number = |text: &str| text.parse::<u64>().map_err(|e| format!("{text:?}: {e}"));
-        Ok(Job {
-            backend: backend.clone(),
-            dir: PathBuf::from(dir),
-            name: name.clone(),
-            index: number(index)? as usize,
-            iterations: number(iterations)?,
-            hold: Duration::from_micros(number(hold_us)?),
-            mode: Mode::parse(mode)?,
-        })
     }
 }
 

@@ -31,17 +31,20 @@ const MIN_REPLACEMENTS: u64 = 10;
 /// How many storms in a row at most, waiting for them.
 const MAX_STORMS: usize = 20;
 
-/// `contention replacer LOCK_FILE COUNT_FILE`: replaces LOCK_FILE until killed, writing how
-/// many times it did into COUNT_FILE.
-pub(crate) fn replacer(args: &[String]) -> Result<(), String> {
-    let [path, count_path] = args else {
-        return Err("usage: contention replacer LOCK_FILE COUNT_FILE".to_owned());
-    };
-    let (path, count_path) = (PathBuf::from(path), PathBuf::from(count_path));
+/// `replacer LOCK_FILE COUNT_FILE`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Replacer {
+    path: PathBuf,
+    count_path: PathBuf,
+}
+
+/// Replaces LOCK_FILE until killed, writing how many times it did into COUNT_FILE.
+pub(crate) fn replacer(args: &Replacer) -> Result<(), String> {
+    let Replacer { path, count_path } = args;
     let copy = path.with_extension("lock.new");
     let mut count = 0u64;
     loop {
-        let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) else {
+        let Ok(file) = OpenOptions::new().read(true).write(true).open(path) else {
             // Not there yet, or deleted and not yet re-created by a worker.
             thread::sleep(Duration::from_micros(200));
             continue;
@@ -49,20 +52,20 @@ pub(crate) fn replacer(args: &[String]) -> Result<(), String> {
         file.lock()
             .map_err(|e| format!("locking {}: {e}", path.display()))?;
         // Only the file we hold is ours to replace: the path may name another one by now.
-        if same_file(&file, &path) {
+        if same_file(&file, path) {
             let mut content = Vec::new();
             (&file)
                 .read_to_end(&mut content)
                 .map_err(|e| format!("reading {}: {e}", path.display()))?;
             if count.is_multiple_of(2) || !content.starts_with(b"simplelock 1 free") {
                 fs::write(&copy, &content)
-                    .and_then(|()| fs::rename(&copy, &path))
+                    .and_then(|()| fs::rename(&copy, path))
                     .map_err(|e| format!("replacing {}: {e}", path.display()))?;
             } else {
-                fs::remove_file(&path).map_err(|e| format!("deleting {}: {e}", path.display()))?;
+                fs::remove_file(path).map_err(|e| format!("deleting {}: {e}", path.display()))?;
             }
             count += 1;
-            fs::write(&count_path, count.to_string())
+            fs::write(count_path, count.to_string())
                 .map_err(|e| format!("writing {}: {e}", count_path.display()))?;
         }
         drop(file); // releases the old file
