@@ -75,9 +75,12 @@ fn uncontended(c: &mut Criterion) {
     // A lock folder's file keeps the holder record; any other file is never written.
     let open_lock = |path: &Path| {
         if path == managed {
-            FileLock::named_in(&dir, "managed").unwrap()
+            FileLock::options()
+                .with_folder(&dir)
+                .named("managed")
+                .unwrap()
         } else {
-            FileLock::new(path).unwrap()
+            FileLock::at_path(path).unwrap()
         }
     };
     for (label, path) in [

@@ -37,11 +37,14 @@ fn run_dir() -> &'static Path {
 /// A lock file that FileLock manages (it keeps its holder record there, which is what lets it
 /// report deaths): a name in this run's folder.
 fn open(key: &str) -> SimpleLockResult<FileLock> {
-    FileLock::named_in(run_dir(), key)
+    FileLock::options().with_folder(run_dir()).named(key)
 }
 
 fn open_shared(key: &str) -> SimpleLockResult<FileLock> {
-    open(key).map(FileLock::shared)
+    FileLock::options()
+        .with_shared(true)
+        .with_folder(run_dir())
+        .named(key)
 }
 
 simplelock_core::conformance_tests!(

@@ -61,7 +61,7 @@ fn a_lock_file_deleted_and_re_created_under_its_holders_never_gives_two_holders(
         for round in 0..ROUNDS {
             // A fresh handle each round, as separate runs of a program would have, some waiting
             // in a blocking flock and some in a timed wait, while the file changes under them.
-            let mut lock = FileLock::new(&path).unwrap();
+            let mut lock = FileLock::at_path(&path).unwrap();
             if round % 2 == 0 {
                 lock.hang_lock().unwrap();
             } else {
@@ -135,7 +135,7 @@ fn a_lock_file_deleted_and_re_created_under_its_holders_never_gives_two_holders(
         .status()
         .unwrap();
     assert!(made.success());
-    let err = FileLock::new(&theirs).unwrap_err();
+    let err = FileLock::at_path(&theirs).unwrap_err();
     assert!(
         matches!(err, SimpleLockError::PermissionDenied { .. }),
         "{err:?}"
@@ -149,7 +149,7 @@ fn timed_waits_keep_at_most_a_few_inotify_instances() {
     const WAITERS: usize = 200;
     let dir = scratch("inotify");
     let path = dir.join("busy.lock");
-    let mut holder = FileLock::new(&path).unwrap();
+    let mut holder = FileLock::at_path(&path).unwrap();
     holder.try_lock().unwrap();
     let before = inotify_instances();
     let ready = Arc::new(Barrier::new(WAITERS + 1));
@@ -157,7 +157,7 @@ fn timed_waits_keep_at_most_a_few_inotify_instances() {
         .map(|_| {
             let (path, ready) = (path.clone(), Arc::clone(&ready));
             thread::spawn(move || {
-                let mut lock = FileLock::new(&path).unwrap();
+                let mut lock = FileLock::at_path(&path).unwrap();
                 ready.wait();
                 lock.timed_lock(Duration::from_secs(120)).unwrap();
                 lock.try_unlock().unwrap();
@@ -188,9 +188,12 @@ fn a_timed_waiter_stays_idle_while_the_holder_writes_the_file() {
         let path = PathBuf::from(std::env::var(LOCK_PATH).unwrap());
         let named = std::env::var(WORK_DIR).is_ok();
         let mut lock = if named {
-            FileLock::named_in(path.parent().unwrap(), "written").unwrap()
+            FileLock::options()
+                .with_folder(path.parent().unwrap())
+                .named("written")
+                .unwrap()
         } else {
-            FileLock::new(&path).unwrap()
+            FileLock::at_path(&path).unwrap()
         };
         lock.try_lock().unwrap();
         say("locked");
@@ -225,9 +228,12 @@ fn a_timed_waiter_stays_idle_while_the_holder_writes_the_file() {
         let mut writer = Child::spawn(&mut writer);
         assert_eq!(writer.next(), "locked");
         let mut lock = if named {
-            FileLock::named_in(&dir, "written").unwrap()
+            FileLock::options()
+                .with_folder(&dir)
+                .named("written")
+                .unwrap()
         } else {
-            FileLock::new(&path).unwrap()
+            FileLock::at_path(&path).unwrap()
         };
         let cpu = thread_cpu();
         let started = Instant::now();
@@ -249,7 +255,7 @@ fn a_timed_waiter_stays_idle_while_the_holder_writes_the_file() {
 fn status_with_a_long_lock_list_never_takes_the_lock() {
     const TEST: &str = "status_with_a_long_lock_list_never_takes_the_lock";
     if role().as_deref() == Some("looker") {
-        let lock = FileLock::new(std::env::var(LOCK_PATH).unwrap()).unwrap();
+        let lock = FileLock::at_path(std::env::var(LOCK_PATH).unwrap()).unwrap();
         say(&format!("{:?}", lock.status().unwrap()));
         say(&format!("{:?}", lock.holder().unwrap()));
         return;
@@ -261,13 +267,13 @@ fn status_with_a_long_lock_list_never_takes_the_lock() {
     // Enough flocks that /proc/locks is longer than a page.
     let held: Vec<FileLock> = (0..150)
         .map(|i| {
-            let mut lock = FileLock::new(dir.join(format!("{i}.lock"))).unwrap();
+            let mut lock = FileLock::at_path(dir.join(format!("{i}.lock"))).unwrap();
             lock.try_lock().unwrap();
             lock
         })
         .collect();
     let path = dir.join("free.lock");
-    drop(FileLock::new(&path).unwrap());
+    drop(FileLock::at_path(&path).unwrap());
     let trace = dir.join("trace");
     let exe = std::env::current_exe().unwrap();
     let output = Command::new("strace")
@@ -305,7 +311,7 @@ fn symbolic_links_in_folders_others_can_write_are_not_followed() {
         // As `nobody` would have planted it.
         std::os::unix::fs::lchown(&link, Some(NOBODY), Some(NOBODY)).unwrap();
     }
-    let err = FileLock::new(link.join("x.lock")).unwrap_err();
+    let err = FileLock::at_path(link.join("x.lock")).unwrap_err();
     assert!(
         matches!(err, SimpleLockError::InvalidName { .. }),
         "{err:?}"
@@ -319,7 +325,7 @@ fn symbolic_links_in_folders_others_can_write_are_not_followed() {
     fs::set_permissions(&mine, Permissions::from_mode(0o755)).unwrap();
     let private = mine.join("private-link");
     std::os::unix::fs::symlink(&elsewhere, &private).unwrap();
-    let mut lock = FileLock::new(private.join("y.lock")).unwrap();
+    let mut lock = FileLock::at_path(private.join("y.lock")).unwrap();
     lock.try_lock().unwrap();
     assert!(elsewhere.join("y.lock").exists());
     fs::remove_dir_all(mine).unwrap();

@@ -22,16 +22,16 @@ fn a_hundred_thousand_cycles_leave_the_descriptor_count_flat() {
     let path = dir.join("cycle.lock");
     let link = dir.join("link.lock");
     std::os::unix::fs::symlink(&path, &link).unwrap();
-    drop(FileLock::new(&path).unwrap()); // first-use setup (fork handlers) out of the count
+    drop(FileLock::at_path(&path).unwrap()); // first-use setup (fork handlers) out of the count
     let before = open_descriptors();
 
     for round in 0..100_000 {
-        let mut lock = FileLock::new(&path).unwrap();
+        let mut lock = FileLock::at_path(&path).unwrap();
         lock.try_lock().unwrap();
         if round % 1000 == 0 {
             // Dropped while held, and failed opens.
-            assert!(FileLock::new(&link).is_err());
-            assert!(FileLock::new(dir.join("missing/x.lock")).is_err());
+            assert!(FileLock::at_path(&link).is_err());
+            assert!(FileLock::at_path(dir.join("missing/x.lock")).is_err());
             continue;
         }
         lock.try_unlock().unwrap();
@@ -43,8 +43,8 @@ fn a_hundred_thousand_cycles_leave_the_descriptor_count_flat() {
     );
 
     // Timed waits that time out, each with an inotify watch.
-    let mut holder = FileLock::new(&path).unwrap();
-    let mut waiter = FileLock::new(&path).unwrap();
+    let mut holder = FileLock::at_path(&path).unwrap();
+    let mut waiter = FileLock::at_path(&path).unwrap();
     holder.try_lock().unwrap();
     let wait = |waiter: &mut FileLock| {
         assert!(matches!(

@@ -52,7 +52,7 @@ fn bad_paths_are_refused_with_the_rule_and_the_path() {
         (dir.join(format!("{}.lock", "n".repeat(300))), "too long"),
     ];
     for (path, rule) in cases {
-        let err = FileLock::new(&path).unwrap_err();
+        let err = FileLock::at_path(&path).unwrap_err();
         assert!(reason(&err).contains(rule), "{path:?}: {err}");
         assert_eq!(err.name(), Some(path.display().to_string().as_str()));
         if !path.as_os_str().is_empty() && !path.to_string_lossy().contains('\0') {
@@ -73,9 +73,9 @@ fn a_symbolic_link_at_the_lock_path_is_refused_and_its_target_untouched() {
     symlink(&precious, &planted).unwrap();
     for shared in [false, true] {
         let result = if shared {
-            FileLock::new_shared(&planted)
+            FileLock::options().with_shared(true).at_path(&planted)
         } else {
-            FileLock::new(&planted)
+            FileLock::at_path(&planted)
         };
         let err = result.unwrap_err();
         assert!(reason(&err).contains("symbolic link"), "{err}");
@@ -87,7 +87,7 @@ fn a_symbolic_link_at_the_lock_path_is_refused_and_its_target_untouched() {
     let target = dir.join("would-be-created");
     let dangling = dir.join("dangling.lock");
     symlink(&target, &dangling).unwrap();
-    assert!(FileLock::new(&dangling).is_err());
+    assert!(FileLock::at_path(&dangling).is_err());
     assert!(!target.exists(), "the dangling link's target was created");
 }
 
@@ -102,7 +102,7 @@ fn a_fifo_is_refused_without_hanging() {
     assert!(made.success());
     let (tx, rx) = mpsc::channel();
     let path = fifo.clone();
-    thread::spawn(move || tx.send(FileLock::new(path).map(|_| ())));
+    thread::spawn(move || tx.send(FileLock::at_path(path).map(|_| ())));
     let result = rx.recv_timeout(PATIENCE).expect("opening a FIFO hung");
     let err = result.unwrap_err();
     assert!(reason(&err).contains("not a regular file"), "{err}");
@@ -114,9 +114,12 @@ fn someone_elses_data_file_used_as_a_lock_is_never_modified() {
     let data = dir.join("data.csv");
     fs::write(&data, "id,name\n1,alice\n2,bob\n").unwrap();
     let before = snapshot(&data);
-    let mut lock = FileLock::new(&data).unwrap();
-    let mut reader = FileLock::new_shared(&data).unwrap();
-    let mut other = FileLock::new(&data).unwrap();
+    let mut lock = FileLock::at_path(&data).unwrap();
+    let mut reader = FileLock::options()
+        .with_shared(true)
+        .at_path(&data)
+        .unwrap();
+    let mut other = FileLock::at_path(&data).unwrap();
     for round in 0..3 {
         match round {
             0 => lock.try_lock().unwrap(),

@@ -19,7 +19,7 @@ fn is_valid(name: &str) -> bool {
 }
 
 fn check_name(dir: &Path, name: &str) {
-    match FileLock::named_in(dir, name) {
+    match FileLock::options().with_folder(dir).named(name) {
         Ok(lock) => {
             assert!(is_valid(name), "{name:?} was accepted");
             let path = lock.path();

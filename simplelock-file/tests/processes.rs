@@ -225,10 +225,11 @@ fn kill_storm_releases_at_once_and_reports_the_death() {
 
         // A waiter, exclusive or shared, blocked before the kill; the kill must wake it.
         let shared = round % 3 == 2;
-        let mut next = common::lock_file(&path).unwrap();
-        if shared {
-            next = next.shared();
-        }
+        let mut next = if shared {
+            common::lock_file_shared(&path).unwrap()
+        } else {
+            common::lock_file(&path).unwrap()
+        };
         let waiter = thread::spawn(move || {
             let result = if round % 2 == 0 {
                 next.timed_lock(PATIENCE)
@@ -344,124 +345,164 @@ fn drop_in_child(lock: &FileLock) {
     drop(unsafe { std::ptr::read(lock) });
 }
 
-fn fork_scenarios(path: &Path) {
-    let mut lock = common::lock_file(path).unwrap();
-    lock.try_lock().unwrap();
-
-    // 1. The child's copy: unlock is NotHeld, status sees the parent's hold, a lock attempt
-    //    re-opens the file and is excluded like any other process, and dropping releases
-    //    nothing.
-    let code = in_forked_child(|| {
-        if !matches!(lock.try_unlock(), Err(SimpleLockError::NotHeld { .. })) {
-            return 10;
-        }
-        if lock.status().ok() != Some(LockStatus::Taken) {
-            return 11;
-        }
-        if lock.holder().ok().flatten().map(|h| h.pid) != Some(std::os::unix::process::parent_id())
-        {
-            return 12;
-        }
-        if !matches!(lock.try_lock(), Err(SimpleLockError::AlreadyLocked { .. })) {
-            return 13;
-        }
-        if !matches!(
-            lock.timed_lock(Duration::from_millis(20)),
-            Err(SimpleLockError::TimedOut { .. })
-        ) {
-            return 14;
-        }
-        drop_in_child(&lock);
-        0
-    });
-    assert_eq!(code, 0, "fork scenario 1 failed at step {code}");
-    assert_eq!(lock.status().unwrap(), LockStatus::Mine);
-    let mut other = common::lock_file(path).unwrap();
-    assert!(
-        matches!(other.try_lock(), Err(SimpleLockError::AlreadyLocked { .. })),
-        "the child released the parent's lock"
-    );
-
-    // 2. A child that just drops its copy, without touching it first.
-    let code = in_forked_child(|| {
-        drop_in_child(&lock);
-        0
-    });
-    assert_eq!(code, 0);
-    assert!(
-        matches!(other.try_lock(), Err(SimpleLockError::AlreadyLocked { .. })),
-        "dropping the child's copy released the parent's lock"
-    );
-    let before = fs::read(path).unwrap();
-    assert!(
-        before.starts_with(b"simplelock 1 held pid="),
-        "the child wrote the record"
-    );
-
-    // 3. The parent's release is unaffected, and a child can take the lock once it is free.
-    lock.try_unlock().unwrap();
-    let code = in_forked_child(|| {
-        let Ok(()) = lock.try_lock() else { return 20 };
-        if lock.previous_holder() != PreviousHolder::Released {
-            return 21;
-        }
-        let Ok(()) = lock.try_unlock() else { return 22 };
-        0
-    });
-    assert_eq!(code, 0, "fork scenario 3 failed at step {code}");
-    other.try_lock().unwrap();
-    other.try_unlock().unwrap();
-
-    // 4. A handle made with a relative path (this process runs in the lock's folder) names the
-    //    file it opened, also in a child that changed folder before it re-opens the file:
-    //    re-opening the relative path there would lock another file, beside the parent's hold.
-    let mut relative = common::lock_file(path.file_name().unwrap()).unwrap();
-    relative.try_lock().unwrap();
-    let elsewhere = path.with_file_name("elsewhere");
-    fs::create_dir_all(&elsewhere).unwrap();
-    let code = in_forked_child(|| {
-        if std::env::set_current_dir(&elsewhere).is_err() {
-            return 40;
-        }
-        if lock.status().ok() != Some(LockStatus::Taken) {
-            return 41;
-        }
-        if !matches!(lock.try_lock(), Err(SimpleLockError::AlreadyLocked { .. })) {
-            return 42;
-        }
-        if !matches!(
-            relative.try_lock(),
-            Err(SimpleLockError::AlreadyLocked { .. })
-        ) {
-            return 43;
-        }
-        0
-    });
-    assert_eq!(code, 0, "fork scenario 4 failed at step {code}");
-    assert!(
-        !elsewhere.join(path.file_name().unwrap()).exists(),
-        "the child created a lock file in its new folder"
-    );
-    relative.try_unlock().unwrap();
-}
-
-#[test]
-fn a_forked_child_never_releases_the_parents_lock() {
-    const TEST: &str = "a_forked_child_never_releases_the_parents_lock";
+/// Runs `scenario` on a lock file of its own in a process of its own (a fork in the
+/// multi-threaded test runner would copy its other threads' locks half taken): the child
+/// started as `forker` runs it, in the lock's folder, and says `@done`.
+fn in_forker(test: &str, scenario: impl FnOnce(&Path)) {
     if role().as_deref() == Some("forker") {
-        fork_scenarios(&env_path(LOCK_PATH));
+        scenario(&env_path(LOCK_PATH));
         say("done");
         return;
     }
-    // Fork in a process of its own, not in the multi-threaded test runner.
-    let dir = scratch(TEST);
+    let dir = scratch(test);
     let mut forker = Child::spawn(
-        command(TEST, "forker")
+        command(test, "forker")
             .env(LOCK_PATH, dir.join("fork.lock"))
             .current_dir(&dir),
     );
     assert_eq!(forker.next(), "done");
     forker.wait_success();
+}
+
+/// The child's copy: unlock is NotHeld, status sees the parent's hold, a lock attempt re-opens
+/// the file and is excluded like any other process, and dropping releases nothing.
+#[test]
+fn a_forked_childs_copy_holds_nothing_and_is_excluded() {
+    in_forker(
+        "a_forked_childs_copy_holds_nothing_and_is_excluded",
+        |path| {
+            let mut lock = common::lock_file(path).unwrap();
+            lock.try_lock().unwrap();
+            let code = in_forked_child(|| {
+                if !matches!(lock.try_unlock(), Err(SimpleLockError::NotHeld { .. })) {
+                    return 10;
+                }
+                if lock.status().ok() != Some(LockStatus::Taken) {
+                    return 11;
+                }
+                if lock.holder().ok().flatten().map(|h| h.pid)
+                    != Some(std::os::unix::process::parent_id())
+                {
+                    return 12;
+                }
+                if !matches!(lock.try_lock(), Err(SimpleLockError::AlreadyLocked { .. })) {
+                    return 13;
+                }
+                if !matches!(
+                    lock.timed_lock(Duration::from_millis(20)),
+                    Err(SimpleLockError::TimedOut { .. })
+                ) {
+                    return 14;
+                }
+                drop_in_child(&lock);
+                0
+            });
+            assert_eq!(code, 0, "the fork scenario failed at step {code}");
+            assert_eq!(lock.status().unwrap(), LockStatus::Mine);
+            let mut other = common::lock_file(path).unwrap();
+            assert!(
+                matches!(other.try_lock(), Err(SimpleLockError::AlreadyLocked { .. })),
+                "the child released the parent's lock"
+            );
+        },
+    );
+}
+
+/// A child that just drops its copy, without touching it first, releases nothing and writes
+/// nothing.
+#[test]
+fn a_forked_child_dropping_its_copy_releases_nothing() {
+    in_forker(
+        "a_forked_child_dropping_its_copy_releases_nothing",
+        |path| {
+            let mut lock = common::lock_file(path).unwrap();
+            lock.try_lock().unwrap();
+            let code = in_forked_child(|| {
+                drop_in_child(&lock);
+                0
+            });
+            assert_eq!(code, 0);
+            let mut other = common::lock_file(path).unwrap();
+            assert!(
+                matches!(other.try_lock(), Err(SimpleLockError::AlreadyLocked { .. })),
+                "dropping the child's copy released the parent's lock"
+            );
+            assert!(
+                fs::read(path)
+                    .unwrap()
+                    .starts_with(b"simplelock 1 held pid="),
+                "the child wrote the record"
+            );
+            lock.try_unlock().unwrap();
+        },
+    );
+}
+
+/// The parent's release is unaffected by the child's copy, and a child can take the lock once
+/// it is free.
+#[test]
+fn a_forked_child_takes_the_lock_once_the_parent_released_it() {
+    in_forker(
+        "a_forked_child_takes_the_lock_once_the_parent_released_it",
+        |path| {
+            let mut lock = common::lock_file(path).unwrap();
+            lock.try_lock().unwrap();
+            lock.try_unlock().unwrap();
+            let code = in_forked_child(|| {
+                let Ok(()) = lock.try_lock() else { return 20 };
+                if lock.previous_holder() != PreviousHolder::Released {
+                    return 21;
+                }
+                let Ok(()) = lock.try_unlock() else { return 22 };
+                0
+            });
+            assert_eq!(code, 0, "the fork scenario failed at step {code}");
+            let mut other = common::lock_file(path).unwrap();
+            other.try_lock().unwrap();
+            other.try_unlock().unwrap();
+        },
+    );
+}
+
+/// A handle made with a relative path (this process runs in the lock's folder) names the file
+/// it opened, also in a child that changed folder before it re-opens the file: re-opening the
+/// relative path there would lock another file, beside the parent's hold.
+#[test]
+fn a_forked_child_in_another_folder_reopens_the_file_it_inherited() {
+    in_forker(
+        "a_forked_child_in_another_folder_reopens_the_file_it_inherited",
+        |path| {
+            let mut lock = common::lock_file(path).unwrap();
+            let mut relative = common::lock_file(path.file_name().unwrap()).unwrap();
+            relative.try_lock().unwrap();
+            let elsewhere = path.with_file_name("elsewhere");
+            fs::create_dir_all(&elsewhere).unwrap();
+            let code = in_forked_child(|| {
+                if std::env::set_current_dir(&elsewhere).is_err() {
+                    return 40;
+                }
+                if lock.status().ok() != Some(LockStatus::Taken) {
+                    return 41;
+                }
+                if !matches!(lock.try_lock(), Err(SimpleLockError::AlreadyLocked { .. })) {
+                    return 42;
+                }
+                if !matches!(
+                    relative.try_lock(),
+                    Err(SimpleLockError::AlreadyLocked { .. })
+                ) {
+                    return 43;
+                }
+                0
+            });
+            assert_eq!(code, 0, "the fork scenario failed at step {code}");
+            assert!(
+                !elsewhere.join(path.file_name().unwrap()).exists(),
+                "the child created a lock file in its new folder"
+            );
+            relative.try_unlock().unwrap();
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

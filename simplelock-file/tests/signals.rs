@@ -74,9 +74,9 @@ fn under_storm<T: Send>(wait: impl FnOnce() -> T + Send) -> (T, usize) {
 #[test]
 fn hang_lock_survives_a_signal_storm() {
     let path = scratch("eintr-hang").join("lock");
-    let mut holder = FileLock::new(&path).unwrap();
+    let mut holder = FileLock::at_path(&path).unwrap();
     holder.try_lock().unwrap();
-    let mut waiter = FileLock::new(&path).unwrap();
+    let mut waiter = FileLock::at_path(&path).unwrap();
     let release = thread::spawn(move || {
         thread::sleep(Duration::from_millis(300));
         holder.try_unlock().unwrap();
@@ -94,9 +94,9 @@ fn hang_lock_survives_a_signal_storm() {
 #[test]
 fn timed_lock_keeps_its_deadline_under_a_signal_storm() {
     let path = scratch("eintr-timed").join("lock");
-    let mut holder = FileLock::new(&path).unwrap();
+    let mut holder = FileLock::at_path(&path).unwrap();
     holder.try_lock().unwrap();
-    let mut waiter = FileLock::new(&path).unwrap();
+    let mut waiter = FileLock::at_path(&path).unwrap();
     let timeout = Duration::from_millis(300);
     let (result, caught) = under_storm(|| {
         let start = Instant::now();

@@ -37,8 +37,8 @@ pub(crate) fn open(
     Ok(match backend {
         "none" => Box::new(NoLock { held: false }),
         // A lock file of a lock folder (`dir/file.lock`): the kind that keeps the holder record.
-        "file" => Box::new(FileLock::named_in(dir, "file")?),
-        "sema" => Box::new(SemaphoreLock::new(name)?),
+        "file" => Box::new(FileLock::options().with_folder(dir).named("file")?),
+        "sema" => Box::new(SemaphoreLock::named(name)?),
         "flock" => Box::new(RawFlock::open(dir.join("raw.lock"))?),
         "poll50" => Box::new(Poll50(RawFlock::open(dir.join("raw.lock"))?)),
         other => {

@@ -350,7 +350,7 @@ pub(crate) fn worker(args: &WorkerArgs) -> Result<(), String> {
     while !stop.exists() {
         let handle = match lock.as_mut() {
             Some(handle) => handle,
-            None => match SemaphoreLock::new(name.as_str()) {
+            None => match SemaphoreLock::named(name.as_str()) {
                 Ok(handle) => lock.insert(handle),
                 Err(_) => {
                     errors += 1;

@@ -55,7 +55,7 @@ fn uncontended(c: &mut Criterion) {
     group.bench_function("raw sem_wait+sem_post", |b| b.iter(|| raw.wait_post()));
 
     let name = format!("/sl-bench-{pid}");
-    let mut concrete = SemaphoreLock::new(&name).unwrap();
+    let mut concrete = SemaphoreLock::named(&name).unwrap();
     group.bench_function("SemaphoreLock via ConcreteLock", |b| {
         b.iter(|| {
             black_box(&mut concrete).hang_lock().unwrap();
@@ -65,7 +65,7 @@ fn uncontended(c: &mut Criterion) {
     drop(concrete);
 
     let mut boxed: Box<dyn Lock> = LockBuilder::default()
-        .wrap(Box::new(SemaphoreLock::new(&name).unwrap()))
+        .wrap(Box::new(SemaphoreLock::named(&name).unwrap()))
         .unwrap();
     group.bench_function("SemaphoreLock via Box<dyn Lock>", |b| {
         b.iter(|| {
@@ -77,7 +77,7 @@ fn uncontended(c: &mut Criterion) {
 
     let mut trying: Box<dyn Lock> = LockBuilder::default()
         .with_try_lock()
-        .wrap(Box::new(SemaphoreLock::new(&name).unwrap()))
+        .wrap(Box::new(SemaphoreLock::named(&name).unwrap()))
         .unwrap();
     group.bench_function("SemaphoreLock via Box<dyn Lock>, try mode", |b| {
         b.iter(|| {

@@ -35,14 +35,14 @@
 //!
 //! # let name = format!("/doc-crate-{}", std::process::id());
 //! // The lock "/deploy-..." (shared memory object /dev/shm/sl.deploy-...), created if missing.
-//! let mut deploy = SemaphoreLock::new(&name)?;
+//! let mut deploy = SemaphoreLock::named(&name)?;
 //! deploy.try_lock()?;
 //! if deploy.previous_holder().died() {
 //!     // The last holder died inside its critical section: check what it left behind.
 //! }
 //!
 //! // Another handle, as another process would have it, sees who holds the lock.
-//! let mut other = SemaphoreLock::new(&name)?;
+//! let mut other = SemaphoreLock::named(&name)?;
 //! assert_eq!(other.status()?, LockStatus::Taken);
 //! match other.timed_lock(Duration::from_millis(10)) {
 //!     Err(SimpleLockError::TimedOut { holder, .. }) => {
@@ -167,7 +167,7 @@
 //! 8. **Only a trusted, complete, unchanged object is used.** Opening (and opening again after
 //!    a removal) refuses, before touching it: anything but a regular file (no symbolic links:
 //!    `O_NOFOLLOW`); an object of another user than ours, unless the caller named that user
-//!    ([`SemaphoreLock::with_mode_and_owner`]); a mode wider than the caller asked for; a size
+//!    ([`with_owner`](SemaphoreLockOptions::with_owner)); a mode wider than the caller asked for; a size
 //!    other than 64 bytes; a header without the magic number or generation (a zeroed or foreign
 //!    object — a new object is complete before it has a name, so no opener ever sees a
 //!    half-made one or has to fill one in; the one exception is an object of an earlier 0.5
@@ -271,21 +271,23 @@
 //!
 //! # Permissions
 //!
-//! [`SemaphoreLock::new`] creates a missing object with mode `0o600`: only its owner (and root)
-//! may open it. [`SemaphoreLock::with_mode`] sets another mode, e.g. `0o660` for a group or
+//! [`SemaphoreLock::named`] creates a missing object with mode `0o600`: only its owner (and
+//! root) may open it. [`SemaphoreLock::options()`](SemaphoreLock::options)
+//! [`.with_mode(mode)`](SemaphoreLockOptions::with_mode) sets another mode, e.g. `0o660` for a group or
 //! `0o666` for everyone; the creator sets it before the object has a name, so the umask does
 //! not narrow it and no opener ever sees another mode. Existing objects are opened without
 //! `O_CREAT`, so `fs.protected_regular` does not refuse another user's object in the sticky
 //! `/dev/shm`.
 //!
 //! An existing object is used only if it belongs to the opening process's (effective) user and
-//! its mode is no wider than the mode asked for (`0o600` for `new`). Anything else is
+//! its mode is no wider than the mode asked for (`0o600` for `named`). Anything else is
 //! [`SimpleLockError::PermissionDenied`], whose source names the object, its owner and mode and
 //! the way out: if someone else took the name first (any user can create `/dev/shm/sl.NAME`
 //! before you, and would then own the lock's memory), delete it as its owner or root; to share
 //! a lock across users on purpose, the users who did not create it open it with
-//! [`SemaphoreLock::with_mode_and_owner`]`(name, mode, creator_uid)` and a mode at least as
-//! wide as the object's. The same rule holds when a handle opens the name again after a
+//! `SemaphoreLock::options().with_mode(mode).with_owner(creator_uid).named(name)`
+//! ([`with_owner`](SemaphoreLockOptions::with_owner)) and a mode at least as wide as the
+//! object's. The same rule holds when a handle opens the name again after a
 //! removal, so a name re-created by another user in between is refused too. Removing needs the
 //! right to delete the file in the sticky `/dev/shm`: only its owner (or root) may.
 //!
@@ -357,30 +359,28 @@
 //! # Platforms
 //!
 //! On Linux everything above applies. On other systems the crate compiles, so that code naming
-//! [`SemaphoreLock`] builds everywhere, but [`SemaphoreLock::new`] (after checking the name)
+//! [`SemaphoreLock`] builds everywhere (one public type, the same API on every platform), but
+//! opening a lock ([`SemaphoreLock::named`], `open_existing`, `remove`; after checking the name)
 //! fails with an error whose [`kind`](SimpleLockError::kind) is
 //! [`Unsupported`](std::io::ErrorKind::Unsupported); there is no panic.
 //!
 //! # Performance
 //!
-//! `cargo bench -p simplelock-sema` compares uncontended lock + unlock pairs in one run. On a
-//! 2-core x86_64 virtual machine (where a locked instruction costs about 12 ns):
-//!
-//! | one lock + unlock | time |
-//! |---|---|
-//! | raw POSIX named semaphore, `sem_wait` + `sem_post` | 26.5 ns |
-//! | `SemaphoreLock` through [`ConcreteLock`] (`hang_lock` + `try_unlock`) | 23.7 ns |
-//! | `SemaphoreLock` behind `Box<dyn Lock>` from `LockBuilder::wrap` | 22.5 ns |
-//!
-//! Both are two atomic read-modify-write instructions; the rest (two virtual calls, the
+//! An uncontended lock + unlock is one compare-and-swap each way, as a raw POSIX named
+//! semaphore's `sem_wait` + `sem_post` is; the rest (two virtual calls, the
 //! cached token, the holding thread's mark) is noise next to them. A contended handoff costs a
-//! `FUTEX_WAKE` in the releaser and a wake-up in the waiter.
+//! `FUTEX_WAKE` in the releaser and a wake-up in the waiter. `cargo bench -p simplelock-sema`
+//! compares the pair with the raw semaphore's, through [`ConcreteLock`] and behind a
+//! `Box<dyn Lock>`; the measured times are in the README's generated
+//! [Benchmarks](https://github.com/simplelock/simplelock#benchmarks) section, not here, where
+//! they would go stale.
 //!
 //! # Supported Rust versions
 //!
 //! The minimum supported Rust version is **1.89**, that of the whole workspace.
 #![deny(unsafe_code)]
 
+mod handle;
 #[cfg(target_os = "linux")]
 mod lock;
 mod name;
@@ -397,14 +397,11 @@ mod unsupported;
 #[cfg(target_os = "linux")]
 mod word;
 
-#[cfg(target_os = "linux")]
-pub use lock::SemaphoreLock;
+pub use handle::{SemaphoreLock, SemaphoreLockOptions};
 pub use name::MAX_NAME_LEN;
-#[cfg(not(target_os = "linux"))]
-pub use unsupported::SemaphoreLock;
 
 #[cfg(doc)]
 use simplelock_core::{ConcreteLock, LockStatus, PreviousHolder, SimpleLockError};
 
-/// The mode of an object created by [`SemaphoreLock::new`]: read and write for its owner only.
+/// The mode of an object created by [`SemaphoreLock::named`]: read and write for its owner only.
 pub const DEFAULT_MODE: u32 = 0o600;

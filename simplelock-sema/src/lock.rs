@@ -1,9 +1,8 @@
-//! [`SemaphoreLock`]: the handle, its fast paths and its slow paths.
+//! [`Handle`]: the handle, its fast paths and its slow paths.
 //!
 //! The reasoning behind every step is in the crate docs ("Why two holders can never coexist",
 //! "Why a dead holder is always recovered"); the comments here point at the case they handle.
 
-use std::cell::Cell;
 use std::ffi::CString;
 use std::fmt;
 use std::io;
@@ -11,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use simplelock_core::{
-    ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult,
+    ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult, Wait,
 };
 
 use crate::DEFAULT_MODE;
@@ -31,37 +30,8 @@ const SLICE: Duration = Duration::from_millis(10);
 /// The widest mode `remove` accepts on an object of our own: deleting it is our right anyway.
 const ANY_MODE: u32 = 0o777;
 
-/// A named lock shared by all processes of the machine that open the same name: a futex-speed
-/// replacement for a POSIX named semaphore that also survives a holder that crashed.
-///
-/// See the [crate documentation](crate) for the design, the name rules, permissions and the
-/// guarantees. In short:
-///
-/// - `SemaphoreLock::new("deploy")` opens (or creates) the lock `/deploy`; it is held by at most
-///   one handle at a time, across all processes.
-/// - Ownership belongs to the handle and its process: any thread of the holding process may
-///   unlock through the handle (it is `Send` and `Sync`), other handles cannot, and a child made
-///   by `fork` does not inherit it.
-/// - A holder that dies is noticed by the next locker, which takes the lock over and sees
-///   [`PreviousHolder::Died`].
-/// - [`SemaphoreLock::remove`] deletes the lock's object, safely even while others use it.
-///
-/// ```
-/// use simplelock_core::{ConcreteLock, LockStatus};
-/// use simplelock_sema::SemaphoreLock;
-///
-/// # let name = format!("doc-handle-{}", std::process::id());
-/// let mut lock = SemaphoreLock::new(&name)?;
-/// let other = SemaphoreLock::new(&name)?; // another handle, as another process would have
-/// lock.hang_lock()?;
-/// assert_eq!(lock.status()?, LockStatus::Mine);
-/// assert_eq!(other.status()?, LockStatus::Taken);
-/// lock.try_unlock()?;
-/// assert_eq!(other.status()?, LockStatus::Open);
-/// SemaphoreLock::remove(&name)?;
-/// # Ok::<(), simplelock_core::SimpleLockError>(())
-/// ```
-pub struct SemaphoreLock {
+/// The Linux handle behind [`Handle`](crate::Handle); the docs are there.
+pub(crate) struct Handle {
     name: LockName,
     /// The path of the object, `/dev/shm/sl.NAME`, for the system calls.
     object_name: CString,
@@ -78,70 +48,33 @@ pub struct SemaphoreLock {
     previous: PreviousHolder,
 }
 
-impl SemaphoreLock {
-    /// Opens the lock `name`, creating it (mode `0o600`: only its owner may use it) if it does
-    /// not exist. The handle does not hold the lock.
-    ///
-    /// `name` is `"/name"` or `"name"` (the same lock), at most 251 bytes after the `/`,
-    /// without any other `/` or a NUL.
-    ///
-    /// # Errors
-    /// [`SimpleLockError::InvalidName`] naming the broken rule;
-    /// [`SimpleLockError::PermissionDenied`] if the object exists and we may not read and write
-    /// it, it belongs to another user, or its mode is wider than `0o600` (the source names the
-    /// owner, the mode and the way out; see "Permissions" in the crate docs);
-    /// [`SimpleLockError::UnknownError`] if the object is not a lock object (another size, no
-    /// valid header: foreign, truncated or zeroed), if it is used from another pid or time
-    /// namespace, if `/proc` or `/proc/self/ns` cannot be read, if `/dev/shm` is full (the
-    /// source is `ENOSPC`, kind `StorageFull`), or if a system call fails.
-    pub fn new(name: impl Into<String>) -> SimpleLockResult<SemaphoreLock> {
-        SemaphoreLock::with_mode(name, DEFAULT_MODE)
-    }
-
-    /// Like [`new`](SemaphoreLock::new), but a newly created object gets `mode` (exactly: the
-    /// umask does not narrow it), e.g. `0o660` for a lock shared by a group or `0o666` for all
-    /// users. An existing object is used only if it is this user's, with a mode no wider than
-    /// `mode` (it keeps its mode). Other users need read and write permission, and must name
-    /// this user with [`with_mode_and_owner`](SemaphoreLock::with_mode_and_owner).
-    ///
-    /// # Errors
-    /// As [`new`](SemaphoreLock::new), with `mode` in place of `0o600`.
-    pub fn with_mode(name: impl Into<String>, mode: u32) -> SimpleLockResult<SemaphoreLock> {
-        SemaphoreLock::open_with(name.into(), Trust::mine(mode))
-    }
-
-    /// Like [`with_mode`](SemaphoreLock::with_mode), but also accepts an existing object of the
-    /// user `owner` (a numeric user id): the opt-in for a lock shared across users, for the
-    /// users who did not create it. Say `0` to share a lock that root created.
-    ///
-    /// Whoever may open the object — its owner, and everyone its mode lets in — can write any
-    /// bytes into it, and so can break the lock: free it while it is held (two holders), fill
-    /// in a live process as holder (everyone waits), or truncate the object (every process that
-    /// then touches it dies of SIGBUS). Trust `owner` and `mode` only as far as that.
-    ///
-    /// # Errors
-    /// As [`new`](SemaphoreLock::new).
-    pub fn with_mode_and_owner(
-        name: impl Into<String>,
-        mode: u32,
-        owner: u32,
-    ) -> SimpleLockResult<SemaphoreLock> {
-        SemaphoreLock::open_with(
-            name.into(),
+impl Handle {
+    /// Opens (or creates) the lock `name`: a new object gets `mode`; an existing one must be
+    /// this user's or `owner`'s, with a mode no wider than `mode`.
+    pub(crate) fn open(name: String, mode: u32, owner: Option<u32>) -> SimpleLockResult<Handle> {
+        Handle::open_with(
+            name,
             Trust {
-                owner: Some(owner),
+                owner,
                 ..Trust::mine(mode)
             },
         )
     }
 
-    fn open_with(name: String, trust: Trust) -> SimpleLockResult<SemaphoreLock> {
+    /// The lock `name` with the default mode (for the tests of this module).
+    #[cfg(test)]
+    fn new(name: impl Into<String>) -> SimpleLockResult<Handle> {
+        Handle::open(name.into(), DEFAULT_MODE, None)
+    }
+
+    fn open_with(name: String, trust: Trust) -> SimpleLockResult<Handle> {
         let (name, object_name) = checked(name)?;
         let (object, generation) =
             open_object(&name, &object_name, trust, Some(0))?.ok_or_else(|| {
                 SimpleLockError::unknown(&name.canonical, "the new object vanished", None)
+                    .with_kind(io::ErrorKind::NotFound)
             })?;
-        Ok(SemaphoreLock {
+        Ok(Handle {
             name,
             object_name,
             trust,
@@ -153,7 +86,7 @@ impl SemaphoreLock {
     }
 
     /// The name of the lock, in its canonical form `"/name"` (also when opened as `"name"`).
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         self.name.canonical.clone()
     }
 
@@ -167,27 +100,30 @@ impl SemaphoreLock {
     /// waits for them.
     ///
     /// # Errors
-    /// Those of [`new`](SemaphoreLock::new) and of [`ConcreteLock::hang_lock`] (among them
+    /// Those of [`new`](Handle::new) and of [`ConcreteLock::hang_lock`] (among them
     /// [`SimpleLockError::WouldDeadlock`] if this thread holds the lock through another handle),
     /// and [`SimpleLockError::PermissionDenied`] if we may use the object but not delete it
     /// (only its owner may, in the sticky `/dev/shm`).
-    pub fn remove(name: impl Into<String>) -> SimpleLockResult<bool> {
-        let Some(handle) = SemaphoreLock::open_to_remove(name.into())? else {
+    pub(crate) fn remove(name: impl Into<String>) -> SimpleLockResult<bool> {
+        let Some(handle) = Handle::open_to_remove(name.into())? else {
             return Ok(false);
         };
         handle.unlink()?;
         Ok(true)
     }
 
-    /// Like [`remove`](SemaphoreLock::remove), but waits at most `timeout` for the holder: the
+    /// Like [`remove`](Handle::remove), but waits at most `timeout` for the holder: the
     /// way out when a process holds the lock for good (a stopped process, or one that never
     /// releases). Then it fails with [`SimpleLockError::TimedOut`] naming the holder and deletes
     /// nothing; end that process, and the next removal (or lock) takes the lock over.
     ///
     /// # Errors
-    /// As [`remove`](SemaphoreLock::remove), and [`SimpleLockError::TimedOut`].
-    pub fn remove_within(name: impl Into<String>, timeout: Duration) -> SimpleLockResult<bool> {
-        let Some(mut handle) = SemaphoreLock::open_to_remove(name.into())? else {
+    /// As [`remove`](Handle::remove), and [`SimpleLockError::TimedOut`].
+    pub(crate) fn remove_within(
+        name: impl Into<String>,
+        timeout: Duration,
+    ) -> SimpleLockResult<bool> {
+        let Some(mut handle) = Handle::open_to_remove(name.into())? else {
             return Ok(false);
         };
         let me = handle.me()?;
@@ -198,8 +134,8 @@ impl SemaphoreLock {
     }
 
     /// A handle for removing: an existing object of our own user, of any mode.
-    fn open_to_remove(name: String) -> SimpleLockResult<Option<SemaphoreLock>> {
-        SemaphoreLock::existing_with(
+    fn open_to_remove(name: String) -> SimpleLockResult<Option<Handle>> {
+        Handle::existing_with(
             name,
             Trust {
                 widest: ANY_MODE,
@@ -214,17 +150,17 @@ impl SemaphoreLock {
     /// again like any other handle, creating the object with mode `0o600`.
     ///
     /// # Errors
-    /// As [`new`](SemaphoreLock::new).
-    pub fn open_existing(name: impl Into<String>) -> SimpleLockResult<Option<SemaphoreLock>> {
-        SemaphoreLock::existing_with(name.into(), Trust::mine(DEFAULT_MODE))
+    /// As [`new`](Handle::new).
+    pub(crate) fn open_existing(name: impl Into<String>) -> SimpleLockResult<Option<Handle>> {
+        Handle::existing_with(name.into(), Trust::mine(DEFAULT_MODE))
     }
 
-    fn existing_with(name: String, trust: Trust) -> SimpleLockResult<Option<SemaphoreLock>> {
+    fn existing_with(name: String, trust: Trust) -> SimpleLockResult<Option<Handle>> {
         let (name, object_name) = checked(name)?;
         let Some((object, generation)) = open_object(&name, &object_name, trust, None)? else {
             return Ok(None);
         };
-        Ok(Some(SemaphoreLock {
+        Ok(Some(Handle {
             name,
             object_name,
             trust,
@@ -235,13 +171,13 @@ impl SemaphoreLock {
         }))
     }
 
-    /// Deletes this lock's shared memory object, like [`remove`](SemaphoreLock::remove): at
+    /// Deletes this lock's shared memory object, like [`remove`](Handle::remove): at
     /// once if this handle holds the lock, else after waiting for it.
     ///
     /// # Errors
-    /// As [`remove`](SemaphoreLock::remove). On an error the lock is not held by this handle
+    /// As [`remove`](Handle::remove). On an error the lock is not held by this handle
     /// any more (it was released, or never acquired).
-    pub fn unlink(mut self) -> SimpleLockResult<()> {
+    pub(crate) fn unlink(mut self) -> SimpleLockResult<()> {
         let me = self.me()?;
         // Taken over from a dead holder for the removal: nobody was told yet, so the mark
         // carries it on (a holder that was told already needs no second telling).
@@ -266,13 +202,15 @@ impl SemaphoreLock {
     }
 
     /// Whether this handle holds the lock.
+    #[inline]
     fn holds(&self, me: u64) -> bool {
         self.owner != 0 && self.owner == me
     }
 
     /// Every acquisition: refuse a second hold, try the fast path, then wait as `wait` says
-    /// (computed only on the slow path, so the fast path reads no clock).
-    fn acquire(&mut self, wait: impl FnOnce() -> Wait) -> SimpleLockResult<()> {
+    /// (started only on the slow path, so the fast path reads no clock).
+    #[inline]
+    fn acquire(&mut self, wait: Wait) -> SimpleLockResult<()> {
         let me = self.me()?;
         if self.holds(me) {
             return Err(SimpleLockError::already_held(&self.name.canonical));
@@ -280,7 +218,7 @@ impl SemaphoreLock {
         if self.acquire_fast(me) {
             return Ok(());
         }
-        self.acquire_slow(me, wait())
+        self.acquire_slow(me, wait.start())
     }
 
     /// The uncontended acquisition: one compare-and-swap, no system call.
@@ -319,109 +257,123 @@ impl SemaphoreLock {
         }
     }
 
-    /// Acquires, waiting as `wait` says. Handles everything but the uncontended case.
+    /// Acquires, waiting as `wait` (started) says. Handles everything but the uncontended
+    /// case, in the steps the word's states call for (see [`Word`]): each round reads the word
+    /// once and either ends the acquisition or goes round again after a sleep.
     #[cold]
     #[inline(never)]
     fn acquire_slow(&mut self, me: u64, wait: Wait) -> SimpleLockResult<()> {
-        // Whether we slept: then other waiters may sleep too, and we keep the waiters bit set
-        // when we acquire, so that our release wakes the next one.
-        let mut slept = false;
-        // The owner we are watching, and since when (we met it, or last found it alive).
-        let mut watch: Option<(u64, Instant)> = None;
+        let mut waiting = Waiting::default();
         loop {
             self.check_header()?;
-            let shared = self.object.map.shared();
-            let current = shared.word.load(Ordering::Acquire);
+            let current = self.object.map.shared().word.load(Ordering::Acquire);
             let (owner, waiters) = match Word::decode(current) {
+                // Step 1, free: claim it (keeping the waiters bit if we slept).
                 Word::Free => {
-                    if self.claim_free(me, if slept { me | WAITERS } else { me }) {
+                    if self.claim_free(me, waiting.token(me)) {
                         return Ok(());
                     }
                     continue;
                 }
+                // Step 1, removed: follow the name to its new object, and start over there.
                 Word::Removed { died } => {
                     self.reopen(died)?;
-                    slept = false;
-                    watch = None;
+                    waiting = Waiting::default();
                     continue;
                 }
                 Word::Held { owner, waiters } => (owner, waiters),
             };
-            let now = Instant::now();
-            let out_of_time = match wait {
-                Wait::Try => true,
-                Wait::Until { deadline, .. } => now >= deadline,
-                Wait::Forever => false,
-            };
-            if owner == me {
-                // Another handle of this process holds it: alive by definition.
-                if matches!(wait, Wait::Forever)
-                    && shared.holder_thread.load(Ordering::Relaxed) == thread_mark(me)
-                {
-                    return Err(SimpleLockError::would_deadlock(&self.name.canonical));
+            // Step 2, held: is the owner alive (and not this very thread)?
+            let expired = wait.is_expired();
+            if self.owner_died(me, owner, &wait, expired, &mut waiting)? {
+                if self.take_over(me, current)? {
+                    return Ok(());
                 }
-            } else {
-                // Reading /proc costs microseconds, more than a normal handoff takes, so a
-                // waiter checks an owner only once it has held the lock for a whole slice
-                // while we watched — and before giving up.
-                let due = out_of_time
-                    || matches!(watch, Some((seen, since))
-                        if seen == owner && now.duration_since(since) >= SLICE);
-                if !matches!(watch, Some((seen, _)) if seen == owner) {
-                    watch = Some((owner, now));
-                }
-                if due {
-                    self.check_namespace()?;
-                    match process::liveness(owner) {
-                        Liveness::Dead => {
-                            if self.take_over(me, current)? {
-                                return Ok(());
-                            }
-                            continue;
-                        }
-                        Liveness::Alive => watch = Some((owner, now)),
-                    }
-                }
-            }
-            let left = match wait {
-                Wait::Try => {
-                    return Err(SimpleLockError::already_locked(
-                        &self.name.canonical,
-                        Some(Holder::new(word::pid_of(owner))),
-                    ));
-                }
-                Wait::Until { timeout, .. } if out_of_time => {
-                    return Err(SimpleLockError::timed_out(
-                        &self.name.canonical,
-                        timeout,
-                        Some(Holder::new(word::pid_of(owner))),
-                    ));
-                }
-                Wait::Until { deadline, .. } => deadline.saturating_duration_since(now).min(SLICE),
-                Wait::Forever => SLICE,
-            };
-            let expected = current | WAITERS;
-            if !waiters
-                && shared
-                    .word
-                    .compare_exchange(current, expected, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err()
-            {
                 continue;
             }
-            slept = true;
-            match sys::futex_wait(&shared.word, word::futex_half(expected), left) {
-                // Each of these means: look at the word again. A signal does not end the wait
-                // and does not extend it: `left` is computed from the fixed deadline.
-                Ok(Woke::Woken | Woke::Changed | Woke::TimedOut | Woke::Interrupted) => {}
-                Err(err) => {
-                    return Err(SimpleLockError::unknown(
-                        &self.name.canonical,
-                        "waiting on the futex",
-                        Some(Box::new(err)),
-                    ));
-                }
+            // Step 3: out of time?
+            if expired {
+                let holder = Some(Holder::new(word::pid_of(owner)));
+                return Err(wait.out_of_time(&self.name.canonical, holder));
             }
+            // The deadline came during step 2: check the owner once more before giving up.
+            let Some(nap) = wait.sleep_slice(SLICE) else {
+                continue;
+            };
+            // Step 4: set the waiters bit and sleep on the futex.
+            self.sleep(current, waiters, nap)?;
+            waiting.slept = true;
+        }
+    }
+
+    /// Step 2 of [`acquire_slow`](Handle::acquire_slow): whether `owner`, which holds
+    /// the lock, is dead. Reading /proc costs microseconds, more than a normal handoff takes, so
+    /// a waiter checks an owner only once it has held the lock for a whole [`SLICE`] while we
+    /// watched — and before giving up (`expired`).
+    ///
+    /// # Errors
+    /// [`SimpleLockError::WouldDeadlock`] if this thread holds the lock through another handle
+    /// and `wait` is [`Wait::Forever`]; the errors of the namespace check.
+    fn owner_died(
+        &self,
+        me: u64,
+        owner: u64,
+        wait: &Wait,
+        expired: bool,
+        waiting: &mut Waiting,
+    ) -> SimpleLockResult<bool> {
+        if owner == me {
+            // Another handle of this process holds it: alive by definition.
+            let shared = self.object.map.shared();
+            if *wait == Wait::Forever
+                && shared.holder_thread.load(Ordering::Relaxed) == thread_mark(me)
+            {
+                return Err(SimpleLockError::would_deadlock(&self.name.canonical));
+            }
+            return Ok(false);
+        }
+        let now = Instant::now();
+        let due = expired
+            || matches!(waiting.watch, Some((seen, since))
+                if seen == owner && now.duration_since(since) >= SLICE);
+        if !matches!(waiting.watch, Some((seen, _)) if seen == owner) {
+            waiting.watch = Some((owner, now));
+        }
+        if !due {
+            return Ok(false);
+        }
+        self.check_namespace()?;
+        match process::liveness(owner) {
+            Liveness::Dead => Ok(true),
+            Liveness::Alive => {
+                waiting.watch = Some((owner, now));
+                Ok(false)
+            }
+        }
+    }
+
+    /// Step 4 of [`acquire_slow`](Handle::acquire_slow): set the waiters bit on the word
+    /// `current` (unless `waiters` says it is set) and sleep on the futex for `nap` at most.
+    /// Every way out means "look at the word again": a signal neither ends the wait nor extends
+    /// it, since the next nap is cut from the same deadline.
+    fn sleep(&self, current: u64, waiters: bool, nap: Duration) -> SimpleLockResult<()> {
+        let shared = self.object.map.shared();
+        let expected = current | WAITERS;
+        if !waiters
+            && shared
+                .word
+                .compare_exchange(current, expected, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(());
+        }
+        match sys::futex_wait(&shared.word, word::futex_half(expected), nap) {
+            Ok(Woke::Woken | Woke::Changed | Woke::TimedOut | Woke::Interrupted) => Ok(()),
+            Err(err) => Err(SimpleLockError::unknown(
+                &self.name.canonical,
+                "waiting on the futex",
+                Some(Box::new(err)),
+            )),
         }
     }
 
@@ -521,7 +473,10 @@ impl SemaphoreLock {
         let initial = if died { DEAD_HOLDER } else { 0 };
         let (object, generation) =
             open_object(&self.name, &self.object_name, self.trust, Some(initial))?.ok_or_else(
-                || SimpleLockError::unknown(&self.name.canonical, "the new object vanished", None),
+                || {
+                    SimpleLockError::unknown(&self.name.canonical, "the new object vanished", None)
+                        .with_kind(io::ErrorKind::NotFound)
+                },
             )?;
         if object.id == self.object.id {
             // This crate marks an object removed only once its name is gone; the name leading
@@ -535,7 +490,8 @@ impl SemaphoreLock {
                     self.name.object
                 ),
                 None,
-            ));
+            )
+            .with_kind(io::ErrorKind::InvalidData));
         }
         self.object = object;
         self.generation = generation;
@@ -561,7 +517,8 @@ impl SemaphoreLock {
                 self.object_path()
             ),
             None,
-        ))
+        )
+        .with_kind(io::ErrorKind::InvalidData))
     }
 
     /// Fails unless this process is still in the namespaces the object was made in: after a
@@ -582,7 +539,8 @@ impl SemaphoreLock {
                  users (a setns after it opened the lock?): it cannot judge whether a holder \
                  lives, so it does not take the lock",
                 None,
-            ));
+            )
+            .with_kind(io::ErrorKind::Unsupported));
         }
         Ok(())
     }
@@ -714,18 +672,21 @@ impl SemaphoreLock {
     }
 }
 
-/// How long an acquisition may wait.
-#[derive(Debug, Clone, Copy)]
-enum Wait {
-    /// Not at all.
-    Try,
-    /// As long as it takes (and refuse a wait that could never end).
-    Forever,
-    /// Until `deadline`, for `timeout` (a timeout too large to have a deadline is `Forever`).
-    Until {
-        deadline: Instant,
-        timeout: Duration,
-    },
+/// What one slow acquisition remembers between the rounds of its loop.
+#[derive(Debug, Default)]
+struct Waiting {
+    /// We slept: then other waiters may sleep too, and we keep the waiters bit set when we
+    /// acquire, so that our release wakes the next one.
+    slept: bool,
+    /// The owner we are watching, and since when (we met it, or last found it alive).
+    watch: Option<(u64, Instant)>,
+}
+
+impl Waiting {
+    /// The word to claim a free lock with: our token, with the waiters bit if we slept.
+    fn token(&self, me: u64) -> u64 {
+        if self.slept { me | WAITERS } else { me }
+    }
 }
 
 /// Computes this process's token and namespace fingerprint and caches them in the page a fork
@@ -759,7 +720,7 @@ fn identity(name: &str) -> SimpleLockResult<(u64, u64)> {
 fn checked(given: String) -> SimpleLockResult<(LockName, CString)> {
     let name = name::check(&given)?;
     // `check` refused NUL bytes already; this cannot fail, but need not panic either.
-    let object_name = sys::object_path(&name.object)
+    let object_name = sys::object_path(&name)
         .ok_or_else(|| SimpleLockError::invalid_name(&given, "the name contains a NUL byte"))?;
     Ok((name, object_name))
 }
@@ -791,7 +752,8 @@ fn open_object(
             "this process moved into another time namespace after it first used a lock \
              (setns): start times read from /proc now mean something else, so it uses no locks",
             None,
-        ));
+        )
+        .with_kind(io::ErrorKind::Unsupported));
     }
     let header = if let Some(word) = create {
         let generation = sys::random_nonzero().map_err(|e| {
@@ -809,71 +771,7 @@ fn open_object(
     let object = match sys::open(object_name, trust, header.as_ref()) {
         Ok(Some(object)) => object,
         Ok(None) => return Ok(None),
-        Err(OpenError::Foreign { size }) => {
-            return Err(SimpleLockError::unknown(
-                lock,
-                format!(
-                    "the shared memory object {path} is {size} bytes long, not {}: it was \
-                     truncated, or it is not a simplelock semaphore; remove it (rm {path}) when \
-                     nobody uses it",
-                    sys::OBJECT_SIZE
-                ),
-                None,
-            ));
-        }
-        Err(OpenError::NotAFile) => {
-            return Err(SimpleLockError::unknown(
-                lock,
-                format!("{path} is not a regular file (a symbolic link, a folder, ...)"),
-                None,
-            ));
-        }
-        Err(OpenError::Untrusted {
-            owner,
-            mode,
-            me,
-            denied,
-        }) => {
-            let whose = if owner == me {
-                "this user's own".to_owned()
-            } else {
-                format!("another user's (uid {owner})")
-            };
-            let why = match &denied {
-                Some(err) => format!("this process (uid {me}) may not open it ({err})"),
-                None if owner != me && Some(owner) != trust.owner => format!(
-                    "this process (uid {me}) uses only its own objects unless told to trust \
-                     another user"
-                ),
-                None => format!(
-                    "its mode is wider than the {:#o} asked for, so others may write into it",
-                    trust.widest
-                ),
-            };
-            return Err(SimpleLockError::permission_denied(
-                lock,
-                Some(io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    format!(
-                        "the shared memory object {path} is {whose}, with mode {mode:#o}, and \
-                         {why}. If someone else took the name first, remove it (rm {path}, as \
-                         its owner or root); to share a lock across users on purpose, open it \
-                         with SemaphoreLock::with_mode_and_owner({owner}) and a mode at least \
-                         as wide as {mode:#o}"
-                    ),
-                )),
-            ));
-        }
-        Err(OpenError::Os { doing, err }) => {
-            return Err(match err.raw_os_error() {
-                Some(libc::ENOSPC) => SimpleLockError::unknown(
-                    lock,
-                    format!("{doing}: /dev/shm is full"),
-                    Some(Box::new(err)),
-                ),
-                _ => SimpleLockError::from_io(lock, doing, err),
-            });
-        }
+        Err(err) => return Err(open_error(lock, &path, trust, err)),
     };
     let shared = object.map.shared();
     let magic = shared.magic.load(Ordering::Relaxed);
@@ -904,7 +802,8 @@ fn open_object(
                  or overwritten, or it is not a simplelock semaphore; remove it (rm {path}) when nobody uses it"
             ),
             None,
-        ));
+        )
+.with_kind(io::ErrorKind::InvalidData));
     }
     if shared.namespace.load(Ordering::Relaxed) != namespace {
         return Err(SimpleLockError::unknown(
@@ -912,18 +811,78 @@ fn open_object(
             "the lock is used from another pid or time namespace; \
              all users of a lock must share them, or owners cannot be checked",
             None,
-        ));
+        )
+        .with_kind(io::ErrorKind::Unsupported));
     }
     Ok(Some((object, generation)))
 }
 
-thread_local! {
-    /// This thread's number in this process (0: not given yet).
-    static THREAD_NO: Cell<u64> = const { Cell::new(0) };
+/// The error for an object of the lock `lock` (at `path`) that [`sys::open`] refused.
+fn open_error(lock: &str, path: &str, trust: Trust, err: OpenError) -> SimpleLockError {
+    match err {
+        OpenError::Foreign { size } => SimpleLockError::unknown(
+            lock,
+            format!(
+                "the shared memory object {path} is {size} bytes long, not {}: it was \
+                     truncated, or it is not a simplelock semaphore; remove it (rm {path}) when \
+                     nobody uses it",
+                sys::OBJECT_SIZE
+            ),
+            None,
+        )
+        .with_kind(io::ErrorKind::InvalidData),
+        OpenError::NotAFile => SimpleLockError::unknown(
+            lock,
+            format!("{path} is not a regular file (a symbolic link, a folder, ...)"),
+            None,
+        )
+        .with_kind(io::ErrorKind::InvalidData),
+        OpenError::Untrusted {
+            owner,
+            mode,
+            me,
+            denied,
+        } => {
+            let whose = if owner == me {
+                "this user's own".to_owned()
+            } else {
+                format!("another user's (uid {owner})")
+            };
+            let why = match &denied {
+                Some(err) => format!("this process (uid {me}) may not open it ({err})"),
+                None if owner != me && Some(owner) != trust.owner => format!(
+                    "this process (uid {me}) uses only its own objects unless told to trust \
+                     another user"
+                ),
+                None => format!(
+                    "its mode is wider than the {:#o} asked for, so others may write into it",
+                    trust.widest
+                ),
+            };
+            SimpleLockError::permission_denied(
+                lock,
+                Some(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!(
+                        "the shared memory object {path} is {whose}, with mode {mode:#o}, and \
+                         {why}. If someone else took the name first, remove it (rm {path}, as \
+                         its owner or root); to share a lock across users on purpose, open it \
+                         with SemaphoreLock::options().with_owner({owner}) and a mode at \
+                         least as wide as {mode:#o}"
+                    ),
+                )),
+            )
+        }
+        OpenError::Os { doing, err } => match err.raw_os_error() {
+            Some(libc::ENOSPC) => SimpleLockError::unknown(
+                lock,
+                format!("{doing}: /dev/shm is full"),
+                Some(Box::new(err)),
+            ),
+            _ => SimpleLockError::from_io(lock, doing, err),
+        },
+    }
 }
-
-/// The next thread number; numbers are never reused within a process.
-static NEXT_THREAD_NO: AtomicU64 = AtomicU64::new(1);
 
 /// A random secret of this process (0 until its first lock is opened): mixed into the marks of
 /// its threads, so that a mark left by a dead process with the same token (its process id reused
@@ -934,15 +893,15 @@ static PROCESS_SECRET: AtomicU64 = AtomicU64::new(0);
 /// token and the process's secret, so that a mark left by a dead process cannot match ours.
 #[inline]
 fn thread_mark(me: u64) -> u64 {
-    let number = THREAD_NO.with(|no| {
-        let mut n = no.get();
-        if n == 0 {
-            n = NEXT_THREAD_NO.fetch_add(1, Ordering::Relaxed);
-            no.set(n);
-        }
-        n
-    });
-    me ^ number.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ PROCESS_SECRET.load(Ordering::Relaxed)
+    mark_without_secret(me, simplelock_core::process::thread_number())
+        ^ PROCESS_SECRET.load(Ordering::Relaxed)
+}
+
+/// The thread `number` of the process `me`, spread over the word's 64 bits (Fibonacci hashing),
+/// before the process's secret is mixed in.
+#[inline]
+fn mark_without_secret(me: u64, number: u64) -> u64 {
+    me ^ process::spread(number)
 }
 
 /// A word, in words.
@@ -954,7 +913,7 @@ fn describe(value: u64) -> String {
     }
 }
 
-impl ConcreteLock for SemaphoreLock {
+impl ConcreteLock for Handle {
     /// `Mine` if this handle holds the lock; `Taken` if a live process holds it (including this
     /// process through another handle, or the parent of a forked child); `Open` if it is free
     /// or its holder died (the next lock takes it over).
@@ -967,8 +926,9 @@ impl ConcreteLock for SemaphoreLock {
         })
     }
 
+    #[inline]
     fn try_lock(&mut self) -> SimpleLockResult<()> {
-        self.acquire(|| Wait::Try)
+        self.acquire(Wait::Try)
     }
 
     /// Waits in the kernel (a futex) until the holder releases; after every 10 ms with the same
@@ -977,10 +937,12 @@ impl ConcreteLock for SemaphoreLock {
     /// # Errors
     /// Also [`SimpleLockError::WouldDeadlock`] when the calling thread acquired this lock
     /// through another handle that still holds it (see the crate docs, "Ownership").
+    #[inline]
     fn hang_lock(&mut self) -> SimpleLockResult<()> {
-        self.acquire(|| Wait::Forever)
+        self.acquire(Wait::Forever)
     }
 
+    #[inline]
     fn try_unlock(&mut self) -> SimpleLockResult<()> {
         let me = self.me()?;
         if !self.holds(me) {
@@ -1003,12 +965,9 @@ impl ConcreteLock for SemaphoreLock {
     /// Waits in the kernel like [`hang_lock`](ConcreteLock::hang_lock), until the deadline on
     /// the monotonic clock. Signals neither end nor extend the wait.
     fn timed_lock(&mut self, timeout: Duration) -> SimpleLockResult<()> {
-        // A deadline past what the clock can hold is no deadline: wait as hang_lock does,
-        // WouldDeadlock check included.
-        self.acquire(|| match Instant::now().checked_add(timeout) {
-            Some(deadline) => Wait::Until { deadline, timeout },
-            None => Wait::Forever,
-        })
+        // A deadline past what the clock can hold is no deadline (`Wait::start`): wait as
+        // hang_lock does, WouldDeadlock check included.
+        self.acquire(Wait::For(timeout))
     }
 
     fn previous_holder(&self) -> PreviousHolder {
@@ -1026,7 +985,7 @@ impl ConcreteLock for SemaphoreLock {
     }
 }
 
-impl Drop for SemaphoreLock {
+impl Drop for Handle {
     fn drop(&mut self) {
         // A forked child's copy of a holding handle has its parent's token in `owner`, not its
         // own: it must not release the parent's lock.
@@ -1036,9 +995,9 @@ impl Drop for SemaphoreLock {
     }
 }
 
-impl fmt::Debug for SemaphoreLock {
+impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SemaphoreLock")
+        f.debug_struct("Handle")
             .field("name", &self.name.canonical)
             .field("object", &self.name.object)
             .field("mode", &format_args!("{:#o}", self.trust.mode))
@@ -1064,7 +1023,7 @@ mod tests {
         word::token(word::PID_LIMIT - 1, 12345).unwrap()
     }
 
-    fn word_of(lock: &SemaphoreLock) -> &AtomicU64 {
+    fn word_of(lock: &Handle) -> &AtomicU64 {
         &lock.object.map.shared().word
     }
 
@@ -1082,7 +1041,7 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            let mut lock = SemaphoreLock::new(&name).unwrap();
+            let mut lock = Handle::new(&name).unwrap();
             word_of(&lock).store(dead | WAITERS, Ordering::SeqCst);
             assert_eq!(lock.status().unwrap(), LockStatus::Open, "round {round}");
             assert_eq!(lock.holder().unwrap(), None);
@@ -1100,7 +1059,7 @@ mod tests {
             lock.try_unlock().unwrap();
             assert_eq!(word_of(&lock).load(Ordering::SeqCst), 0);
         }
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 
     /// A word naming a kernel thread (whose start time anyone can read in `/proc`) names no
@@ -1111,8 +1070,7 @@ mod tests {
             .unwrap()
             .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
             .find_map(|pid| {
-                let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-                let stat = process::parse_stat(&text)?;
+                let stat = simplelock_core::process::ProcStat::read(pid).ok()?;
                 (stat.flags & 0x0020_0000 != 0).then_some((pid, stat.start))
             });
         let Some((pid, start)) = kthread else {
@@ -1122,14 +1080,14 @@ mod tests {
             );
         };
         let name = name("kthread");
-        let mut lock = SemaphoreLock::new(&name).unwrap();
+        let mut lock = Handle::new(&name).unwrap();
         word_of(&lock).store(word::token(pid, start).unwrap(), Ordering::SeqCst);
         assert_eq!(lock.status().unwrap(), LockStatus::Open, "pid {pid}");
         lock.try_lock().unwrap();
         assert_eq!(lock.previous_holder(), PreviousHolder::Died);
         lock.try_unlock().unwrap();
         drop(lock);
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 
     /// A removal that takes the lock over from a dead holder keeps "the previous holder died"
@@ -1137,10 +1095,10 @@ mod tests {
     #[test]
     fn a_death_is_reported_across_a_removal() {
         let name = name("died-removed");
-        let mut waiter = SemaphoreLock::new(&name).unwrap();
+        let mut waiter = Handle::new(&name).unwrap();
         let old = waiter.object.id;
         word_of(&waiter).store(dead_token(), Ordering::SeqCst);
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
         waiter.try_lock().unwrap();
         assert_ne!(waiter.object.id, old, "still on the removed object");
         assert_eq!(waiter.previous_holder(), PreviousHolder::Died);
@@ -1149,7 +1107,7 @@ mod tests {
         assert_eq!(waiter.previous_holder(), PreviousHolder::Released);
         waiter.try_unlock().unwrap();
         drop(waiter);
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 
     /// `status` and `holder` of a handle whose object a dead remover unlinked look where the
@@ -1157,10 +1115,10 @@ mod tests {
     #[test]
     fn status_follows_the_name_away_from_a_dead_removers_object() {
         let name = name("status-dead-remover");
-        let stale = SemaphoreLock::new(&name).unwrap();
+        let stale = Handle::new(&name).unwrap();
         word_of(&stale).store(dead_token(), Ordering::SeqCst);
         sys::unlink(&stale.object_name).unwrap();
-        let mut holder = SemaphoreLock::new(&name).unwrap();
+        let mut holder = Handle::new(&name).unwrap();
         holder.try_lock().unwrap();
         assert_eq!(stale.status().unwrap(), LockStatus::Taken);
         assert_eq!(
@@ -1170,7 +1128,7 @@ mod tests {
         holder.try_unlock().unwrap();
         assert_eq!(stale.status().unwrap(), LockStatus::Open);
         drop((stale, holder));
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 
     /// A dead process whose token this process inherited (pid reused within one clock tick)
@@ -1179,18 +1137,12 @@ mod tests {
     #[test]
     fn a_dead_namesakes_thread_mark_is_not_ours() {
         let name = name("namesake");
-        let mut lock = SemaphoreLock::new(&name).unwrap();
+        let mut lock = Handle::new(&name).unwrap();
         let me = lock.me().unwrap();
-        let number = THREAD_NO.with(Cell::get);
-        let number = if number == 0 {
-            // This thread has no number yet: the namesake's thread had the one it will get.
-            NEXT_THREAD_NO.load(Ordering::Relaxed)
-        } else {
-            number
-        };
+        let number = simplelock_core::process::thread_number();
         // What the namesake's thread with our number wrote: its token (= ours) mixed with that
         // number, as marks are made without a secret of the process.
-        let namesake_mark = me ^ number.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let namesake_mark = mark_without_secret(me, number);
         word_of(&lock).store(me, Ordering::SeqCst);
         lock.object
             .map
@@ -1199,7 +1151,7 @@ mod tests {
             .store(namesake_mark, Ordering::SeqCst);
         // Another handle on the same object frees the word later, as the namesake's death
         // would have been followed by someone's takeover and release.
-        let other = SemaphoreLock::new(&name).unwrap();
+        let other = Handle::new(&name).unwrap();
         std::thread::scope(|s| {
             s.spawn(|| {
                 std::thread::sleep(Duration::from_millis(50));
@@ -1213,7 +1165,7 @@ mod tests {
         });
         lock.try_unlock().unwrap();
         drop((lock, other));
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 
     /// An object made by an earlier 0.5 pre-release (the same layout, no generation yet: its
@@ -1223,30 +1175,30 @@ mod tests {
     fn an_object_of_the_earlier_format_gets_a_generation() {
         use std::os::unix::fs::PermissionsExt;
         let name = name("earlier-format");
-        let path = format!("/dev/shm/sl.{}", name.trim_start_matches('/'));
+        let path = name::check(&name).unwrap().path();
         let (_, namespace) = identity(&name).unwrap();
         let mut bytes = [0u8; 64];
         bytes[16..24].copy_from_slice(&namespace.to_ne_bytes());
         bytes[24..32].copy_from_slice(&MAGIC.to_ne_bytes());
         std::fs::write(&path, bytes).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let mut lock = SemaphoreLock::new(&name).unwrap();
+        let mut lock = Handle::new(&name).unwrap();
         let generation = lock.object.map.shared().generation.load(Ordering::SeqCst);
         assert_ne!(generation, 0);
         assert_eq!(lock.generation, generation);
-        let other = SemaphoreLock::new(&name).unwrap();
+        let other = Handle::new(&name).unwrap();
         assert_eq!(other.generation, generation, "given once");
         lock.try_lock().unwrap();
         assert_eq!(other.status().unwrap(), LockStatus::Taken);
         lock.try_unlock().unwrap();
         drop((lock, other));
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 
     #[test]
     fn a_failed_takeover_gives_the_lock_back_to_the_dead_owner_even_after_a_waiter_marked_it() {
         let name = name("give-back");
-        let lock = SemaphoreLock::new(&name).unwrap();
+        let lock = Handle::new(&name).unwrap();
         let me = lock.me().unwrap();
         let dead = dead_token();
         // We took the word over from `dead` (it had no waiters bit), the check of the name then
@@ -1259,19 +1211,19 @@ mod tests {
             "the word still names a process that does not hold the lock"
         );
         // So the next locker finds the dead owner and recovers the lock.
-        let mut next = SemaphoreLock::new(&name).unwrap();
+        let mut next = Handle::new(&name).unwrap();
         next.try_lock().unwrap();
         assert_eq!(next.previous_holder(), PreviousHolder::Died);
         next.try_unlock().unwrap();
         drop((lock, next));
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 
     #[test]
     fn a_remover_that_died_between_unlink_and_retire_is_finished() {
         let name = name("half-removed");
-        let mut old = SemaphoreLock::new(&name).unwrap();
-        let mut old_too = SemaphoreLock::new(&name).unwrap();
+        let mut old = Handle::new(&name).unwrap();
+        let mut old_too = Handle::new(&name).unwrap();
         // A remover died holding the lock after unlinking the name.
         word_of(&old).store(dead_token(), Ordering::SeqCst);
         sys::unlink(&old.object_name).unwrap();
@@ -1283,7 +1235,7 @@ mod tests {
         assert_eq!(old.previous_holder(), PreviousHolder::Released);
         assert_eq!(word_of(&old_too).load(Ordering::SeqCst), REMOVED);
         // Everyone else meets the holder on the new object.
-        let mut fresh = SemaphoreLock::new(&name).unwrap();
+        let mut fresh = Handle::new(&name).unwrap();
         assert_eq!(fresh.object.id, old.object.id);
         assert!(matches!(
             fresh.try_lock(),
@@ -1298,31 +1250,29 @@ mod tests {
         old.try_unlock().unwrap();
         fresh.try_lock().unwrap();
         fresh.try_unlock().unwrap();
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 
     #[test]
     fn a_removed_mark_on_a_named_object_is_an_error_not_a_spin() {
         let name = name("tampered");
-        let mut lock = SemaphoreLock::new(&name).unwrap();
+        let mut lock = Handle::new(&name).unwrap();
         word_of(&lock).store(REMOVED, Ordering::SeqCst);
         for result in [lock.try_lock(), lock.hang_lock()] {
             match result {
-                Err(SimpleLockError::UnknownError { message, .. }) => {
-                    assert!(message.contains("marked removed"), "{message}")
-                }
+                Err(err) => assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}"),
                 other => panic!("expected an error, got {other:?}"),
             }
         }
         word_of(&lock).store(0, Ordering::SeqCst);
         drop(lock);
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 
     #[test]
     fn a_release_never_frees_a_word_that_is_not_ours() {
         let name = name("stolen");
-        let mut lock = SemaphoreLock::new(&name).unwrap();
+        let mut lock = Handle::new(&name).unwrap();
         lock.try_lock().unwrap();
         // Pretend another process took it over from us.
         let other = word::token(1, 1).unwrap();
@@ -1340,6 +1290,6 @@ mod tests {
         ));
         word_of(&lock).store(0, Ordering::SeqCst);
         drop(lock);
-        assert!(SemaphoreLock::remove(&name).unwrap());
+        assert!(Handle::remove(&name).unwrap());
     }
 }

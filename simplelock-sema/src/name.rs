@@ -15,6 +15,9 @@ pub const MAX_NAME_LEN: usize = 251;
 /// the lock `/deploy` lives in `/dev/shm/sl.deploy`.
 pub(crate) const OBJECT_PREFIX: &str = "/sl.";
 
+/// Where POSIX shared memory objects live on Linux (glibc's and musl's `shm_open` use it).
+pub(crate) const SHM_DIR: &str = "/dev/shm";
+
 /// A checked name: the canonical form `/name` and the name of its shared memory object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LockName {
@@ -22,6 +25,13 @@ pub(crate) struct LockName {
     pub(crate) canonical: String,
     /// `/sl.name`, what `shm_open` is given.
     pub(crate) object: String,
+}
+
+impl LockName {
+    /// The file of the lock's object: `/dev/shm/sl.NAME`, the one place that spells it.
+    pub(crate) fn path(&self) -> String {
+        format!("{SHM_DIR}{}", self.object)
+    }
 }
 
 /// Checks `name` against the rules in the crate docs, returning its canonical form.

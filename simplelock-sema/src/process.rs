@@ -8,51 +8,13 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use simplelock_core::process::ProcStat;
+
 use crate::sys;
 use crate::word;
 
-/// The fields of `/proc/PID/stat` we use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stat {
-    /// Field 1: the process id, as the procfs that was read sees it.
-    pub(crate) pid: u32,
-    /// Field 3: `R`, `S`, `D`, `T`, `t`, `Z`, `X`, ...
-    pub(crate) state: u8,
-    /// Field 9: the kernel's flags of the process (`PF_*`).
-    pub(crate) flags: u64,
-    /// Field 20: the number of threads in the process.
-    pub(crate) threads: u64,
-    /// Field 22: when the process (or thread) started, in clock ticks after boot.
-    pub(crate) start: u64,
-}
-
-/// Parses the text of `/proc/PID/stat`. The command name (field 2) is in parentheses and may
-/// itself contain spaces and parentheses, so the fields after it are counted from the last `)`.
-pub(crate) fn parse_stat(text: &str) -> Option<Stat> {
-    let open = text.find(" (")?;
-    let close = text.rfind(')')?;
-    let pid = text[..open].trim().parse().ok()?;
-    let rest: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
-    // `rest[0]` is field 3.
-    let field = |n: usize| rest.get(n - 3).copied();
-    Some(Stat {
-        pid,
-        state: *field(3)?.as_bytes().first()?,
-        flags: field(9)?.parse().ok()?,
-        threads: field(20)?.parse().ok()?,
-        start: field(22)?.parse().ok()?,
-    })
-}
-
-fn read_stat(path: &str) -> io::Result<Stat> {
-    let text = fs::read_to_string(path)?;
-    parse_stat(&text).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("cannot parse {path}: {text:?}"),
-        )
-    })
-}
+/// The fields of `/proc/PID/stat`, parsed by the core (one parser for every backend).
+pub(crate) type Stat = ProcStat;
 
 /// This process's token and namespace fingerprint, computed from scratch (a few system calls:
 /// the caller caches them in the page a fork wipes).
@@ -62,7 +24,7 @@ fn read_stat(path: &str) -> io::Result<Stat> {
 /// are not ours, and checking owners by them would be wrong).
 pub(crate) fn own_identity() -> io::Result<(u64, u64)> {
     let pid = sys::getpid();
-    let stat = read_stat("/proc/self/stat").map_err(|e| {
+    let stat = ProcStat::read_self().map_err(|e| {
         io::Error::new(
             e.kind(),
             format!("reading /proc/self/stat (this lock needs procfs mounted at /proc): {e}"),
@@ -128,7 +90,15 @@ pub(crate) fn namespace_fingerprint() -> io::Result<u64> {
             ));
         }
     };
-    Ok((pid_ns.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ time_ns) | 1)
+    Ok((spread(pid_ns) ^ time_ns) | 1)
+}
+
+/// `n` multiplied by 2^64 / φ (Fibonacci hashing): nearby numbers (inode numbers, thread
+/// numbers) end up far apart in all 64 bits, so that mixing them with another value by `^`
+/// cannot cancel out. The one place of this constant.
+#[inline]
+pub(crate) fn spread(n: u64) -> u64 {
+    n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// What we can tell about the owner of a lock.
@@ -151,7 +121,7 @@ pub(crate) enum Liveness {
 /// better than two holders.
 pub(crate) fn liveness(token: u64) -> Liveness {
     let pid = word::pid_of(token);
-    match read_stat(&format!("/proc/{pid}/stat")) {
+    match ProcStat::read(pid) {
         Ok(stat) => judge(token, &stat),
         Err(_) if !sys::process_exists(pid) => Liveness::Dead,
         Err(_) => Liveness::Alive,
@@ -171,7 +141,7 @@ pub(crate) fn judge(token: u64, stat: &Stat) -> Liveness {
     if (stat.start & 0xffff_ffff) as u32 != word::start_of(token) {
         return Liveness::Dead;
     }
-    if matches!(stat.state, b'Z' | b'X') && stat.threads <= 1 {
+    if stat.has_ended() && stat.threads <= 1 {
         return Liveness::Dead;
     }
     Liveness::Alive
@@ -181,53 +151,24 @@ pub(crate) fn judge(token: u64, stat: &Stat) -> Liveness {
 mod tests {
     use super::*;
 
-    fn stat_line(comm: &str, state: char, threads: u64, start: u64) -> String {
-        // Fields 4..=19 are fillers here; 20 is num_threads, 21 itrealvalue, 22 starttime.
-        let fillers: Vec<String> = (4..=19).map(|n| n.to_string()).collect();
-        format!(
-            "4242 ({comm}) {state} {} {threads} 0 {start} 23 24",
-            fillers.join(" ")
-        )
-    }
-
-    #[test]
-    fn parses_stat_even_with_tricky_command_names() {
-        for comm in ["sh", "a b", "x) Z 1 (", ")", "(("] {
-            let stat = parse_stat(&stat_line(comm, 'S', 3, 987_654)).unwrap();
-            assert_eq!(
-                stat,
-                Stat {
-                    pid: 4242,
-                    state: b'S',
-                    flags: 9,
-                    threads: 3,
-                    start: 987_654
-                },
-                "{comm:?}"
-            );
-        }
-        assert_eq!(parse_stat("4242 (sh) S 1 2"), None);
-        assert_eq!(parse_stat(""), None);
-    }
-
-    #[test]
-    fn parses_our_own_stat() {
-        let stat = read_stat("/proc/self/stat").unwrap();
-        assert_eq!(stat.pid, std::process::id());
-        assert!(matches!(stat.state, b'R' | b'S'));
-        assert!(stat.threads >= 1);
+    /// A `/proc/PID/stat` line of process 4242 with these fields.
+    fn stat_of(state: u8, flags: u64, threads: u64, start: u64) -> Stat {
+        // Fields 4..=8 and 10..=19 are fillers; 20 is num_threads, 21 itrealvalue, 22 starttime.
+        let before: Vec<String> = (4..=8).map(|n| n.to_string()).collect();
+        let after: Vec<String> = (10..=19).map(|n| n.to_string()).collect();
+        let line = format!(
+            "4242 (p) {} {} {flags} {} {threads} 0 {start} 23 24",
+            state as char,
+            before.join(" "),
+            after.join(" ")
+        );
+        ProcStat::parse(&line).unwrap()
     }
 
     #[test]
     fn judges_pid_reuse_zombies_and_stopped_processes() {
         let token = word::token(4242, 1000).unwrap();
-        let stat = |state, threads, start| Stat {
-            pid: 4242,
-            state,
-            flags: 0x40_0100,
-            threads,
-            start,
-        };
+        let stat = |state, threads, start| stat_of(state, 0x40_0100, threads, start);
         assert_eq!(judge(token, &stat(b'S', 1, 1000)), Liveness::Alive);
         assert_eq!(judge(token, &stat(b'T', 1, 1000)), Liveness::Alive);
         assert_eq!(judge(token, &stat(b't', 1, 1000)), Liveness::Alive);
@@ -245,10 +186,7 @@ mod tests {
             Liveness::Alive,
             "a zombie leader with live threads"
         );
-        let kthread = Stat {
-            flags: PF_KTHREAD | 0x40,
-            ..stat(b'S', 1, 1000)
-        };
+        let kthread = stat_of(b'S', PF_KTHREAD | 0x40, 1, 1000);
         assert_eq!(judge(token, &kthread), Liveness::Dead, "a kernel thread");
     }
 

@@ -1,6 +1,7 @@
-//! Platforms other than Linux: the type exists, so that code naming it compiles everywhere, but
-//! no handle can be made: [`SemaphoreLock::new`] checks the name and then fails with an error
-//! whose [`kind`](SimpleLockError::kind) is [`io::ErrorKind::Unsupported`].
+//! Platforms other than Linux: [`SemaphoreLock`](crate::SemaphoreLock) exists with its whole
+//! API, so that code naming it compiles everywhere, but no handle can be made: opening checks
+//! the name and then fails with an error whose [`kind`](SimpleLockError::kind) is
+//! [`io::ErrorKind::Unsupported`].
 //!
 //! Linux compiles this module too, in tests, so that it is checked.
 
@@ -14,9 +15,10 @@ use simplelock_core::{
 
 use crate::name;
 
-/// A named inter-process lock; on this platform it cannot be opened (it needs Linux).
+/// The handle behind [`SemaphoreLock`](crate::SemaphoreLock) on this platform: none can be
+/// made (it needs Linux), so every method that would use one is unreachable.
 #[derive(Debug)]
-pub struct SemaphoreLock {
+pub(crate) struct Handle {
     never: Infallible,
 }
 
@@ -28,48 +30,41 @@ fn unsupported(name: &str) -> SimpleLockError {
     )
 }
 
-impl SemaphoreLock {
+impl Handle {
     /// Checks the name, then fails: this platform is not supported.
-    ///
-    /// # Errors
-    /// [`SimpleLockError::InvalidName`] for a bad name, else an error of kind
-    /// [`io::ErrorKind::Unsupported`].
-    pub fn new(name: impl Into<String>) -> SimpleLockResult<SemaphoreLock> {
-        SemaphoreLock::with_mode(name, crate::DEFAULT_MODE)
-    }
-
-    /// As [`new`](SemaphoreLock::new).
-    ///
-    /// # Errors
-    /// As [`new`](SemaphoreLock::new).
-    pub fn with_mode(name: impl Into<String>, _mode: u32) -> SimpleLockResult<SemaphoreLock> {
-        let name = name::check(&name.into())?;
+    pub(crate) fn open(name: String, _mode: u32, _owner: Option<u32>) -> SimpleLockResult<Handle> {
+        let name = name::check(&name)?;
         Err(unsupported(&name.canonical))
     }
 
-    /// The name of the lock.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self.never {}
     }
 
-    /// Fails: this platform is not supported.
-    ///
-    /// # Errors
-    /// As [`new`](SemaphoreLock::new).
-    pub fn remove(name: impl Into<String>) -> SimpleLockResult<bool> {
-        SemaphoreLock::new(name).map(|_| false)
+    /// Fails as [`open`](Handle::open) does.
+    pub(crate) fn remove(name: impl Into<String>) -> SimpleLockResult<bool> {
+        Handle::open(name.into(), crate::DEFAULT_MODE, None).map(|_| false)
     }
 
-    /// Deletes the lock's object.
-    ///
-    /// # Errors
-    /// None: no handle exists on this platform.
-    pub fn unlink(self) -> SimpleLockResult<()> {
+    /// Fails as [`open`](Handle::open) does.
+    pub(crate) fn remove_within(
+        name: impl Into<String>,
+        _timeout: Duration,
+    ) -> SimpleLockResult<bool> {
+        Handle::remove(name)
+    }
+
+    /// Fails as [`open`](Handle::open) does.
+    pub(crate) fn open_existing(name: impl Into<String>) -> SimpleLockResult<Option<Handle>> {
+        Handle::open(name.into(), crate::DEFAULT_MODE, None).map(Some)
+    }
+
+    pub(crate) fn unlink(self) -> SimpleLockResult<()> {
         match self.never {}
     }
 }
 
-impl ConcreteLock for SemaphoreLock {
+impl ConcreteLock for Handle {
     fn status(&self) -> SimpleLockResult<LockStatus> {
         match self.never {}
     }
@@ -99,14 +94,18 @@ mod tests {
 
     #[test]
     fn opening_fails_as_unsupported_after_checking_the_name() {
-        let err = SemaphoreLock::new("fine").unwrap_err();
+        let err = Handle::open("fine".into(), 0o600, None).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::Unsupported);
         assert_eq!(err.name(), Some("/fine"));
-        assert!(err.to_string().contains("needs Linux"), "{err}");
-        let err = SemaphoreLock::remove("fine").unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+        for err in [
+            Handle::remove("fine").unwrap_err(),
+            Handle::remove_within("fine", Duration::ZERO).unwrap_err(),
+            Handle::open_existing("fine").unwrap_err(),
+        ] {
+            assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+        }
         assert!(matches!(
-            SemaphoreLock::new("/a/b"),
+            Handle::open("/a/b".into(), 0o600, None),
             Err(SimpleLockError::InvalidName { .. })
         ));
     }

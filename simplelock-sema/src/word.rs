@@ -40,7 +40,21 @@ pub(crate) const REMOVED_AFTER_DEATH: u64 = PID_MASK - 1;
 /// takes over and reports that its predecessor died.
 pub(crate) const DEAD_HOLDER: u64 = PID_MASK - 2;
 
-/// What a value of the lock word means.
+/// What a value of the lock word means, and what an acquisition does in each state (the steps of
+/// `SemaphoreLock::acquire_slow`; the fast path is the first row alone, one compare-and-swap):
+///
+/// | state | value | an acquirer | a release |
+/// |---|---|---|---|
+/// | [`Free`](Word::Free) | `0` | claims it: CAS `0` → its token (with `W` if it slept) | — |
+/// | [`Held`](Word::Held) by a live owner | token, `W` clear | sets `W`, sleeps on the futex (a slice at most, never past its deadline) | CAS token → `0` |
+/// | [`Held`](Word::Held) by a live owner | token, `W` set | sleeps on the futex | CAS → `0`, wakes one waiter |
+/// | [`Held`](Word::Held) by a dead owner | token of a dead process (or [`DEAD_HOLDER`]) | takes over: CAS → its token, and reports the death | — |
+/// | [`Held`](Word::Held) by its own thread | its token, holder thread is this one | [`WouldDeadlock`](simplelock_core::SimpleLockError::WouldDeadlock) when waiting forever; otherwise waits | — |
+/// | [`Removed`](Word::Removed) | [`REMOVED`] / [`REMOVED_AFTER_DEATH`] | opens the name again (the new object, created held by [`DEAD_HOLDER`] after a death) and starts over | — |
+///
+/// An owner is checked for life (`/proc/PID/stat`) only once it has held the lock for a whole
+/// slice while one waiter watched, and before that waiter gives up, so a normal handoff reads no
+/// file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Word {
     /// Nobody holds the lock.

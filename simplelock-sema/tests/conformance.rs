@@ -29,7 +29,7 @@ struct Tracked {
 
 fn open(key: &str) -> SimpleLockResult<Tracked> {
     let name = format!("/slt-{}-conformance-{key}", conformance::run_id());
-    let lock = SemaphoreLock::new(&name)?;
+    let lock = SemaphoreLock::named(&name)?;
     *OPEN
         .lock()
         .unwrap()

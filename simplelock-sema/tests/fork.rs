@@ -50,7 +50,7 @@ fn exit_now(code: i32) -> ! {
 /// The checks a forked child makes with its copy of the parent's holding handle; 0 if all pass,
 /// else the number of the first that failed.
 fn inherited_checks(mut inherited: SemaphoreLock, name: &str, parent: u32) -> i32 {
-    let fresh = SemaphoreLock::new(name).unwrap();
+    let fresh = SemaphoreLock::named(name).unwrap();
     let mut checks = vec![
         matches!(inherited.status(), Ok(LockStatus::Taken)),
         matches!(inherited.try_unlock(), Err(SimpleLockError::NotHeld { .. })),
@@ -88,7 +88,7 @@ fn a_forked_child_does_not_inherit_ownership() {
     let _cleanup = Cleanup::new(&[&name]);
     let scratch = Scratch::new("fork");
     let released = scratch.path().join("released");
-    let mut lock = SemaphoreLock::new(&name).unwrap();
+    let mut lock = SemaphoreLock::named(&name).unwrap();
     lock.try_lock().unwrap();
     let parent = std::process::id();
 
@@ -117,7 +117,7 @@ fn a_forked_child_does_not_inherit_ownership() {
         LockStatus::Mine,
         "the child's drop released it"
     );
-    let mut other = SemaphoreLock::new(&name).unwrap();
+    let mut other = SemaphoreLock::named(&name).unwrap();
     assert!(matches!(
         other.try_lock(),
         Err(SimpleLockError::AlreadyLocked { .. })
@@ -125,7 +125,7 @@ fn a_forked_child_does_not_inherit_ownership() {
 
     // A child that waits for the parent, acquires after its release, and exits holding.
     let child = fork_child(|| {
-        let mut fresh = SemaphoreLock::new(&name).unwrap();
+        let mut fresh = SemaphoreLock::named(&name).unwrap();
         if fresh.try_lock().is_ok() {
             return 1;
         }
@@ -161,12 +161,12 @@ fn a_forked_child_does_not_inherit_ownership() {
 fn a_zombie_leader_with_live_threads_keeps_the_lock() {
     let name = common::unique_name("zombie");
     let _cleanup = Cleanup::new(&[&name]);
-    let mut lock = SemaphoreLock::new(&name).unwrap();
+    let mut lock = SemaphoreLock::named(&name).unwrap();
     let child = fork_child(|| {
         let name = name.clone();
         thread::spawn(move || {
             die_with_parent();
-            let Ok(mut held) = SemaphoreLock::new(&name) else {
+            let Ok(mut held) = SemaphoreLock::named(&name) else {
                 exit_now(1)
             };
             if held.try_lock().is_err() {
@@ -213,9 +213,9 @@ fn a_stopped_holder_keeps_the_lock() {
     let _cleanup = Cleanup::new(&[&name]);
     let scratch = Scratch::new("stopped");
     let go = scratch.path().join("go");
-    let mut lock = SemaphoreLock::new(&name).unwrap();
+    let mut lock = SemaphoreLock::named(&name).unwrap();
     let child = fork_child(|| {
-        let mut held = SemaphoreLock::new(&name).unwrap();
+        let mut held = SemaphoreLock::named(&name).unwrap();
         if held.try_lock().is_err() {
             return 1;
         }
@@ -264,7 +264,7 @@ fn a_stopped_holder_keeps_the_lock() {
 fn a_forked_copy_of_a_holding_handle_follows_a_removal() {
     let name = common::unique_name("fork-removed");
     let _cleanup = Cleanup::new(&[&name]);
-    let mut lock = SemaphoreLock::new(&name).unwrap();
+    let mut lock = SemaphoreLock::named(&name).unwrap();
     lock.try_lock().unwrap();
     let path = common::object_path(&name);
     let old_ino = fs::metadata(&path).unwrap().ino();

@@ -30,11 +30,11 @@ fn bad_names_are_refused_before_the_os_sees_them() {
         (&long, "252 bytes"),
     ];
     for (name, rule) in table {
-        let reason = invalid_reason(SemaphoreLock::new(name));
+        let reason = invalid_reason(SemaphoreLock::named(name));
         assert!(reason.contains(rule), "{name:?}: {reason}");
         let reason = invalid_reason(SemaphoreLock::remove(name));
         assert!(reason.contains(rule), "remove {name:?}: {reason}");
-        let err = SemaphoreLock::new(name).unwrap_err();
+        let err = SemaphoreLock::named(name).unwrap_err();
         assert!(err.to_string().contains(&format!("{name:?}")), "{err}");
     }
 }
@@ -46,8 +46,8 @@ fn a_name_with_and_without_its_slash_is_one_lock() {
         .to_owned();
     let slashed = format!("/{bare}");
     let _cleanup = Cleanup::new(&[&slashed]);
-    let mut a = SemaphoreLock::new(bare.as_str()).unwrap();
-    let b = SemaphoreLock::new(slashed.as_str()).unwrap();
+    let mut a = SemaphoreLock::named(bare.as_str()).unwrap();
+    let b = SemaphoreLock::named(slashed.as_str()).unwrap();
     assert_eq!(a.name(), slashed);
     assert_eq!(b.name(), slashed);
     a.try_lock().unwrap();
@@ -68,7 +68,7 @@ fn open_existing_never_creates_and_sees_the_lock_when_it_exists() {
         !common::object_path(&name).exists(),
         "looking created the object"
     );
-    let mut holder = SemaphoreLock::new(name.as_str()).unwrap();
+    let mut holder = SemaphoreLock::named(name.as_str()).unwrap();
     holder.try_lock().unwrap();
     let looker = SemaphoreLock::open_existing(name.as_str())
         .unwrap()
@@ -90,7 +90,7 @@ fn the_longest_name_works() {
     let name = format!("{prefix}{}", "y".repeat(MAX_NAME_LEN + 1 - prefix.len()));
     assert_eq!(name.len(), MAX_NAME_LEN + 1, "251 bytes after the slash");
     let _cleanup = Cleanup::new(&[&name]);
-    let mut lock = SemaphoreLock::new(&name).unwrap();
+    let mut lock = SemaphoreLock::named(&name).unwrap();
     lock.try_lock().unwrap();
     lock.try_unlock().unwrap();
     assert!(SemaphoreLock::remove(&name).unwrap());
@@ -119,7 +119,7 @@ proptest! {
     ) {
         let unique = common::unique_name("prop").trim_start_matches('/').to_owned();
         let name = format!("{lead}{unique}{body}{}", "p".repeat(pad));
-        match (oracle(&name), SemaphoreLock::new(name.as_str())) {
+        match (oracle(&name), SemaphoreLock::named(name.as_str())) {
             (Some(canonical), Ok(mut lock)) => {
                 let _cleanup = Cleanup::new(&[&canonical]);
                 prop_assert_eq!(lock.name(), canonical.clone());
@@ -143,8 +143,8 @@ proptest! {
 fn waiting_on_a_lock_this_thread_holds_is_would_deadlock() {
     let name = common::unique_name("deadlock");
     let _cleanup = Cleanup::new(&[&name]);
-    let mut a = SemaphoreLock::new(&name).unwrap();
-    let mut b = SemaphoreLock::new(&name).unwrap();
+    let mut a = SemaphoreLock::named(&name).unwrap();
+    let mut b = SemaphoreLock::named(&name).unwrap();
     a.try_lock().unwrap();
     let watchdog = common::Watchdog::new("hang_lock on a lock this thread holds");
     assert!(matches!(
@@ -202,8 +202,8 @@ fn any_thread_of_the_holder_may_unlock() {
 
     let name = common::unique_name("threads");
     let _cleanup = Cleanup::new(&[&name]);
-    let mut lock = SemaphoreLock::new(&name).unwrap();
-    let observer = SemaphoreLock::new(&name).unwrap();
+    let mut lock = SemaphoreLock::named(&name).unwrap();
+    let observer = SemaphoreLock::named(&name).unwrap();
     lock.hang_lock().unwrap();
     let lock = thread::spawn(move || {
         lock.try_unlock().unwrap();
@@ -215,7 +215,7 @@ fn any_thread_of_the_holder_may_unlock() {
     assert_eq!(lock.status().unwrap(), LockStatus::Open);
 
     let mut boxed = LockBuilder::default()
-        .wrap(Box::new(SemaphoreLock::new(&name).unwrap()))
+        .wrap(Box::new(SemaphoreLock::named(&name).unwrap()))
         .unwrap();
     boxed.lock().unwrap();
     assert_eq!(observer.status().unwrap(), LockStatus::Taken);
@@ -237,8 +237,8 @@ fn any_thread_of_the_holder_may_unlock() {
 fn a_huge_timeout_waits_like_hang_lock() {
     let name = common::unique_name("huge");
     let _cleanup = Cleanup::new(&[&name]);
-    let mut a = SemaphoreLock::new(&name).unwrap();
-    let mut b = SemaphoreLock::new(&name).unwrap();
+    let mut a = SemaphoreLock::named(&name).unwrap();
+    let mut b = SemaphoreLock::named(&name).unwrap();
     a.try_lock().unwrap();
     thread::scope(|s| {
         let waiter = s.spawn(|| b.timed_lock(Duration::MAX));
@@ -261,7 +261,7 @@ fn objects_that_are_not_ours_are_refused() {
     let refused = |contents: &[u8], expected: &str| {
         fs::write(&path, contents).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-        let err = SemaphoreLock::new(&name).unwrap_err();
+        let err = SemaphoreLock::named(&name).unwrap_err();
         assert!(
             matches!(err, SimpleLockError::UnknownError { .. }),
             "{err:?}"
@@ -291,7 +291,7 @@ fn objects_that_are_not_ours_are_refused() {
 fn a_bounded_removal_gives_up_on_a_holder_that_never_leaves() {
     let name = common::unique_name("bounded-remove");
     let _cleanup = common::RemoveFile(common::object_path(&name));
-    let mut holder = SemaphoreLock::new(&name).unwrap();
+    let mut holder = SemaphoreLock::named(&name).unwrap();
     holder.try_lock().unwrap();
     match SemaphoreLock::remove_within(&name, Duration::from_millis(30)) {
         Err(SimpleLockError::TimedOut {
@@ -319,7 +319,7 @@ fn many_handles_of_one_lock_share_one_mapping() {
     let count = max_maps + 1000;
     let mut handles = Vec::with_capacity(count);
     for i in 0..count {
-        match SemaphoreLock::new(&name) {
+        match SemaphoreLock::named(&name) {
             Ok(handle) => handles.push(handle),
             Err(e) => panic!("handle {i} of {count}: {e:?}"),
         }

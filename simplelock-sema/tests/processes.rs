@@ -59,7 +59,7 @@ fn processes_and_threads_exclude_each_other() {
             for t in 0..COUNTER_THREADS {
                 let (section, name) = (&section, &name);
                 s.spawn(move || {
-                    let mut lock = SemaphoreLock::new(name).unwrap();
+                    let mut lock = SemaphoreLock::named(name).unwrap();
                     for round in 0..COUNTER_ROUNDS {
                         acquire(&mut lock, round + t);
                         assert_ne!(lock.previous_holder(), PreviousHolder::Died);
@@ -114,7 +114,7 @@ fn kill_storm_recovers_every_holder() {
         Some("worker") => {
             let section = Section::new(common::env(DIR).as_ref());
             let stop = std::path::Path::new(&common::env(DIR)).join("stop");
-            let mut lock = SemaphoreLock::new(common::env(LOCK)).unwrap();
+            let mut lock = SemaphoreLock::named(&common::env(LOCK)).unwrap();
             let mut count = 0u64;
             while !stop.exists() {
                 common::lock_within_guard(&mut lock);
@@ -131,7 +131,7 @@ fn kill_storm_recovers_every_holder() {
         }
         Some("victim") => {
             let section = Section::new(common::env(DIR).as_ref());
-            let mut lock = SemaphoreLock::new(common::env(LOCK)).unwrap();
+            let mut lock = SemaphoreLock::named(&common::env(LOCK)).unwrap();
             common::lock_within_guard(&mut lock);
             section.enter(lock.previous_holder() == PreviousHolder::Died);
             say("held");
@@ -213,7 +213,7 @@ fn many_processes_open_a_new_name_at_once() {
         let name = common::env(LOCK);
         let section = Section::new(common::env(DIR).as_ref());
         assert_eq!(hear(), "go");
-        let mut lock = SemaphoreLock::new(&name).unwrap();
+        let mut lock = SemaphoreLock::named(&name).unwrap();
         let ino = fs::metadata(common::object_path(&name)).unwrap().ino();
         say(&format!("ino {ino}"));
         common::lock_within_guard(&mut lock);
@@ -285,7 +285,7 @@ fn no_leak_over_100k_cycles() {
         let prefix = format!("sl.slt-{}-leak-", std::process::id());
         let cycle = |i: usize| {
             let name = &names[i % names.len()];
-            let mut lock = SemaphoreLock::new(name).unwrap();
+            let mut lock = SemaphoreLock::named(name).unwrap();
             lock.try_lock().unwrap();
             if i.is_multiple_of(2) {
                 lock.try_unlock().unwrap();
@@ -329,7 +329,7 @@ fn no_leak_over_100k_cycles() {
 #[test]
 fn extra_unlock_cannot_admit_a_second_holder() {
     if role().is_some() {
-        let mut lock = SemaphoreLock::new(common::env(LOCK)).unwrap();
+        let mut lock = SemaphoreLock::named(&common::env(LOCK)).unwrap();
         lock.try_lock().unwrap();
         say("held");
         assert_eq!(hear(), "exit");
@@ -344,8 +344,8 @@ fn extra_unlock_cannot_admit_a_second_holder() {
         &[(LOCK, &name)],
     );
     holder.expect("held");
-    let mut a = SemaphoreLock::new(&name).unwrap();
-    let mut b = SemaphoreLock::new(&name).unwrap();
+    let mut a = SemaphoreLock::named(&name).unwrap();
+    let mut b = SemaphoreLock::named(&name).unwrap();
     for _ in 0..3 {
         assert!(matches!(
             a.try_unlock(),
@@ -399,7 +399,7 @@ fn extra_unlock_cannot_admit_a_second_holder() {
 #[test]
 fn waiter_recovers_soon_after_sigkill() {
     if role().is_some() {
-        let mut lock = SemaphoreLock::new(common::env(LOCK)).unwrap();
+        let mut lock = SemaphoreLock::named(&common::env(LOCK)).unwrap();
         lock.try_lock().unwrap();
         say("held");
         thread::sleep(PATIENCE * 10);
@@ -415,7 +415,7 @@ fn waiter_recovers_soon_after_sigkill() {
             &[(LOCK, &name)],
         );
         holder.expect("held");
-        let mut lock = SemaphoreLock::new(&name).unwrap();
+        let mut lock = SemaphoreLock::named(&name).unwrap();
         let recovered = thread::scope(|s| {
             let waiter = s.spawn(|| {
                 lock.timed_lock(PATIENCE).unwrap();
@@ -442,7 +442,7 @@ fn waiter_recovers_soon_after_sigkill() {
 #[test]
 fn removal_while_others_wait_moves_them_to_the_new_object() {
     if role().is_some() {
-        let mut lock = SemaphoreLock::new(common::env(LOCK)).unwrap();
+        let mut lock = SemaphoreLock::named(&common::env(LOCK)).unwrap();
         say("opened");
         loop {
             match hear().as_str() {
@@ -473,7 +473,7 @@ fn removal_while_others_wait_moves_them_to_the_new_object() {
     };
     let (mut c1, mut c2) = (spawn(), spawn());
     let old_ino = fs::metadata(common::object_path(&name)).unwrap().ino();
-    let mut old_here = SemaphoreLock::new(&name).unwrap();
+    let mut old_here = SemaphoreLock::named(&name).unwrap();
 
     // c1 holds; `remove` must wait for it.
     c1.send("lock");
@@ -489,7 +489,7 @@ fn removal_while_others_wait_moves_them_to_the_new_object() {
     assert!(!common::object_path(&name).exists());
 
     // Now a holding handle and a waiter, then an unlink by the holder: the waiter moves over.
-    let mut remover = SemaphoreLock::new(&name).unwrap();
+    let mut remover = SemaphoreLock::named(&name).unwrap();
     assert_ne!(
         fs::metadata(common::object_path(&name)).unwrap().ino(),
         old_ino
@@ -547,7 +547,7 @@ fn another_users_lock_is_permission_denied() {
         nix::unistd::setgid(nix::unistd::Gid::from_raw(65534)).unwrap();
         nix::unistd::setuid(nix::unistd::Uid::from_raw(65534)).unwrap();
         let private = common::env(LOCK);
-        match SemaphoreLock::new(&private) {
+        match SemaphoreLock::named(&private) {
             Err(e @ SimpleLockError::PermissionDenied { .. }) => {
                 assert!(e.to_string().contains(&private), "{e}");
                 say("denied");
@@ -556,7 +556,11 @@ fn another_users_lock_is_permission_denied() {
         }
         let shared = common::env(DIR);
         // Root's object for everyone, opened as the documented opt-in says.
-        let mut lock = SemaphoreLock::with_mode_and_owner(&shared, 0o666, 0).unwrap();
+        let mut lock = SemaphoreLock::options()
+            .with_mode(0o666)
+            .with_owner(0)
+            .named(&shared)
+            .unwrap();
         lock.try_lock().unwrap();
         lock.try_unlock().unwrap();
         drop(lock);
@@ -574,8 +578,11 @@ fn another_users_lock_is_permission_denied() {
     let private = common::unique_name("private");
     let shared = common::unique_name("shared");
     let _cleanup = Cleanup::new(&[&private, &shared]);
-    let _p = SemaphoreLock::new(&private).unwrap();
-    let _s = SemaphoreLock::with_mode(&shared, 0o666).unwrap();
+    let _p = SemaphoreLock::named(&private).unwrap();
+    let _s = SemaphoreLock::options()
+        .with_mode(0o666)
+        .named(&shared)
+        .unwrap();
     let mode = |name: &str| fs::metadata(common::object_path(name)).unwrap().mode() & 0o777;
     assert_eq!(mode(&private), 0o600);
     assert_eq!(mode(&shared), 0o666);
@@ -588,7 +595,10 @@ fn another_users_lock_is_permission_denied() {
     child.expect("shared ok");
     child.wait_success();
     // The failed removal left the lock usable and free.
-    let mut lock = SemaphoreLock::with_mode(&shared, 0o666).unwrap();
+    let mut lock = SemaphoreLock::options()
+        .with_mode(0o666)
+        .named(&shared)
+        .unwrap();
     lock.try_lock().unwrap();
     lock.try_unlock().unwrap();
 }
@@ -618,12 +628,10 @@ fn a_process_in_another_pid_namespace_is_refused() {
                 }
             }
             nix::unistd::ForkResult::Child => {
-                let code = match SemaphoreLock::new(common::env(LOCK)) {
+                let code = match SemaphoreLock::named(&common::env(LOCK)) {
                     Ok(_) => 1,
-                    Err(e) => match std::error::Error::source(&e) {
-                        Some(source) if source.to_string().contains("pid namespace") => 0,
-                        _ => 2,
-                    },
+                    Err(e) if e.kind() == std::io::ErrorKind::Unsupported => 0,
+                    Err(_) => 2,
                 };
                 // SAFETY: ends the child at once, running nothing else.
                 unsafe { libc::_exit(code) }

@@ -84,9 +84,9 @@ fn signals_neither_fail_nor_extend_waits() {
 fn timed_wait_under_storm() {
     let name = common::unique_name("eintr-timed");
     let _cleanup = Cleanup::new(&[&name]);
-    let mut holder = SemaphoreLock::new(&name).unwrap();
+    let mut holder = SemaphoreLock::named(&name).unwrap();
     holder.try_lock().unwrap();
-    let mut waiter = SemaphoreLock::new(&name).unwrap();
+    let mut waiter = SemaphoreLock::named(&name).unwrap();
     let timeout = Duration::from_millis(300);
     let ((result, waited), signals) = under_storm(
         |_| {},
@@ -108,9 +108,9 @@ fn timed_wait_under_storm() {
 fn hang_wait_under_storm() {
     let name = common::unique_name("eintr-hang");
     let _cleanup = Cleanup::new(&[&name]);
-    let mut holder = SemaphoreLock::new(&name).unwrap();
+    let mut holder = SemaphoreLock::named(&name).unwrap();
     holder.try_lock().unwrap();
-    let mut waiter = SemaphoreLock::new(&name).unwrap();
+    let mut waiter = SemaphoreLock::named(&name).unwrap();
     let (result, signals) = under_storm(
         |waiting| {
             thread::sleep(Duration::from_millis(200));

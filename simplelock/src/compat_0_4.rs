@@ -493,7 +493,7 @@ impl FileLock {
     /// [`SimpleLockError::InvalidName`] if the path is empty, a folder, a symbolic link or in a
     /// missing folder, [`SimpleLockError::PermissionDenied`] if the file cannot be opened.
     pub fn new<P: Into<PathBuf>>(path: P) -> SimpleLockResult<FileLock> {
-        Ok(FileLock(Current(crate::FileLock::new(path)?)))
+        Ok(FileLock(Current(crate::FileLock::at_path(path)?)))
     }
 
     /// The path of the lock file, as given.
@@ -534,7 +534,9 @@ impl SemaphoreLock {
     /// [`SimpleLockError::InvalidName`] for a name that breaks the rules,
     /// [`SimpleLockError::PermissionDenied`] if the lock exists and this process may not use it.
     pub fn new(name: impl Into<String>) -> SimpleLockResult<SemaphoreLock> {
-        Ok(SemaphoreLock(Current(crate::SemaphoreLock::new(name)?)))
+        Ok(SemaphoreLock(Current(crate::SemaphoreLock::named(
+            &name.into(),
+        )?)))
     }
 
     /// The lock's name, `"/name"`.

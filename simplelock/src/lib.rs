@@ -37,7 +37,7 @@ pub fn default_lock(name: impl AsRef<str>) -> SimpleLockResult<Box<dyn Lock>> {
 /// 1. feature `file`: [`FileLock::named`]`(name)`, the file `<name>.lock` in the [lock
 ///    folder](lock_dir) (`$SIMPLELOCK_DIR`, else `/run/lock/simplelock-<uid>`: the same for
 ///    every process of the user whatever its environment);
-/// 2. else feature `sema`: [`SemaphoreLock::new`]`(name)`;
+/// 2. else feature `sema`: [`SemaphoreLock::named`]`(name)`;
 /// 3. else feature `fake`: [`FakeLock::named`]`(name)`, shared by the whole process.
 ///
 /// # Errors
@@ -47,7 +47,7 @@ pub fn default_backend(name: &str) -> SimpleLockResult<Box<dyn ConcreteLock + Se
     #[cfg(feature = "file")]
     return Ok(Box::new(FileLock::named(name)?));
     #[cfg(all(feature = "sema", not(feature = "file")))]
-    return Ok(Box::new(SemaphoreLock::new(name)?));
+    return Ok(Box::new(SemaphoreLock::named(name)?));
     #[cfg(all(feature = "fake", not(any(feature = "file", feature = "sema"))))]
     return Ok(Box::new(FakeLock::named(name)?));
     #[cfg(not(any(feature = "file", feature = "sema", feature = "fake")))]

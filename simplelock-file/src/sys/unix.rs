@@ -6,28 +6,22 @@
 //!
 //! # Safety
 //!
-//! This module and its submodules are the only places of the crate with `unsafe` code. Each
-//! `unsafe` block is a call into libc for a system call std does not wrap or that must get exact
-//! flags (`open`, `openat`, `openat2` through `syscall`, `fstatat`, `lstat`, `flock`,
-//! `fcntl(F_GETFL/F_SETFL)`, `geteuid`, `pthread_atfork`, `inotify_*`, `ppoll`, `read` on an
-//! inotify descriptor), or the access to the deadlock registry's `UnsafeCell` under its spin
-//! lock. The calls only get descriptors owned by a live `File`/`OwnedFd` for the duration of
-//! the call, pointers to live, correctly sized local buffers, and NUL-terminated strings from
-//! `CString`; none of them keeps a pointer past its return. The fork handlers registered with
-//! `pthread_atfork` only call async-signal-safe functions (`getpid`) and touch atomics and a
-//! `Vec` whose lock they hold.
+//! The system calls std does not wrap (`openat2`, `fstatat`, `lstat`, `flock`, `fcntl`,
+//! `inotify_*`, `poll`) go through rustix's safe wrappers. The only `unsafe` code of the crate
+//! is in the `fork` submodule (see its Safety section).
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use simplelock_core::{SimpleLockError, SimpleLockResult};
+use rustix::fs::{self, FlockOperation, OFlags};
+use simplelock_core::{SimpleLockError, SimpleLockResult, Wait};
 
-use crate::Mode;
+use crate::lock::Mode;
 use crate::record::RECORD_LEN;
 
 mod fork;
@@ -254,19 +248,16 @@ impl Route {
             }
             Route::Beneath { dir, rest, .. } => (dir, rest),
         };
-        let flags = extra
-            | libc::O_CLOEXEC
+        let flags = OFlags::NOFOLLOW
+            | OFlags::NONBLOCK
+            | OFlags::NOCTTY
+            | OFlags::CLOEXEC
             | match access {
-                Access::CreateReadWrite => libc::O_RDWR | libc::O_CREAT,
-                Access::ReadWrite => libc::O_RDWR,
-                Access::ReadOnly => libc::O_RDONLY,
+                Access::CreateReadWrite => OFlags::RDWR | OFlags::CREATE,
+                Access::ReadWrite => OFlags::RDWR,
+                Access::ReadOnly => OFlags::RDONLY,
             };
-        let raw = openat2_no_symlinks(dir, rest, flags)?;
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a new descriptor that nothing else owns.
-        Ok(unsafe { File::from_raw_fd(raw) })
+        Ok(File::from(openat2_no_symlinks(dir, rest, flags)?))
     }
 
     /// The error for a failed open: a link met below a folder others can write says so.
@@ -289,93 +280,55 @@ impl Route {
     }
 }
 
-/// How [`open_dir`] opens a folder: `O_PATH` (no read permission needed) where the system has
-/// it; macOS has none, and opens it for reading, which `/tmp` and its kin allow.
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-const DIR_ACCESS: libc::c_int = libc::O_PATH;
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-const DIR_ACCESS: libc::c_int = libc::O_RDONLY;
-
-/// An `O_PATH` descriptor of the folder `dir` (see [`DIR_ACCESS`]).
-fn open_dir(dir: &Path) -> io::Result<std::os::fd::OwnedFd> {
-    let path = CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: a NUL-terminated path that outlives the call.
-    let raw = unsafe {
-        libc::open(
-            path.as_ptr(),
-            DIR_ACCESS | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a new descriptor that nothing else owns.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
+/// A descriptor of the folder `dir`, only to open files below it (`O_PATH` where there is one).
+fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let access = OFlags::PATH;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let access = OFlags::RDONLY;
+    Ok(fs::open(
+        dir,
+        access | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        fs::Mode::empty(),
+    )?)
 }
 
 /// `openat2(dir, rest, flags, RESOLVE_NO_SYMLINKS)`; where the kernel has no `openat2`
 /// (before Linux 5.6, other systems), each component of `rest` is checked with `lstat` first,
 /// which a link planted between the check and the open could still defeat.
-fn openat2_no_symlinks(
-    dir: &std::os::fd::OwnedFd,
-    rest: &CString,
-    flags: libc::c_int,
-) -> io::Result<libc::c_int> {
+fn openat2_no_symlinks(dir: &OwnedFd, rest: &CString, flags: OFlags) -> io::Result<OwnedFd> {
+    let mode = fs::Mode::from_bits_truncate(CREATE_MODE as _);
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        // SAFETY: open_how is plain data, for which all zeroes is a valid value.
-        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-        how.flags = flags as u64;
-        how.mode = if flags & libc::O_CREAT != 0 {
-            u64::from(CREATE_MODE)
+        let mode = if flags.contains(OFlags::CREATE) {
+            mode
         } else {
-            0
+            fs::Mode::empty()
         };
-        how.resolve = libc::RESOLVE_NO_SYMLINKS;
-        // SAFETY: a live descriptor, a NUL-terminated path and a live open_how of the size
-        // given, none kept past the call.
-        let raw = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                dir.as_raw_fd(),
-                rest.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        if raw >= 0 {
-            return Ok(raw as libc::c_int);
-        }
-        let err = io::Error::last_os_error();
-        if !matches!(err.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
-            return Err(err);
+        match fs::openat2(
+            dir,
+            rest.as_c_str(),
+            flags,
+            mode,
+            fs::ResolveFlags::NO_SYMLINKS,
+        ) {
+            Ok(fd) => return Ok(fd),
+            // No openat2 (or a seccomp filter refusing it): check the components, then open.
+            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {}
+            Err(err) => return Err(err.into()),
         }
     }
-    // No openat2 (or a seccomp filter refusing it): check the components, then open.
     let rest_path = Path::new(std::ffi::OsStr::from_bytes(rest.as_bytes()));
     let mut below = PathBuf::new();
     for component in rest_path.components() {
         below.push(component);
-        let below_c = CString::new(below.as_os_str().as_bytes())
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: stat is plain data; fstatat writes only into it.
-        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: a live descriptor, a NUL-terminated path and a live stat buffer.
-        let found = unsafe {
-            libc::fstatat(
-                dir.as_raw_fd(),
-                below_c.as_ptr(),
-                &mut stat,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        if found == 0 && stat.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        if fs::statat(dir, &below, fs::AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|stat| {
+            fs::FileType::from_raw_mode(stat.st_mode as _) == fs::FileType::Symlink
+        }) {
             return Err(io::Error::from_raw_os_error(libc::ELOOP));
         }
     }
-    // SAFETY: a live descriptor, a NUL-terminated path; flags and mode are ints.
-    Ok(unsafe { libc::openat(dir.as_raw_fd(), rest.as_ptr(), flags, CREATE_MODE) })
+    Ok(fs::openat(dir, rest.as_c_str(), flags, mode)?)
 }
 
 /// A clear error for an `open` that failed for a reason other than permissions.
@@ -401,41 +354,28 @@ fn open_error(path: &Path, name: &str, err: io::Error) -> SimpleLockError {
 }
 
 fn clear_nonblocking(file: &File) -> io::Result<()> {
-    let fd = file.as_raw_fd();
-    // SAFETY: F_GETFL takes no third argument; `fd` is open for the duration of the call.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: F_SETFL takes an int; `fd` is open for the duration of the call.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    let flags = fs::fcntl_getfl(file)?;
+    Ok(fs::fcntl_setfl(file, flags - OFlags::NONBLOCK)?)
 }
 
 impl LockFd {
-    /// `flock` in `mode`: waiting (retried on `EINTR`, so a signal never ends the wait) or
-    /// not. `Ok(false)`: someone else holds it and `wait` was `false`.
-    pub(crate) fn lock(&self, mode: Mode, wait: bool) -> io::Result<bool> {
-        let mut operation = match mode {
-            Mode::Exclusive => libc::LOCK_EX,
-            Mode::Shared => libc::LOCK_SH,
+    /// `flock` in `mode`: for [`Wait::Forever`] a blocking one (retried on `EINTR`, so a
+    /// signal never ends the wait), else one try (`flock` has no timeout: a wait with a
+    /// deadline is the caller's loop of tries). `Ok(false)`: someone else holds it.
+    pub(crate) fn lock(&self, mode: Mode, wait: Wait) -> io::Result<bool> {
+        let wait = wait == Wait::Forever;
+        let operation = match (mode, wait) {
+            (Mode::Exclusive, true) => FlockOperation::LockExclusive,
+            (Mode::Exclusive, false) => FlockOperation::NonBlockingLockExclusive,
+            (Mode::Shared, true) => FlockOperation::LockShared,
+            (Mode::Shared, false) => FlockOperation::NonBlockingLockShared,
         };
-        if !wait {
-            operation |= libc::LOCK_NB;
-        }
         loop {
-            // SAFETY: flock takes a descriptor and an int; the descriptor is owned by
-            // `self.file`, which is open for the duration of the call.
-            if unsafe { libc::flock(self.file.as_raw_fd(), operation) } == 0 {
-                return Ok(true);
-            }
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EWOULDBLOCK) if !wait => return Ok(false),
-                _ => return Err(err),
+            match fs::flock(&self.file, operation) {
+                Ok(()) => return Ok(true),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::WOULDBLOCK) if !wait => return Ok(false),
+                Err(err) => return Err(err.into()),
             }
         }
     }
@@ -443,13 +383,10 @@ impl LockFd {
     /// `flock(LOCK_UN)`, retried on `EINTR`.
     pub(crate) fn unlock(&self) -> io::Result<()> {
         loop {
-            // SAFETY: as in `lock`.
-            if unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) } == 0 {
-                return Ok(());
-            }
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EINTR) {
-                return Err(err);
+            match fs::flock(&self.file, FlockOperation::Unlock) {
+                Ok(()) => return Ok(()),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(err) => return Err(err.into()),
             }
         }
     }
@@ -483,14 +420,13 @@ impl LockFd {
     /// its device and inode (and so the file has a link left). `false` if the file was deleted,
     /// replaced (renamed over, deleted and created again) or its folder removed; then a lock on
     /// it excludes nobody who opens the path from now on. One system call.
+    #[allow(
+        clippy::unnecessary_cast,
+        reason = "st_dev and st_ino are u64 on Linux, not everywhere"
+    )]
     pub(crate) fn still_at(&self, path: &std::ffi::CStr) -> bool {
-        // SAFETY: stat is plain data, for which all zeroes is a valid value.
-        let mut named: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: a NUL-terminated path that outlives the call; a live stat buffer.
-        if unsafe { libc::lstat(path.as_ptr(), &mut named) } != 0 {
-            return false;
-        }
-        named.st_dev as u64 == self.dev && named.st_ino as u64 == self.ino
+        fs::lstat(path)
+            .is_ok_and(|named| named.st_dev as u64 == self.dev && named.st_ino as u64 == self.ino)
     }
 
     /// The descriptor, for a program that is to inherit the lock.
@@ -506,6 +442,5 @@ impl LockFd {
 
 /// The effective user id: the owner of the files and folders this process creates.
 pub(crate) fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }

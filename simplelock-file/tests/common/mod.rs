@@ -18,10 +18,18 @@ pub(crate) const LOCK_PATH: &str = "SIMPLELOCK_FILE_TEST_LOCK";
 pub(crate) const WORK_DIR: &str = "SIMPLELOCK_FILE_TEST_DIR";
 
 /// A handle on the lock file at `path` (a name ending in `.lock`) as a file of a lock folder,
-/// the kind that keeps the holder record ([`FileLock::named_in`]); `FileLock::new` never writes
+/// the kind that keeps the holder record (`FileLock::options().with_folder(..).named(..)`); `FileLock::at_path` never writes
 /// into a file.
 pub(crate) fn lock_file(
     path: impl AsRef<Path>,
+) -> simplelock_core::SimpleLockResult<simplelock_file::FileLock> {
+    lock_file_with(path, simplelock_file::FileLock::options())
+}
+
+/// [`lock_file`] with `options`.
+fn lock_file_with(
+    path: impl AsRef<Path>,
+    options: simplelock_file::FileLockOptions,
 ) -> simplelock_core::SimpleLockResult<simplelock_file::FileLock> {
     let path = path.as_ref();
     let name = path
@@ -33,12 +41,12 @@ pub(crate) fn lock_file(
         .parent()
         .filter(|dir| !dir.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    simplelock_file::FileLock::named_in(dir, name)
+    options.with_folder(dir).named(name)
 }
 
 /// [`lock_file`], taken shared.
 pub(crate) fn lock_file_shared(
     path: impl AsRef<Path>,
 ) -> simplelock_core::SimpleLockResult<simplelock_file::FileLock> {
-    lock_file(path).map(simplelock_file::FileLock::shared)
+    lock_file_with(path, simplelock_file::FileLock::options().with_shared(true))
 }

@@ -1,13 +1,18 @@
 //! Linux: POSIX shared memory, futexes, a page wiped on fork, `kill(pid, 0)`.
 #![allow(unsafe_code)]
+#![allow(
+    clippy::unnecessary_cast,
+    reason = "the field types of `stat` differ between architectures"
+)]
 
-use std::collections::HashMap;
 use std::ffi::{CStr, CString};
+
+use rustix::fs::{self, OFlags, Stat};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, TryLockError, Weak};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// The layout of a lock's shared memory object. Its creator writes the whole header (with
@@ -66,9 +71,78 @@ const _: () = assert!(OBJECT_SIZE == 64);
 const FUTEX_WAIT: libc::c_int = 0;
 const FUTEX_WAKE: libc::c_int = 1;
 
+mod mappings;
+
+use mappings::with_mappings;
+
 /// The last OS error, as an `io::Error`.
 fn last_error() -> io::Error {
     io::Error::last_os_error()
+}
+
+/// A mapping this process made with `mmap` at an address the kernel chose; unmapped on drop
+/// unless [leaked](Region::leak). The one owner of `mmap`, `madvise` and `munmap` here.
+#[derive(Debug)]
+struct Region {
+    addr: NonNull<libc::c_void>,
+    len: usize,
+}
+
+impl Region {
+    /// A new mapping of `len` bytes, readable and writable: of the object `fd` has open
+    /// (`MAP_SHARED`), or of fresh private memory (`fd` `None`).
+    fn map(len: usize, fd: Option<&OwnedFd>) -> io::Result<Region> {
+        let (flags, raw) = match fd {
+            Some(fd) => (libc::MAP_SHARED, fd.as_raw_fd()),
+            None => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1),
+        };
+        // SAFETY: a new mapping at an address the kernel chooses (no `MAP_FIXED`), so no
+        // existing memory is replaced; the descriptor, if any, is open during the call.
+        let addr = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                raw,
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(last_error());
+        }
+        let addr = NonNull::new(addr).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        Ok(Region { addr, len })
+    }
+
+    /// Marks the mapping `MADV_WIPEONFORK`: a forked child gets it zero-filled (Linux 4.14).
+    fn wipe_on_fork(&self) -> io::Result<()> {
+        // SAFETY: the whole of a mapping this `Region` owns; the advice changes what a child
+        // sees, not this process's memory.
+        if unsafe { libc::madvise(self.addr.as_ptr(), self.len, libc::MADV_WIPEONFORK) } != 0 {
+            return Err(last_error());
+        }
+        Ok(())
+    }
+
+    /// The start of the mapping.
+    fn start<T>(&self) -> NonNull<T> {
+        self.addr.cast()
+    }
+
+    /// Keeps the mapping for the rest of the process's life.
+    fn leak(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `mmap` with this address and length, is owned by this
+        // `Region` alone and is unmapped only here; whoever holds references into it holds the
+        // `Region` (through a `Mapping`) or leaked it.
+        let _ = unsafe { libc::munmap(self.addr.as_ptr(), self.len) };
+    }
 }
 
 /// A shared memory object mapped into this process; unmapped on drop (when the last handle of
@@ -76,6 +150,8 @@ fn last_error() -> io::Error {
 #[derive(Debug)]
 pub(crate) struct Mapping {
     ptr: NonNull<Shared>,
+    /// Unmapped when the `Mapping` goes.
+    _region: Region,
 }
 
 // SAFETY: a `Mapping` is a pointer to memory that only holds atomics and stays mapped until the
@@ -86,10 +162,8 @@ unsafe impl Sync for Mapping {}
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: the mapping was made by `mmap` with this address and length and is unmapped
-        // only here; every `MapRef` holds an `Arc` of it, so none is left.
-        let _ = unsafe { libc::munmap(self.ptr.as_ptr().cast(), OBJECT_SIZE) };
-        // Forget the entries of mappings that are gone (this one's among them).
+        // The region is unmapped after this (every `MapRef` holds an `Arc` of the mapping, so
+        // none is left). Forget the entries of mappings that are gone (this one's among them).
         with_mappings(|table| table.retain(|_, mapping| mapping.strong_count() > 0));
     }
 }
@@ -132,42 +206,6 @@ impl MapRef {
 pub(crate) struct Object {
     pub(crate) map: MapRef,
     pub(crate) id: ObjectId,
-}
-
-/// The mappings of this process, by object: each handle that opens an object already mapped
-/// here shares that mapping. Entries whose mapping is gone are dropped as mappings go.
-static MAPPINGS: Mutex<Option<HashMap<ObjectId, Weak<Mapping>>>> = Mutex::new(None);
-
-/// The process id of the thread inside [`MAPPINGS`]'s lock, or 0.
-static MAPPINGS_OWNER: AtomicU32 = AtomicU32::new(0);
-
-/// Runs `f` on the table of mappings; `None` if the table cannot be had in this process.
-///
-/// A child made by `fork` while another thread of its parent was inside the lock would wait
-/// for that thread forever (it was not copied). The owner's process id tells: if the lock is
-/// held by another process's thread, this process is such a child, and goes without the table
-/// (its handles then map their objects each on their own, which is correct, only not shared).
-/// No `Arc<Mapping>` may be dropped inside `f` (its `Drop` uses the table).
-fn with_mappings<R>(f: impl FnOnce(&mut HashMap<ObjectId, Weak<Mapping>>) -> R) -> Option<R> {
-    let me = getpid();
-    loop {
-        let mut guard = match MAPPINGS.try_lock() {
-            Ok(guard) => guard,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                let owner = MAPPINGS_OWNER.load(Ordering::Acquire);
-                if owner != 0 && owner != me {
-                    return None;
-                }
-                std::thread::yield_now();
-                continue;
-            }
-        };
-        MAPPINGS_OWNER.store(me, Ordering::Release);
-        let result = f(guard.get_or_insert_with(HashMap::new));
-        MAPPINGS_OWNER.store(0, Ordering::Release);
-        return Some(result);
-    }
 }
 
 /// Names one shared memory object for as long as it exists.
@@ -219,70 +257,47 @@ pub(crate) enum OpenError {
     },
 }
 
-fn os(doing: &'static str) -> OpenError {
-    OpenError::Os {
-        doing,
-        err: last_error(),
-    }
-}
-
-/// Where POSIX shared memory objects live on Linux (glibc's and musl's `shm_open` use it).
-pub(crate) const SHM_DIR: &str = "/dev/shm";
+use crate::name::LockName;
 
 /// `open(path, flags, mode)` with `O_CLOEXEC`, as an owned descriptor.
-fn open_fd(path: &CStr, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
-    // SAFETY: `path` is a valid NUL-terminated string; open has no other memory arguments.
-    let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode) };
-    if fd < 0 {
-        return Err(last_error());
-    }
-    // SAFETY: `fd` was just returned by `open`, so it is open and owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+fn open_fd(path: &CStr, flags: OFlags, mode: u32) -> io::Result<OwnedFd> {
+    Ok(fs::open(
+        path,
+        flags | OFlags::CLOEXEC,
+        fs::Mode::from_raw_mode(mode),
+    )?)
 }
 
 /// `fstat(fd)`.
-fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `fd` is open and `st` points to writable memory of the right size.
-    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
-        return Err(last_error());
-    }
-    // SAFETY: `fstat` succeeded, so it filled `st`.
-    Ok(unsafe { st.assume_init() })
+fn fstat(fd: &OwnedFd) -> io::Result<Stat> {
+    Ok(fs::fstat(fd)?)
 }
 
 /// `lstat(path)`.
-fn lstat(path: &CStr) -> io::Result<libc::stat> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `path` is NUL-terminated and `st` points to writable memory of the right size.
-    if unsafe { libc::lstat(path.as_ptr(), st.as_mut_ptr()) } != 0 {
-        return Err(last_error());
-    }
-    // SAFETY: `lstat` succeeded, so it filled `st`.
-    Ok(unsafe { st.assume_init() })
+fn lstat(path: &CStr) -> io::Result<Stat> {
+    Ok(fs::lstat(path)?)
 }
 
 /// `geteuid()`: the user whose objects we trust, and who owns what we create.
 pub(crate) fn geteuid() -> u32 {
-    // SAFETY: geteuid has no arguments and cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
-fn id_of(st: &libc::stat) -> ObjectId {
+fn id_of(st: &Stat) -> ObjectId {
     ObjectId {
-        dev: st.st_dev,
-        ino: st.st_ino,
+        dev: st.st_dev as u64,
+        ino: st.st_ino as u64,
     }
 }
 
 /// Refuses what `st` describes unless it is a regular file of a user we trust, with a mode no
 /// wider than `trust.mode`, of exactly [`OBJECT_SIZE`] bytes.
-fn check_stat(st: &libc::stat, trust: Trust) -> Result<(), OpenError> {
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+fn check_stat(st: &Stat, trust: Trust) -> Result<(), OpenError> {
+    if fs::FileType::from_raw_mode(st.st_mode as _) != fs::FileType::RegularFile {
         return Err(OpenError::NotAFile);
     }
     let me = geteuid();
-    let mode = st.st_mode & 0o7777;
+    let mode = st.st_mode as u32 & 0o7777;
     if (st.st_uid != me && Some(st.st_uid) != trust.owner) || mode & !trust.widest != 0 {
         return Err(OpenError::Untrusted {
             owner: st.st_uid,
@@ -291,8 +306,10 @@ fn check_stat(st: &libc::stat, trust: Trust) -> Result<(), OpenError> {
             denied: None,
         });
     }
-    if st.st_size != OBJECT_SIZE as libc::off_t {
-        return Err(OpenError::Foreign { size: st.st_size });
+    if st.st_size as i64 != OBJECT_SIZE as i64 {
+        return Err(OpenError::Foreign {
+            size: st.st_size as i64,
+        });
     }
     Ok(())
 }
@@ -303,27 +320,24 @@ fn check_stat(st: &libc::stat, trust: Trust) -> Result<(), OpenError> {
 /// not a SIGBUS later), and only then its name (`linkat`, which never replaces an existing
 /// name). `Ok(None)` if another process gave the name an object first.
 fn create(path: &CStr, mode: u32, header: &Header) -> Result<Option<OwnedFd>, OpenError> {
-    let fd = open_fd(c"/dev/shm", libc::O_TMPFILE | libc::O_RDWR, mode & 0o777).map_err(|err| {
+    let fd = open_fd(c"/dev/shm", OFlags::TMPFILE | OFlags::RDWR, mode & 0o777).map_err(|err| {
         OpenError::Os {
             doing: "creating an unnamed file in /dev/shm",
             err,
         }
     })?;
-    // SAFETY: `fd` is open; fchmod has no memory arguments.
-    if unsafe { libc::fchmod(fd.as_raw_fd(), mode) } != 0 {
-        return Err(os("setting the mode of the new shared memory object"));
-    }
+    fs::fchmod(&fd, fs::Mode::from_raw_mode(mode)).map_err(|err| OpenError::Os {
+        doing: "setting the mode of the new shared memory object",
+        err: err.into(),
+    })?;
     let bytes = header.bytes();
-    // SAFETY: `bytes` is readable for its whole length during the call.
-    let written = unsafe { libc::pwrite(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), 0) };
-    if written != OBJECT_SIZE as isize {
-        return Err(if written < 0 {
-            os("writing the new shared memory object in /dev/shm")
-        } else {
-            OpenError::Os {
-                doing: "writing the new shared memory object in /dev/shm",
-                err: io::Error::new(io::ErrorKind::WriteZero, "short write"),
-            }
+    let written = rustix::io::pwrite(&fd, &bytes, 0).map_err(io::Error::from);
+    if !matches!(written, Ok(OBJECT_SIZE)) {
+        return Err(OpenError::Os {
+            doing: "writing the new shared memory object in /dev/shm",
+            err: written
+                .err()
+                .unwrap_or_else(|| io::Error::new(io::ErrorKind::WriteZero, "short write")),
         });
     }
     let proc_path =
@@ -331,32 +345,25 @@ fn create(path: &CStr, mode: u32, header: &Header) -> Result<Option<OwnedFd>, Op
             doing: "naming the new shared memory object",
             err: io::Error::other(e),
         })?;
-    // SAFETY: both paths are NUL-terminated strings; linkat has no other memory arguments.
-    let linked = unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            proc_path.as_ptr(),
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
-        )
-    };
-    if linked != 0 {
-        let err = last_error();
-        if err.raw_os_error() == Some(libc::EEXIST) {
-            return Ok(None);
-        }
-        return Err(OpenError::Os {
+    match fs::linkat(
+        fs::CWD,
+        &proc_path,
+        fs::CWD,
+        path,
+        fs::AtFlags::SYMLINK_FOLLOW,
+    ) {
+        Ok(()) => Ok(Some(fd)),
+        Err(rustix::io::Errno::EXIST) => Ok(None),
+        Err(err) => Err(OpenError::Os {
             doing: "naming the new shared memory object",
-            err,
-        });
+            err: err.into(),
+        }),
     }
-    Ok(Some(fd))
 }
 
 /// The path of a lock object in `/dev/shm`, from its `shm_open` name (`/sl.NAME`).
-pub(crate) fn object_path(name: &str) -> Option<CString> {
-    CString::new(format!("{SHM_DIR}{name}")).ok()
+pub(crate) fn object_path(name: &LockName) -> Option<CString> {
+    CString::new(name.path()).ok()
 }
 
 /// Opens the lock object at `path`, creating it with `trust.mode` and `header` if it does not
@@ -371,7 +378,7 @@ pub(crate) fn open(
     trust: Trust,
     header: Option<&Header>,
 ) -> Result<Option<Object>, OpenError> {
-    let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK;
     let fd = loop {
         match open_fd(path, flags, 0) {
             Ok(fd) => break fd,
@@ -392,7 +399,7 @@ pub(crate) fn open(
                 return Err(match lstat(path) {
                     Ok(st) => OpenError::Untrusted {
                         owner: st.st_uid,
-                        mode: st.st_mode & 0o7777,
+                        mode: st.st_mode as u32 & 0o7777,
                         me: geteuid(),
                         denied: Some(err),
                     },
@@ -422,24 +429,16 @@ pub(crate) fn open(
             id,
         }));
     }
-    // SAFETY: a new shared mapping (address chosen by the kernel, so nothing is replaced) of an
-    // object that is `OBJECT_SIZE` bytes long (checked above), opened read-write.
-    let addr = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            OBJECT_SIZE,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd.as_raw_fd(),
-            0,
-        )
-    };
-    if addr == libc::MAP_FAILED {
-        return Err(os("mapping the shared memory object"));
-    }
-    let ptr = NonNull::new(addr.cast::<Shared>())
-        .ok_or_else(|| os("mapping the shared memory object"))?;
-    let mapping = Arc::new(Mapping { ptr });
+    // The object is `OBJECT_SIZE` bytes long (checked above) and opened read-write.
+    let region = Region::map(OBJECT_SIZE, Some(&fd)).map_err(|err| OpenError::Os {
+        doing: "mapping the shared memory object",
+        err,
+    })?;
+    let ptr = region.start::<Shared>();
+    let mapping = Arc::new(Mapping {
+        ptr,
+        _region: region,
+    });
     // Two threads that opened the object at once may both have mapped it: the later entry
     // wins, and both mappings stay correct.
     let entry = Arc::downgrade(&mapping);
@@ -462,26 +461,18 @@ pub(crate) fn object_id(path: &CStr) -> io::Result<Option<ObjectId>> {
 
 /// `unlink(path)`.
 pub(crate) fn unlink(path: &CStr) -> io::Result<()> {
-    // SAFETY: `path` is a valid NUL-terminated string.
-    if unsafe { libc::unlink(path.as_ptr()) } != 0 {
-        return Err(last_error());
-    }
-    Ok(())
+    Ok(fs::unlink(path)?)
 }
 
 /// A random number from the kernel (`getrandom`), never 0.
 pub(crate) fn random_nonzero() -> io::Result<u64> {
     loop {
         let mut bytes = [0u8; 8];
-        // SAFETY: `bytes` is writable for its whole length during the call.
-        let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-        if n < 0 {
-            let err = last_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
+        let n = match rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(err) => return Err(err.into()),
+        };
         let value = u64::from_ne_bytes(bytes);
         if n == 8 && value != 0 {
             return Ok(value);
@@ -522,47 +513,48 @@ pub(crate) fn futex_wait(word: &AtomicU64, expected: u32, timeout: Duration) -> 
         tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_nsec: timeout.subsec_nanos().into(),
     };
-    // SAFETY: the address is the low half of an atomic u64 that lives in a mapping borrowed for
-    // the duration of the call, so it is valid and 4-byte aligned; `ts` lives across the call;
-    // FUTEX_WAIT ignores the last two arguments.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            futex_addr(word),
-            FUTEX_WAIT,
-            expected,
-            &ts as *const libc::timespec,
-            ptr::null::<u32>(),
-            0u32,
-        )
-    };
-    if r == 0 {
-        return Ok(Woke::Woken);
-    }
-    let err = last_error();
-    match err.raw_os_error() {
-        Some(libc::EAGAIN) => Ok(Woke::Changed),
-        Some(libc::ETIMEDOUT) => Ok(Woke::TimedOut),
-        Some(libc::EINTR) => Ok(Woke::Interrupted),
-        _ => Err(err),
+    match futex(word, FUTEX_WAIT, expected, Some(&ts)) {
+        Ok(_) => Ok(Woke::Woken),
+        Err(err) => match err.raw_os_error() {
+            Some(libc::EAGAIN) => Ok(Woke::Changed),
+            Some(libc::ETIMEDOUT) => Ok(Woke::TimedOut),
+            Some(libc::EINTR) => Ok(Woke::Interrupted),
+            _ => Err(err),
+        },
     }
 }
 
 /// Wakes up to `count` waiters sleeping on `word`, in any process.
 pub(crate) fn futex_wake(word: &AtomicU64, count: i32) -> io::Result<()> {
-    // SAFETY: as in `futex_wait`; FUTEX_WAKE ignores the last three arguments.
+    futex(word, FUTEX_WAKE, count.unsigned_abs(), None).map(drop)
+}
+
+/// The futex operation `op` ([`FUTEX_WAIT`] or [`FUTEX_WAKE`], shared across processes) on
+/// the low half of `word`, with the value `val` and, for a wait, a relative `timeout`.
+fn futex(
+    word: &AtomicU64,
+    op: libc::c_int,
+    val: u32,
+    timeout: Option<&libc::timespec>,
+) -> io::Result<libc::c_long> {
+    debug_assert!(op == FUTEX_WAIT || op == FUTEX_WAKE);
+    let timeout = timeout.map_or(ptr::null(), ptr::from_ref);
+    // SAFETY: the address is the low half of an atomic u64 borrowed for the duration of the
+    // call (it lives in a mapping the borrow keeps mapped), so it is valid and 4-byte aligned;
+    // the kernel only reads it atomically. `timeout` is null or points to a live timespec.
+    // FUTEX_WAIT and FUTEX_WAKE ignore the last two arguments.
     let r = unsafe {
         libc::syscall(
             libc::SYS_futex,
             futex_addr(word),
-            FUTEX_WAKE,
-            count,
-            ptr::null::<libc::timespec>(),
+            op,
+            val,
+            timeout,
             ptr::null::<u32>(),
             0u32,
         )
     };
-    if r < 0 { Err(last_error()) } else { Ok(()) }
+    if r < 0 { Err(last_error()) } else { Ok(r) }
 }
 
 /// Facts about this process that a fork changes, cached where a fork wipes them.
@@ -596,62 +588,40 @@ pub(crate) fn init_fork_local() -> io::Result<&'static ForkLocal> {
     if let Some(local) = fork_local() {
         return Ok(local);
     }
-    // SAFETY: sysconf has no memory arguments.
-    let page_size = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
-        .unwrap_or(4096)
-        .max(size_of::<ForkLocal>());
-    // SAFETY: a new private anonymous mapping at an address the kernel chooses.
-    let addr = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            page_size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if addr == libc::MAP_FAILED {
-        return Err(last_error());
-    }
-    // SAFETY: `addr` is the start of the page-aligned mapping of `page_size` bytes made above.
-    if unsafe { libc::madvise(addr, page_size, libc::MADV_WIPEONFORK) } != 0 {
-        let err = last_error();
-        // SAFETY: the mapping made above, not yet shared with anyone.
-        unsafe { libc::munmap(addr, page_size) };
-        return Err(err);
-    }
-    let fresh = addr.cast::<ForkLocal>();
-    match FORK_LOCAL.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => {}
-        Err(_) => {
-            // Another thread published its page first; ours was never shared.
-            // SAFETY: the mapping made above, which nobody else has seen.
-            unsafe { libc::munmap(addr, page_size) };
-        }
+    let page_size = rustix::param::page_size().max(size_of::<ForkLocal>());
+    let page = Region::map(page_size, None)?;
+    page.wipe_on_fork()?;
+    let fresh = page.start::<ForkLocal>().as_ptr();
+    // Another thread may have published its page first; then ours, never shared, is unmapped.
+    if FORK_LOCAL
+        .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        page.leak();
     }
     fork_local().ok_or_else(|| io::Error::other("the fork-local page was not published"))
 }
 
 /// `getpid()`.
 pub(crate) fn getpid() -> u32 {
-    // SAFETY: getpid has no arguments and cannot fail.
-    let pid = unsafe { libc::getpid() };
-    pid.unsigned_abs()
+    rustix::process::getpid()
+        .as_raw_nonzero()
+        .get()
+        .unsigned_abs()
 }
 
 /// Whether a process (or thread) with id `pid` exists, by `kill(pid, 0)`: `false` only for
 /// `ESRCH`, so a process we may not signal (`EPERM`) counts as existing.
 pub(crate) fn process_exists(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return false;
     };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 sends nothing; it only checks that the process exists.
-    if unsafe { libc::kill(pid, 0) } == 0 {
-        return true;
-    }
-    last_error().raw_os_error() != Some(libc::ESRCH)
+    // Signal 0 sends nothing; it only checks that the process exists.
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
 }

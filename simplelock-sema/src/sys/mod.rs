@@ -2,9 +2,11 @@
 //!
 //! # Safety
 //!
-//! Every `unsafe` block here calls a C function of the system (`shm_open`, `mmap`, `futex`,
-//! `kill`, ...) with arguments whose validity its `// SAFETY:` comment explains, or turns the
-//! pointer of a mapping this module made into a reference. The invariants the rest of the crate
+//! The system calls that have a safe wrapper (`open`, `fstat`, `linkat`, `unlink`, `getrandom`,
+//! `kill`, ...) go through rustix. Every `unsafe` block left maps or unmaps memory (`mmap`,
+//! `madvise`, `munmap`), waits or wakes on a word in shared memory (`futex`, whose address is
+//! the low half of an `AtomicU64`: no safe wrapper takes that), or turns the pointer of a
+//! mapping this module made into a reference; its `// SAFETY:` comment says why it is sound. The invariants the rest of the crate
 //! relies on:
 //!
 //! - A [`Mapping`] owns a shared mapping of [`OBJECT_SIZE`] bytes, made by `mmap` over an object

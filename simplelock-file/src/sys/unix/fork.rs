@@ -2,10 +2,18 @@
 //! `pthread_atfork` child handler refreshes (so the hot path reads an atomic instead of making
 //! a `getpid` system call), and the registry of locks its threads hold (for deadlock detection),
 //! which the fork handlers keep consistent and empty in the child.
+//!
+//! # Safety
+//!
+//! The only `unsafe` code of the crate (the one `allow(unsafe_code)` fence): registering the
+//! fork handlers with `pthread_atfork`, which no safe wrapper offers, and the access to the
+//! registry's `UnsafeCell` under its spin lock. The handlers only call async-signal-safe
+//! functions (`getpid`) and touch atomics and a `Vec` whose lock they hold.
+#![allow(unsafe_code)]
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::UnsafeCell;
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// This process's id, refreshed in the child after every `fork` (once [`TRACKED`]).
 static PID: AtomicU32 = AtomicU32::new(0);
@@ -128,24 +136,8 @@ extern "C" fn child() {
 pub(crate) mod registry {
     use super::*;
 
-    static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
-
-    thread_local! {
-        static THREAD: Cell<u64> = const { Cell::new(0) };
-    }
-
-    /// A small number naming the calling thread (a `ThreadId` would cost an `Arc` clone).
-    pub(crate) fn this_thread() -> u64 {
-        THREAD
-            .try_with(|id| {
-                if id.get() == 0 {
-                    id.set(NEXT_THREAD.fetch_add(1, Ordering::Relaxed));
-                }
-                id.get()
-            })
-            // During thread-local destruction: a number no thread has.
-            .unwrap_or(u64::MAX)
-    }
+    /// A small number naming the calling thread: the core's, which every backend shares.
+    pub(crate) use simplelock_core::process::thread_number as this_thread;
 
     /// Record a hold.
     pub(crate) fn add(held: Held) {

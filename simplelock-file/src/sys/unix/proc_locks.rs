@@ -98,11 +98,7 @@ fn read_proc_locks() -> io::Result<(String, bool)> {
 /// Whether the process `pid` is alive (a zombie is not: it closed its files).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next())
-            .is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x'))
-    })
+    simplelock_core::process::ProcStat::read(pid).is_ok_and(|stat| !stat.has_ended())
 }
 
 /// A live process holding the flock on `dev`/`ino`, for when the process `/proc/locks` names

@@ -13,6 +13,10 @@ use std::time::Duration;
 
 /// Why [`Waiter::wait`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "android")),
+    allow(dead_code, reason = "only inotify wakes early")
+)]
 pub(crate) enum Wake {
     /// Something happened to the file: worth trying again now.
     #[cfg_attr(
@@ -38,10 +42,12 @@ pub(crate) use other::Waiter;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod linux {
-    use std::ffi::CString;
-    use std::io;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::{AsRawFd, OwnedFd};
     use std::sync::Mutex;
+
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
+    use rustix::io::Errno;
 
     use super::*;
 
@@ -49,11 +55,11 @@ mod linux {
     /// changed, or it was deleted or moved; and, for a file with a holder record, written (a
     /// release or an acquisition rewrote the record). Writes to any other file are the holder's
     /// data, which says nothing about the lock: they do not wake the waiter.
-    const EVENTS: u32 = libc::IN_CLOSE_WRITE
-        | libc::IN_CLOSE_NOWRITE
-        | libc::IN_ATTRIB
-        | libc::IN_DELETE_SELF
-        | libc::IN_MOVE_SELF;
+    const EVENTS: WatchFlags = WatchFlags::CLOSE_WRITE
+        .union(WatchFlags::CLOSE_NOWRITE)
+        .union(WatchFlags::ATTRIB)
+        .union(WatchFlags::DELETE_SELF)
+        .union(WatchFlags::MOVE_SELF);
 
     /// Idle inotify instances of this process (whose pid is kept with them), for the next wait.
     ///
@@ -100,7 +106,7 @@ mod linux {
     pub(crate) struct Waiter {
         /// Taken out only by `drop`, which gives it back to the pool.
         inotify: Option<OwnedFd>,
-        watch: libc::c_int,
+        watch: i32,
     }
 
     impl Waiter {
@@ -112,29 +118,18 @@ mod linux {
         pub(crate) fn new(file: &File, writes: bool) -> Option<Waiter> {
             let inotify = match pooled() {
                 Some(inotify) => inotify,
-                None => {
-                    // SAFETY: inotify_init1 takes flags only.
-                    let raw = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-                    if raw < 0 {
-                        return None;
-                    }
-                    // SAFETY: `raw` is a new descriptor that nothing else owns.
-                    unsafe { OwnedFd::from_raw_fd(raw) }
-                }
+                None => inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).ok()?,
             };
-            let path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+            let path = format!("/proc/self/fd/{}", file.as_raw_fd());
             let events = if writes {
-                EVENTS | libc::IN_MODIFY
+                EVENTS | WatchFlags::MODIFY
             } else {
                 EVENTS
             };
-            // SAFETY: both descriptors are open; `path` is NUL-terminated and outlives the call.
-            let watch =
-                unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), path.as_ptr(), events) };
-            if watch < 0 {
+            let Ok(watch) = inotify::add_watch(&inotify, path, events) else {
                 give_back(inotify);
                 return None;
-            }
+            };
             let waiter = Waiter {
                 inotify: Some(inotify),
                 watch,
@@ -144,36 +139,30 @@ mod linux {
             Some(waiter)
         }
 
-        fn fd(&self) -> libc::c_int {
-            self.inotify.as_ref().map_or(-1, AsRawFd::as_raw_fd)
+        fn fd(&self) -> &OwnedFd {
+            // Taken out only by `drop`, after which nothing calls this.
+            self.inotify
+                .as_ref()
+                .expect("the waiter's inotify instance")
         }
 
         /// Wait at most `timeout` for an event on the file, and consume the events.
         pub(crate) fn wait(&self, timeout: Duration) -> Wake {
-            let timeout = libc::timespec {
-                tv_sec: timeout.as_secs().try_into().unwrap_or(libc::time_t::MAX),
+            let timeout = Timespec {
+                tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
                 tv_nsec: timeout.subsec_nanos().into(),
             };
-            let mut poll = libc::pollfd {
-                fd: self.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd, a valid timespec, no signal mask change; none of them
-            // is kept past the call.
-            let ready = unsafe { libc::ppoll(&mut poll, 1, &timeout, std::ptr::null()) };
-            match ready {
-                0 => Wake::Timeout,
-                n if n > 0 => {
+            let mut fds = [PollFd::new(self.fd(), PollFlags::IN)];
+            match poll(&mut fds, Some(&timeout)) {
+                Ok(0) => Wake::Timeout,
+                Ok(_) => {
                     self.drain();
                     Wake::Event
                 }
-                _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {
-                    Wake::Interrupted
-                }
+                Err(Errno::INTR) => Wake::Interrupted,
                 // Cannot happen with a valid descriptor; treat it as a timeout, so the caller
                 // goes on with its backoff rather than spinning.
-                _ => Wake::Timeout,
+                Err(_) => Wake::Timeout,
             }
         }
 
@@ -181,12 +170,10 @@ mod linux {
         fn drain(&self) {
             let mut buf = [0u8; 1024];
             loop {
-                // SAFETY: `buf` is a live buffer of `buf.len()` bytes; the descriptor is open.
-                let n = unsafe { libc::read(self.fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                let interrupted =
-                    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted;
-                if n <= 0 && !interrupted {
-                    return; // EAGAIN: all read
+                match rustix::io::read(self.fd(), &mut buf) {
+                    Ok(n) if n > 0 => {}
+                    Err(Errno::INTR) => {}
+                    _ => return, // EAGAIN: all read
                 }
             }
         }
@@ -194,8 +181,7 @@ mod linux {
 
     impl Drop for Waiter {
         fn drop(&mut self) {
-            // SAFETY: the instance is open; removing a watch it holds touches nothing else.
-            unsafe { libc::inotify_rm_watch(self.fd(), self.watch) };
+            let _ = inotify::remove_watch(self.fd(), self.watch);
             self.drain(); // the IN_IGNORED the removal queued, and anything else
             if let Some(inotify) = self.inotify.take() {
                 give_back(inotify);

@@ -157,14 +157,11 @@ fn open(
             (Box::new(lock), Some(fd))
         }
         (Backend::File, target) => {
-            let lock = open_file(target)?;
+            let lock = open_file(target, shared)?;
             let fd = lock.as_fd().as_raw_fd();
-            (
-                Box::new(if shared { lock.shared() } else { lock }),
-                Some(fd),
-            )
+            (Box::new(lock), Some(fd))
         }
-        (Backend::Sema, Target::Name(name)) => (Box::new(SemaphoreLock::new(name)?), None),
+        (Backend::Sema, Target::Name(name)) => (Box::new(SemaphoreLock::named(name)?), None),
         // Refused by the parser: these backends have names only.
         (Backend::Sema, target) => {
             return Err(SimpleLockError::invalid_name(
@@ -176,10 +173,11 @@ fn open(
 }
 
 /// A handle on the file lock the user named.
-fn open_file(target: &Target) -> SimpleLockResult<FileLock> {
+fn open_file(target: &Target, shared: bool) -> SimpleLockResult<FileLock> {
+    let options = FileLock::options().with_shared(shared);
     match target {
-        Target::Name(name) => FileLock::named(name),
-        Target::Path(path) => FileLock::new(path),
+        Target::Name(name) => options.named(name),
+        Target::Path(path) => options.at_path(path),
         Target::Descriptor(fd) => Err(SimpleLockError::invalid_name(
             format!("descriptor {fd}"),
             "an inherited descriptor is no lock file",
