@@ -319,10 +319,10 @@
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 compile_error!(
-    "simplelock-file supports Unix-like systems only (Linux is tested); \
-     on this platform use another simplelock backend"
+    "simplelock-file supports Unix-like systems and Windows only (Linux is tested, Windows \
+     under Wine); on this platform use another simplelock backend"
 );
 
 mod dir;
@@ -333,7 +333,6 @@ mod sys;
 pub use crate::lock::{FileLock, FileLockOptions, lock_dir};
 
 #[cfg(doc)]
-use {
-    simplelock_core::{ConcreteLock, LockStatus, PreviousHolder, SimpleLockError},
-    std::os::fd::AsFd,
-};
+use simplelock_core::{ConcreteLock, LockStatus, PreviousHolder, SimpleLockError};
+#[cfg(all(doc, unix))]
+use std::os::fd::AsFd;

@@ -95,10 +95,24 @@ pub(crate) fn windows() -> TaskResult {
     ensure_target(WINDOWS)?;
     let wine = Wine::prepare()?;
     // The core's unit tests (its conformance suite's reference backends use std's
-    // `File::lock`, whose whole-file mandatory lock on Windows keeps other handles from
-    // reading their record: they are Unix programs, see tests/mutants) and the fake entirely.
+    // `File::lock`, whose whole-file lock on Windows covers their record: they are Unix
+    // programs, see tests/mutants), the fake entirely, and the file backend entirely: its
+    // conformance suite and tests/windows.rs (exclusion between processes, a holder killed
+    // with TerminateProcess, the record read while held, named locks); its other test files
+    // are Unix programs and compile to nothing here.
     step(wine.cargo(&["test", "-p", "simplelock-core", "--lib"]))?;
-    step(wine.cargo(&["test", "-p", "simplelock-fake"]))?;
+    step(wine.cargo(&["test", "-p", "simplelock-fake", "-p", "simplelock-file"]))?;
+    // The facade with the backends Windows builds (SemaphoreLock compiles there and reports
+    // Unsupported); the `cli` feature is Unix-only.
+    step(wine.cargo(&[
+        "test",
+        "-p",
+        "simplelock",
+        "--lib",
+        "--tests",
+        "--features",
+        "file,fake,sema",
+    ]))?;
     Ok(())
 }
 
