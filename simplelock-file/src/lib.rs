@@ -51,6 +51,7 @@
 //! let guard = lock.guard()?;
 //! assert!(!guard.previous_holder_died()); // `deploy` released it cleanly
 //! drop(guard);
+//! # drop((lock, deploy)); // Windows refuses to delete a file that a handle has open
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! # Ok::<(), SimpleLockError>(())
 //! ```
