@@ -791,6 +791,10 @@ impl ConcreteLock for FileLock {
             }
             if (self.fd.dev, self.fd.ino) != watched {
                 // The file was replaced: wait on the new one.
+                #[cfg_attr(
+                    windows,
+                    expect(clippy::drop_non_drop, reason = "Windows has no waiter to close")
+                )]
                 drop(waiter.take());
                 waiter = sys::Waiter::new(self.fd.file(), self.managed);
                 watched = (self.fd.dev, self.fd.ino);
