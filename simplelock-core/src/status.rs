@@ -35,16 +35,26 @@ impl fmt::Display for LockStatus {
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Holder {
-    /// The process id of the holder, in the pid namespace of the process that asked.
+    /// The process id of the holder, in the pid namespace of the process that asked (or of its
+    /// own machine, when [`host`](Holder::host) is set).
     pub pid: u32,
     /// When the holder acquired the lock, where the backend records it.
     pub since: Option<SystemTime>,
+    /// The holder's machine, for backends that span machines (`None`: this one, or unknown).
+    pub host: Option<String>,
+    /// The holder's program, where the backend records it.
+    pub program: Option<String>,
 }
 
 impl Holder {
     /// A holder known by its process id only.
     pub fn new(pid: u32) -> Self {
-        Holder { pid, since: None }
+        Holder {
+            pid,
+            since: None,
+            host: None,
+            program: None,
+        }
     }
 
     /// The same holder, with the time it acquired the lock.
@@ -53,11 +63,31 @@ impl Holder {
         self.since = Some(since);
         self
     }
+
+    /// The same holder, on the machine `host`.
+    #[must_use]
+    pub fn with_host(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+
+    /// The same holder, running `program`.
+    #[must_use]
+    pub fn with_program(mut self, program: impl Into<String>) -> Self {
+        self.program = Some(program.into());
+        self
+    }
 }
 
 impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "pid {}", self.pid)?;
+        if let Some(program) = &self.program {
+            write!(f, " ({program})")?;
+        }
+        if let Some(host) = &self.host {
+            write!(f, " on {host}")?;
+        }
         if let Some(age) = self.since.and_then(|since| since.elapsed().ok()) {
             write!(f, " for {:.1}s", age.as_secs_f64())?;
         }

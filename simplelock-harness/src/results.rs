@@ -2,7 +2,9 @@
 //!
 //! A measurement (`bench-handoff`, `bench-throughput`, `bench-recovery`) prints exactly one
 //! [`BenchResult`] on its standard output, as one line of JSON, and nothing else there (its
-//! peers' output goes to standard error). `stress --json FILE` writes a [`StressSummary`] into
+//! peers' output goes to standard error). So does simplelock-postgres's `pg_bench` example (a
+//! [`Postgres`] result, through [`emit`]): it lives with its backend rather than here, so that
+//! the harness, which the file and sema tests build, does not build a PostgreSQL client. `stress --json FILE` writes a [`StressSummary`] into
 //! FILE.
 //!
 //! xtask mirrors these types rather than depending on this crate, deliberately: xtask must build
@@ -24,6 +26,8 @@ pub enum BenchResult {
     Throughput(Throughput),
     /// `bench-recovery`.
     Recovery(Recovery),
+    /// simplelock-postgres's `pg_bench` example.
+    Postgres(Postgres),
 }
 
 /// How fast a waiting process gets the lock after its holder lets go.
@@ -76,6 +80,36 @@ pub struct Recovery {
     pub worst_ns: u64,
 }
 
+/// `PostgresLock` next to the same advisory-lock calls made raw with the `postgres` crate, on
+/// one server, the variants taking turns sample by sample (so that all meet the same load): one
+/// measurement, one result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Postgres {
+    /// Samples per variant and measure.
+    pub samples: u64,
+    /// One round trip to the server (`SELECT 1`): the median, in ns.
+    pub roundtrip_ns: u64,
+    /// An uncontended lock + unlock, per variant.
+    pub uncontended: Vec<PostgresMeasure>,
+    /// From one client's release to the blocked waiter's return from its lock call, per
+    /// variant.
+    pub handoff: Vec<PostgresMeasure>,
+}
+
+/// One variant's times in a [`Postgres`] measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresMeasure {
+    /// `ours` (`PostgresLock`), `ours-no-token` (`without_fencing_tokens()`), `raw` (the
+    /// advisory-lock calls alone) or `raw-token` (plus the transaction-id token).
+    pub variant: String,
+    /// The median, in ns.
+    pub median_ns: u64,
+    /// The 99th percentile, in ns.
+    pub p99_ns: u64,
+}
+
 /// The verdicts of a `stress` run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,10 +154,14 @@ macro_rules! into_result {
         }
     )*};
 }
-into_result!(Handoff, Throughput, Recovery);
+into_result!(Handoff, Throughput, Recovery, Postgres);
 
 /// Prints `result` as one line of JSON on standard output.
-pub(crate) fn emit(result: impl Into<BenchResult>) -> Result<(), String> {
+///
+/// # Errors
+///
+/// If serde_json cannot write it (it always can: strings and numbers).
+pub fn emit(result: impl Into<BenchResult>) -> Result<(), String> {
     let json = serde_json::to_string(&result.into()).map_err(|e| format!("writing JSON: {e}"))?;
     println!("{json}");
     Ok(())
@@ -157,6 +195,20 @@ mod tests {
                 inside: 50,
                 median_ns: 2_000_000,
                 worst_ns: 8_000_000,
+            }),
+            BenchResult::Postgres(Postgres {
+                samples: 300,
+                roundtrip_ns: 25_000,
+                uncontended: vec![PostgresMeasure {
+                    variant: "ours".into(),
+                    median_ns: 70_000,
+                    p99_ns: 90_000,
+                }],
+                handoff: vec![PostgresMeasure {
+                    variant: "raw".into(),
+                    median_ns: 60_000,
+                    p99_ns: 80_000,
+                }],
             }),
         ];
         let stress = StressSummary {

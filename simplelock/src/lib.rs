@@ -18,6 +18,11 @@ pub use simplelock_fake::FakeLock;
 #[cfg(feature = "file")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub use simplelock_file::{FileLock, lock_dir};
+/// The PostgreSQL backend: [`PostgresLock`] and its builder, fencing tokens, the lost-lock
+/// signal. Never chosen by [`default_lock`], which stays local.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use simplelock_postgres::{self as postgres, PostgresLock};
 #[cfg(feature = "sema")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sema")))]
 pub use simplelock_sema::SemaphoreLock;

@@ -32,9 +32,21 @@ struct Results {
     criterion: BTreeMap<String, f64>,
     /// The harness's measurements.
     multi: Vec<BenchResult>,
+    /// The PostgreSQL measurements (see `postgres.rs`).
+    postgres: postgres::Measured,
 }
 
-pub(crate) fn main(quick: bool) -> TaskResult {
+/// A part of the benchmarks that `--only` runs alone.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum Part {
+    /// The PostgreSQL measurements (needs a server: see `pg.rs`), into their README section
+    Postgres,
+}
+
+pub(crate) fn main(quick: bool, only: Option<Part>) -> TaskResult {
+    if let Some(Part::Postgres) = only {
+        return postgres::only(quick);
+    }
     let started = SystemTime::now();
     let exe = harness_program()?;
     // target/release/simplelock-harness
@@ -79,6 +91,8 @@ pub(crate) fn main(quick: bool) -> TaskResult {
         command.args(&run).env("TMPDIR", LOCK_FILES);
         results.multi.push(capture_result(command)?);
     }
+
+    results.postgres = postgres::run(quick)?;
 
     let report = report::Report::new(&results, machine());
     println!("\n{}", report.markdown());
@@ -224,6 +238,7 @@ fn machine() -> String {
     )
 }
 
+mod postgres;
 mod report;
 pub(crate) mod results;
 

@@ -25,20 +25,28 @@ pub(crate) fn main() -> TaskResult {
         "warnings",
     ]))?;
     core_has_no_dependencies()?;
+    // The server the PostgreSQL backend's tests use (a throwaway one if none answers); it is
+    // stopped when `postgres` goes out of scope.
+    let postgres = crate::pg::ensure()?;
+    let test = |args: &[&str]| {
+        let mut command = cargo(args);
+        postgres.apply(&mut command);
+        step(command)
+    };
     // Every crate with all its features: unit, integration and doc-tests.
-    step(cargo(&["test", "--workspace", "--all-features"]))?;
+    test(&["test", "--workspace", "--all-features"])?;
     // The facade alone with each feature combination CI promises: none, each alone.
     let features = facade_features()?;
-    step(cargo(&["test", "-p", FACADE, "--no-default-features"]))?;
+    test(&["test", "-p", FACADE, "--no-default-features"])?;
     for feature in &features {
-        step(cargo(&[
+        test(&[
             "test",
             "-p",
             FACADE,
             "--no-default-features",
             "--features",
             feature,
-        ]))?;
+        ])?;
     }
     program_0_4_compiles_against_0_4_1()?;
     let mut doc = cargo(&["doc", "--workspace", "--all-features", "--no-deps"]);

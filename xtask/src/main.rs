@@ -24,6 +24,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod bench;
 mod ci;
 mod cross;
+mod pg;
 mod stress;
 
 /// What went wrong in a task, said in one line.
@@ -59,6 +60,9 @@ enum Task {
         /// A shorter, noisier run
         #[arg(long)]
         quick: bool,
+        /// One part alone, written into its own README section
+        #[arg(long, value_enum)]
+        only: Option<bench::Part>,
     },
     /// The Windows build's tests, cross-compiled to x86_64-pc-windows-gnu and run under Wine
     ///
@@ -73,7 +77,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Some(Task::Ci) => ci::main(),
         Some(Task::Stress { options }) => stress::main(&options),
-        Some(Task::Bench { quick }) => bench::main(quick),
+        Some(Task::Bench { quick, only }) => bench::main(quick, only),
         Some(Task::Windows) => cross::windows(),
         Some(Task::CheckTargets) => cross::check_other_targets(),
         None => Cli::command()

@@ -35,7 +35,7 @@ fn goal_cell(goal: Option<Goal>) -> String {
 }
 
 /// A number of nanoseconds, in the unit that reads best.
-fn duration(ns: f64) -> String {
+pub(super) fn duration(ns: f64) -> String {
     if ns < 1e3 {
         format!("{ns:.1} ns")
     } else if ns < 1e6 {
@@ -69,6 +69,7 @@ pub(crate) struct Report {
     handoff: Vec<(String, String, f64, f64)>,
     throughput: Vec<(String, f64)>,
     recovery: Vec<(String, f64, f64, u64)>,
+    postgres: super::postgres::Measured,
 }
 
 impl Report {
@@ -100,6 +101,8 @@ impl Report {
                     r.worst_ns as f64,
                     r.kills,
                 )),
+                // Read into `results.postgres` by `postgres::run`, never into `multi`.
+                BenchResult::Postgres(_) => {}
             }
         }
         Report {
@@ -108,6 +111,7 @@ impl Report {
             handoff,
             throughput,
             recovery,
+            postgres: results.postgres.clone(),
         }
     }
 
@@ -137,6 +141,7 @@ impl Report {
         self.handoff_section(&mut md);
         self.throughput_section(&mut md);
         self.recovery_section(&mut md);
+        self.postgres_section(&mut md);
         md.push_str("\n![benchmark chart](docs/bench.svg)\n");
         md
     }
@@ -258,6 +263,17 @@ impl Report {
         }
     }
 
+    /// The PostgreSQL part, between its own markers (so `--only postgres` can replace it alone).
+    fn postgres_section(&self, md: &mut String) {
+        let _ = write!(
+            md,
+            "\n{}\n{}{}\n",
+            super::postgres::BEGIN,
+            super::postgres::markdown(&self.postgres),
+            super::postgres::END
+        );
+    }
+
     pub(crate) fn svg(&self) -> String {
         let mut panels = Vec::new();
         for (group, rows) in &self.uncontended {
@@ -308,6 +324,19 @@ impl Report {
                 })
                 .collect(),
         });
+        let postgres = super::postgres::bars(&self.postgres);
+        if !postgres.is_empty() {
+            panels.push(Panel {
+                title: "PostgreSQL: PostgresLock vs raw advisory-lock calls (median)".into(),
+                unit: "time",
+                log: false,
+                show: duration,
+                bars: postgres
+                    .into_iter()
+                    .map(|(label, value, ours)| Bar { label, value, ours })
+                    .collect(),
+            });
+        }
         render(&panels, &self.machine)
     }
 }
@@ -484,7 +513,35 @@ mod tests {
                 worst_ns: 8_000_000,
             }),
         ];
-        Results { criterion, multi }
+        use super::super::postgres::{Cut, Measured};
+        use super::super::results::{Postgres, PostgresMeasure};
+        let measure = |variant: &str, median_ns| PostgresMeasure {
+            variant: variant.into(),
+            median_ns,
+            p99_ns: median_ns * 2,
+        };
+        let postgres = Measured {
+            bench: Some(Postgres {
+                samples: 300,
+                roundtrip_ns: 25_000,
+                uncontended: vec![
+                    measure("ours", 70_000),
+                    measure("ours-no-token", 60_000),
+                    measure("raw", 55_000),
+                    measure("raw-token", 65_000),
+                ],
+                handoff: vec![measure("ours", 90_000), measure("raw", 60_000)],
+            }),
+            cuts: vec![Cut {
+                released_ns: 3.4e9,
+                learned_ns: 3.5e9,
+            }],
+        };
+        Results {
+            criterion,
+            multi,
+            postgres,
+        }
     }
 
     #[test]
@@ -493,7 +550,8 @@ mod tests {
         assert_eq!(md, EXPECTED, "{md}");
     }
 
-    /// What `markdown` wrote for `sample()` before it was cut into one function per section.
+    /// What `markdown` wrote for `sample()` before it was cut into one function per section,
+    /// with the PostgreSQL section after it.
     const EXPECTED: &str = r#"Measured by `cargo xtask bench` on MACHINE, lock files on tmpfs. All numbers come from one run; ratios compare with the raw system call measured next to it.
 
 **Uncontended lock + unlock** (one process, criterion median per pair)
@@ -527,6 +585,17 @@ mod tests {
 | lock | kills | median | worst | goal |
 |---|---:|---:|---:|---|
 | SemaphoreLock | 50 | 2.0 ms | 8.0 ms | worst ≤ 50 ms ✅ |
+
+<!-- bench-postgres:begin -->
+**PostgreSQL**: `PostgresLock` vs the same advisory-lock calls made raw with the `postgres` crate, one connection per client, same run, no TLS, server on this machine (one round trip: 25.0 µs). *raw + token* adds to the raw call the transaction-id fencing token PostgresLock takes (its commit waits for a WAL flush); *PostgresLock, no token* is `without_fencing_tokens()`.
+
+| measure (median) | PostgresLock | PostgresLock, no token | raw | raw + token | PostgresLock vs raw | goal |
+|---|---:|---:|---:|---:|---:|---|
+| uncontended lock + unlock | 70.0 µs | 60.0 µs | 55.0 µs | 65.0 µs | +0.6 round trips | ≤ raw + 1 round trip ✅ |
+| handoff: release → the blocked waiter returns | 90.0 µs | — | 60.0 µs | — | 1.50× | ≤ 1.2× ❌ |
+
+The holder's network cut (iptables drops its packets both ways), our default settings: the server released the lock after 3.4 s and the holder was told after 3.5 s (worst of 1 run; goal ≤ 5 s ✅). With the server's default keepalive settings the lock was still held after 60 s.
+<!-- bench-postgres:end -->
 
 ![benchmark chart](docs/bench.svg)
 "#;

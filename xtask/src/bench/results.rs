@@ -16,6 +16,7 @@ pub(crate) enum BenchResult {
     Handoff(Handoff),
     Throughput(Throughput),
     Recovery(Recovery),
+    Postgres(Postgres),
 }
 
 /// `bench-handoff`: from a release to the waiter's return from its lock call.
@@ -50,6 +51,25 @@ pub(crate) struct Recovery {
     pub(crate) inside: u64,
     pub(crate) median_ns: u64,
     pub(crate) worst_ns: u64,
+}
+
+/// simplelock-postgres's `pg_bench`: PostgresLock and raw advisory-lock calls, taking turns.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Postgres {
+    pub(crate) samples: u64,
+    pub(crate) roundtrip_ns: u64,
+    pub(crate) uncontended: Vec<PostgresMeasure>,
+    pub(crate) handoff: Vec<PostgresMeasure>,
+}
+
+/// One variant (`ours`, `ours-no-token`, `raw`, `raw-token`) of a [`Postgres`] measure.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PostgresMeasure {
+    pub(crate) variant: String,
+    pub(crate) median_ns: u64,
+    pub(crate) p99_ns: u64,
 }
 
 /// The verdicts of a `stress` run (`--json FILE`).
@@ -90,12 +110,15 @@ mod tests {
     fn the_mirror_reads_the_harness_sample() {
         let sample: serde_json::Value = serde_json::from_str(SAMPLE).unwrap();
         let bench: Vec<BenchResult> = serde_json::from_value(sample["bench"].clone()).unwrap();
-        assert_eq!(bench.len(), 3);
+        assert_eq!(bench.len(), 4);
         assert!(
             matches!(&bench[0], BenchResult::Handoff(h) if h.median_ns == 20_000 && h.wait == "hang")
         );
         assert!(matches!(&bench[1], BenchResult::Throughput(t) if t.per_second == 500_000.0));
         assert!(matches!(&bench[2], BenchResult::Recovery(r) if r.worst_ns == 8_000_000));
+        assert!(
+            matches!(&bench[3], BenchResult::Postgres(p) if p.roundtrip_ns == 25_000 && p.handoff[0].variant == "raw")
+        );
         let stress: StressSummary = serde_json::from_value(sample["stress"].clone()).unwrap();
         assert_eq!(stress.runs[1].failures, ["1 lost updates"]);
         for result in sample["bench"].as_array().unwrap() {

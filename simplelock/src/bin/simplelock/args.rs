@@ -31,7 +31,8 @@ The lock is held until COMMAND and every process it left behind have ended: simp
 for them all. With the file backend COMMAND inherits the locked file, as with flock(1): if
 simplelock is killed, the lock stays held until the last process of the command tree that has
 the file open ends. With the sema backend the lock dies with simplelock (COMMAND is killed with
-it, processes it left behind are not). A --file lock never writes into the file (a folder is
+it, processes it left behind are not); so does the postgres backend's, and COMMAND finds the
+lock's fencing token in $SIMPLELOCK_FENCING_TOKEN. A --file lock never writes into the file (a folder is
 locked as it is): lock your data file itself if you like; named locks keep a holder record in
 their own file.
 
@@ -74,6 +75,9 @@ pub(crate) enum Backend {
     File,
     /// shared memory /dev/shm/sl.NAME
     Sema,
+    /// an advisory lock on a PostgreSQL server (--url), shared by every machine that uses it;
+    /// COMMAND gets the lock's fencing token in $SIMPLELOCK_FENCING_TOKEN
+    Postgres,
 }
 
 impl Backend {
@@ -82,6 +86,7 @@ impl Backend {
         match self {
             Backend::File => "file",
             Backend::Sema => "sema",
+            Backend::Postgres => "postgres",
         }
     }
 }
@@ -154,7 +159,7 @@ enum Sub {
     Status {
         #[command(flatten)]
         lock: Which,
-        /// Print JSON: {"name","backend","location","held","pid","since"}
+        /// Print JSON: {"name","backend","location","held","pid","program","host","since"}
         #[arg(long)]
         json: bool,
     },
@@ -179,6 +184,10 @@ struct Where {
     /// The lock on this file (or, to run a command, folder) instead of a named lock (file backend)
     #[arg(short, long, value_name = "PATH")]
     file: Option<PathBuf>,
+    /// The PostgreSQL server (postgres backend), e.g. postgres://user@host/db?sslmode=require;
+    /// else $SIMPLELOCK_POSTGRES_URL, else the PG* variables (PGHOST, ...)
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
 }
 
 /// The lock: a NAME in a backend, or a file.
@@ -209,7 +218,7 @@ struct Options {
         allow_hyphen_values = true
     )]
     timeout: Option<Duration>,
-    /// Take a shared (reader) lock: many readers, no writer (file only)
+    /// Take a shared (reader) lock: many readers, no writer (file and postgres)
     #[arg(short, long)]
     shared: bool,
     /// Exit status when the lock was not acquired
@@ -299,8 +308,22 @@ impl Cli {
 }
 
 impl Where {
+    /// `--url` goes with `-b postgres` only.
+    fn check_url(&self) -> Result<(), Usage> {
+        match (&self.url, self.backend) {
+            (Some(_), backend) if backend != Backend::Postgres => {
+                Err("--url is for the postgres backend: add -b postgres".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The lock named by `name`, or by `--file`.
     fn target(self, name: Option<String>, what: &str) -> Result<Target, Usage> {
+        self.check_url()?;
+        if let Some(url) = self.url {
+            crate::pg::set_url(url);
+        }
         match (name, self.file) {
             (Some(name), None) => {
                 if self.backend == Backend::File && name.contains('/') {
@@ -335,6 +358,7 @@ impl Options {
             shell_command,
         } = self;
         let backend = place.backend;
+        place.check_url()?;
         let descriptor = match (&name, &place.file) {
             (Some(name), None) if command.is_empty() && shell_command.is_none() => {
                 Some(name.parse::<RawFd>().map_err(|_| {
@@ -363,7 +387,7 @@ impl Options {
             }
             (None, _) => command,
         };
-        if shared && backend != Backend::File {
+        if shared && backend == Backend::Sema {
             return Err(format!(
                 "--shared needs the file backend: a {} lock has one holder",
                 backend.name()

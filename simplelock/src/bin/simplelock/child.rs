@@ -10,7 +10,7 @@
 //! - **This process waits for every descendant.** It is a *child subreaper*
 //!   (`PR_SET_CHILD_SUBREAPER`): a process of the command tree whose parent ends is re-parented
 //!   to us, not to init, so after the command itself ended we reap children until there are
-//!   none left, and only then release the lock. This is the same for both backends, and it is
+//!   none left, and only then release the lock. This is the same for every backend, and it is
 //!   what `status` and the holder record see: the lock held by this process.
 //! - **The command inherits the lock (file backend).** As with `flock(1)`, the command gets the
 //!   locked open file description (its close-on-exec flag is cleared in the child only), and a
@@ -19,8 +19,9 @@
 //!   still have the descriptor (all of them, unless one closed it on purpose), and is released
 //!   by the kernel when the last one ends. `status` then names one of them.
 //!
-//! The semaphore backend has no descriptor to hand down: its lock belongs to this process. If
-//! this process is killed with SIGKILL, the lock is released while processes of the tree may
+//! The semaphore and PostgreSQL backends have no descriptor to hand down: the lock belongs to
+//! this process (to its server connection, for PostgreSQL, whose session must not be shared).
+//! If this process is killed with SIGKILL, the lock is released while processes of the tree may
 //! still run; the command itself is killed (`PR_SET_PDEATHSIG`), but not what it left behind.
 //! Any other end of this process (the command ends, SIGTERM, SIGINT, ...) waits for the whole
 //! tree first.
@@ -30,7 +31,9 @@
 //! `SIMPLELOCK_PREVIOUS_HOLDER` in the command's environment is `died` when the backend knows
 //! that the previous holder ended while holding the lock (half-done work may be left: the
 //! command can repair it), `released` when it let go or the lock was new, `unknown` when the
-//! backend cannot tell (a `--file` path or a folder keeps no holder record).
+//! backend cannot tell (a `--file` path, a folder or a PostgreSQL lock keeps no holder record).
+//! The PostgreSQL backend adds the lock's fencing token, `SIMPLELOCK_FENCING_TOKEN`
+//! ([`run_with_env`]).
 //!
 //! # Signals reach the command once
 //!
@@ -78,6 +81,17 @@ const FORWARDED: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
 /// Runs `command` to its end and returns the exit status to leave with. `previous_holder` is
 /// for `SIMPLELOCK_PREVIOUS_HOLDER` (`died`, `released`, `unknown`).
 pub(crate) fn run(command: &[OsString], inherited: Option<RawFd>, previous_holder: &str) -> i32 {
+    run_with_env(command, inherited, previous_holder, &[])
+}
+
+/// [`run`], with `env` added to the command's environment (the PostgreSQL backend's
+/// `SIMPLELOCK_FENCING_TOKEN`).
+pub(crate) fn run_with_env(
+    command: &[OsString],
+    inherited: Option<RawFd>,
+    previous_holder: &str,
+    env: &[(&str, String)],
+) -> i32 {
     // Catch the signals before the command exists, so that none ends us in between.
     let signals = match SignalsInfo::<WithOrigin>::new(FORWARDED) {
         Ok(signals) => signals,
@@ -119,7 +133,7 @@ pub(crate) fn run(command: &[OsString], inherited: Option<RawFd>, previous_holde
         return exit::SOFTWARE;
     }
 
-    let mut cmd = command_for(command, inherited, previous_holder, own_group);
+    let mut cmd = command_for(command, inherited, previous_holder, env, own_group);
     match cmd.spawn() {
         Ok(mut child) => {
             let pid = child.id() as i32;
@@ -210,11 +224,13 @@ fn command_for(
     command: &[OsString],
     inherited: Option<RawFd>,
     previous_holder: &str,
+    env: &[(&str, String)],
     own_group: bool,
 ) -> Command {
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..]);
     cmd.env("SIMPLELOCK_PREVIOUS_HOLDER", previous_holder);
+    cmd.envs(env.iter().map(|(key, value)| (key, value)));
     let parent = std::process::id();
     #[allow(unsafe_code)]
     // SAFETY: the closure runs in the forked child before exec and calls only prctl(2),

@@ -4,7 +4,7 @@
 //!
 //! `args` parses (clap), `child` runs the command and keeps the lock for its whole tree,
 //! `descriptor` locks what the file backend cannot open for us (an inherited descriptor, a
-//! folder), `report` prints `status`. The waiting reads no clock of its own: [`acquire`]
+//! folder), `pg` is the PostgreSQL backend's server and fencing token, `report` prints `status`. The waiting reads no clock of its own: [`acquire`]
 //! speaks the core's [`Wait`].
 //!
 //! Built with the `cli` feature of the `simplelock` crate.
@@ -25,6 +25,7 @@ compile_error!(
 mod args;
 mod child;
 mod descriptor;
+mod pg;
 mod report;
 
 use std::io::{IsTerminal, Write};
@@ -115,7 +116,7 @@ fn print_out(text: &str) -> i32 {
 }
 
 /// The exit status for an error of the lock, after saying it in one line.
-fn fail(err: &SimpleLockError, conflict_exit_code: i32) -> i32 {
+pub(crate) fn fail(err: &SimpleLockError, conflict_exit_code: i32) -> i32 {
     say_error(&one_line(err));
     match err {
         SimpleLockError::AlreadyLocked { .. } | SimpleLockError::TimedOut { .. } => {
@@ -128,7 +129,7 @@ fn fail(err: &SimpleLockError, conflict_exit_code: i32) -> i32 {
 }
 
 /// The error and its causes, on one line.
-fn one_line(err: &SimpleLockError) -> String {
+pub(crate) fn one_line(err: &SimpleLockError) -> String {
     let mut text = err.to_string();
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
@@ -162,6 +163,7 @@ fn open(
             (Box::new(lock), Some(fd))
         }
         (Backend::Sema, Target::Name(name)) => (Box::new(SemaphoreLock::named(name)?), None),
+        (Backend::Postgres, target) => (Box::new(pg::open(target, shared)?), None),
         // Refused by the parser: these backends have names only.
         (Backend::Sema, target) => {
             return Err(SimpleLockError::invalid_name(
@@ -199,6 +201,9 @@ fn run_command(run: RunArgs) -> i32 {
     if let Target::Descriptor(fd) = run.target {
         return lock_descriptor(fd, &run);
     }
+    if run.backend == Backend::Postgres {
+        return pg::run_command(&run);
+    }
     let (mut lock, inherited) = match open(run.backend, &run.target, run.shared) {
         Ok(lock) => lock,
         Err(err) => return fail(&err, run.conflict_exit_code),
@@ -218,7 +223,7 @@ fn run_command(run: RunArgs) -> i32 {
 }
 
 /// `SIMPLELOCK_PREVIOUS_HOLDER`'s value for the command.
-fn previous_holder(previous: PreviousHolder) -> &'static str {
+pub(crate) fn previous_holder(previous: PreviousHolder) -> &'static str {
     match previous {
         PreviousHolder::Died => "died",
         PreviousHolder::Released => "released",
@@ -244,7 +249,7 @@ fn lock_descriptor(fd: RawFd, run: &RunArgs) -> i32 {
 /// Waits for the lock as asked. On a terminal, a wait longer than a second shows who holds the
 /// lock and for how long we have waited; the wait itself stays the backend's native one, in
 /// slices of a second.
-fn acquire(lock: &mut dyn ConcreteLock, wait: Wait, name: &str) -> SimpleLockResult<()> {
+pub(crate) fn acquire(lock: &mut dyn ConcreteLock, wait: Wait, name: &str) -> SimpleLockResult<()> {
     const SLICE: Duration = Duration::from_secs(1);
     let mut stderr = std::io::stderr();
     if !stderr.is_terminal() {
@@ -301,8 +306,14 @@ fn status(backend: Backend, target: &Target, json: bool) -> SimpleLockResult<i32
             FileLock::open_existing(path)?.map(|lock| Box::new(lock) as _),
             path.display().to_string(),
         ),
-        // Refused by `open`: a semaphore lock has no path, a descriptor is never looked at.
-        (Backend::Sema, Target::Path(_)) | (_, Target::Descriptor(_)) => {
+        (Backend::Postgres, Target::Name(_)) => {
+            let lock = pg::open(target, false)?;
+            let location = lock.server().to_owned();
+            (Some(Box::new(lock)), location)
+        }
+        // Refused by `open`: a semaphore or PostgreSQL lock has no path, a descriptor is never
+        // looked at.
+        (Backend::Sema | Backend::Postgres, Target::Path(_)) | (_, Target::Descriptor(_)) => {
             (Some(open(backend, target, false)?.0), String::new())
         }
     };
@@ -319,6 +330,8 @@ fn status(backend: Backend, target: &Target, json: bool) -> SimpleLockResult<i32
         location,
         held,
         pid: holder.as_ref().map(|holder| holder.pid),
+        program: holder.as_ref().and_then(|holder| holder.program.clone()),
+        host: holder.as_ref().and_then(|holder| holder.host.clone()),
         since: holder.and_then(|holder| holder.since),
     };
     Ok(print_out(&if json { status.json() } else { status.text() }))

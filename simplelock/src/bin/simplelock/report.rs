@@ -5,16 +5,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 /// A lock as `status` saw it. Serialized as is for `--json`:
-/// `{"name":…,"backend":…,"location":…,"held":…,"pid":…|null,"since":…|null}`.
+/// `{"name":…,"backend":…,"location":…,"held":…,"pid":…|null,"program":…|null,"host":…|null,
+/// "since":…|null}`.
 #[derive(Debug, Serialize)]
 pub(crate) struct Status {
     /// The lock as the user named it.
     pub(crate) name: String,
     pub(crate) backend: &'static str,
-    /// Where the lock lives: its file, or its shared-memory object.
+    /// Where the lock lives: its file, its shared-memory object, or its server.
     pub(crate) location: String,
     pub(crate) held: bool,
     pub(crate) pid: Option<u32>,
+    /// The holder's program, when the backend records it (postgres: the connection's
+    /// application name).
+    pub(crate) program: Option<String>,
+    /// The holder's machine, when the backend records it (postgres: the client address).
+    pub(crate) host: Option<String>,
     /// Since when the holder holds it: seconds since the Unix epoch, to the millisecond.
     #[serde(serialize_with = "epoch_seconds")]
     pub(crate) since: Option<SystemTime>,
@@ -26,6 +32,12 @@ impl Status {
         let what = match (self.pid, self.since) {
             (Some(pid), since) => {
                 let mut text = format!("held by pid {pid}");
+                if let Some(program) = &self.program {
+                    text.push_str(&format!(" ({program})"));
+                }
+                if let Some(host) = &self.host {
+                    text.push_str(&format!(" on {host}"));
+                }
                 if let Some(since) = since {
                     text.push_str(&format!(" since {}", utc(since)));
                     if let Ok(age) = since.elapsed() {
@@ -101,11 +113,13 @@ mod tests {
             location: "/x".into(),
             held: true,
             pid: Some(42),
+            program: None,
+            host: None,
             since: Some(UNIX_EPOCH + Duration::from_millis(1500)),
         };
         assert_eq!(
             status.json(),
-            "{\"name\":\"a\\\"b\\n\",\"backend\":\"file\",\"location\":\"/x\",\"held\":true,\"pid\":42,\"since\":1.5}\n"
+            "{\"name\":\"a\\\"b\\n\",\"backend\":\"file\",\"location\":\"/x\",\"held\":true,\"pid\":42,\"program\":null,\"host\":null,\"since\":1.5}\n"
         );
         let free = Status {
             name: "a".into(),
@@ -113,12 +127,32 @@ mod tests {
             location: "/dev/shm/sl.a".into(),
             held: false,
             pid: None,
+            program: None,
+            host: None,
             since: None,
         };
         assert_eq!(
             free.json(),
-            r#"{"name":"a","backend":"sema","location":"/dev/shm/sl.a","held":false,"pid":null,"since":null}"#.to_owned() + "\n"
+            r#"{"name":"a","backend":"sema","location":"/dev/shm/sl.a","held":false,"pid":null,"program":null,"host":null,"since":null}"#.to_owned() + "\n"
         );
         assert_eq!(free.text(), "lock \"a\" (sema, /dev/shm/sl.a): free\n");
+        let remote = Status {
+            name: "job".into(),
+            backend: "postgres",
+            location: "db:5432/jobs".into(),
+            held: true,
+            pid: Some(7),
+            program: Some("simplelock".into()),
+            host: Some("10.0.0.2".into()),
+            since: None,
+        };
+        assert_eq!(
+            remote.json(),
+            r#"{"name":"job","backend":"postgres","location":"db:5432/jobs","held":true,"pid":7,"program":"simplelock","host":"10.0.0.2","since":null}"#.to_owned() + "\n"
+        );
+        assert_eq!(
+            remote.text(),
+            "lock \"job\" (postgres, db:5432/jobs): held by pid 7 (simplelock) on 10.0.0.2\n"
+        );
     }
 }

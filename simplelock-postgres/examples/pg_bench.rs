@@ -1,0 +1,274 @@
+//! The PostgreSQL measurements of `cargo xtask bench`: one round trip, uncontended lock+unlock,
+//! and handoff from one client's release to another client's return from its blocked lock
+//! call — each for `PostgresLock` and for the same advisory-lock calls made raw with the
+//! `postgres` crate (`raw`), and raw plus the fencing token (`raw-token`), in the same run. Prints one line of JSON on standard output and nothing else:
+//! the harness's typed result (`simplelock_harness::results::Postgres`), which `cargo xtask
+//! bench` reads.
+//!
+//! `cargo run --release -p simplelock-postgres --example pg_bench -- [SAMPLES]`, with the server
+//! in `$SIMPLELOCK_POSTGRES_URL` (else `postgres://127.0.0.1:5432/test`). Both sides connect
+//! without TLS, so that only the lock code differs.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use simplelock_core::ConcreteLock;
+use simplelock_harness::results::{Postgres, PostgresMeasure, emit};
+use simplelock_postgres::{PostgresLock, key_for_name};
+
+fn url() -> String {
+    let url = std::env::var("SIMPLELOCK_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://127.0.0.1:5432/test".to_owned());
+    if url.contains("://") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}sslmode=disable")
+    } else {
+        format!("{url} sslmode=disable")
+    }
+}
+
+fn raw() -> postgres::Client {
+    postgres::Client::connect(&url(), postgres::NoTls).expect("connecting to the server")
+}
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn p99(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[(v.len() * 99 / 100).min(v.len() - 1)]
+}
+
+/// One side of the lock, ours or raw, with the same three calls.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a couple of values per process, never moved in a loop"
+)]
+enum Client {
+    Ours(Box<PostgresLock>),
+    Raw(
+        postgres::Client,
+        postgres::Statement,
+        postgres::Statement,
+        i64,
+    ),
+}
+
+impl Client {
+    fn new(kind: &str, name: &str) -> Client {
+        match kind {
+            "ours" => Client::Ours(Box::new(PostgresLock::new(&url(), name).unwrap())),
+            "ours-no-token" => Client::Ours(Box::new(
+                PostgresLock::builder(name)
+                    .url(url())
+                    .without_fencing_tokens()
+                    .open()
+                    .unwrap(),
+            )),
+            _ => {
+                let mut c = raw();
+                // `raw-token`: the raw call plus the fencing token PostgresLock takes (a
+                // transaction id, whose commit waits for a WAL flush), to tell the token's cost
+                // from the rest.
+                let sql = if kind == "raw-token" {
+                    "SELECT pg_current_xact_id()::text FROM pg_advisory_lock($1)"
+                } else {
+                    "SELECT pg_advisory_lock($1)"
+                };
+                let lock = c.prepare(sql).unwrap();
+                let unlock = c.prepare("SELECT pg_advisory_unlock($1)").unwrap();
+                Client::Raw(c, lock, unlock, key_for_name(name))
+            }
+        }
+    }
+    fn lock(&mut self) {
+        match self {
+            Client::Ours(l) => l.hang_lock().unwrap(),
+            Client::Raw(c, lock, _, key) => {
+                c.query_one(&*lock, &[key]).unwrap();
+            }
+        }
+    }
+    fn unlock(&mut self) {
+        match self {
+            Client::Ours(l) => l.try_unlock().unwrap(),
+            Client::Raw(c, _, unlock, key) => {
+                let released: bool = c.query_one(&*unlock, &[key]).unwrap().get(0);
+                assert!(released);
+            }
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("waiter") {
+        return waiter(&args[1], &args[2]);
+    }
+    let samples: usize = args.first().and_then(|s| s.parse().ok()).unwrap_or(300);
+    let name = format!("bench-{}", std::process::id());
+
+    let mut c = raw();
+    let one = c.prepare("SELECT 1").unwrap();
+    let rt: Vec<f64> = (0..samples)
+        .map(|_| {
+            let t = Instant::now();
+            c.query_one(&one, &[]).unwrap();
+            t.elapsed().as_nanos() as f64
+        })
+        .collect();
+    let roundtrip_ns = median(rt) as u64;
+
+    // The variants take turns, sample by sample, so that all meet the same machine: on a busy
+    // machine, measuring one after the other compares the load more than the code.
+    const KINDS: [&str; 4] = ["raw", "raw-token", "ours", "ours-no-token"];
+    let mut clients: Vec<Client> = KINDS
+        .iter()
+        .map(|kind| Client::new(kind, &format!("{name}-u-{kind}")))
+        .collect();
+    let mut pairs = vec![Vec::new(); KINDS.len()];
+    for _ in 0..samples {
+        for (client, pairs) in clients.iter_mut().zip(&mut pairs) {
+            let t = Instant::now();
+            client.lock();
+            client.unlock();
+            pairs.push(t.elapsed().as_nanos() as f64);
+        }
+    }
+    let uncontended = KINDS.iter().zip(pairs).map(measure).collect();
+    drop(clients);
+
+    let mut sides: Vec<Handoff> = KINDS
+        .iter()
+        .map(|kind| Handoff::new(kind, &format!("{name}-h-{kind}")))
+        .collect();
+    let mut handoffs = vec![Vec::new(); KINDS.len()];
+    for _ in 0..samples {
+        for (side, handoffs) in sides.iter_mut().zip(&mut handoffs) {
+            handoffs.push(side.once(&mut c));
+        }
+    }
+    drop(sides);
+    let handoff = KINDS.iter().zip(handoffs).map(measure).collect();
+    let result = Postgres {
+        samples: samples as u64,
+        roundtrip_ns,
+        uncontended,
+        handoff,
+    };
+    if let Err(err) = emit(result) {
+        eprintln!("pg_bench: {err}");
+        std::process::exit(1);
+    }
+}
+
+/// A variant's times, as the result says them.
+fn measure((variant, times): (&&str, Vec<f64>)) -> PostgresMeasure {
+    PostgresMeasure {
+        variant: (*variant).to_owned(),
+        median_ns: median(times.clone()) as u64,
+        p99_ns: p99(times) as u64,
+    }
+}
+
+/// A holder in this process and a waiting client in a child process, on one lock.
+struct Handoff {
+    holder: Client,
+    child: std::process::Child,
+    to_child: std::process::ChildStdin,
+    from_child: BufReader<std::process::ChildStdout>,
+    halves: (i64, i64),
+}
+
+impl Handoff {
+    fn new(kind: &str, lock_name: &str) -> Handoff {
+        let key = key_for_name(lock_name);
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["waiter", kind, lock_name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Handoff {
+            holder: Client::new(kind, lock_name),
+            to_child: child.stdin.take().unwrap(),
+            from_child: BufReader::new(child.stdout.take().unwrap()),
+            child,
+            halves: (
+                ((key as u64) >> 32) as i64,
+                ((key as u64) & 0xffff_ffff) as i64,
+            ),
+        }
+    }
+
+    /// One handoff: lock, let the child wait, release; the time from the release call to the
+    /// child's return from its lock call.
+    fn once(&mut self, monitor: &mut postgres::Client) -> f64 {
+        let mut line = String::new();
+        self.holder.lock();
+        writeln!(self.to_child, "go").unwrap();
+        self.from_child.read_line(&mut line).unwrap();
+        // Until the server lists the waiter, it may not be waiting yet.
+        let start = Instant::now();
+        loop {
+            let waiting: i64 = monitor
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                     AND classid::bigint = $1 AND objid::bigint = $2",
+                    &[&self.halves.0, &self.halves.1],
+                )
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the waiter never waited"
+            );
+        }
+        let released_at = now_ns();
+        self.holder.unlock();
+        line.clear();
+        self.from_child.read_line(&mut line).unwrap();
+        let acquired_at: u128 = line.trim().parse().unwrap();
+        acquired_at.saturating_sub(released_at) as f64
+    }
+}
+
+impl Drop for Handoff {
+    fn drop(&mut self) {
+        let _ = writeln!(self.to_child, "stop");
+        let _ = self.child.wait();
+    }
+}
+
+/// The waiting client: on each `go`, says it is about to wait, waits, and reports when its lock
+/// call returned (before releasing).
+fn waiter(kind: &str, name: &str) {
+    let mut client = Client::new(kind, name);
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    for line in stdin.lock().lines() {
+        if line.unwrap() != "go" {
+            break;
+        }
+        writeln!(out, "waiting").unwrap();
+        out.flush().unwrap();
+        client.lock();
+        let at = now_ns();
+        client.unlock();
+        writeln!(out, "{at}").unwrap();
+        out.flush().unwrap();
+    }
+}
