@@ -407,9 +407,20 @@ impl From<SimpleLockError> for io::Error {
 mod tests {
     use super::*;
 
+    /// "Permission denied" and "out of memory" as the OS numbers them (errno, or Windows'
+    /// system error codes), for errors made from raw OS errors.
+    #[cfg(not(windows))]
+    const ACCESS_DENIED: i32 = 13; // EACCES
+    #[cfg(not(windows))]
+    const OUT_OF_MEMORY: i32 = 12; // ENOMEM
+    #[cfg(windows)]
+    const ACCESS_DENIED: i32 = 5; // ERROR_ACCESS_DENIED
+    #[cfg(windows)]
+    const OUT_OF_MEMORY: i32 = 8; // ERROR_NOT_ENOUGH_MEMORY
+
     #[test]
     fn messages_name_the_lock_and_keep_the_os_error() {
-        let os = io::Error::from_raw_os_error(13);
+        let os = io::Error::from_raw_os_error(ACCESS_DENIED);
         let err = SimpleLockError::from_io("/run/x.lock", "opening the lock file", os);
         assert!(matches!(err, SimpleLockError::PermissionDenied { .. }));
         assert_eq!(
@@ -419,16 +430,17 @@ mod tests {
         let source = err.source().expect("the OS error is the source");
         assert_eq!(
             source.downcast_ref::<io::Error>().unwrap().raw_os_error(),
-            Some(13)
+            Some(ACCESS_DENIED)
         );
         assert_eq!(err.name(), Some("/run/x.lock"));
     }
 
     #[test]
     fn unknown_errors_keep_their_source_and_kind() {
-        let err = SimpleLockError::from_io("x", "mapping", io::Error::from_raw_os_error(12));
+        let err =
+            SimpleLockError::from_io("x", "mapping", io::Error::from_raw_os_error(OUT_OF_MEMORY));
         assert!(matches!(err, SimpleLockError::UnknownError { .. }));
-        assert_eq!(err.os_error().unwrap().raw_os_error(), Some(12));
+        assert_eq!(err.os_error().unwrap().raw_os_error(), Some(OUT_OF_MEMORY));
         assert_eq!(err.kind(), io::ErrorKind::OutOfMemory);
         assert_eq!(err.to_string(), r#"lock "x": mapping"#);
     }

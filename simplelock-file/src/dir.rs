@@ -1,13 +1,21 @@
 //! The lock folder ([`lock_dir`](crate::lock_dir)) and the rules for lock names.
 
+#[cfg(unix)]
 use std::ffi::OsString;
+#[cfg(unix)]
 use std::fs::{self, DirBuilder};
+#[cfg(unix)]
 use std::io;
+#[cfg(unix)]
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+#[cfg(unix)]
 use std::path::{Path, PathBuf};
 
 use simplelock_core::{SimpleLockError, SimpleLockResult};
 
+#[cfg(windows)]
+pub(crate) use self::windows::{check_existing_dir, chosen_dir, lock_dir_with};
+#[cfg(unix)]
 use crate::sys;
 
 /// The environment variable that overrides the lock folder.
@@ -23,9 +31,11 @@ const NAME_MAX: usize = 255;
 /// same for every process of the machine (systemd's `PrivateTmp=` does not replace it, a login
 /// session is not needed for it, unlike `/run/user/UID`); `/dev/shm` is there on every Linux
 /// system, where a distribution keeps `/run/lock` for root.
+#[cfg(unix)]
 pub(crate) const SYSTEM_BASES: [&str; 2] = ["/run/lock", "/dev/shm"];
 
 /// Where named locks live, and how that folder is checked.
+#[cfg(unix)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Folder {
     /// `$SIMPLELOCK_DIR`: the user's choice, trusted as it is.
@@ -34,6 +44,7 @@ enum Folder {
     Private(PathBuf),
 }
 
+#[cfg(unix)]
 impl Folder {
     fn path(&self) -> &Path {
         match self {
@@ -44,6 +55,7 @@ impl Folder {
 
 /// The lock folder the rules give, from the environment (only `SIMPLELOCK_DIR` counts), the
 /// system folders `bases` and the temporary folder; nothing is created nor checked.
+#[cfg(unix)]
 fn choose(env: impl Fn(&str) -> Option<OsString>, bases: &[&Path], temp_dir: &Path) -> Folder {
     if let Some(dir) = env(ENV_DIR).filter(|dir| !dir.is_empty()) {
         return Folder::Chosen(PathBuf::from(dir));
@@ -56,16 +68,19 @@ fn choose(env: impl Fn(&str) -> Option<OsString>, bases: &[&Path], temp_dir: &Pa
 }
 
 /// The lock folder, without creating or checking anything.
+#[cfg(unix)]
 pub(crate) fn chosen_dir(env: impl Fn(&str) -> Option<OsString>, temp_dir: &Path) -> PathBuf {
     choose(env, &system_bases(), temp_dir).path().to_owned()
 }
 
+#[cfg(unix)]
 fn system_bases() -> [&'static Path; 2] {
     SYSTEM_BASES.map(Path::new)
 }
 
 /// [`crate::lock_dir`] with the environment and the temporary folder given, so tests need not
 /// change the process environment.
+#[cfg(unix)]
 pub(crate) fn lock_dir_with(
     env: impl Fn(&str) -> Option<OsString>,
     temp_dir: &Path,
@@ -73,6 +88,7 @@ pub(crate) fn lock_dir_with(
     lock_dir_in(env, &system_bases(), temp_dir)
 }
 
+#[cfg(unix)]
 fn lock_dir_in(
     env: impl Fn(&str) -> Option<OsString>,
     bases: &[&Path],
@@ -91,6 +107,7 @@ fn lock_dir_in(
 }
 
 /// The checks of an existing lock folder, without creating it (for looking at a lock).
+#[cfg(unix)]
 pub(crate) fn check_existing_dir(
     env: impl Fn(&str) -> Option<OsString>,
     temp_dir: &Path,
@@ -104,6 +121,7 @@ pub(crate) fn check_existing_dir(
 /// A folder the user chose with `SIMPLELOCK_DIR`: created (mode 0700) if missing, and otherwise
 /// trusted as it is: it may be a group-shared folder for locks between users, such as
 /// `/var/lock/myapp` with mode 2770.
+#[cfg(unix)]
 fn ensure_chosen_dir(dir: &Path) -> SimpleLockResult<()> {
     let name = dir.display().to_string();
     let created = DirBuilder::new().recursive(true).mode(0o700).create(dir);
@@ -125,6 +143,7 @@ fn ensure_chosen_dir(dir: &Path) -> SimpleLockResult<()> {
 /// missing; if it exists, it must be a real folder (not a symbolic link), owned by this user,
 /// and writable by nobody else — otherwise another user could have planted it to read or
 /// replace our lock files.
+#[cfg(unix)]
 fn ensure_private_dir(dir: &Path) -> SimpleLockResult<()> {
     let name = dir.display().to_string();
     match DirBuilder::new().mode(0o700).create(dir) {
@@ -146,6 +165,7 @@ fn ensure_private_dir(dir: &Path) -> SimpleLockResult<()> {
 }
 
 /// The checks of [`ensure_private_dir`] on a folder that exists.
+#[cfg(unix)]
 fn check_private_dir(dir: &Path) -> SimpleLockResult<()> {
     let name = dir.display().to_string();
     let meta = fs::symlink_metadata(dir)
@@ -176,6 +196,7 @@ fn check_private_dir(dir: &Path) -> SimpleLockResult<()> {
     }
 }
 
+#[cfg(unix)]
 fn denied(name: &str, why: &str) -> SimpleLockError {
     SimpleLockError::permission_denied(
         name,
@@ -211,7 +232,10 @@ pub(crate) fn lock_file_name(name: &str) -> SimpleLockResult<String> {
     Err(SimpleLockError::invalid_name(name, reason))
 }
 
-#[cfg(test)]
+#[cfg(windows)]
+mod windows;
+
+#[cfg(all(test, unix))]
 mod tests {
     use std::os::unix::fs::symlink;
 

@@ -51,6 +51,7 @@
 //! let guard = lock.guard()?;
 //! assert!(!guard.previous_holder_died()); // `deploy` released it cleanly
 //! drop(guard);
+//! # drop((lock, deploy)); // Windows refuses to delete a file that a handle has open
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! # Ok::<(), SimpleLockError>(())
 //! ```
@@ -336,8 +337,45 @@
 //! Linux is the tested platform (x86_64, glibc), where everything above holds. Other Unix-like
 //! systems (macOS, the BSDs) compile the same code with the portable fallbacks: no
 //! `/proc/locks` (status by trying, holder from the record) and no inotify (timed waits poll
-//! with the 1 to 50 ms backoff); they are not tested. Windows and other systems are not
-//! supported yet: the crate does not compile there, with a message saying so.
+//! with the 1 to 10 ms backoff of a waiter without events); CI only compiles them (`cargo
+//! check` for macOS on arm64 and x86_64 and for FreeBSD, warnings denied). Other systems are not
+//! supported: the crate does not compile there, with a message saying so.
+//!
+//! ## Windows
+//!
+//! `FileLock` runs on Windows with the same API, errors and name rules; CI cross-compiles the
+//! crate to `x86_64-pc-windows-gnu` and runs its conformance suite and `tests/windows.rs` under
+//! **Wine** (not Windows: see below). What differs:
+//!
+//! - **The lock** is `LockFileEx`/`UnlockFileEx` (exclusive or shared, try or blocking) on one
+//!   byte at offset 2⁶², not on the whole file. Windows byte-range locks are mandatory: a locked
+//!   range cannot be read or written through other handles. So the range never covers the
+//!   record (the next holder and `holder()` read it while the lock is held) nor the data of a
+//!   file locked with [`FileLock::at_path`], which others keep reading and writing. A contended
+//!   try (`ERROR_LOCK_VIOLATION`, or `ERROR_SHARING_VIOLATION` which some file systems give)
+//!   is [`SimpleLockError::AlreadyLocked`], as `EWOULDBLOCK` is on Unix.
+//! - **The file stays at its path.** The lock file is opened without `FILE_SHARE_DELETE`:
+//!   while any handle has it open, Windows refuses to delete or rename it, so the check after
+//!   each acquisition that the path still names the locked file (the `lstat` of Unix) has
+//!   nothing to find, and a lock file cannot be removed while in use.
+//! - **A holder that dies** (`TerminateProcess` included) has its locks released by Windows when
+//!   its handles are closed — Microsoft warns that this may take a moment; the record says
+//!   `held`, and the next holder gets [`PreviousHolder::Died`]. There is no `/proc/locks`:
+//!   [`ConcreteLock::status`] tries the lock, and [`ConcreteLock::holder`] names the pid in the
+//!   record (named locks only, as on Unix).
+//! - **Named locks** live in `%SIMPLELOCK_DIR%`, else `%LOCALAPPDATA%\simplelock` (the user's
+//!   own profile folder, which its access list keeps to the user), else `simplelock` in the
+//!   temporary folder; the folder must be a real folder, not a link or junction.
+//! - **Timed waits** poll with the 1 to 10 ms backoff. Windows can wait for a byte-range lock
+//!   with a timeout (an overlapped `LockFileEx` on a handle opened with
+//!   `FILE_FLAG_OVERLAPPED`, a wait on its event, `CancelIoEx` at the deadline), but Wine
+//!   does not implement a pending lock request (it never completes), so that path could not be
+//!   tested; an untested wait on the lock's critical path is worse than a bounded poll.
+//! - **No fork, no descriptors**: `FileLock` implements `AsHandle` instead of `AsFd`; the
+//!   deadlock registry is a plain `Mutex`.
+//! - **What Wine does not check**: Wine does not enforce byte-range locks on reads and writes,
+//!   so that the record and a data file stay readable while locked rests on Microsoft's
+//!   documentation, not on a test.
 //!
 //! # Supported Rust versions
 //!
@@ -345,10 +383,10 @@
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 compile_error!(
-    "simplelock-file supports Unix-like systems only (Linux is tested); \
-     on this platform use another simplelock backend"
+    "simplelock-file supports Unix-like systems and Windows only (Linux is tested, Windows \
+     under Wine); on this platform use another simplelock backend"
 );
 
 mod dir;
@@ -366,7 +404,6 @@ pub use crate::lock::{FileLock, FileLockOptions, lock_dir};
 pub use crate::permits::FilePermits;
 
 #[cfg(doc)]
-use {
-    simplelock_core::{ConcreteLock, LockStatus, PreviousHolder, SimpleLockError},
-    std::os::fd::AsFd,
-};
+use simplelock_core::{ConcreteLock, LockStatus, PreviousHolder, SimpleLockError};
+#[cfg(all(doc, unix))]
+use std::os::fd::AsFd;

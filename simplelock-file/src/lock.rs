@@ -1,10 +1,11 @@
 //! [`FileLock`]: the handle, its acquisition and release, the holder record bookkeeping, and the
 //! timed wait; the crate docs say why it works as it does.
 
-use std::ffi::CString;
 use std::fmt;
+#[cfg(unix)]
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::ffi::OsStrExt;
+#[cfg(windows)]
+use std::os::windows::io::{AsHandle, BorrowedHandle};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -101,9 +102,9 @@ pub struct FileLock {
     /// The process that opened `fd`; in any other process this is an inherited copy.
     opened_by: u32,
     id: u64,
-    /// `open_path` as a C string, for the check after each acquisition that the path still
-    /// names the file we locked.
-    c_path: CString,
+    /// `open_path` as the system takes it (a C string on Unix), for the check after each
+    /// acquisition that the path still names the file we locked.
+    c_path: sys::PathArg,
     /// A lock file of a lock folder (made by `named`): the only files that keep the
     /// holder record. Any other file may be someone's data, and is never written.
     managed: bool,
@@ -213,7 +214,7 @@ impl FileLock {
     /// A handle on the file `fd` has open, found at `path`.
     fn with_fd(path: PathBuf, fd: sys::LockFd) -> FileLock {
         let open_path = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
-        let c_path = CString::new(open_path.as_os_str().as_bytes()).unwrap_or_default();
+        let c_path = sys::path_arg(&open_path);
         FileLock {
             path,
             open_path,
@@ -527,7 +528,7 @@ impl FileLock {
             }
         }
         self.fd.unlock().map_err(|err| {
-            SimpleLockError::unable_to_unlock(self.name(), "flock(LOCK_UN) failed", Some(err))
+            SimpleLockError::unable_to_unlock(self.name(), "unlocking the lock file", Some(err))
         })?;
         sys::registry::remove(self.id);
         self.hold = None;
@@ -662,7 +663,7 @@ fn check_path(path: &Path, name: &str) -> SimpleLockResult<()> {
     if path.as_os_str().is_empty() {
         return Err(SimpleLockError::invalid_name(name, "the path is empty"));
     }
-    if path.as_os_str().as_bytes().contains(&0) {
+    if path.as_os_str().as_encoded_bytes().contains(&0) {
         return Err(SimpleLockError::invalid_name(
             name,
             "the path contains a NUL byte",
@@ -797,6 +798,10 @@ impl ConcreteLock for FileLock {
             }
             if (self.fd.dev, self.fd.ino) != watched {
                 // The file was replaced: wait on the new one.
+                #[cfg_attr(
+                    windows,
+                    expect(clippy::drop_non_drop, reason = "Windows has no waiter to close")
+                )]
                 drop(waiter.take());
                 waiter = sys::Waiter::new(self.fd.file(), self.managed);
                 watched = (self.fd.dev, self.fd.ino);
@@ -872,9 +877,20 @@ impl ConcreteLock for FileLock {
 ///
 /// The descriptor is shared, not copied: an unlock through it, or through a copy a child
 /// inherited, releases this handle's lock. Do not lock, unlock or close it yourself.
+#[cfg(unix)]
 impl AsFd for FileLock {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+/// The handle of the open lock file (Windows), for a program that is to inherit the lock: the
+/// lock belongs to the handle, so a child that inherited a duplicate of it shares this
+/// handle's lock. Do not lock, unlock or close it yourself.
+#[cfg(windows)]
+impl AsHandle for FileLock {
+    fn as_handle(&self) -> BorrowedHandle<'_> {
+        self.fd.as_handle()
     }
 }
 

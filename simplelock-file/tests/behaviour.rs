@@ -1,5 +1,8 @@
 //! One process: deadlock detection, shared locks, timed waits, the record on disk, holder and
 //! status.
+// Unix: the helpers (tests/common) and the cases use modes, users, fork or signals; Windows
+// runs tests/windows.rs and the conformance suite.
+#![cfg(unix)]
 
 mod common;
 

@@ -2,6 +2,9 @@
 //! re-created under its holders, inotify instances kept forever, a waiter that burns a core
 //! while the holder writes, a status that takes the lock to look at it, and symbolic links in
 //! folders other users can write.
+// Unix: the helpers (tests/common) and the cases use modes, users, fork or signals; Windows
+// runs tests/windows.rs and the conformance suite.
+#![cfg(unix)]
 
 mod common;
 

@@ -2,6 +2,9 @@
 //! inotify instance, kept afterwards in a pool for the next wait) leave the number of open
 //! descriptors flat. A test binary of its own, so
 //! that no other test opens files meanwhile.
+// Unix: the helpers (tests/common) and the cases use modes, users, fork or signals; Windows
+// runs tests/windows.rs and the conformance suite.
+#![cfg(unix)]
 
 mod common;
 

@@ -3,6 +3,9 @@
 //!
 //! Cases that need a second user run a child process as `nobody` (uid 65534) when the tests
 //! run as root; otherwise they run in this process, as the unprivileged user we are.
+// Unix: the helpers (tests/common) and the cases use modes, users, fork or signals; Windows
+// runs tests/windows.rs and the conformance suite.
+#![cfg(unix)]
 
 mod common;
 

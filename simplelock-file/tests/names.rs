@@ -1,5 +1,8 @@
 //! Names: the lock folder and `<name>.lock`; arbitrary names never panic, never leave the
 //! folder, and are refused with the broken rule.
+// Unix: the helpers (tests/common) and the cases use modes, users, fork or signals; Windows
+// runs tests/windows.rs and the conformance suite.
+#![cfg(unix)]
 
 mod common;
 

@@ -3,6 +3,9 @@
 //!
 //! The children are this test binary, re-run for one test with a role in the environment
 //! (see `common::child`); a normal run of a test is always the parent.
+// Unix: the helpers (tests/common) and the cases use modes, users, fork or signals; Windows
+// runs tests/windows.rs and the conformance suite.
+#![cfg(unix)]
 #![allow(
     unsafe_code,
     reason = "fork, kill and _exit in the tests of fork and crash behaviour"

@@ -1,6 +1,9 @@
 //! EINTR: a signal handler installed without `SA_RESTART` makes a blocking `flock` and `ppoll`
 //! fail with `EINTR`. A storm of such signals aimed at the waiting thread must neither fail a
 //! wait nor shorten or extend a timed one.
+// Unix: the helpers (tests/common) and the cases use modes, users, fork or signals; Windows
+// runs tests/windows.rs and the conformance suite.
+#![cfg(unix)]
 #![allow(
     unsafe_code,
     reason = "sigaction and pthread_kill to aim signals at one thread"

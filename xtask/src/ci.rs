@@ -1,6 +1,7 @@
 //! `cargo xtask ci`: everything CI checks, in the order a failure is cheapest to see: format,
 //! lints, tests (every crate with all features, then the facade with each feature combination),
-//! the 0.4 program against the real simplelock 0.4.1, docs, and a short multi-process stress run.
+//! the 0.4 program against the real simplelock 0.4.1, docs, a short multi-process stress run, then
+//! the other platforms: `cargo check` for macOS and FreeBSD, the Windows tests under Wine.
 
 use std::env;
 use std::path::PathBuf;
@@ -53,6 +54,9 @@ pub(crate) fn main() -> TaskResult {
     step(doc)?;
     // Real processes and a SIGKILL storm against each backend, sized to take seconds.
     crate::stress::main(&["--quick".to_owned()])?;
+    // The other platforms: macOS and FreeBSD compiled, Windows tested under Wine.
+    crate::cross::check_other_targets()?;
+    crate::cross::windows()?;
     println!("\nci: all checks passed");
     Ok(())
 }

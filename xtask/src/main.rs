@@ -4,6 +4,7 @@
 //!   docs and a short stress run, stopping at the first failure.
 //! - `stress`: many processes hammering one lock, and holders killed inside it (see `stress.rs`).
 //! - `bench`: every benchmark in one run, written into README.md and docs/bench.svg.
+//! - `windows`: the Windows build's tests, cross-compiled and run under Wine (see `cross.rs`).
 //!
 //! Each task prints every command before it runs it. Well-kept crates do the parsing: `clap`
 //! the command line, `cargo_metadata` cargo's manifests and JSON messages, `serde_json`
@@ -22,6 +23,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod bench;
 mod ci;
+mod cross;
 mod pg;
 mod stress;
 
@@ -62,6 +64,13 @@ enum Task {
         #[arg(long, value_enum)]
         only: Option<bench::Part>,
     },
+    /// The Windows build's tests, cross-compiled to x86_64-pc-windows-gnu and run under Wine
+    ///
+    /// Needs wine (Debian: wine64), x86_64-w64-mingw32-gcc (gcc-mingw-w64-x86-64) and
+    /// `rustup target add x86_64-pc-windows-gnu`; .ci/run installs them.
+    Windows,
+    /// `cargo check` for macOS (arm64, x86_64) and FreeBSD, warnings denied
+    CheckTargets,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +78,8 @@ fn main() -> ExitCode {
         Some(Task::Ci) => ci::main(),
         Some(Task::Stress { options }) => stress::main(&options),
         Some(Task::Bench { quick, only }) => bench::main(quick, only),
+        Some(Task::Windows) => cross::windows(),
+        Some(Task::CheckTargets) => cross::check_other_targets(),
         None => Cli::command()
             .print_help()
             .map_err(|e| format!("printing the help: {e}")),

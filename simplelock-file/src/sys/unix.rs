@@ -440,6 +440,15 @@ impl LockFd {
     }
 }
 
+/// How a path is given to [`LockFd::still_at`]: a C string, made once per handle.
+pub(crate) type PathArg = CString;
+
+/// The path in the form [`LockFd::still_at`] takes (empty if it has a NUL byte, which
+/// `FileLock` refuses before).
+pub(crate) fn path_arg(path: &Path) -> PathArg {
+    CString::new(path.as_os_str().as_bytes()).unwrap_or_default()
+}
+
 /// The effective user id: the owner of the files and folders this process creates.
 pub(crate) fn euid() -> u32 {
     rustix::process::geteuid().as_raw()

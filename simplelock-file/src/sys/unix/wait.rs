@@ -19,10 +19,18 @@ use std::time::Duration;
 )]
 pub(crate) enum Wake {
     /// Something happened to the file: worth trying again now.
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        expect(dead_code, reason = "only the inotify waiter of Linux sees events")
+    )]
     Event,
     /// The time given passed.
     Timeout,
     /// A signal arrived; the caller recomputes its time left and waits again.
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        expect(dead_code, reason = "only the inotify waiter of Linux waits in ppoll")
+    )]
     Interrupted,
 }
 

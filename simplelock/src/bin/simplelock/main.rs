@@ -10,6 +10,15 @@
 //! Built with the `cli` feature of the `simplelock` crate.
 #![deny(unsafe_code)]
 
+// The tool runs a command under the lock the way flock(1) does: it forwards signals to the
+// command, inherits descriptors, and locks a descriptor it is given — Unix notions all. The
+// libraries (FileLock, the facade) build and are tested on Windows; the tool does not yet.
+#[cfg(not(unix))]
+compile_error!(
+    "the simplelock command-line tool is Unix-only for now (it forwards signals and locks \
+     inherited descriptors like flock(1)); build the library without the `cli` feature"
+);
+
 mod args;
 mod child;
 mod descriptor;
