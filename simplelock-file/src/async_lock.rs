@@ -46,6 +46,7 @@ use super::{
     Announced, FIRST_PAUSE, FileLock, MAX_BLIND_PAUSE, MAX_DEAF, MAX_PAUSE, PAUSE_AFTER_EVENT,
     TRIES_AFTER_RELEASE,
 };
+#[cfg(any(target_os = "linux", target_os = "android"))]
 use crate::sys;
 
 /// The state of one async wait for a [`FileLock`]: the watch on the file and the timer.

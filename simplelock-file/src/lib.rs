@@ -396,7 +396,7 @@ pub mod permits;
 mod record;
 mod sys;
 
-#[cfg(feature = "tokio")]
+#[cfg(all(feature = "tokio", unix))]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use crate::lock::FileWait;
 pub use crate::lock::{FileLock, FileLockOptions, lock_dir};

@@ -19,10 +19,10 @@ use crate::record::{self, RECORD_LEN, Record, State};
 use crate::{dir, sys};
 
 // The async wait (feature `tokio`): a child module, it uses this one's private steps.
-#[cfg(feature = "tokio")]
+#[cfg(all(feature = "tokio", unix))]
 #[path = "async_lock.rs"]
 mod async_lock;
-#[cfg(feature = "tokio")]
+#[cfg(all(feature = "tokio", unix))]
 pub use async_lock::FileWait;
 
 /// How a handle takes the lock.

@@ -1,6 +1,8 @@
 //! FilePermits with one permit is a lock: it passes the conformance suite of simplelock-core,
 //! the multi-process and SIGKILL checks included. (N permits across processes, with holders
 //! killed, are tested in the facade's `tests/permits.rs`, for every backend at once.)
+//! FilePermits uses OFD locks: Linux only.
+#![cfg(target_os = "linux")]
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -6,11 +6,16 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
-use simplelock_core::{
-    ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult,
-};
-use simplelock_file::{FileLock, FilePermits};
-use simplelock_sema::{SemaphoreLock, SemaphorePermits};
+use simplelock_core::{ConcreteLock, LockStatus, SimpleLockError, SimpleLockResult};
+#[cfg(target_os = "linux")]
+use simplelock_core::{Holder, PreviousHolder};
+use simplelock_file::FileLock;
+// The counting semaphores use Linux-only primitives (OFD locks, futex_waitv).
+#[cfg(target_os = "linux")]
+use simplelock_file::FilePermits;
+use simplelock_sema::SemaphoreLock;
+#[cfg(target_os = "linux")]
+use simplelock_sema::SemaphorePermits;
 
 /// Every backend a worker accepts, with what it is.
 pub(crate) const BACKENDS: &[(&str, &str)] = &[
@@ -51,6 +56,7 @@ pub(crate) fn open(
         "sema" => Box::new(SemaphoreLock::named(name)?),
         "flock" => Box::new(RawFlock::open(dir.join("raw.lock"))?),
         "poll50" => Box::new(Poll50(RawFlock::open(dir.join("raw.lock"))?)),
+        #[cfg(target_os = "linux")]
         "file-permits" => {
             let path = dir.join("bench.permits");
             Box::new(Keeping::new(
@@ -58,6 +64,7 @@ pub(crate) fn open(
                 FilePermits::at_path(&path, PERMITS)?,
             )?)
         }
+        #[cfg(target_os = "linux")]
         "sema-permits" => Box::new(Keeping::new(
             SemaphorePermits::named(name, PERMITS)?,
             SemaphorePermits::named(name, PERMITS)?,
@@ -77,23 +84,27 @@ pub(crate) fn cleanup(backend: &str, name: &str) {
     if backend == "sema" {
         let _ = SemaphoreLock::remove(name);
     }
+    #[cfg(target_os = "linux")]
     if backend == "sema-permits" {
         let _ = SemaphorePermits::remove(name);
     }
 }
 
 /// The permits of the `*-permits` backends.
+#[cfg(target_os = "linux")]
 const PERMITS: u32 = 3;
 
 /// A permit handle whose process keeps one more permit through a second handle, taken when
 /// opened: with two processes, one permit of the three is left to pass back and forth, and a
 /// waiter waits on all three (the semaphore's real wait: any permit, not one lock). This is
 /// the permit handoff that `cargo xtask bench` compares with the lock handoff.
+#[cfg(target_os = "linux")]
 struct Keeping<P> {
     permit: P,
     _kept: P,
 }
 
+#[cfg(target_os = "linux")]
 impl<P: ConcreteLock> Keeping<P> {
     fn new(permit: P, mut kept: P) -> SimpleLockResult<Self> {
         kept.try_lock()?;
@@ -104,6 +115,7 @@ impl<P: ConcreteLock> Keeping<P> {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl<P: ConcreteLock> ConcreteLock for Keeping<P> {
     fn status(&self) -> SimpleLockResult<LockStatus> {
         self.permit.status()
