@@ -8,7 +8,8 @@
 //! until the next taker of its permit, told that the previous holder died, removes it; a taker
 //! told "released" that finds an entry for its permit has found two holders of one permit.
 //! Children are this test binary re-run through the harness's child-process protocol.
-#![cfg(any(feature = "file", feature = "sema"))]
+//! Linux only, as the counting semaphores are (OFD locks, futex_waitv).
+#![cfg(all(target_os = "linux", any(feature = "file", feature = "sema")))]
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};

@@ -661,14 +661,7 @@ pub(crate) fn futex_waitv(words: &[(&AtomicU64, u32)], timeout: Duration) -> io:
             reserved: 0,
         })
         .collect();
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid clock id and a live timespec to write.
-    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } != 0 {
-        return Err(last_error());
-    }
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     // The timeout of futex_waitv is a point in time.
     let nanos = u64::try_from(now.tv_nsec).unwrap_or(0) + u64::from(timeout.subsec_nanos());
     let secs = u64::try_from(now.tv_sec)
