@@ -199,10 +199,10 @@ type AsyncRunner<H> = Arc<dyn Fn(&str, &harness::Ctx<H>) + Send + Sync>;
 /// # use simplelock_core::{ConcreteLock, LockStatus, SimpleLockResult};
 /// # struct MyLock;
 /// # impl ConcreteLock for MyLock {
-/// #     fn status(&self) -> SimpleLockResult<LockStatus> { unimplemented!() }
-/// #     fn try_lock(&mut self) -> SimpleLockResult<()> { unimplemented!() }
-/// #     fn hang_lock(&mut self) -> SimpleLockResult<()> { unimplemented!() }
-/// #     fn try_unlock(&mut self) -> SimpleLockResult<()> { unimplemented!() }
+/// #     fn status(&self) -> SimpleLockResult<LockStatus> { Ok(LockStatus::Open) }
+/// #     fn try_lock(&mut self) -> SimpleLockResult<()> { Ok(()) }
+/// #     fn hang_lock(&mut self) -> SimpleLockResult<()> { Ok(()) }
+/// #     fn try_unlock(&mut self) -> SimpleLockResult<()> { Ok(()) }
 /// # }
 /// # fn open(_: &str) -> SimpleLockResult<MyLock> { Ok(MyLock) }
 /// let backend = Backend::new(open).across_processes().crash_safe();
