@@ -606,8 +606,10 @@ fn a_name_means_one_folder_whatever_the_environment() {
     let mut private_tmp = Command::new("unshare");
     private_tmp
         .args(["-m", "sh", "-c"])
+        // The tool is opened before the mount and run through its descriptor: the checkout
+        // (and so the tool) may itself live under /tmp, which the mount hides.
         .arg(format!(
-            "mount -t tmpfs tmpfs /tmp && exec {BIN} status --json backup"
+            "exec 3<'{BIN}' && mount -t tmpfs tmpfs /tmp && exec /proc/self/fd/3 status --json backup"
         ))
         .env_remove("SIMPLELOCK_DIR")
         .env_remove("XDG_RUNTIME_DIR");
