@@ -322,7 +322,7 @@ fn symbolic_links_in_folders_others_can_write_are_not_followed() {
     assert!(err.to_string().contains("symbolic link"), "{err}");
     assert!(!elsewhere.join("x.lock").exists(), "the link was followed");
     // Where no folder on the way is writable by others, links are followed as before.
-    let mine = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("links-{}", std::process::id()));
+    let mine = private_base().join(format!("links-{}", std::process::id()));
     let _ = fs::remove_dir_all(&mine);
     fs::create_dir_all(&mine).unwrap();
     fs::set_permissions(&mine, Permissions::from_mode(0o755)).unwrap();
@@ -332,4 +332,26 @@ fn symbolic_links_in_folders_others_can_write_are_not_followed() {
     lock.try_lock().unwrap();
     assert!(elsewhere.join("y.lock").exists());
     fs::remove_dir_all(mine).unwrap();
+}
+
+/// A folder none of whose ancestors others can write to (the checkout, and so the target
+/// folder, may itself live under /tmp): the target folder's tmp, else `$HOME`, else `/run`.
+fn private_base() -> PathBuf {
+    let private = |path: &Path| {
+        path.ancestors()
+            .all(|folder| fs::metadata(folder).is_ok_and(|m| m.permissions().mode() & 0o022 == 0))
+    };
+    let candidates = [
+        Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR"))),
+        std::env::var_os("HOME").map(PathBuf::from),
+        Some(PathBuf::from("/run")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|path| private(path))
+        .expect(
+            "this test needs a folder that only its owner can write to, with no group- or \
+             world-writable folder above it: the target folder, $HOME or /run",
+        )
 }
