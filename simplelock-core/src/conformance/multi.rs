@@ -408,15 +408,12 @@ fn killed_holder_is_reported_dead<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>
     let a = ctx.open(&key);
     let (result, mut a, pid) = timed_lock_after_killed_holder(ctx, &key, &scratch, a);
     ok(CRASH, "timed_lock after the holder was killed", result);
-    let previous = a.previous_holder();
-    if previous != PreviousHolder::Died {
-        broke(
-            DEATH,
-            format!(
-                "previous_holder() is {previous:?} after the holder (pid {pid}) was killed while holding"
-            ),
-        );
-    }
+    expect_previous(
+        &a,
+        PreviousHolder::Died,
+        DEATH,
+        &format!("after the holder (pid {pid}) was killed while holding"),
+    );
     ok(EXCLUSION, "try_unlock of the repairer", a.try_unlock());
     let mut b = ctx.open(&key);
     ok(
@@ -424,15 +421,12 @@ fn killed_holder_is_reported_dead<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>
         "try_lock after the repairer released",
         b.try_lock(),
     );
-    let previous = b.previous_holder();
-    if previous != PreviousHolder::Released {
-        broke(
-            RELEASED,
-            format!(
-                "previous_holder() is {previous:?} after the holder that followed a death released cleanly"
-            ),
-        );
-    }
+    expect_previous(
+        &b,
+        PreviousHolder::Released,
+        RELEASED,
+        "after the holder that followed a death released cleanly",
+    );
     ok(EXCLUSION, "try_unlock", b.try_unlock());
 }
 
@@ -445,15 +439,12 @@ fn clean_release_is_reported_released<H: ConcreteLock + Send + 'static>(ctx: &Ct
     ok(EXCLUSION, "try_lock on a free lock", a.try_lock());
     ok(EXCLUSION, "try_unlock", a.try_unlock());
     ok(EXCLUSION, "try_lock after a clean release", b.try_lock());
-    let previous = b.previous_holder();
-    if previous != PreviousHolder::Released {
-        broke(
-            RELEASED,
-            format!(
-                "previous_holder() is {previous:?} after a handle of this process released cleanly"
-            ),
-        );
-    }
+    expect_previous(
+        &b,
+        PreviousHolder::Released,
+        RELEASED,
+        "after a handle of this process released cleanly",
+    );
     ok(EXCLUSION, "try_unlock", b.try_unlock());
     let scratch = Scratch::new(ctx.check);
     Section::create(scratch.path());
@@ -469,12 +460,21 @@ fn clean_release_is_reported_released<H: ConcreteLock + Send + 'static>(ctx: &Ct
         "try_lock after a child released cleanly and ended",
         b.try_lock(),
     );
-    let previous = b.previous_holder();
-    if previous != PreviousHolder::Released {
-        broke(
-            RELEASED,
-            format!("previous_holder() is {previous:?} after a child process released cleanly"),
-        );
-    }
+    expect_previous(
+        &b,
+        PreviousHolder::Released,
+        RELEASED,
+        "after a child process released cleanly",
+    );
     ok(EXCLUSION, "try_unlock", b.try_unlock());
+}
+
+/// `handle.previous_holder()` must be `expected`, or `rule` was broken; `after` says what
+/// happened before (it may name a pid).
+#[track_caller]
+fn expect_previous<H: ConcreteLock>(handle: &H, expected: PreviousHolder, rule: &str, after: &str) {
+    let previous = handle.previous_holder();
+    if previous != expected {
+        broke(rule, format!("previous_holder() is {previous:?} {after}"));
+    }
 }
