@@ -1,5 +1,5 @@
 //! `cargo xtask ci`: everything CI checks, in the order a failure is cheapest to see: format,
-//! lints, tests (every crate with all features, then the facade with each feature combination),
+//! lints, the unsafe budget, tests (every crate with all features, then the facade with each feature combination),
 //! the 0.4 program against the real simplelock 0.4.1, docs, a short multi-process stress run, then
 //! the other platforms: `cargo check` for macOS and FreeBSD, the Windows tests under Wine.
 
@@ -25,6 +25,7 @@ pub(crate) fn main() -> TaskResult {
         "warnings",
     ]))?;
     core_has_no_dependencies()?;
+    crate::unsafe_budget::check()?;
     // The server the PostgreSQL backend's tests use (a throwaway one if none answers); it is
     // stopped when `postgres` goes out of scope.
     let postgres = crate::pg::ensure()?;

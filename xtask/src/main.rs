@@ -26,6 +26,7 @@ mod ci;
 mod cross;
 mod pg;
 mod stress;
+mod unsafe_budget;
 
 /// What went wrong in a task, said in one line.
 type TaskResult = Result<(), String>;
@@ -71,6 +72,8 @@ enum Task {
     Windows,
     /// `cargo check` for macOS (arm64, x86_64) and FreeBSD, warnings denied
     CheckTargets,
+    /// Count the library code's `unsafe` blocks per platform against the budget (part of `ci`)
+    UnsafeBudget,
 }
 
 fn main() -> ExitCode {
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Some(Task::Bench { quick, only }) => bench::main(quick, only),
         Some(Task::Windows) => cross::windows(),
         Some(Task::CheckTargets) => cross::check_other_targets(),
+        Some(Task::UnsafeBudget) => unsafe_budget::check(),
         None => Cli::command()
             .print_help()
             .map_err(|e| format!("printing the help: {e}")),

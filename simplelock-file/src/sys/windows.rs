@@ -221,8 +221,7 @@ fn open_error(path: &Path, name: &str, err: io::Error) -> SimpleLockError {
 
 /// The volume serial number and the file index of an open file.
 fn file_id(file: &File) -> io::Result<(u64, u64)> {
-    // SAFETY: BY_HANDLE_FILE_INFORMATION is plain data, for which all zeroes is valid.
-    let mut info: BY_HANDLE_FILE_INFORMATION = unsafe { std::mem::zeroed() };
+    let mut info = BY_HANDLE_FILE_INFORMATION::default();
     // SAFETY: a handle owned by `file`, open for the call; a live, writable structure.
     if unsafe { GetFileInformationByHandle(file.as_raw_handle() as HANDLE, &mut info) } == 0 {
         return Err(io::Error::last_os_error());
@@ -355,17 +354,23 @@ pub(crate) fn current_pid() -> u32 {
 
 /// Whether the process `pid` is running.
 pub(crate) fn alive(pid: u32) -> bool {
-    // SAFETY: OpenProcess takes plain values; the handle it returns is closed below.
-    let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
-    if process.is_null() {
+    let mut code = 0u32;
+    // SAFETY: OpenProcess takes plain values; the handle it returns, if any, is live for
+    // GetExitCodeProcess (which writes a live u32) and closed once, right after.
+    let opened = unsafe {
+        let process = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
+        if process.is_null() {
+            None
+        } else {
+            let known = GetExitCodeProcess(process, &mut code) != 0;
+            CloseHandle(process);
+            Some(known)
+        }
+    };
+    let Some(known) = opened else {
         // Access denied: a process we may not look at, which exists.
         return io::Error::last_os_error().raw_os_error() == Some(ERROR_ACCESS_DENIED as i32);
-    }
-    let mut code = 0u32;
-    // SAFETY: a live process handle and a live u32.
-    let known = unsafe { GetExitCodeProcess(process, &mut code) } != 0;
-    // SAFETY: the handle was returned by OpenProcess above and is closed once.
-    unsafe { CloseHandle(process) };
+    };
     // A process may exit with 259 itself; it is then taken for alive, as Windows' own API does.
     !known || code == STILL_ACTIVE
 }

@@ -8,10 +8,12 @@
 use std::ffi::{CStr, CString};
 
 use rustix::fs::{self, OFlags, Stat};
+use rustix::thread::futex;
+use rustix::time::{ClockId, Timespec};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -66,10 +68,6 @@ impl Header {
 /// The size of a lock's shared memory object.
 pub(crate) const OBJECT_SIZE: usize = size_of::<Shared>();
 const _: () = assert!(OBJECT_SIZE == 64);
-
-// The futex operations; the `libc` crate does not export them on every Linux target.
-const FUTEX_WAIT: libc::c_int = 0;
-const FUTEX_WAKE: libc::c_int = 1;
 
 mod mappings;
 
@@ -480,15 +478,20 @@ pub(crate) fn random_nonzero() -> io::Result<u64> {
     }
 }
 
-/// The address of the low half of `word`, which is the futex word.
-fn futex_addr(word: &AtomicU64) -> *const u32 {
-    let base = word.as_ptr().cast::<u32>().cast_const();
+/// The low half of `word`, which is the futex word, as the atomic the futex calls take.
+fn futex_word(word: &AtomicU64) -> &AtomicU32 {
+    let base = word.as_ptr().cast::<u32>();
     // The low half of a little-endian u64 comes first in memory, of a big-endian one second.
-    if cfg!(target_endian = "little") {
+    let low = if cfg!(target_endian = "little") {
         base
     } else {
         base.wrapping_add(1)
-    }
+    };
+    // SAFETY: `low` points into `word`, which is borrowed for the returned lifetime, and is
+    // 4-byte aligned (an `AtomicU64` is 8-byte aligned). The reference is only handed to the
+    // kernel's futex calls, which read the word atomically; no Rust code reads or writes the
+    // 32-bit view, so there are no mixed-size accesses in Rust's memory model.
+    unsafe { AtomicU32::from_ptr(low) }
 }
 
 /// How a futex wait ended. All of them mean "look at the word again".
@@ -504,57 +507,48 @@ pub(crate) enum Woke {
     Interrupted,
 }
 
+/// What a futex wait's result says.
+fn woke(result: rustix::io::Result<impl Sized>) -> io::Result<Woke> {
+    match result {
+        Ok(_) => Ok(Woke::Woken),
+        Err(rustix::io::Errno::AGAIN) => Ok(Woke::Changed),
+        Err(rustix::io::Errno::TIMEDOUT) => Ok(Woke::TimedOut),
+        Err(rustix::io::Errno::INTR) => Ok(Woke::Interrupted),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// A `Duration` as a `timespec`, saturating.
+fn timespec(duration: Duration) -> Timespec {
+    Timespec {
+        tv_sec: i64::try_from(duration.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: duration.subsec_nanos().into(),
+    }
+}
+
 /// Sleeps while the low half of `word` equals `expected`, at most `timeout`.
 ///
 /// The wait is a shared (not `_PRIVATE`) futex wait, so it pairs with wakes from other
 /// processes that map the same object; its relative timeout runs on `CLOCK_MONOTONIC`.
 pub(crate) fn futex_wait(word: &AtomicU64, expected: u32, timeout: Duration) -> io::Result<Woke> {
-    let ts = libc::timespec {
-        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: timeout.subsec_nanos().into(),
-    };
-    match futex(word, FUTEX_WAIT, expected, Some(&ts)) {
-        Ok(_) => Ok(Woke::Woken),
-        Err(err) => match err.raw_os_error() {
-            Some(libc::EAGAIN) => Ok(Woke::Changed),
-            Some(libc::ETIMEDOUT) => Ok(Woke::TimedOut),
-            Some(libc::EINTR) => Ok(Woke::Interrupted),
-            _ => Err(err),
-        },
-    }
+    let timeout = timespec(timeout);
+    woke(futex::wait(
+        futex_word(word),
+        futex::Flags::empty(),
+        expected,
+        Some(&timeout),
+    ))
 }
 
 /// Wakes up to `count` waiters sleeping on `word`, in any process.
 pub(crate) fn futex_wake(word: &AtomicU64, count: i32) -> io::Result<()> {
-    futex(word, FUTEX_WAKE, count.unsigned_abs(), None).map(drop)
-}
-
-/// The futex operation `op` ([`FUTEX_WAIT`] or [`FUTEX_WAKE`], shared across processes) on
-/// the low half of `word`, with the value `val` and, for a wait, a relative `timeout`.
-fn futex(
-    word: &AtomicU64,
-    op: libc::c_int,
-    val: u32,
-    timeout: Option<&libc::timespec>,
-) -> io::Result<libc::c_long> {
-    debug_assert!(op == FUTEX_WAIT || op == FUTEX_WAKE);
-    let timeout = timeout.map_or(ptr::null(), ptr::from_ref);
-    // SAFETY: the address is the low half of an atomic u64 borrowed for the duration of the
-    // call (it lives in a mapping the borrow keeps mapped), so it is valid and 4-byte aligned;
-    // the kernel only reads it atomically. `timeout` is null or points to a live timespec.
-    // FUTEX_WAIT and FUTEX_WAKE ignore the last two arguments.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            futex_addr(word),
-            op,
-            val,
-            timeout,
-            ptr::null::<u32>(),
-            0u32,
-        )
-    };
-    if r < 0 { Err(last_error()) } else { Ok(r) }
+    futex::wake(
+        futex_word(word),
+        futex::Flags::empty(),
+        count.unsigned_abs(),
+    )
+    .map(drop)
+    .map_err(io::Error::from)
 }
 
 /// Facts about this process that a fork changes, cached where a fork wipes them.
@@ -629,70 +623,35 @@ pub(crate) fn process_exists(pid: u32) -> bool {
 /// The most words one [`futex_waitv`] waits on (the kernel's `FUTEX_WAITV_MAX`).
 pub(crate) const FUTEX_WAITV_MAX: usize = 128;
 
-/// One entry of `futex_waitv(2)`'s array (`struct futex_waitv` of `<linux/futex.h>`).
-#[repr(C)]
-struct FutexWaitv {
-    val: u64,
-    uaddr: u64,
-    flags: u32,
-    reserved: u32,
-}
-
-/// `FUTEX2_SIZE_U32`: the words are 32 bits; no `FUTEX2_PRIVATE`, so that wakes from other
-/// processes that map the same object pair with it.
-const FUTEX2_SIZE_U32: u32 = 0x02;
-
 /// Sleeps while the low half of every word of `words` equals its expected value, at most
 /// `timeout` (on `CLOCK_MONOTONIC`): woken by a wake on any of them. `futex_waitv(2)`, Linux
 /// 5.16 or newer; `Err` with `ENOSYS` before.
 ///
-/// At most [`FUTEX_WAITV_MAX`] words.
+/// The words are 32 bits (`FUTEX2_SIZE_U32`), without `FUTEX2_PRIVATE`, so that wakes from
+/// other processes that map the same object pair with them. At most [`FUTEX_WAITV_MAX`] words.
 pub(crate) fn futex_waitv(words: &[(&AtomicU64, u32)], timeout: Duration) -> io::Result<Woke> {
     assert!(
         words.len() <= FUTEX_WAITV_MAX,
         "futex_waitv takes at most 128 words"
     );
-    let waiters: Vec<FutexWaitv> = words
+    let waiters: Vec<futex::Wait> = words
         .iter()
-        .map(|(word, expected)| FutexWaitv {
-            val: u64::from(*expected),
-            uaddr: futex_addr(word) as u64,
-            flags: FUTEX2_SIZE_U32,
-            reserved: 0,
+        .map(|(word, expected)| {
+            let mut wait = futex::Wait::new();
+            wait.val = u64::from(*expected);
+            wait.uaddr = futex::WaitPtr::new(futex_word(word).as_ptr().cast());
+            wait.flags = futex::WaitFlags::SIZE_U32;
+            wait
         })
         .collect();
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     // The timeout of futex_waitv is a point in time.
-    let nanos = u64::try_from(now.tv_nsec).unwrap_or(0) + u64::from(timeout.subsec_nanos());
-    let secs = u64::try_from(now.tv_sec)
-        .unwrap_or(0)
-        .saturating_add(timeout.as_secs())
-        .saturating_add(nanos / 1_000_000_000);
-    let deadline = libc::timespec {
-        tv_sec: libc::time_t::try_from(secs).unwrap_or(libc::time_t::MAX),
-        tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
-    };
-    // SAFETY: `waiters` is a live array of `waiters.len()` entries in the kernel's layout, each
-    // the address of the low half of an atomic u64 in a mapping the caller borrows for the
-    // call (so valid and 4-byte aligned); `deadline` lives across the call; flags 0.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_futex_waitv,
-            waiters.as_ptr(),
-            waiters.len() as libc::c_uint,
-            0u32,
-            &deadline as *const libc::timespec,
-            libc::CLOCK_MONOTONIC,
-        )
-    };
-    if r >= 0 {
-        return Ok(Woke::Woken);
-    }
-    let err = last_error();
-    match err.raw_os_error() {
-        Some(libc::EAGAIN) => Ok(Woke::Changed),
-        Some(libc::ETIMEDOUT) => Ok(Woke::TimedOut),
-        Some(libc::EINTR) => Ok(Woke::Interrupted),
-        _ => Err(err),
-    }
+    let now = Duration::try_from(rustix::time::clock_gettime(ClockId::Monotonic))
+        .unwrap_or(Duration::ZERO);
+    let deadline = timespec(now.saturating_add(timeout));
+    woke(futex::waitv(
+        &waiters,
+        futex::WaitvFlags::empty(),
+        Some(&deadline),
+        ClockId::Monotonic,
+    ))
 }

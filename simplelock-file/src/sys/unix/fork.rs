@@ -7,7 +7,7 @@
 //!
 //! The only `unsafe` code of the crate (the one `allow(unsafe_code)` fence): registering the
 //! fork handlers with `pthread_atfork`, which no safe wrapper offers, and the access to the
-//! registry's `UnsafeCell` under its spin lock. The handlers only call async-signal-safe
+//! registry's `UnsafeCell` under its spin lock (in `with`, the one place that reaches it). The handlers only call async-signal-safe
 //! functions (`getpid`) and touch atomics and a `Vec` whose lock they hold.
 #![allow(unsafe_code)]
 
@@ -125,10 +125,11 @@ extern "C" fn parent() {
 extern "C" fn child() {
     // getpid is async-signal-safe.
     PID.store(std::process::id(), Ordering::Relaxed);
-    // SAFETY: `prepare` took the spin lock in the parent before the fork, and the child has a
-    // single thread: nothing else refers to the vector. `clear` neither allocates nor frees.
-    unsafe { (*REGISTRY.held.get()).clear() };
+    // `prepare` took the spin lock in the parent before the fork; the child has a single
+    // thread, so nothing can take it between this release and `with`'s acquire. `clear`
+    // neither allocates nor frees.
     release();
+    with(Vec::clear);
 }
 
 /// The registry of locks held by the threads of this process, to refuse a wait that could
