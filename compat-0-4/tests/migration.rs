@@ -205,11 +205,13 @@ impl ConcreteLock for SharedFlag {
 
 /// Row "hand-rolled backends": the same four methods of `ConcreteLock`; errors come from the
 /// constructors (`SimpleLockError::already_locked(name, None)` for `AlreadyLocked`, ...); a
-/// `Box` of any backend is one; `wrap` and `apply` configure it.
+/// `Box` of any backend is one; `apply` configures it (`wrap`, whose `Result` can never be an
+/// error, is deprecated for `Box::new(builder.apply(…))`).
 #[test]
 fn row_hand_rolled_backends() -> SimpleLockResult<()> {
     let backend = SharedFlag::default();
-    let mut first = LockBuilder::default().wrap(Box::new(backend.clone()))?;
+    let boxed: Box<dyn ConcreteLock> = Box::new(backend.clone());
+    let mut first: Box<dyn Lock> = Box::new(LockBuilder::default().apply(boxed));
     let mut second = LockBuilder::default().with_try_lock().apply(backend);
     first.lock()?;
     assert!(matches!(

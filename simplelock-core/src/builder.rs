@@ -119,10 +119,17 @@ impl LockBuilder {
 
     /// Wrap a boxed backend handle in a [`Lock`] configured like this builder.
     ///
+    /// Deprecated because its `Result` can never be an error: write
+    /// `Box::new(builder.apply(concrete))`, which cannot fail, or keep the type with
+    /// [`apply`](LockBuilder::apply). (`simplelock::compat_0_4`'s `LockBuilder` keeps 0.4's
+    /// `wrap` without a warning, for code that must compile against 0.4 too.)
+    ///
     /// # Errors
-    /// Never: the `Result` is part of the 0.4 API. Code that does not need 0.4's signature can
-    /// write `Box::new(builder.apply(concrete))`, which cannot fail, or keep the type with
-    /// [`apply`](LockBuilder::apply).
+    /// Never: the `Result` is part of the 0.4 API.
+    #[deprecated(
+        since = "0.5.0",
+        note = "use `Box::new(builder.apply(concrete))` instead, which cannot fail"
+    )]
     pub fn wrap(&self, concrete: Box<dyn ConcreteLock>) -> SimpleLockResult<Box<dyn Lock>> {
         Ok(Box::new(self.apply(concrete)))
     }
@@ -302,6 +309,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(deprecated, reason = "the 0.4 method must keep working")]
     fn wrap_boxes_and_forwards() {
         let mut lock = LockBuilder::default()
             .with_try_lock()

@@ -150,8 +150,7 @@ fn silent_unlock_hides_an_injected_failure() {
     let fake = FakeLock::default();
     let mut lock = LockBuilder::default()
         .with_silent_unlock()
-        .wrap(Box::new(fake.clone()))
-        .unwrap();
+        .apply(fake.clone());
     lock.lock().unwrap();
     fake.fail_next_unlock(SimpleLockError::unable_to_unlock("fake", "gone", None));
     lock.unlock().unwrap();

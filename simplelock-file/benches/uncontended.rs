@@ -95,9 +95,8 @@ fn uncontended(c: &mut Criterion) {
             });
         });
 
-        let mut boxed: Box<dyn Lock> = LockBuilder::default()
-            .wrap(Box::new(open_lock(path)))
-            .unwrap();
+        let concrete: Box<dyn ConcreteLock> = Box::new(open_lock(path));
+        let mut boxed: Box<dyn Lock> = Box::new(LockBuilder::default().apply(concrete));
         group.bench_function(format!("FileLock via Box<dyn Lock> ({label})"), |b| {
             b.iter(|| {
                 boxed.lock().unwrap();

@@ -64,9 +64,8 @@ fn uncontended(c: &mut Criterion) {
     });
     drop(concrete);
 
-    let mut boxed: Box<dyn Lock> = LockBuilder::default()
-        .wrap(Box::new(SemaphoreLock::named(&name).unwrap()))
-        .unwrap();
+    let concrete: Box<dyn ConcreteLock> = Box::new(SemaphoreLock::named(&name).unwrap());
+    let mut boxed: Box<dyn Lock> = Box::new(LockBuilder::default().apply(concrete));
     group.bench_function("SemaphoreLock via Box<dyn Lock>", |b| {
         b.iter(|| {
             black_box(&mut boxed).lock().unwrap();
@@ -75,10 +74,9 @@ fn uncontended(c: &mut Criterion) {
     });
     drop(boxed);
 
-    let mut trying: Box<dyn Lock> = LockBuilder::default()
-        .with_try_lock()
-        .wrap(Box::new(SemaphoreLock::named(&name).unwrap()))
-        .unwrap();
+    let concrete: Box<dyn ConcreteLock> = Box::new(SemaphoreLock::named(&name).unwrap());
+    let mut trying: Box<dyn Lock> =
+        Box::new(LockBuilder::default().with_try_lock().apply(concrete));
     group.bench_function("SemaphoreLock via Box<dyn Lock>, try mode", |b| {
         b.iter(|| {
             black_box(&mut trying).lock().unwrap();

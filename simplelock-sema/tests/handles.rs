@@ -214,9 +214,7 @@ fn any_thread_of_the_holder_may_unlock() {
     assert_eq!(observer.status().unwrap(), LockStatus::Open);
     assert_eq!(lock.status().unwrap(), LockStatus::Open);
 
-    let mut boxed = LockBuilder::default()
-        .wrap(Box::new(SemaphoreLock::named(&name).unwrap()))
-        .unwrap();
+    let mut boxed = LockBuilder::default().apply(SemaphoreLock::named(&name).unwrap());
     boxed.lock().unwrap();
     assert_eq!(observer.status().unwrap(), LockStatus::Taken);
     boxed.unlock().unwrap();
