@@ -197,9 +197,11 @@
 //! ```
 //!
 //! and let [`conformance_tests!`] write one test per check, naming what your backend claims
-//! beyond the basic contract — each claim adds its checks, those across processes included:
+//! beyond the basic contract — each claim adds its checks, those across processes included
+//! (a sketch, since the macro writes `#[test]` functions, which a doc-test cannot run; every
+//! backend of this workspace does this in its `tests/conformance.rs`):
 //!
-//! ```ignore
+//! ```text
 //! mod conformance {
 //!     simplelock_core::conformance_tests!(
 //!         |key: &str| my_backend::MyLock::new(key),

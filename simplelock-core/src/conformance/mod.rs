@@ -5,7 +5,7 @@
 //! [`Backend`] — how to open a handle for a key, and what it claims beyond the basic contract —
 //! and let [`conformance_tests!`](crate::conformance_tests) write one `#[test]` per check:
 //!
-//! ```ignore
+//! ```text
 //! mod conformance {
 //!     // In-process checks only:
 //!     simplelock_core::conformance_tests!(|key: &str| my_backend::MyLock::new(key));
@@ -501,7 +501,7 @@ pub fn test_name(module_path: &str, check: &str) -> String {
 /// claim adds the tests of its checks; each test is named after its check, so put the call in a
 /// module of its own (one call per module).
 ///
-/// ```ignore
+/// ```text
 /// mod conformance {
 ///     simplelock_core::conformance_tests!(open, across_processes, crash_safe, holder_pid);
 /// }
