@@ -11,3 +11,24 @@ pub(crate) use unix::*;
 mod windows;
 #[cfg(windows)]
 pub(crate) use windows::*;
+
+mod held;
+pub(crate) use held::{Held, registry};
+
+/// Reads from offset 0 into `buf` with `read_at` (a positioned read) until `buf` is full or the
+/// file ends, retrying on `Interrupted`; returns how many bytes there were.
+fn read_full(
+    buf: &mut [u8],
+    mut read_at: impl FnMut(&mut [u8], u64) -> std::io::Result<usize>,
+) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match read_at(&mut buf[filled..], filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(filled)
+}

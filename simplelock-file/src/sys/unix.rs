@@ -28,7 +28,7 @@ mod fork;
 mod proc_locks;
 mod wait;
 
-pub(crate) use fork::{Held, current_pid, init, registry};
+pub(crate) use fork::{current_pid, init, with_held};
 pub(crate) use proc_locks::{FlockHolder, Lookup, alive, flock_holders, live_holder};
 pub(crate) use wait::{Waiter, Wake};
 
@@ -394,16 +394,7 @@ impl LockFd {
     /// Read the first bytes of the file into `buf`; returns how many there were (fewer than
     /// asked at the end of the file). One `pread` in the normal case.
     pub(crate) fn read_record(&self, buf: &mut [u8; RECORD_LEN]) -> io::Result<usize> {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match self.file.read_at(&mut buf[filled..], filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(err),
-            }
-        }
-        Ok(filled)
+        super::read_full(buf, |buf, at| self.file.read_at(buf, at))
     }
 
     /// Write `record` at offset 0 (one `pwrite` in the normal case).

@@ -62,6 +62,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use simplelock_core::{SimpleLockError, SimpleLockResult, Wait};
+
+use super::Held;
 use windows_sys::Win32::Foundation::{
     CloseHandle, ERROR_ACCESS_DENIED, ERROR_DIRECTORY, ERROR_FILE_NOT_FOUND,
     ERROR_FILENAME_EXCED_RANGE, ERROR_INVALID_NAME, ERROR_LOCK_VIOLATION, ERROR_PATH_NOT_FOUND,
@@ -296,16 +298,7 @@ impl LockFd {
 
     /// Read the first bytes of the file into `buf`; returns how many there were.
     pub(crate) fn read_record(&self, buf: &mut [u8; RECORD_LEN]) -> io::Result<usize> {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match self.file.seek_read(&mut buf[filled..], filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(err),
-            }
-        }
-        Ok(filled)
+        super::read_full(buf, |buf, at| self.file.seek_read(buf, at))
     }
 
     /// Write `record` at offset 0.
@@ -438,61 +431,14 @@ impl Waiter {
     }
 }
 
-/// One lock held by a thread of this process, through one handle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Held {
-    pub(crate) dev: u64,
-    pub(crate) ino: u64,
-    /// [`registry::this_thread`] of the thread that acquired it.
-    pub(crate) thread: u64,
-    pub(crate) exclusive: bool,
-    /// The handle's id.
-    pub(crate) handle: u64,
-}
+/// The locks held by this process's threads (see `held.rs`). Without `fork` a `Mutex` does
+/// (Unix needs a spin lock its fork handlers hold).
+static HELD: Mutex<Vec<Held>> = Mutex::new(Vec::new());
 
-/// The registry of locks held by the threads of this process, to refuse a wait that could
-/// never end. Without `fork` a `Mutex` does (Unix needs a spin lock its fork handlers hold).
-pub(crate) mod registry {
-    use super::*;
-
-    /// A small number naming the calling thread: the core's, which every backend shares.
-    pub(crate) use simplelock_core::process::thread_number as this_thread;
-
-    static HELD: Mutex<Vec<Held>> = Mutex::new(Vec::new());
-
-    fn with<R>(f: impl FnOnce(&mut Vec<Held>) -> R) -> R {
-        // A panic while the list was locked left it consistent (each step is one push or
-        // remove): go on with it.
-        let mut held = HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut held)
-    }
-
-    /// Record a hold.
-    pub(crate) fn add(held: Held) {
-        with(|all| all.push(held));
-    }
-
-    /// Forget the hold of `handle`, if it is recorded.
-    pub(crate) fn remove(handle: u64) {
-        with(|all| {
-            if let Some(at) = all.iter().position(|h| h.handle == handle) {
-                all.swap_remove(at);
-            }
-        });
-    }
-
-    /// Whether the calling thread holds the lock on `dev`/`ino` through a handle other than
-    /// `handle`, in a way that excludes a wait for the mode `exclusive`.
-    pub(crate) fn would_deadlock(dev: u64, ino: u64, exclusive: bool, handle: u64) -> bool {
-        let thread = this_thread();
-        with(|all| {
-            all.iter().any(|h| {
-                h.dev == dev
-                    && h.ino == ino
-                    && h.thread == thread
-                    && h.handle != handle
-                    && (exclusive || h.exclusive)
-            })
-        })
-    }
+/// Runs `f` on the list of held locks, under its mutex.
+pub(crate) fn with_held<R>(f: impl FnOnce(&mut Vec<Held>) -> R) -> R {
+    // A panic while the list was locked left it consistent (each step is one push or
+    // remove): go on with it.
+    let mut held = HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    f(&mut held)
 }

@@ -7,13 +7,15 @@
 //!
 //! The only `unsafe` code of the crate (the one `allow(unsafe_code)` fence): registering the
 //! fork handlers with `pthread_atfork`, which no safe wrapper offers, and the access to the
-//! registry's `UnsafeCell` under its spin lock (in `with`, the one place that reaches it). The handlers only call async-signal-safe
+//! registry's `UnsafeCell` under its spin lock (in `with_held`, the one place that reaches it). The handlers only call async-signal-safe
 //! functions (`getpid`) and touch atomics and a `Vec` whose lock they hold.
 #![allow(unsafe_code)]
 
 use std::cell::UnsafeCell;
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use crate::sys::Held;
 
 /// This process's id, refreshed in the child after every `fork` (once [`TRACKED`]).
 static PID: AtomicU32 = AtomicU32::new(0);
@@ -43,18 +45,6 @@ pub(crate) fn current_pid() -> u32 {
     } else {
         std::process::id()
     }
-}
-
-/// One lock held by a thread of this process, through one handle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Held {
-    pub(crate) dev: u64,
-    pub(crate) ino: u64,
-    /// [`registry::this_thread`] of the thread that acquired it.
-    pub(crate) thread: u64,
-    pub(crate) exclusive: bool,
-    /// The handle's id.
-    pub(crate) handle: u64,
 }
 
 /// The held locks behind a spin lock. Not a `Mutex`, because the fork handlers must hold the
@@ -95,7 +85,8 @@ fn release() {
     REGISTRY.busy.store(false, Ordering::Release);
 }
 
-fn with<R>(f: impl FnOnce(&mut Vec<Held>) -> R) -> R {
+/// Runs `f` on the list of held locks, under the spin lock.
+pub(crate) fn with_held<R>(f: impl FnOnce(&mut Vec<Held>) -> R) -> R {
     struct Release;
     impl Drop for Release {
         fn drop(&mut self) {
@@ -129,43 +120,5 @@ extern "C" fn child() {
     // thread, so nothing can take it between this release and `with`'s acquire. `clear`
     // neither allocates nor frees.
     release();
-    with(Vec::clear);
-}
-
-/// The registry of locks held by the threads of this process, to refuse a wait that could
-/// never end.
-pub(crate) mod registry {
-    use super::*;
-
-    /// A small number naming the calling thread: the core's, which every backend shares.
-    pub(crate) use simplelock_core::process::thread_number as this_thread;
-
-    /// Record a hold.
-    pub(crate) fn add(held: Held) {
-        with(|all| all.push(held));
-    }
-
-    /// Forget the hold of `handle`, if it is recorded.
-    pub(crate) fn remove(handle: u64) {
-        with(|all| {
-            if let Some(at) = all.iter().position(|h| h.handle == handle) {
-                all.swap_remove(at);
-            }
-        });
-    }
-
-    /// Whether the calling thread holds the lock on `dev`/`ino` through a handle other than
-    /// `handle`, in a way that excludes a wait for the mode `exclusive`: waiting would never end.
-    pub(crate) fn would_deadlock(dev: u64, ino: u64, exclusive: bool, handle: u64) -> bool {
-        let thread = this_thread();
-        with(|all| {
-            all.iter().any(|h| {
-                h.dev == dev
-                    && h.ino == ino
-                    && h.thread == thread
-                    && h.handle != handle
-                    && (exclusive || h.exclusive)
-            })
-        })
-    }
+    with_held(Vec::clear);
 }
