@@ -14,6 +14,10 @@ pub(crate) use windows::*;
 
 mod held;
 pub(crate) use held::{Held, registry};
+mod wait;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) use wait::Waiter;
+pub(crate) use wait::Wake;
 
 /// Reads from offset 0 into `buf` with `read_at` (a positioned read) until `buf` is full or the
 /// file ends, retrying on `Interrupted`; returns how many bytes there were.

@@ -26,11 +26,13 @@ use crate::record::RECORD_LEN;
 
 mod fork;
 mod proc_locks;
+#[cfg(any(target_os = "linux", target_os = "android"))]
 mod wait;
 
 pub(crate) use fork::{current_pid, init, with_held};
 pub(crate) use proc_locks::{FlockHolder, Lookup, alive, flock_holders, live_holder};
-pub(crate) use wait::{Waiter, Wake};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) use wait::Waiter;
 
 /// The mode a lock file is created with, before the umask.
 const CREATE_MODE: u32 = 0o644;

@@ -59,7 +59,6 @@ use std::os::windows::fs::{FileExt, OpenOptionsExt};
 use std::os::windows::io::{AsHandle, AsRawHandle, BorrowedHandle};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use simplelock_core::{SimpleLockError, SimpleLockResult, Wait};
 
@@ -399,36 +398,6 @@ pub(crate) enum Lookup {
 /// The holders of the lock on `dev`/`ino`: Windows cannot tell.
 pub(crate) fn flock_holders(_dev: u64, _ino: u64) -> io::Result<Lookup> {
     Ok(Lookup::Uncertain)
-}
-
-/// Why [`Waiter::wait`] returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wake {
-    /// Something happened to the file; never on Windows (no waiter).
-    #[expect(dead_code, reason = "Windows has no waiter, see Timed waits")]
-    Event,
-    /// The time given passed.
-    Timeout,
-    /// Never on Windows.
-    #[expect(dead_code, reason = "Windows has no waiter, see Timed waits")]
-    Interrupted,
-}
-
-/// No waiter on Windows (see "Timed waits" above): the caller polls with a backoff.
-#[derive(Debug)]
-pub(crate) struct Waiter;
-
-impl Waiter {
-    /// Always `None`.
-    pub(crate) fn new(_file: &File, _writes: bool) -> Option<Waiter> {
-        None
-    }
-
-    /// Sleeps `timeout` (never called: there is no waiter).
-    pub(crate) fn wait(&self, timeout: Duration) -> Wake {
-        std::thread::sleep(timeout);
-        Wake::Timeout
-    }
 }
 
 /// The locks held by this process's threads (see `held.rs`). Without `fork` a `Mutex` does

@@ -1,5 +1,5 @@
-//! Waiting for a lock file to change, for `timed_lock`: an inotify watch on Linux, nothing
-//! elsewhere (the caller then polls with a backoff).
+//! Waiting for a lock file to change, for `timed_lock`: an inotify watch (Linux; elsewhere
+//! `sys/wait.rs` has no waiter, and the caller polls with a backoff).
 //!
 //! flock has no timed wait, and a blocking `flock` can only be cut short by a signal, which a
 //! library must not install. So a timed waiter sleeps until something happens to the file: a
@@ -11,36 +11,10 @@
 use std::fs::File;
 use std::time::Duration;
 
-/// Why [`Waiter::wait`] returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(
-    not(any(target_os = "linux", target_os = "android")),
-    allow(dead_code, reason = "only inotify wakes early")
-)]
-pub(crate) enum Wake {
-    /// Something happened to the file: worth trying again now.
-    #[cfg_attr(
-        not(any(target_os = "linux", target_os = "android")),
-        expect(dead_code, reason = "only the inotify waiter of Linux sees events")
-    )]
-    Event,
-    /// The time given passed.
-    Timeout,
-    /// A signal arrived; the caller recomputes its time left and waits again.
-    #[cfg_attr(
-        not(any(target_os = "linux", target_os = "android")),
-        expect(dead_code, reason = "only the inotify waiter of Linux waits in ppoll")
-    )]
-    Interrupted,
-}
+use crate::sys::Wake;
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) use linux::Waiter;
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) use other::Waiter;
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
 mod linux {
     use std::os::fd::{AsRawFd, OwnedFd};
     use std::sync::Mutex;
@@ -186,26 +160,6 @@ mod linux {
             if let Some(inotify) = self.inotify.take() {
                 give_back(inotify);
             }
-        }
-    }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-mod other {
-    use super::*;
-
-    /// No file-change notification here: the caller polls.
-    #[derive(Debug)]
-    pub(crate) struct Waiter;
-
-    impl Waiter {
-        pub(crate) fn new(_file: &File, _writes: bool) -> Option<Waiter> {
-            None
-        }
-
-        pub(crate) fn wait(&self, timeout: Duration) -> Wake {
-            std::thread::sleep(timeout);
-            Wake::Timeout
         }
     }
 }
