@@ -1083,6 +1083,19 @@ mod tests {
         &lock.object.map.shared().word
     }
 
+    /// Takes and releases `lock` at once, checking what it was told of the previous holder.
+    fn take_and_release(lock: &mut Handle, previous: PreviousHolder) {
+        lock.try_lock().unwrap();
+        assert_eq!(lock.previous_holder(), previous);
+        lock.try_unlock().unwrap();
+    }
+
+    /// Closes `handles` and removes the object `name`, which must still exist.
+    fn remove_after<T>(name: &str, handles: T) {
+        drop(handles);
+        assert!(Handle::remove(name).unwrap());
+    }
+
     #[test]
     fn a_dead_owner_is_taken_over_and_reported() {
         let name = name("dead");
@@ -1139,11 +1152,8 @@ mod tests {
         let mut lock = Handle::new(&name).unwrap();
         word_of(&lock).store(word::token(pid, start).unwrap(), Ordering::SeqCst);
         assert_eq!(lock.status().unwrap(), LockStatus::Open, "pid {pid}");
-        lock.try_lock().unwrap();
-        assert_eq!(lock.previous_holder(), PreviousHolder::Died);
-        lock.try_unlock().unwrap();
-        drop(lock);
-        assert!(Handle::remove(&name).unwrap());
+        take_and_release(&mut lock, PreviousHolder::Died);
+        remove_after(&name, lock);
     }
 
     /// A removal that takes the lock over from a dead holder keeps "the previous holder died"
@@ -1159,11 +1169,8 @@ mod tests {
         assert_ne!(waiter.object.id, old, "still on the removed object");
         assert_eq!(waiter.previous_holder(), PreviousHolder::Died);
         waiter.try_unlock().unwrap();
-        waiter.try_lock().unwrap();
-        assert_eq!(waiter.previous_holder(), PreviousHolder::Released);
-        waiter.try_unlock().unwrap();
-        drop(waiter);
-        assert!(Handle::remove(&name).unwrap());
+        take_and_release(&mut waiter, PreviousHolder::Released);
+        remove_after(&name, waiter);
     }
 
     /// `status` and `holder` of a handle whose object a dead remover unlinked look where the
@@ -1183,8 +1190,7 @@ mod tests {
         );
         holder.try_unlock().unwrap();
         assert_eq!(stale.status().unwrap(), LockStatus::Open);
-        drop((stale, holder));
-        assert!(Handle::remove(&name).unwrap());
+        remove_after(&name, (stale, holder));
     }
 
     /// A dead process whose token this process inherited (pid reused within one clock tick)
@@ -1220,8 +1226,7 @@ mod tests {
             }
         });
         lock.try_unlock().unwrap();
-        drop((lock, other));
-        assert!(Handle::remove(&name).unwrap());
+        remove_after(&name, (lock, other));
     }
 
     /// An object made by an earlier 0.5 pre-release (the same layout, no generation yet: its
@@ -1247,8 +1252,7 @@ mod tests {
         lock.try_lock().unwrap();
         assert_eq!(other.status().unwrap(), LockStatus::Taken);
         lock.try_unlock().unwrap();
-        drop((lock, other));
-        assert!(Handle::remove(&name).unwrap());
+        remove_after(&name, (lock, other));
     }
 
     #[test]
@@ -1268,11 +1272,8 @@ mod tests {
         );
         // So the next locker finds the dead owner and recovers the lock.
         let mut next = Handle::new(&name).unwrap();
-        next.try_lock().unwrap();
-        assert_eq!(next.previous_holder(), PreviousHolder::Died);
-        next.try_unlock().unwrap();
-        drop((lock, next));
-        assert!(Handle::remove(&name).unwrap());
+        take_and_release(&mut next, PreviousHolder::Died);
+        remove_after(&name, (lock, next));
     }
 
     #[test]
@@ -1321,8 +1322,7 @@ mod tests {
             }
         }
         word_of(&lock).store(0, Ordering::SeqCst);
-        drop(lock);
-        assert!(Handle::remove(&name).unwrap());
+        remove_after(&name, lock);
     }
 
     #[test]
@@ -1345,7 +1345,6 @@ mod tests {
             Err(SimpleLockError::NotHeld { .. })
         ));
         word_of(&lock).store(0, Ordering::SeqCst);
-        drop(lock);
-        assert!(Handle::remove(&name).unwrap());
+        remove_after(&name, lock);
     }
 }
