@@ -78,15 +78,7 @@ impl Handle {
                 SimpleLockError::unknown(&name.canonical, "the new object vanished", None)
                     .with_kind(io::ErrorKind::NotFound)
             })?;
-        Ok(Handle {
-            name,
-            object_name,
-            trust,
-            object,
-            generation,
-            owner: 0,
-            previous: PreviousHolder::Unknown,
-        })
+        Ok(Handle::opened(name, object_name, trust, object, generation))
     }
 
     /// The name of the lock, in its canonical form `"/name"` (also when opened as `"name"`).
@@ -164,7 +156,24 @@ impl Handle {
         let Some((object, generation)) = open_object(&name, &object_name, trust, None)? else {
             return Ok(None);
         };
-        Ok(Some(Handle {
+        Ok(Some(Handle::opened(
+            name,
+            object_name,
+            trust,
+            object,
+            generation,
+        )))
+    }
+
+    /// A handle on the object just opened, holding nothing.
+    fn opened(
+        name: LockName,
+        object_name: CString,
+        trust: Trust,
+        object: Object,
+        generation: u64,
+    ) -> Handle {
+        Handle {
             name,
             object_name,
             trust,
@@ -172,7 +181,7 @@ impl Handle {
             generation,
             owner: 0,
             previous: PreviousHolder::Unknown,
-        }))
+        }
     }
 
     /// Deletes this lock's shared memory object, like [`remove`](Handle::remove): at

@@ -96,22 +96,10 @@ pub(crate) fn windows() -> TaskResult {
     let wine = Wine::prepare()?;
     // Lints first: the Windows code is compiled by no other step. (The benchmarks and the
     // harness-based tests are Unix programs.)
-    step(wine.cargo(&[
-        "clippy",
-        "-p",
-        "simplelock-core",
-        "-p",
-        "simplelock-fake",
-        "-p",
-        "simplelock-file",
-        "--lib",
-        "--tests",
-        "--all-features",
-        "--",
-        "-D",
-        "warnings",
-    ]))
-    .and_then(|()| {
+    let mut clippy = vec!["clippy"];
+    clippy.extend(LIBRARIES);
+    clippy.extend(["--lib", "--tests", "--all-features", "--", "-D", "warnings"]);
+    step(wine.cargo(&clippy)).and_then(|()| {
         step(wine.cargo(&[
             "clippy",
             "-p",

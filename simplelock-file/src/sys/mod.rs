@@ -36,3 +36,21 @@ fn read_full(
     }
     Ok(filled)
 }
+
+/// Open (creating if needed) the lock file at `path`: never following a symbolic link at its
+/// last component (Windows: nor a junction) nor, on Unix, in a folder other users can write;
+/// never truncating; not inherited by programs we start (close-on-exec, not inheritable; on
+/// Windows without sharing delete access); refusing anything but a regular file. `name` is how
+/// errors name the lock.
+pub(crate) fn open(
+    path: &std::path::Path,
+    name: &str,
+) -> simplelock_core::SimpleLockResult<LockFd> {
+    open_with(path, name, true)?.ok_or_else(|| {
+        simplelock_core::SimpleLockError::from_io(
+            name,
+            "opening the lock file",
+            std::io::ErrorKind::NotFound.into(),
+        )
+    })
+}

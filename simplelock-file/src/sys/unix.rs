@@ -60,22 +60,7 @@ enum Access {
     ReadOnly,
 }
 
-/// Open (creating if needed) the lock file at `path`, never following a symbolic link at its
-/// last component nor in a folder other users can write, never truncating, close-on-exec;
-/// refusing anything but a regular file.
-///
-/// `name` is how errors name the lock.
-pub(crate) fn open(path: &Path, name: &str) -> SimpleLockResult<LockFd> {
-    open_with(path, name, true)?.ok_or_else(|| {
-        SimpleLockError::from_io(
-            name,
-            "opening the lock file",
-            io::ErrorKind::NotFound.into(),
-        )
-    })
-}
-
-/// [`open`], but never creating the file: `Ok(None)` if it does not exist.
+/// [`open`](super::open), but never creating the file: `Ok(None)` if it does not exist.
 pub(crate) fn open_existing(path: &Path, name: &str) -> SimpleLockResult<Option<LockFd>> {
     match open_with(path, name, false) {
         Err(err) if is_missing(&err) => Ok(None),
@@ -89,7 +74,9 @@ fn is_missing(err: &SimpleLockError) -> bool {
         .is_some_and(|os| os.raw_os_error() == Some(libc::ENOENT))
 }
 
-fn open_with(path: &Path, name: &str, create: bool) -> SimpleLockResult<Option<LockFd>> {
+/// Open the lock file at `path` as [`open`](super::open) says, creating it if `create`;
+/// `Ok(None)` if it does not exist and `create` is false.
+pub(crate) fn open_with(path: &Path, name: &str, create: bool) -> SimpleLockResult<Option<LockFd>> {
     let route = Route::of(path).map_err(|err| open_error(path, name, err))?;
     let mut access = if create {
         Access::CreateReadWrite

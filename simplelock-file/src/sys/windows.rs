@@ -107,25 +107,14 @@ pub(crate) fn path_arg(path: &Path) -> PathArg {
     path.to_owned()
 }
 
-/// Open (creating if needed) the lock file at `path`: never following a symbolic link or
-/// junction at its last component, never truncating, not inheritable, without sharing delete
-/// access; refusing anything but a regular file. `name` is how errors name the lock.
-pub(crate) fn open(path: &Path, name: &str) -> SimpleLockResult<LockFd> {
-    open_with(path, name, true)?.ok_or_else(|| {
-        SimpleLockError::from_io(
-            name,
-            "opening the lock file",
-            io::ErrorKind::NotFound.into(),
-        )
-    })
-}
-
-/// [`open`], but never creating the file: `Ok(None)` if it or its folder does not exist.
+/// [`open`](super::open), but never creating the file: `Ok(None)` if it or its folder does not exist.
 pub(crate) fn open_existing(path: &Path, name: &str) -> SimpleLockResult<Option<LockFd>> {
     open_with(path, name, false)
 }
 
-fn open_with(path: &Path, name: &str, create: bool) -> SimpleLockResult<Option<LockFd>> {
+/// Open the lock file at `path` as [`open`](super::open) says, creating it if `create`;
+/// `Ok(None)` if it does not exist and `create` is false.
+pub(crate) fn open_with(path: &Path, name: &str, create: bool) -> SimpleLockResult<Option<LockFd>> {
     let attempt = |write: bool| {
         OpenOptions::new()
             .read(true)
