@@ -253,15 +253,22 @@ fn processes_exclude_each_other<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) 
     }
 }
 
-/// While a child process holds the lock, a handle here sees it `Taken`, cannot take it, names
-/// the child as the holder (where it names one), and gets it once the child releases.
-fn another_process_sees_the_lock_taken<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
+/// A scratch folder with its section file, the key of the check's lock, and a child process
+/// that holds that lock.
+fn child_holding<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) -> (Scratch, String, Child) {
     let scratch = Scratch::new(ctx.check);
     Section::create(scratch.path());
     let key = ctx.key("lock");
     ctx.step("starting a child that holds the lock");
     let mut child = Child::spawn(ctx, "holder", &key, scratch.path());
     child.expect("held", CHILD);
+    (scratch, key, child)
+}
+
+/// While a child process holds the lock, a handle here sees it `Taken`, cannot take it, names
+/// the child as the holder (where it names one), and gets it once the child releases.
+fn another_process_sees_the_lock_taken<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
+    let (_scratch, key, mut child) = child_holding(ctx);
     let pid = child.pid();
     let mut b = ctx.open(&key);
     expect_status(
@@ -319,13 +326,8 @@ fn another_process_sees_the_lock_taken<H: ConcreteLock + Send + 'static>(ctx: &C
 /// A child killed with SIGKILL while it holds the lock (inside its critical section) frees it:
 /// a waiter gets it, and so does a `timed_lock` after the death; the lock is never held twice.
 fn killed_holder_releases_the_lock<H: ConcreteLock + Send + 'static>(ctx: &Ctx<H>) {
-    let scratch = Scratch::new(ctx.check);
-    Section::create(scratch.path());
-    let key = ctx.key("lock");
     // A waiter is asleep when the holder dies.
-    ctx.step("starting a child that holds the lock");
-    let mut child = Child::spawn(ctx, "holder", &key, scratch.path());
-    child.expect("held", CHILD);
+    let (scratch, key, mut child) = child_holding(ctx);
     let mut probe = ctx.open(&key);
     expect_err!(
         EXCLUSION,
