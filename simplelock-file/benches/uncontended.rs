@@ -1,13 +1,15 @@
 //! Uncontended lock + unlock pairs: the bare `flock(2)` pair, std's `File::lock`, fd-lock's
 //! write guard, and `FileLock` directly and through `Box<dyn Lock>` from the builder — on a
-//! lock folder's file (with the holder record: two `pread`s and two `pwrite`s more per pair) and
-//! on a file given by path (never written: the raw cost of the rest, the `lstat` of the path
-//! check included).
+//! lock folder's file with the holder record (two `pread`s and two `pwrite`s more per pair),
+//! on a file given by path (never written: the rest, the `lstat` of the path check included),
+//! on a lock folder's file without the record (`with_holder_record(false)`), and without the
+//! record nor the path check (`with_path_check(false)`: the bare pair plus the bookkeeping).
 //!
 //! `cargo bench -p simplelock-file --bench uncontended` (add `-- --quick` for a short run).
-//! The files go in the temporary folder, or in `$SIMPLELOCK_BENCH_DIR`: the record's writes
-//! cost more on a journaling file system (ext4 updates the file's times in its journal) than
-//! on tmpfs, where `/run/lock` — the default lock folder — is.
+//! Each is measured twice, on tmpfs (`/dev/shm`, or `$SIMPLELOCK_BENCH_DIR`), where `/run/lock`
+//! — the default lock folder — is, and on a disk file system (the target folder, or
+//! `$SIMPLELOCK_BENCH_DISK_DIR`), where the record's writes cost more (ext4 updates the file's
+//! times in its journal).
 #![allow(
     unsafe_code,
     reason = "the bare flock(2) pair, the baseline of the comparison"
@@ -21,12 +23,33 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use simplelock_core::{ConcreteLock, Lock, LockBuilder};
 use simplelock_file::FileLock;
 
-fn bench_dir() -> PathBuf {
-    let base =
-        std::env::var_os("SIMPLELOCK_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
-    let dir = base.join(format!("simplelock-file-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// The folders measured, by file system: tmpfs (`$SIMPLELOCK_BENCH_DIR`, else `/dev/shm`, else
+/// the temp folder) and a disk file system (`$SIMPLELOCK_BENCH_DISK_DIR`, else the target
+/// folder: ext4 on the project's machines).
+fn bench_dirs() -> Vec<(&'static str, PathBuf)> {
+    let tmpfs = std::env::var_os("SIMPLELOCK_BENCH_DIR").map_or_else(
+        || {
+            let shm = PathBuf::from("/dev/shm");
+            if shm.is_dir() {
+                shm
+            } else {
+                std::env::temp_dir()
+            }
+        },
+        PathBuf::from,
+    );
+    let disk = std::env::var_os("SIMPLELOCK_BENCH_DISK_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    [("tmpfs", tmpfs), ("disk", disk)]
+        .into_iter()
+        .map(|(fs, base)| {
+            let dir = base.join(format!("simplelock-file-bench-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            (fs, dir)
+        })
+        .collect()
 }
 
 fn open(path: &Path) -> File {
@@ -40,12 +63,18 @@ fn open(path: &Path) -> File {
 }
 
 fn uncontended(c: &mut Criterion) {
-    let dir = bench_dir();
-    let managed = dir.join("managed.lock");
+    for (fs, dir) in bench_dirs() {
+        uncontended_in(c, fs, &dir);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// The pairs of one file system's folder `dir`.
+fn uncontended_in(c: &mut Criterion, fs: &str, dir: &Path) {
     let foreign = dir.join("foreign.lock");
     std::fs::write(&foreign, "someone's data, never written by FileLock\n").unwrap();
 
-    let mut group = c.benchmark_group("FileLock, uncontended lock+unlock");
+    let mut group = c.benchmark_group(format!("FileLock, uncontended lock+unlock, {fs}"));
 
     let file = open(&dir.join("raw.lock"));
     let fd = file.as_raw_fd();
@@ -72,22 +101,26 @@ fn uncontended(c: &mut Criterion) {
         b.iter(|| drop(fd_lock.write().unwrap()));
     });
 
-    // A lock folder's file keeps the holder record; any other file is never written.
-    let open_lock = |path: &Path| {
-        if path == managed {
-            FileLock::options()
-                .with_folder(&dir)
-                .named("managed")
-                .unwrap()
-        } else {
-            FileLock::at_path(path).unwrap()
-        }
+    // A lock folder's file keeps the holder record unless told not to; any other file is
+    // never written.
+    let named = |name: &str, record: bool, check: bool| {
+        FileLock::options()
+            .with_folder(dir)
+            .with_holder_record(record)
+            .with_path_check(check)
+            .named(name)
+            .unwrap()
     };
-    for (label, path) in [
-        ("with holder record", &managed),
-        ("file without record", &foreign),
-    ] {
-        let mut lock = open_lock(path);
+    let kinds: [(&str, &dyn Fn() -> FileLock); 4] = [
+        ("with holder record", &|| named("managed", true, true)),
+        ("file without record", &|| {
+            FileLock::at_path(&foreign).unwrap()
+        }),
+        ("no record", &|| named("bare", false, true)),
+        ("no record, no path check", &|| named("raw", false, false)),
+    ];
+    for (label, open_lock) in kinds {
+        let mut lock = open_lock();
         group.bench_function(format!("FileLock via ConcreteLock ({label})"), |b| {
             b.iter(|| {
                 lock.try_lock().unwrap();
@@ -95,7 +128,7 @@ fn uncontended(c: &mut Criterion) {
             });
         });
 
-        let concrete: Box<dyn ConcreteLock> = Box::new(open_lock(path));
+        let concrete: Box<dyn ConcreteLock> = Box::new(open_lock());
         let mut boxed: Box<dyn Lock> = Box::new(LockBuilder::default().apply(concrete));
         group.bench_function(format!("FileLock via Box<dyn Lock> ({label})"), |b| {
             b.iter(|| {
@@ -105,7 +138,6 @@ fn uncontended(c: &mut Criterion) {
         });
     }
     group.finish();
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 criterion_group!(benches, uncontended);

@@ -332,6 +332,40 @@
 //! mapping of the file, which a process that truncates the file turns into a `SIGBUS` in every
 //! holder; the record stays a `pread`/`pwrite` one.
 //!
+//! **The floor of the record.** `benches/record_parts.rs` measures each part next to a bare
+//! `flock` pair, on tmpfs and on a disk file system. A `pwrite` alone costs about as much as
+//! the `flock` pair (it dirties the page and updates the file's times), so a record that tells
+//! "released" from "died" — one write to say "held", one to say "free" — costs more than twice
+//! the bare pair with system calls, whatever else it saves; what it costs today (one more `pread` each way,
+//! to learn the previous state and to release only over our own record) is in the README's
+//! generated section with the parts' floor. Hence the two opt-outs below.
+//!
+//! # Raw speed
+//!
+//! Where the record's answers are not needed, [`FileLockOptions::with_holder_record`]`(false)`
+//! drops it (no `pread`/`pwrite`; `previous_holder()` is `Unknown`). The pair is then the two
+//! `flock` calls and the path check. [`FileLockOptions::with_path_check`]`(false)` drops the
+//! check too: what is left is the bare `flock` pair plus the bookkeeping, as fast as `flock(1)`,
+//! fd-lock or std's `File::lock`, and exposed like them to the unlink race above — use it only
+//! for lock files that nothing deletes or replaces while they are in use:
+//!
+//! ```
+//! # use simplelock_core::{ConcreteLock, SimpleLockError};
+//! # use simplelock_file::FileLock;
+//! # let dir = std::env::temp_dir().join(format!("simplelock-file-raw-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! let mut hot = FileLock::options()
+//!     .with_folder(&dir)
+//!     .with_holder_record(false)
+//!     .with_path_check(false)
+//!     .named("hot-path")?;
+//! hot.try_lock()?;
+//! hot.try_unlock()?;
+//! # drop(hot);
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), SimpleLockError>(())
+//! ```
+//!
 //! # Supported platforms
 //!
 //! Linux is the tested platform (x86_64, glibc), where everything above holds. Other Unix-like

@@ -110,6 +110,9 @@ pub struct FileLock {
     managed: bool,
     /// The file holds someone's data: the record is never read again nor written.
     foreign: bool,
+    /// Whether each acquisition checks that the path still names the file it locked (see
+    /// [`FileLockOptions::with_path_check`]).
+    check_path: bool,
     hold: Option<Hold>,
     previous: PreviousHolder,
 }
@@ -135,6 +138,10 @@ const MAX_REPLACED: u32 = 1000;
 pub struct FileLockOptions {
     shared: bool,
     folder: Option<PathBuf>,
+    /// `with_holder_record(false)`.
+    no_record: bool,
+    /// `with_path_check(false)`.
+    no_path_check: bool,
 }
 
 impl FileLockOptions {
@@ -149,6 +156,29 @@ impl FileLockOptions {
     /// exist, and is used as it is.
     pub fn with_folder(mut self, folder: impl Into<PathBuf>) -> FileLockOptions {
         self.folder = Some(folder.into());
+        self
+    }
+
+    /// Keep the holder record in a named lock's file (`true`, the default), or not: then
+    /// [`previous_holder`](ConcreteLock::previous_holder) is `Unknown`,
+    /// [`holder`](ConcreteLock::holder) of another process has no "since", and a lock+unlock
+    /// pair saves the record's `pread` and two `pwrite`s (see "Raw speed" in the
+    /// [crate docs](crate)). Handles with and without the record exclude each other as usual.
+    /// Files given by path never get a record anyway.
+    pub fn with_holder_record(mut self, record: bool) -> FileLockOptions {
+        self.no_record = !record;
+        self
+    }
+
+    /// Check after every acquisition that the path still names the file that was locked
+    /// (`true`, the default), or not. Without the check a lock+unlock pair is two `flock`
+    /// calls and nothing more, as with `flock(1)`, fd-lock or std's `File::lock` — and, as with
+    /// them, a handle that opened the file before someone deleted or replaced it locks the old
+    /// file, which excludes nobody who opens the path now: two holders. Turn it off only where
+    /// nothing deletes or replaces the lock file while the lock is in use (see "The unlink
+    /// race" and "Raw speed" in the [crate docs](crate)).
+    pub fn with_path_check(mut self, check: bool) -> FileLockOptions {
+        self.no_path_check = !check;
         self
     }
 
@@ -179,6 +209,10 @@ impl FileLockOptions {
         if self.shared {
             lock.mode = Mode::Shared;
         }
+        if self.no_record {
+            lock.managed = false;
+        }
+        lock.check_path = !self.no_path_check;
         Ok(lock)
     }
 }
@@ -225,6 +259,7 @@ impl FileLock {
             opened_by: sys::current_pid(),
             id: NEXT_HANDLE.fetch_add(1, Ordering::Relaxed),
             foreign: false,
+            check_path: true,
             hold: None,
             previous: PreviousHolder::Unknown,
         }
@@ -421,7 +456,7 @@ impl FileLock {
     /// nobody who opens the path now: it is given back, the path opened again, and the caller
     /// tries again on the new file.
     fn locked_the_file_at_path(&mut self, replaced: &mut u32) -> SimpleLockResult<bool> {
-        if self.fd.still_at(&self.c_path) {
+        if !self.check_path || self.fd.still_at(&self.c_path) {
             return Ok(true);
         }
         // Nothing is written into the old file: it is no longer the lock.
@@ -451,7 +486,7 @@ impl FileLock {
     /// Whether the path no longer names the file we have open (a waiter checks it when it
     /// wakes, to wait on the new file).
     fn moved_away(&self) -> bool {
-        !self.fd.still_at(&self.c_path)
+        self.check_path && !self.fd.still_at(&self.c_path)
     }
 
     /// Bookkeeping right after `flock` granted the lock: the record and the registry.
@@ -914,6 +949,7 @@ impl fmt::Debug for FileLock {
             .field("held_mode", &self.hold.map(|h| h.mode))
             .field("read_only", &!self.fd.writable)
             .field("managed", &self.managed)
+            .field("check_path", &self.check_path)
             .field("foreign_content", &self.foreign)
             .field("previous_holder", &self.previous)
             .finish()

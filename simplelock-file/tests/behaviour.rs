@@ -376,3 +376,45 @@ fn misuse_gives_errors_naming_the_path() {
     let debug = format!("{lock:?}");
     assert!(debug.contains("held: true"), "{debug}");
 }
+
+/// `with_holder_record(false)`: the lock file is never written, `previous_holder()` is
+/// `Unknown`, and the handle excludes (and is excluded by) handles that keep the record.
+#[test]
+fn without_the_holder_record_nothing_is_written_and_the_lock_still_excludes() {
+    let path = lock_path("no-record");
+    let options = FileLock::options().with_holder_record(false);
+    let mut bare = common::lock_file_with(&path, options).unwrap();
+    bare.try_lock().unwrap();
+    assert_eq!(bare.previous_holder(), PreviousHolder::Unknown);
+    assert_eq!(fs::read(&path).unwrap(), b"", "no record written");
+    let mut recording = common::lock_file(&path).unwrap();
+    assert!(is_already_locked(recording.try_lock()));
+    bare.try_unlock().unwrap();
+    assert_eq!(fs::read(&path).unwrap(), b"", "nothing written on release");
+    recording.try_lock().unwrap();
+    assert!(is_already_locked(bare.try_lock()));
+    recording.try_unlock().unwrap();
+}
+
+/// `with_path_check(false)` gives up the unlink-race check, as documented: a handle opened
+/// before the file was deleted locks the old file while a newcomer holds the new one. The
+/// default handle, opened at the same moment, finds the new file and is refused.
+#[test]
+fn without_the_path_check_a_deleted_file_is_locked_as_documented() {
+    let path = lock_path("no-check");
+    let options = FileLock::options().with_path_check(false);
+    let mut unchecked = common::lock_file_with(&path, options).unwrap();
+    let mut checked = common::lock_file(&path).unwrap();
+    fs::remove_file(&path).unwrap();
+    let mut newcomer = common::lock_file(&path).unwrap();
+    newcomer.try_lock().unwrap();
+    assert!(
+        is_already_locked(checked.try_lock()),
+        "the checked handle must move to the new file and find it held"
+    );
+    unchecked
+        .try_lock()
+        .expect("without the check, the old file is locked: the trade-off the docs state");
+    unchecked.try_unlock().unwrap();
+    newcomer.try_unlock().unwrap();
+}

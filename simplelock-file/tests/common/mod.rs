@@ -27,7 +27,7 @@ pub(crate) fn lock_file(
 }
 
 /// [`lock_file`] with `options`.
-fn lock_file_with(
+pub(crate) fn lock_file_with(
     path: impl AsRef<Path>,
     options: simplelock_file::FileLockOptions,
 ) -> simplelock_core::SimpleLockResult<simplelock_file::FileLock> {

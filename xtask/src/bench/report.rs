@@ -143,7 +143,7 @@ impl Report {
         let mut md = String::new();
         let _ = writeln!(
             md,
-            "Measured by `cargo xtask bench` on {}, lock files on tmpfs. All numbers come from one \
+            "Measured by `cargo xtask bench` on {}, lock files on tmpfs unless a group says disk. All numbers come from one \
              run; ratios compare with the raw system call measured next to it.\n",
             self.machine
         );
@@ -169,15 +169,7 @@ impl Report {
             let _ = writeln!(md, "| *{group}* | | | |");
             for (name, ns) in rows {
                 let ratio = raw.map(|raw| ns / raw);
-                let goal = ratio
-                    .filter(|_| name.contains("Box<dyn Lock>"))
-                    .map(|ratio| {
-                        if group.to_lowercase().contains("sem") {
-                            at_most(ratio, 2.0)
-                        } else {
-                            at_most(ratio, 1.10)
-                        }
-                    });
+                let goal = ratio.and_then(|ratio| Self::uncontended_goal(group, name, ratio));
                 let _ = writeln!(
                     md,
                     "| {} | {} | {} | {} |",
@@ -187,6 +179,26 @@ impl Report {
                     goal_cell(goal)
                 );
             }
+        }
+    }
+
+    /// The goal of an uncontended row, through `Box<dyn Lock>` (what users call): issue 14's
+    /// for `FileLock` — with the holder record at most 2× the bare `flock` pair, without the
+    /// record nor the path check at most 1.10× — and issue 15's for `SemaphoreLock`, at most
+    /// 1.3× a raw semaphore pair.
+    fn uncontended_goal(group: &str, name: &str, ratio: f64) -> Option<Goal> {
+        if !name.contains("Box<dyn Lock>") {
+            return None;
+        }
+        if group.to_lowercase().contains("sem") {
+            return Some(at_most(ratio, 1.3));
+        }
+        if name.contains("(with holder record)") {
+            Some(at_most(ratio, 2.0))
+        } else if name.contains("(no record, no path check)") {
+            Some(at_most(ratio, 1.10))
+        } else {
+            None
         }
     }
 
@@ -256,9 +268,10 @@ impl Report {
         let raw = self.throughput_of("flock");
         for (backend, per_second) in &self.throughput {
             let ratio = raw.map(|raw| per_second / raw);
+            // Issue 14: with the holder record, at least 0.6× a bare flock loop.
             let goal = ratio
                 .filter(|_| backend == "file")
-                .map(|ratio| at_least(ratio, 0.9));
+                .map(|ratio| at_least(ratio, 0.6));
             let _ = writeln!(
                 md,
                 "| {} | {per_second:.0} | {} | {} |",
@@ -648,6 +661,37 @@ mod tests {
     }
 
     #[test]
+    fn uncontended_goals_follow_the_issues() {
+        let file = "FileLock, uncontended lock+unlock, disk";
+        let goal = |group, name, ratio| {
+            Report::uncontended_goal(group, name, ratio).map(|goal| (goal.text, goal.met))
+        };
+        let record = "FileLock via Box<dyn Lock> (with holder record)";
+        assert_eq!(goal(file, record, 2.5), Some(("≤ 2×".to_owned(), false)));
+        assert_eq!(goal(file, record, 1.9).map(|g| g.1), Some(true));
+        let raw = "FileLock via Box<dyn Lock> (no record, no path check)";
+        assert_eq!(goal(file, raw, 1.12).map(|g| g.1), Some(false));
+        assert_eq!(goal(file, raw, 1.05).map(|g| g.1), Some(true));
+        assert_eq!(
+            goal(
+                file,
+                "FileLock via ConcreteLock (no record, no path check)",
+                1.0
+            ),
+            None
+        );
+        assert_eq!(
+            goal(file, "FileLock via Box<dyn Lock> (no record)", 1.0),
+            None
+        );
+        let sema = "SemaphoreLock, uncontended lock+unlock";
+        assert_eq!(
+            goal(sema, "SemaphoreLock via Box<dyn Lock>", 1.31).map(|g| g.1),
+            Some(false)
+        );
+    }
+
+    #[test]
     fn markdown_report() {
         let md = Report::new(&sample(), "MACHINE".to_owned()).markdown();
         assert_eq!(md, EXPECTED, "{md}");
@@ -655,17 +699,17 @@ mod tests {
 
     /// What `markdown` wrote for `sample()` before it was cut into one function per section,
     /// with the PostgreSQL section after it.
-    const EXPECTED: &str = r#"Measured by `cargo xtask bench` on MACHINE, lock files on tmpfs. All numbers come from one run; ratios compare with the raw system call measured next to it.
+    const EXPECTED: &str = r#"Measured by `cargo xtask bench` on MACHINE, lock files on tmpfs unless a group says disk. All numbers come from one run; ratios compare with the raw system call measured next to it.
 
 **Uncontended lock + unlock** (one process, criterion median per pair)
 
 | lock | per pair | vs raw | goal |
 |---|---:|---:|---|
 | *FileLock* | | | |
-| Box<dyn Lock> | 2.0 µs | 5.00× | ≤ 1.1× ❌ |
+| Box<dyn Lock> | 2.0 µs | 5.00× |  |
 | raw flock | 400.0 ns | 1.00× |  |
 | *SemaphoreLock* | | | |
-| Box<dyn Lock> | 18.0 ns | 1.80× | ≤ 2× ✅ |
+| Box<dyn Lock> | 18.0 ns | 1.80× | ≤ 1.3× ❌ |
 | raw futex | 10.0 ns | 1.00× |  |
 
 **Handoff**: from the holder's release to the return of the lock call in the process waiting for it (two processes; the waiter is asleep in its wait)
@@ -681,7 +725,7 @@ mod tests {
 | lock | acquisitions per second | vs raw flock | goal |
 |---|---:|---:|---|
 | raw flock(2) | 100000 | 1.00× |  |
-| FileLock | 95000 | 0.95× | ≥ 0.9× ✅ |
+| FileLock | 95000 | 0.95× | ≥ 0.6× ✅ |
 
 **Recovery**: a holder SIGKILLed inside its critical section; time until the next process holds the lock (and is told the previous holder died)
 
