@@ -222,22 +222,22 @@
 //! (a new backend follows it too). Names that 0.4 or earlier 0.5 code used and that break it
 //! stay, marked `#[deprecated(note = "use … instead")]`.
 //!
-//! | what | the name | `FileLock` | `SemaphoreLock` | `FakeLock` |
-//! |---|---|---|---|---|
-//! | the lock called `name` in the backend's own place | `Backend::named(name: &str) -> SimpleLockResult<Self>` | `named` | `named` (0.4's `new` deprecated) | `named` |
-//! | the lock in the file at `path` (file-based backends) | `Backend::at_path(path) -> SimpleLockResult<Self>` | `at_path` (0.4's `new` deprecated) | — | — |
-//! | anything more than a name or a path to open a lock (mode, shared, folder) | `Backend::options()`, a builder with `with_*` steps that ends in `named` / `at_path` | `options()`: `with_shared`, `with_folder` | `options()`: `with_mode`, `with_owner` | — |
-//! | open a lock only if it exists (creating nothing) | `Backend::open_existing(..) -> SimpleLockResult<Option<Self>>` | `open_existing(path)`, `named_existing(name)` | `open_existing(name)` | — |
-//! | a new lock of its own (in-process backends) | `Backend::isolated(name)`, and `Default` | — | — | `isolated`, `default` |
-//! | the lock's name as its errors carry it | `name(&self) -> &str`; a backend whose 0.4 `name()` returned `String` keeps that return type (a return type cannot be deprecated) | — | `name() -> String` (0.4's) | `name` |
-//! | the file of a file-based lock | `path(&self) -> &Path`; `PathBuf` where 0.4 returned one, as for `name` | `path() -> PathBuf` (0.4's) | — | — |
-//! | where a named lock lives, creating nothing | `Backend::named_path(name) -> SimpleLockResult<PathBuf>` | `named_path` | `named_path` | — |
-//! | delete a named lock's object | `Backend::remove(name) -> SimpleLockResult<bool>` | — | `remove` | — |
-//! | yes/no questions | `is_*(&self) -> bool` | `is_shared`, `is_read_only` | — | `is_locked` |
-//! | lock, unlock, state, holders | the [`ConcreteLock`] methods, not inherent copies (a type that implements both [`ConcreteLock`] and [`Lock`], like `FakeLock`, has inherent ones so that calls are not ambiguous) | ✓ | ✓ | ✓ |
-//! | how long to wait | [`Wait`] (and [`Backoff`] for waits that can only sleep), through [`ConcreteLock::timed_lock`] and the [`LockBuilder`] | ✓ | ✓ | ✓ |
-//! | a counting semaphore of `permits` holders called `name`: a handle that takes one permit, a [`ConcreteLock`] + [`Permits`] | `BackendPermits::named(name, permits: u32)`; file-based backends also `at_path(path, permits)`; the other rows as for locks, with `permits` after the name | `FilePermits::named`, `at_path`, `named_existing`, `named_path`, `path`, `name` | `SemaphorePermits::named`, `open_existing`, `remove`, `name` | `FakePermits::named`, `isolated`, `name` |
-//! | errors | [`SimpleLockError`]'s constructors (`already_locked`, `unknown(..).with_kind(..)`, ...); callers match variants or [`kind()`](SimpleLockError::kind), never the message | ✓ | ✓ | ✓ |
+//! | what | the name | `FileLock` | `SemaphoreLock` | `FakeLock` | `PostgresLock` |
+//! |---|---|---|---|---|---|
+//! | the lock called `name` in the backend's own place | `Backend::named(name: &str) -> SimpleLockResult<Self>` | `named` | `named` (0.4's `new` deprecated) | `named` | `named` (the server the `PG*` variables name) |
+//! | the lock in the file at `path` (file-based backends) | `Backend::at_path(path) -> SimpleLockResult<Self>` | `at_path` (0.4's `new` deprecated) | — | — | — |
+//! | anything more than a name or a path to open a lock (mode, shared, folder) | `Backend::options()`, a builder with `with_*` steps that ends in `named` / `at_path` | `options()`: `with_shared`, `with_folder`, `with_holder_record`, `with_path_check` | `options()`: `with_mode`, `with_owner` | — | `options()`: `with_url`, `with_shared`, `with_fencing_tokens`, `with_timeouts`, ending in `named` or `keyed(key)` |
+//! | open a lock only if it exists (creating nothing) | `Backend::open_existing(..) -> SimpleLockResult<Option<Self>>` | `open_existing(path)`, `named_existing(name)` | `open_existing(name)` | — | — (a server's lock always exists) |
+//! | a new lock of its own (in-process backends) | `Backend::isolated(name)`, and `Default` | — | — | `isolated`, `default` | — |
+//! | the lock's name as its errors carry it | `name(&self) -> &str`; a backend whose 0.4 `name()` returned `String` keeps that return type (a return type cannot be deprecated) | — | `name() -> String` (0.4's) | `name` | `name` |
+//! | the file of a file-based lock | `path(&self) -> &Path`; `PathBuf` where 0.4 returned one, as for `name` | `path() -> PathBuf` (0.4's) | — | — | — |
+//! | where a named lock lives, creating nothing | `Backend::named_path(name) -> SimpleLockResult<PathBuf>` | `named_path` | `named_path` | — | — |
+//! | delete a named lock's object | `Backend::remove(name) -> SimpleLockResult<bool>` | — | `remove` | — | — |
+//! | yes/no questions | `is_*(&self) -> bool` | `is_shared`, `is_read_only` | — | `is_locked` | `is_shared` |
+//! | lock, unlock, state, holders | the [`ConcreteLock`] methods, not inherent copies (a type that implements both [`ConcreteLock`] and [`Lock`], like `FakeLock`, has inherent ones so that calls are not ambiguous) | ✓ | ✓ | ✓ | ✓ |
+//! | how long to wait | [`Wait`] (and [`Backoff`] for waits that can only sleep), through [`ConcreteLock::timed_lock`] and the [`LockBuilder`] | ✓ | ✓ | ✓ | ✓ (the server's `lock_timeout`) |
+//! | a counting semaphore of `permits` holders called `name`: a handle that takes one permit, a [`ConcreteLock`] + [`Permits`] | `BackendPermits::named(name, permits: u32)`; file-based backends also `at_path(path, permits)`; the other rows as for locks, with `permits` after the name | `FilePermits::named`, `at_path`, `named_existing`, `named_path`, `path`, `name` | `SemaphorePermits::named`, `open_existing`, `remove`, `name` | `FakePermits::named`, `isolated`, `name` | — |
+//! | errors | [`SimpleLockError`]'s constructors (`already_locked`, `unknown(..).with_kind(..)`, ...); callers match variants or [`kind()`](SimpleLockError::kind), never the message | ✓ | ✓ | ✓ | ✓ |
 //!
 //! Where a cell names something other than the convention, that backend has not moved yet.
 //! `with_*` is a step on a builder or a value that returns it changed (`with_try_lock`,

@@ -120,7 +120,7 @@ pub struct Postgres {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresMeasure {
-    /// `ours` (`PostgresLock`), `ours-no-token` (`without_fencing_tokens()`), `raw` (the
+    /// `ours` (`PostgresLock`), `ours-no-token` (`with_fencing_tokens(FencingTokens::Disabled)`), `raw` (the
     /// advisory-lock calls alone) or `raw-token` (plus the transaction-id token).
     pub variant: String,
     /// The median, in ns.

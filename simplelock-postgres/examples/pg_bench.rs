@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use simplelock_core::ConcreteLock;
 use simplelock_harness::results::{Postgres, PostgresMeasure, emit};
-use simplelock_postgres::{PostgresLock, key_for_name};
+use simplelock_postgres::{FencingTokens, PostgresLock, key_for_name};
 
 fn url() -> String {
     let url = std::env::var("SIMPLELOCK_POSTGRES_URL")
@@ -67,12 +67,14 @@ enum Client {
 impl Client {
     fn new(kind: &str, name: &str) -> Client {
         match kind {
-            "ours" => Client::Ours(Box::new(PostgresLock::new(&url(), name).unwrap())),
+            "ours" => Client::Ours(Box::new(
+                PostgresLock::options().with_url(url()).named(name).unwrap(),
+            )),
             "ours-no-token" => Client::Ours(Box::new(
-                PostgresLock::builder(name)
-                    .url(url())
-                    .without_fencing_tokens()
-                    .open()
+                PostgresLock::options()
+                    .with_url(url())
+                    .with_fencing_tokens(FencingTokens::Disabled)
+                    .named(name)
                     .unwrap(),
             )),
             _ => {

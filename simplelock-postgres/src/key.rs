@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 /// use in one database (10⁶ names: ~3·10⁻⁸). A collision never lets two holders in; it makes the
 /// two names one lock, so one job waits for an unrelated one, and `holder()` shows the other
 /// job. The same goes for a name whose key happens to equal an integer key chosen by hand
-/// ([`PostgresLock::with_key`](crate::PostgresLock::with_key)) or by another program in the same
+/// ([`PostgresLockOptions::keyed`](crate::PostgresLockOptions::keyed)) or by another program in the same
 /// database: keep hand-picked keys to a documented range, or use names everywhere.
 pub fn key_for_name(name: &str) -> i64 {
     let digest = Sha256::digest(name.as_bytes());

@@ -7,7 +7,9 @@
 //! use simplelock_core::{ConcreteLock, SimpleLockError};
 //! use simplelock_postgres::PostgresLock;
 //!
-//! let mut lock = PostgresLock::new("postgres://app@db.internal/app?sslmode=require", "nightly-report")?;
+//! let mut lock = PostgresLock::options()
+//!     .with_url("postgres://app@db.internal/app?sslmode=require")
+//!     .named("nightly-report")?;
 //! match lock.try_lock() {
 //!     Ok(()) => {
 //!         let token = lock.fencing_token().expect("held");
@@ -40,8 +42,8 @@
 //!   without end. `try_lock` is `pg_try_advisory_lock`.
 //! - **Name → key**: [`key_for_name`], a documented formula other languages reproduce (the
 //!   first 8 bytes of SHA-256 of the name); or an integer key of your choosing,
-//!   [`PostgresLock::with_key`], to share a lock with code that already uses one.
-//! - **Shared (reader) locks**: [`PostgresLock::new_shared`] (`pg_advisory_lock_shared`).
+//!   [`PostgresLockOptions::keyed`], to share a lock with code that already uses one.
+//! - **Shared (reader) locks**: [`PostgresLockOptions::with_shared`] (`pg_advisory_lock_shared`).
 //!   A waiting writer blocks later readers (PostgreSQL queues them), so writers do not starve.
 //! - **Who holds it**: [`holder`](ConcreteLock::holder), [`PostgresLock::holders`] and the
 //!   `AlreadyLocked`/`TimedOut` errors name the holding client's host, pid, program and since
@@ -74,7 +76,7 @@
 //! a second that is an anti-wraparound vacuum of each table every ~23 days, which on large,
 //! rarely vacuumed tables is real I/O; at one acquisition a minute it is nothing.
 //!
-//! Where one database object is allowed, [`PostgresLockBuilder::sequence_tokens`] takes tokens
+//! Where one database object is allowed, [`PostgresLockOptions::with_fencing_tokens`]`(`[`FencingTokens::Sequence`]`)` takes tokens
 //! from a sequence instead (`nextval`, created if missing, checked to have `CACHE 1` so its
 //! values only grow across sessions): a transaction id is consumed once per 32 values only (a
 //! sequence logs one WAL record per 32 values, 32 values ahead, and flushes it before the value
@@ -83,7 +85,7 @@
 //! above.
 //! The two kinds of tokens are not comparable with each other.
 //!
-//! Where no storage checks tokens, [`PostgresLockBuilder::without_fencing_tokens`] spares both
+//! Where no storage checks tokens, [`PostgresLockOptions::with_fencing_tokens`]`(`[`FencingTokens::Disabled`]`)` spares both
 //! costs: an acquisition is then the bare advisory-lock call (plus `application_name`), with no
 //! WAL flush. The README's benchmarks show each variant next to the raw calls.
 //!
@@ -136,7 +138,7 @@
 //! The server must be PostgreSQL 14 or newer (`pg_current_xact_id()` is 13+,
 //! `client_connection_check_interval` 14+).
 //!
-//! [`PostgresLock::new`] takes a libpq-style URL (`postgres://user:password@host:port/db?
+//! [`PostgresLockOptions::with_url`] takes a libpq-style URL (`postgres://user:password@host:port/db?
 //! sslmode=require`) or `key=value` string; what it leaves out comes from the `PG*` variables
 //! (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`,
 //! `PGCONNECT_TIMEOUT`), then libpq's defaults (the local socket, the user's name).
@@ -156,11 +158,11 @@
 //! fits a lock that also needs a server: [`PostgresLock::named`] is the lock called `name` on
 //! the server the environment names, [`name`](PostgresLock::name) returns `&str`,
 //! [`is_shared`](PostgresLock::is_shared) answers a yes/no question, and locking goes through
-//! the `ConcreteLock` methods only. A lock on a given server is [`PostgresLock::new`]`(url,
-//! name)` (and `new_shared`, `with_key`); everything else goes through
-//! [`PostgresLock::builder`], which ends in `open()` and whose steps do not carry the table's
-//! `with_` prefix yet: it becomes the table's `options()` when the other backends move to
-//! theirs. Waits are the server's (`lock_timeout`), so no deadline is kept here except in
+//! the `ConcreteLock` methods only. Anything more than a name — another server, a shared
+//! lock, an integer key, the tokens, the timeouts — goes through [`PostgresLock::options`],
+//! whose `with_*` steps end in [`named`](PostgresLockOptions::named) or
+//! [`keyed`](PostgresLockOptions::keyed), as `FileLock::options()` ends in `named` or
+//! `at_path`. Waits are the server's (`lock_timeout`), so no deadline is kept here except in
 //! [`LostSignal::wait`], which uses the core's [`Wait`](simplelock_core::Wait).
 //!
 //! # Errors
@@ -219,59 +221,66 @@ pub enum FencingTokens {
     Disabled,
 }
 
-/// How a [`PostgresLock`] is opened: the server, the lock (a name or a key), its mode, where
-/// tokens come from, and the timeouts.
-#[derive(Debug, Clone)]
-#[must_use = "a builder does nothing until `open` is called"]
-pub struct PostgresLockBuilder {
+/// How to open a [`PostgresLock`] beyond a name, from [`PostgresLock::options`]: `with_*`
+/// steps — the server, the mode, where fencing tokens come from, the timeouts — then
+/// [`named`](PostgresLockOptions::named) or [`keyed`](PostgresLockOptions::keyed).
+#[derive(Debug, Clone, Default)]
+#[must_use = "the options open nothing until `named` or `keyed` is called"]
+pub struct PostgresLockOptions {
     url: Option<String>,
-    name: String,
-    key: i64,
     shared: bool,
     tokens: FencingTokens,
     timeouts: Timeouts,
 }
 
-impl PostgresLockBuilder {
+impl PostgresLockOptions {
     /// The server to connect to, a URL or `key=value` string; unset, the `PG*` variables say.
-    pub fn url(mut self, url: impl Into<String>) -> Self {
+    pub fn with_url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
         self
     }
 
-    /// Take the lock shared (reader) instead of exclusive.
-    pub fn shared(mut self) -> Self {
-        self.shared = true;
+    /// Take the lock shared (reader, `true`) instead of exclusive (the default).
+    pub fn with_shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
         self
     }
 
-    /// Take fencing tokens from the sequence `name` (created if missing) instead of
-    /// transaction ids.
-    pub fn sequence_tokens(mut self, name: impl Into<String>) -> Self {
-        self.tokens = FencingTokens::Sequence(name.into());
-        self
-    }
-
-    /// Take no fencing tokens (see [`FencingTokens::Disabled`]).
-    pub fn without_fencing_tokens(mut self) -> Self {
-        self.tokens = FencingTokens::Disabled;
+    /// Where fencing tokens come from: transaction ids (the default), a sequence, or none
+    /// (see [`FencingTokens`]).
+    pub fn with_fencing_tokens(mut self, tokens: FencingTokens) -> Self {
+        self.tokens = tokens;
         self
     }
 
     /// How quickly dead peers are noticed, and connecting's timeout.
-    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
         self.timeouts = timeouts;
         self
     }
 
-    /// Connects and returns the handle (not holding the lock).
+    /// Connects and returns a handle (not holding it) on the lock called `name`, the advisory
+    /// lock with the key [`key_for_name`]`(name)`.
     ///
     /// # Errors
     /// `InvalidName` for an empty name or a malformed URL or `PG*` value; `PermissionDenied`
     /// for a refused login; `UnknownError` saying why for a server that cannot be reached, a
     /// missing database, a bad token sequence.
-    pub fn open(self) -> SimpleLockResult<PostgresLock> {
-        if self.name.is_empty() {
+    pub fn named(self, name: &str) -> SimpleLockResult<PostgresLock> {
+        self.open(name.to_owned(), key_for_name(name))
+    }
+
+    /// Connects and returns a handle (not holding it) on the advisory lock with the integer
+    /// `key`, as other programs take it with `pg_advisory_lock(key)`; errors name it `key N`.
+    ///
+    /// # Errors
+    /// As [`named`](PostgresLockOptions::named).
+    pub fn keyed(self, key: i64) -> SimpleLockResult<PostgresLock> {
+        self.open(format!("key {key}"), key)
+    }
+
+    fn open(self, name: String, key: i64) -> SimpleLockResult<PostgresLock> {
+        if name.is_empty() {
             return Err(SimpleLockError::invalid_name("", "the name is empty"));
         }
         let sequence = match &self.tokens {
@@ -288,7 +297,7 @@ impl PostgresLockBuilder {
                 let parts: Vec<&str> = seq.split('.').collect();
                 if parts.len() > 2 || !parts.iter().all(|p| plain(p)) {
                     return Err(SimpleLockError::invalid_name(
-                        &self.name,
+                        &name,
                         format!(
                             "invalid fencing-token sequence name {seq:?}: use [schema.]name in \
                              lowercase letters, digits and _"
@@ -298,10 +307,10 @@ impl PostgresLockBuilder {
                 Some(seq.clone())
             }
         };
-        let target = Target::new(&self.name, self.url.as_deref(), &self.timeouts)?;
+        let target = Target::new(&name, self.url.as_deref(), &self.timeouts)?;
         let mut lock = PostgresLock {
-            name: self.name,
-            key: self.key,
+            name,
+            key,
             shared: self.shared,
             target,
             sequence,
@@ -373,58 +382,20 @@ impl fmt::Debug for PostgresLock {
 }
 
 impl PostgresLock {
-    /// A builder for the lock named `name` (key [`key_for_name`]`(name)`).
-    pub fn builder(name: &str) -> PostgresLockBuilder {
-        PostgresLockBuilder {
-            url: None,
-            name: name.to_owned(),
-            key: key_for_name(name),
-            shared: false,
-            tokens: FencingTokens::default(),
-            timeouts: Timeouts::default(),
-        }
-    }
-
-    /// A builder for the advisory lock with the integer `key`, as other programs take it with
-    /// `pg_advisory_lock(key)`.
-    pub fn builder_with_key(key: i64) -> PostgresLockBuilder {
-        PostgresLockBuilder {
-            key,
-            ..Self::builder(&format!("key {key}"))
-        }
-    }
-
-    /// The exclusive lock `name` on the server at `url`.
-    ///
-    /// # Errors
-    /// Those of [`PostgresLockBuilder::open`].
-    pub fn new(url: &str, name: &str) -> SimpleLockResult<Self> {
-        Self::builder(name).url(url).open()
-    }
-
-    /// The shared (reader) lock `name` on the server at `url`.
-    ///
-    /// # Errors
-    /// Those of [`PostgresLockBuilder::open`].
-    pub fn new_shared(url: &str, name: &str) -> SimpleLockResult<Self> {
-        Self::builder(name).url(url).shared().open()
+    /// Options to open a lock with more than a name: the server, the mode, the tokens, the
+    /// timeouts (see [`PostgresLockOptions`]).
+    pub fn options() -> PostgresLockOptions {
+        PostgresLockOptions::default()
     }
 
     /// The exclusive lock `name` on the server the `PG*` variables name (the core's
-    /// `named(name)`: the lock called `name` in the backend's own place).
+    /// `named(name)`: the lock called `name` in the backend's own place); other servers,
+    /// shared locks and integer keys through [`options`](PostgresLock::options).
     ///
     /// # Errors
-    /// Those of [`PostgresLockBuilder::open`].
+    /// Those of [`PostgresLockOptions::named`].
     pub fn named(name: &str) -> SimpleLockResult<Self> {
-        Self::builder(name).open()
-    }
-
-    /// The exclusive advisory lock with the integer `key` on the server at `url`.
-    ///
-    /// # Errors
-    /// Those of [`PostgresLockBuilder::open`].
-    pub fn with_key(url: &str, key: i64) -> SimpleLockResult<Self> {
-        Self::builder_with_key(key).url(url).open()
+        Self::options().named(name)
     }
 
     /// The lock's name as errors show it (`key N` for an integer key).

@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::thread;
 
 use simplelock_core::{ConcreteLock, LockStatus, SimpleLockError};
-use simplelock_postgres::{PostgresLock, key_for_name};
+use simplelock_postgres::{FencingTokens, PostgresLock, key_for_name};
 
 mod common;
 
@@ -23,7 +23,10 @@ fn message(err: &SimpleLockError) -> String {
 
 #[test]
 fn unreachable_server_is_named() {
-    let err = PostgresLock::new("postgres://127.0.0.1:1/test?connect_timeout=5", "x").unwrap_err();
+    let err = PostgresLock::options()
+        .with_url("postgres://127.0.0.1:1/test?connect_timeout=5")
+        .named("x")
+        .unwrap_err();
     let text = message(&err);
     assert!(
         matches!(err, SimpleLockError::UnknownError { .. }),
@@ -42,7 +45,10 @@ fn bad_urls_are_invalid_and_never_show_the_password() {
         "postgres://u:hunter2@127.0.0.1:notaport/db",
         "host=x sslmode=sometimes password=hunter2",
     ] {
-        let err = PostgresLock::new(url, "x").unwrap_err();
+        let err = PostgresLock::options()
+            .with_url(url)
+            .named("x")
+            .unwrap_err();
         assert!(
             matches!(err, SimpleLockError::InvalidName { .. }),
             "{err:?}"
@@ -54,7 +60,10 @@ fn bad_urls_are_invalid_and_never_show_the_password() {
             "{text}"
         );
     }
-    let err = PostgresLock::new(common::url(), "").unwrap_err();
+    let err = PostgresLock::options()
+        .with_url(common::url())
+        .named("")
+        .unwrap_err();
     assert!(
         matches!(err, SimpleLockError::InvalidName { .. }),
         "{err:?}"
@@ -69,19 +78,21 @@ fn missing_database_and_unknown_role_are_named() {
         postgres::config::Host::Unix(p) => p.display().to_string(),
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
-    let err = PostgresLock::new(
-        &format!("host={host} port={port} dbname=simplelock_no_such_db"),
-        "x",
-    )
-    .unwrap_err();
+    let err = PostgresLock::options()
+        .with_url(format!(
+            "host={host} port={port} dbname=simplelock_no_such_db"
+        ))
+        .named("x")
+        .unwrap_err();
     let text = message(&err);
     assert!(text.contains("database does not exist"), "{text}");
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err:?}");
-    let err = PostgresLock::new(
-        &format!("host={host} port={port} dbname=test user=simplelock_no_such_role"),
-        "x",
-    )
-    .unwrap_err();
+    let err = PostgresLock::options()
+        .with_url(format!(
+            "host={host} port={port} dbname=test user=simplelock_no_such_role"
+        ))
+        .named("x")
+        .unwrap_err();
     assert!(
         matches!(err, SimpleLockError::PermissionDenied { .. }),
         "{err:?}"
@@ -129,11 +140,12 @@ fn wrong_password_is_permission_denied() {
         error.extend_from_slice(&fields);
         s.write_all(&error).unwrap();
     });
-    let err = PostgresLock::new(
-        &format!("host=127.0.0.1 port={port} user=u password=wrong dbname=d sslmode=disable"),
-        "x",
-    )
-    .unwrap_err();
+    let err = PostgresLock::options()
+        .with_url(format!(
+            "host=127.0.0.1 port={port} user=u password=wrong dbname=d sslmode=disable"
+        ))
+        .named("x")
+        .unwrap_err();
     server.join().unwrap();
     assert!(
         matches!(err, SimpleLockError::PermissionDenied { .. }),
@@ -154,7 +166,10 @@ fn sslmode_require_encrypts_or_is_refused() {
     let mut raw = common::raw();
     let ssl_on: String = raw.query_one("SHOW ssl", &[]).unwrap().get(0);
     let url = format!("{} sslmode=require", to_key_value(common::url()));
-    match PostgresLock::new(&url, &common::name("tls")) {
+    match PostgresLock::options()
+        .with_url(&url)
+        .named(&common::name("tls"))
+    {
         Ok(lock) => {
             assert_eq!(ssl_on, "on", "require connected to a server without SSL");
             let pid = lock.backend_pid().unwrap();
@@ -194,9 +209,20 @@ fn to_key_value(url: &str) -> String {
 #[test]
 fn shared_locks_share_and_exclude_writers() {
     let name = common::name("shared");
-    let mut r1 = PostgresLock::new_shared(common::url(), &name).unwrap();
-    let mut r2 = PostgresLock::new_shared(common::url(), &name).unwrap();
-    let mut w = PostgresLock::new(common::url(), &name).unwrap();
+    let mut r1 = PostgresLock::options()
+        .with_url(common::url())
+        .with_shared(true)
+        .named(&name)
+        .unwrap();
+    let mut r2 = PostgresLock::options()
+        .with_url(common::url())
+        .with_shared(true)
+        .named(&name)
+        .unwrap();
+    let mut w = PostgresLock::options()
+        .with_url(common::url())
+        .named(&name)
+        .unwrap();
     r1.try_lock().unwrap();
     assert_eq!(r2.status().unwrap(), LockStatus::Open);
     r2.try_lock().unwrap();
@@ -235,8 +261,14 @@ fn integer_keys_and_the_name_formula_meet_other_programs() {
         &[&key, &formula],
     )
     .unwrap();
-    let mut by_key = PostgresLock::with_key(common::url(), key).unwrap();
-    let mut by_name = PostgresLock::new(common::url(), &name).unwrap();
+    let mut by_key = PostgresLock::options()
+        .with_url(common::url())
+        .keyed(key)
+        .unwrap();
+    let mut by_name = PostgresLock::options()
+        .with_url(common::url())
+        .named(&name)
+        .unwrap();
     for lock in [&mut by_key, &mut by_name] {
         match lock.try_lock() {
             Err(SimpleLockError::AlreadyLocked {
@@ -261,10 +293,10 @@ fn integer_keys_and_the_name_formula_meet_other_programs() {
 fn sequence_tokens_increase_and_a_cached_sequence_is_refused() {
     let seq = format!("simplelock_test_tokens_{}", std::process::id());
     let mut raw = common::raw();
-    let mut lock = PostgresLock::builder(&common::name("seq"))
-        .url(common::url())
-        .sequence_tokens(&seq)
-        .open()
+    let mut lock = PostgresLock::options()
+        .with_url(common::url())
+        .with_fencing_tokens(FencingTokens::Sequence(String::from(&seq)))
+        .named(&common::name("seq"))
         .unwrap();
     let mut last = 0;
     for _ in 0..5 {
@@ -276,18 +308,18 @@ fn sequence_tokens_increase_and_a_cached_sequence_is_refused() {
     }
     raw.batch_execute(&format!("ALTER SEQUENCE {seq} CACHE 5"))
         .unwrap();
-    let err = PostgresLock::builder(&common::name("seq"))
-        .url(common::url())
-        .sequence_tokens(&seq)
-        .open()
+    let err = PostgresLock::options()
+        .with_url(common::url())
+        .with_fencing_tokens(FencingTokens::Sequence(String::from(&seq)))
+        .named(&common::name("seq"))
         .unwrap_err();
     assert!(message(&err).contains("CACHE 5"), "{}", message(&err));
     assert_eq!(err.kind(), ErrorKind::InvalidData, "{err:?}");
     raw.batch_execute(&format!("DROP SEQUENCE {seq}")).unwrap();
-    let err = PostgresLock::builder("x")
-        .url(common::url())
-        .sequence_tokens("bad; DROP TABLE x")
-        .open()
+    let err = PostgresLock::options()
+        .with_url(common::url())
+        .with_fencing_tokens(FencingTokens::Sequence(String::from("bad; DROP TABLE x")))
+        .named("x")
         .unwrap_err();
     assert!(
         matches!(err, SimpleLockError::InvalidName { .. }),
@@ -299,10 +331,10 @@ fn sequence_tokens_increase_and_a_cached_sequence_is_refused() {
 fn without_tokens_the_lock_still_excludes_and_has_no_token() {
     let name = common::name("notokens");
     let open = || {
-        PostgresLock::builder(&name)
-            .url(common::url())
-            .without_fencing_tokens()
-            .open()
+        PostgresLock::options()
+            .with_url(common::url())
+            .with_fencing_tokens(FencingTokens::Disabled)
+            .named(&name)
             .unwrap()
     };
     let (mut a, mut b) = (open(), open());
@@ -320,8 +352,14 @@ fn without_tokens_the_lock_still_excludes_and_has_no_token() {
 #[test]
 fn waiting_on_a_lock_this_thread_holds_is_would_deadlock() {
     let name = common::name("deadlock");
-    let mut a = PostgresLock::new(common::url(), &name).unwrap();
-    let mut b = PostgresLock::new(common::url(), &name).unwrap();
+    let mut a = PostgresLock::options()
+        .with_url(common::url())
+        .named(&name)
+        .unwrap();
+    let mut b = PostgresLock::options()
+        .with_url(common::url())
+        .named(&name)
+        .unwrap();
     a.try_lock().unwrap();
     assert!(matches!(
         b.hang_lock(),

@@ -19,11 +19,16 @@ fn name(key: &str) -> String {
 }
 
 fn open(key: &str) -> SimpleLockResult<PostgresLock> {
-    PostgresLock::new(common::url(), &name(key))
+    PostgresLock::options()
+        .with_url(common::url())
+        .named(&name(key))
 }
 
 fn open_shared(key: &str) -> SimpleLockResult<PostgresLock> {
-    PostgresLock::new_shared(common::url(), &name(key))
+    PostgresLock::options()
+        .with_url(common::url())
+        .with_shared(true)
+        .named(&name(key))
 }
 
 simplelock_core::conformance_tests!(

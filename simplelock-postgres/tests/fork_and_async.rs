@@ -8,7 +8,10 @@ mod common;
 
 #[test]
 fn a_forked_child_cannot_use_or_release_the_parents_lock() {
-    let mut lock = PostgresLock::new(common::url(), &common::name("fork")).unwrap();
+    let mut lock = PostgresLock::options()
+        .with_url(common::url())
+        .named(&common::name("fork"))
+        .unwrap();
     lock.try_lock().unwrap();
     #[allow(unsafe_code)]
     // SAFETY: the child only calls into code that takes no lock another thread could hold at
@@ -50,7 +53,11 @@ fn calls_from_inside_an_async_runtime_are_refused() {
         .unwrap();
     // The probe of the test server connects: outside the runtime.
     let url = common::url();
-    let result = rt.block_on(async { PostgresLock::new(url, &common::name("async")) });
+    let result = rt.block_on(async {
+        PostgresLock::options()
+            .with_url(url)
+            .named(&common::name("async"))
+    });
     match result {
         Err(err @ SimpleLockError::UnknownError { .. }) => {
             assert_eq!(err.kind(), std::io::ErrorKind::Unsupported, "{err:?}")

@@ -50,8 +50,14 @@ fn expect_not_held(result: Result<(), SimpleLockError>) {
 #[test]
 fn terminated_backend_loses_the_lock_and_the_next_holder_gets_a_larger_token() {
     let name = common::name("terminate");
-    let mut a = PostgresLock::new(common::url(), &name).unwrap();
-    let mut b = PostgresLock::new(common::url(), &name).unwrap();
+    let mut a = PostgresLock::options()
+        .with_url(common::url())
+        .named(&name)
+        .unwrap();
+    let mut b = PostgresLock::options()
+        .with_url(common::url())
+        .named(&name)
+        .unwrap();
     a.hang_lock().unwrap();
     a.ensure_held().unwrap();
     let token_a = a.fencing_token().unwrap();
@@ -81,7 +87,10 @@ fn terminated_backend_loses_the_lock_and_the_next_holder_gets_a_larger_token() {
 
 #[test]
 fn a_clean_release_is_not_a_loss() {
-    let mut a = PostgresLock::new(common::url(), &common::name("clean")).unwrap();
+    let mut a = PostgresLock::options()
+        .with_url(common::url())
+        .named(&common::name("clean"))
+        .unwrap();
     expect_not_held(a.ensure_held());
     assert!(a.lost_signal().is_err());
     a.try_lock().unwrap();
@@ -224,8 +233,14 @@ fn through(proxy: &Proxy) -> String {
 fn network_cut_releases_within_the_bound_and_the_holder_learns_it() {
     let name = common::name("cut");
     let proxy = Proxy::start(upstream());
-    let mut a = PostgresLock::new(&through(&proxy), &name).unwrap();
-    let mut b = PostgresLock::new(common::url(), &name).unwrap();
+    let mut a = PostgresLock::options()
+        .with_url(through(&proxy))
+        .named(&name)
+        .unwrap();
+    let mut b = PostgresLock::options()
+        .with_url(common::url())
+        .named(&name)
+        .unwrap();
     a.hang_lock().unwrap();
     let token_a = a.fencing_token().unwrap();
     let signal = a.lost_signal().unwrap();

@@ -27,7 +27,10 @@ pub(crate) fn url() -> &'static str {
     URL.get_or_init(|| {
         let url = std::env::var("SIMPLELOCK_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://127.0.0.1:5432/test".to_owned());
-        if let Err(e) = PostgresLock::new(&url, "simplelock-test-probe") {
+        if let Err(e) = PostgresLock::options()
+            .with_url(&url)
+            .named("simplelock-test-probe")
+        {
             panic!(
                 "these tests need a PostgreSQL server (14 or newer): none usable at {url:?}: {e} \
                  ({e:?}).\nStart one (e.g. `apt-get install postgresql`, or `cargo xtask ci`, \

@@ -148,7 +148,7 @@ pub(crate) fn markdown(results: &Measured) -> String {
     md.push_str(
         ". *raw + token* adds to the raw call the transaction-id fencing token PostgresLock \
          takes (its commit waits for a WAL flush); *PostgresLock, no token* is \
-         `without_fencing_tokens()`.\n\n\
+         `with_fencing_tokens(FencingTokens::Disabled)`.\n\n\
          | measure (median) | PostgresLock | PostgresLock, no token | raw | raw + token | \
          PostgresLock vs raw | goal |\n|---|---:|---:|---:|---:|---:|---|\n",
     );

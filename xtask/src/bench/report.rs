@@ -734,7 +734,7 @@ mod tests {
 | SemaphoreLock | 50 | 2.0 ms | 8.0 ms | worst ≤ 50 ms ✅ |
 
 <!-- bench-postgres:begin -->
-**PostgreSQL**: `PostgresLock` vs the same advisory-lock calls made raw with the `postgres` crate, one connection per client, same run, no TLS, server on this machine (one round trip: 25.0 µs). *raw + token* adds to the raw call the transaction-id fencing token PostgresLock takes (its commit waits for a WAL flush); *PostgresLock, no token* is `without_fencing_tokens()`.
+**PostgreSQL**: `PostgresLock` vs the same advisory-lock calls made raw with the `postgres` crate, one connection per client, same run, no TLS, server on this machine (one round trip: 25.0 µs). *raw + token* adds to the raw call the transaction-id fencing token PostgresLock takes (its commit waits for a WAL flush); *PostgresLock, no token* is `with_fencing_tokens(FencingTokens::Disabled)`.
 
 | measure (median) | PostgresLock | PostgresLock, no token | raw | raw + token | PostgresLock vs raw | goal |
 |---|---:|---:|---:|---:|---:|---|

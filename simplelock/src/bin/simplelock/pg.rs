@@ -45,14 +45,11 @@ pub(crate) fn open(target: &Target, shared: bool) -> SimpleLockResult<PostgresLo
         }
         Target::Permits(name, _) => return Err(crate::permits::unsupported(name)),
     };
-    let mut builder = PostgresLock::builder(name);
+    let mut options = PostgresLock::options().with_shared(shared);
     if let Some(url) = url() {
-        builder = builder.url(url);
+        options = options.with_url(url);
     }
-    if shared {
-        builder = builder.shared();
-    }
-    builder.open()
+    options.named(name)
 }
 
 /// Lock, run the command with the fencing token and how the previous holder let go in its
