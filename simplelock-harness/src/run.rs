@@ -280,6 +280,46 @@ pub fn kill_storm(
     hold: Duration,
     mode: Mode,
 ) -> Result<StormReport, String> {
+    storm(backend, procs, kills, deadline, hold, mode, false)
+}
+
+/// A [`kill_storm`] for measuring recovery: each holder is killed only once every other worker
+/// has been through the lock at least once, so that they all wait for it (asleep in their lock
+/// call), and the time measured is the lock's recovery, not a fresh worker's start-up.
+pub(crate) fn recovery_storm(
+    backend: &str,
+    procs: usize,
+    kills: u64,
+    hold: Duration,
+) -> Result<StormReport, String> {
+    storm(backend, procs, kills, None, hold, Mode::Hang, true)
+}
+
+/// Whether every worker but the one in `slot` has completed a round.
+fn others_settled(run: &Run, slot: usize) -> Result<bool, String> {
+    for (at, (index, _)) in run.workers.iter().enumerate() {
+        if at == slot {
+            continue;
+        }
+        let tally = Tally::read(&tally_path(&run.dir, *index))
+            .map_err(|e| format!("reading a tally: {e}"))?;
+        if tally.completed == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// [`kill_storm`]; `settle`: see [`recovery_storm`].
+fn storm(
+    backend: &str,
+    procs: usize,
+    kills: u64,
+    deadline: Option<Instant>,
+    hold: Duration,
+    mode: Mode,
+    settle: bool,
+) -> Result<StormReport, String> {
     let mut run = Run::new(backend, "storm")?;
     for _ in 0..procs {
         run.spawn(0, hold, mode)?;
@@ -297,7 +337,9 @@ pub fn kill_storm(
         let waited = Instant::now();
         let (slot, victim) = loop {
             let occupant = run.state()?.occupant;
-            if let Some(slot) = run.workers.iter().position(|(_, c)| c.id() == occupant) {
+            if let Some(slot) = run.workers.iter().position(|(_, c)| c.id() == occupant)
+                && (!settle || others_settled(&run, slot)?)
+            {
                 break (slot, occupant);
             }
             if waited.elapsed() > patience {

@@ -173,7 +173,7 @@ impl Report {
                     .filter(|_| name.contains("Box<dyn Lock>"))
                     .map(|ratio| {
                         if group.to_lowercase().contains("sem") {
-                            at_most(ratio, 2.0)
+                            at_most(ratio, 1.3)
                         } else {
                             at_most(ratio, 1.10)
                         }
@@ -209,7 +209,7 @@ impl Report {
                     }),
                 ("file" | "sema", "timed") => self
                     .handoff_median(backend, "hang")
-                    .map(|hang| at_most(median / hang, 2.0))
+                    .map(|hang| at_most(median / hang, 1.2))
                     .map(|g| Goal {
                         text: format!("timed {} of blocking", g.text),
                         met: g.met,
@@ -278,8 +278,8 @@ impl Report {
         md.push_str("| lock | kills | median | worst | goal |\n|---|---:|---:|---:|---|\n");
         for (backend, median, worst, kills) in &self.recovery {
             let goal = (backend == "sema").then_some(Goal {
-                text: "worst ≤ 50 ms".to_owned(),
-                met: *worst <= 50e6,
+                text: "worst ≤ 2 ms".to_owned(),
+                met: *worst <= 2e6,
             });
             let _ = writeln!(
                 md,
@@ -665,7 +665,7 @@ mod tests {
 | Box<dyn Lock> | 2.0 µs | 5.00× | ≤ 1.1× ❌ |
 | raw flock | 400.0 ns | 1.00× |  |
 | *SemaphoreLock* | | | |
-| Box<dyn Lock> | 18.0 ns | 1.80× | ≤ 2× ✅ |
+| Box<dyn Lock> | 18.0 ns | 1.80× | ≤ 1.3× ❌ |
 | raw futex | 10.0 ns | 1.00× |  |
 
 **Handoff**: from the holder's release to the return of the lock call in the process waiting for it (two processes; the waiter is asleep in its wait)
@@ -674,7 +674,7 @@ mod tests {
 |---|---|---:|---:|---|
 | flock polled every 50 ms | hang | 25.0 ms | 50.0 ms |  |
 | FileLock | hang | 20.0 µs | 90.0 µs | 1250× faster than 50 ms polling (goal ≥ 100×) ✅ |
-| FileLock | timed | 30.0 µs | 120.0 µs | timed ≤ 2× of blocking ✅ |
+| FileLock | timed | 30.0 µs | 120.0 µs | timed ≤ 1.2× of blocking ❌ |
 
 **Throughput**: 4 processes locking and unlocking one lock as fast as they can
 
@@ -687,7 +687,7 @@ mod tests {
 
 | lock | kills | median | worst | goal |
 |---|---:|---:|---:|---|
-| SemaphoreLock | 50 | 2.0 ms | 8.0 ms | worst ≤ 50 ms ✅ |
+| SemaphoreLock | 50 | 2.0 ms | 8.0 ms | worst ≤ 2 ms ❌ |
 
 <!-- bench-postgres:begin -->
 **PostgreSQL**: `PostgresLock` vs the same advisory-lock calls made raw with the `postgres` crate, one connection per client, same run, no TLS, server on this machine (one round trip: 25.0 µs). *raw + token* adds to the raw call the transaction-id fencing token PostgresLock takes (its commit waits for a WAL flush); *PostgresLock, no token* is `without_fencing_tokens()`.
