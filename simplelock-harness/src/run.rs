@@ -280,7 +280,15 @@ pub fn kill_storm(
     hold: Duration,
     mode: Mode,
 ) -> Result<StormReport, String> {
-    storm(backend, procs, kills, deadline, hold, mode, false)
+    storm(&Storm {
+        backend,
+        procs,
+        kills,
+        deadline,
+        hold,
+        mode,
+        settle: false,
+    })
 }
 
 /// A [`kill_storm`] for measuring recovery: each holder is killed only once every other worker
@@ -292,7 +300,15 @@ pub(crate) fn recovery_storm(
     kills: u64,
     hold: Duration,
 ) -> Result<StormReport, String> {
-    storm(backend, procs, kills, None, hold, Mode::Hang, true)
+    storm(&Storm {
+        backend,
+        procs,
+        kills,
+        deadline: None,
+        hold,
+        mode: Mode::Hang,
+        settle: true,
+    })
 }
 
 /// Whether every worker but the one in `slot` has completed a round.
@@ -310,18 +326,22 @@ fn others_settled(run: &Run, slot: usize) -> Result<bool, String> {
     Ok(true)
 }
 
-/// [`kill_storm`]; `settle`: see [`recovery_storm`].
-fn storm(
-    backend: &str,
+/// What [`storm`] does: the arguments of [`kill_storm`], and `settle` (see [`recovery_storm`]).
+struct Storm<'a> {
+    backend: &'a str,
     procs: usize,
     kills: u64,
     deadline: Option<Instant>,
     hold: Duration,
     mode: Mode,
     settle: bool,
-) -> Result<StormReport, String> {
+}
+
+/// [`kill_storm`] and [`recovery_storm`].
+fn storm(plan: &Storm<'_>) -> Result<StormReport, String> {
+    let (backend, hold, mode) = (plan.backend, plan.hold, plan.mode);
     let mut run = Run::new(backend, "storm")?;
-    for _ in 0..procs {
+    for _ in 0..plan.procs {
         run.spawn(0, hold, mode)?;
     }
     let mut report = StormReport {
@@ -329,8 +349,11 @@ fn storm(
         ..StormReport::default()
     };
     let patience = Duration::from_secs(10);
-    for _ in 0..kills {
-        if deadline.is_some_and(|deadline| Instant::now() > deadline) {
+    for _ in 0..plan.kills {
+        if plan
+            .deadline
+            .is_some_and(|deadline| Instant::now() > deadline)
+        {
             break;
         }
         // Wait for one of our workers to be inside its critical section, then kill it there.
@@ -338,7 +361,7 @@ fn storm(
         let (slot, victim) = loop {
             let occupant = run.state()?.occupant;
             if let Some(slot) = run.workers.iter().position(|(_, c)| c.id() == occupant)
-                && (!settle || others_settled(&run, slot)?)
+                && (!plan.settle || others_settled(&run, slot)?)
             {
                 break (slot, occupant);
             }
