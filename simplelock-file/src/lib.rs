@@ -196,11 +196,15 @@
 //! makes the waiter deaf for 100 µs, doubling up to 10 ms while such events keep coming: a
 //! holder that writes or opens the file thousands of times a second costs the waiter about a
 //! hundred wake-ups a second (well under 5 % of a core), not a core; a `free` record ends the
-//! deafness. The inotify instances are kept in a small per-process pool and reused (a wait adds
-//! and removes its watch, a few µs): closing an instance makes the kernel wait for an RCU grace
-//! period, about half a millisecond, which would otherwise land on every handoff. The pool keeps
-//! at most 4 idle instances (the per-user limit is 128 by default, and other programs of the
-//! user need theirs); the others are closed when their wait ends. A holder that releases
+//! deafness. A woken waiter tries the lock before it reads the events or the record: the
+//! release's unlock usually lands while the wake-up is under way. The inotify instances are
+//! kept in a small per-process pool and reused, each with the watch its last wait left on it:
+//! closing an instance makes the kernel wait for an RCU grace period, about half a millisecond,
+//! and removing a watch costs several µs, both of which would otherwise land between the
+//! acquisition and the return, on every handoff (the next wait on another file moves the
+//! watch, before it sleeps). The pool keeps at most 4 idle instances (the per-user limit is 128
+//! by default, and other programs of the user need theirs), each pinning the inode it watches
+//! in memory until it is reused; the others are closed when their wait ends. A holder that releases
 //! without touching the file (`flock(1)`, a read-only or foreign holder) is noticed by a backoff
 //! that starts at 1 ms and doubles up to 50 ms. Without inotify (other systems, the per-user
 //! instance limit reached) the backoff alone is used, up to 10 ms. The deadline is on the

@@ -846,7 +846,7 @@ impl ConcreteLock for FileLock {
                 return Err(self.out_of_time(&wait));
             };
             let wake = match &waiter {
-                Some(waiter) => waiter.wait(nap),
+                Some(waiter) => waiter.wait_undrained(nap),
                 None => {
                     std::thread::sleep(nap);
                     sys::Wake::Timeout
@@ -854,6 +854,15 @@ impl ConcreteLock for FileLock {
             };
             match wake {
                 sys::Wake::Event => {
+                    // Usually the release that sent the event has unlocked by the time we run:
+                    // try before anything else (reading the events and the record comes after
+                    // a failed try only).
+                    if self.try_acquire()? {
+                        return Ok(());
+                    }
+                    if let Some(waiter) = &waiter {
+                        waiter.drain();
+                    }
                     let announced = self.release_announced();
                     let tries = if deaf.is_none() {
                         TRIES_AFTER_RELEASE

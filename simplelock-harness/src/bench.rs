@@ -355,18 +355,17 @@ pub(crate) struct RecoveryArgs {
 pub(crate) fn recovery(args: &RecoveryArgs) -> Result<(), String> {
     let RecoveryArgs { backend, kills } = args;
     let kills = *kills;
-    let report = crate::run::kill_storm(
-        backend,
-        3,
-        kills,
-        None,
-        Duration::from_millis(2),
-        crate::worker::Mode::Hang,
-    )?;
+    let report = crate::run::recovery_storm(backend, 3, kills, Duration::from_millis(2))?;
     let failures = report.failures();
     if !failures.is_empty() {
         return Err(format!("{backend}: {}", failures.join(", ")));
     }
+    let mut sorted = report.recoveries.clone();
+    sorted.sort();
+    eprintln!(
+        "{backend}: recoveries (µs, sorted): {:?}",
+        sorted.iter().map(Duration::as_micros).collect::<Vec<_>>()
+    );
     let nanos =
         |d: Option<Duration>| d.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     emit(Recovery {

@@ -280,8 +280,68 @@ pub fn kill_storm(
     hold: Duration,
     mode: Mode,
 ) -> Result<StormReport, String> {
+    storm(&Storm {
+        backend,
+        procs,
+        kills,
+        deadline,
+        hold,
+        mode,
+        settle: false,
+    })
+}
+
+/// A [`kill_storm`] for measuring recovery: each holder is killed only once every other worker
+/// has been through the lock at least once, so that they all wait for it (asleep in their lock
+/// call), and the time measured is the lock's recovery, not a fresh worker's start-up.
+pub(crate) fn recovery_storm(
+    backend: &str,
+    procs: usize,
+    kills: u64,
+    hold: Duration,
+) -> Result<StormReport, String> {
+    storm(&Storm {
+        backend,
+        procs,
+        kills,
+        deadline: None,
+        hold,
+        mode: Mode::Hang,
+        settle: true,
+    })
+}
+
+/// Whether every worker but the one in `slot` has completed a round.
+fn others_settled(run: &Run, slot: usize) -> Result<bool, String> {
+    for (at, (index, _)) in run.workers.iter().enumerate() {
+        if at == slot {
+            continue;
+        }
+        let tally = Tally::read(&tally_path(&run.dir, *index))
+            .map_err(|e| format!("reading a tally: {e}"))?;
+        if tally.completed == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// What [`storm`] does: the arguments of [`kill_storm`], and `settle` (see [`recovery_storm`]).
+struct Storm<'a> {
+    backend: &'a str,
+    procs: usize,
+    kills: u64,
+    deadline: Option<Instant>,
+    hold: Duration,
+    mode: Mode,
+    settle: bool,
+}
+
+/// [`kill_storm`] and [`recovery_storm`].
+fn storm(plan: &Storm<'_>) -> Result<StormReport, String> {
+    let (backend, hold, mode) = (plan.backend, plan.hold, plan.mode);
     let mut run = Run::new(backend, "storm")?;
-    for _ in 0..procs {
+    for _ in 0..plan.procs {
         run.spawn(0, hold, mode)?;
     }
     let mut report = StormReport {
@@ -289,15 +349,20 @@ pub fn kill_storm(
         ..StormReport::default()
     };
     let patience = Duration::from_secs(10);
-    for _ in 0..kills {
-        if deadline.is_some_and(|deadline| Instant::now() > deadline) {
+    for _ in 0..plan.kills {
+        if plan
+            .deadline
+            .is_some_and(|deadline| Instant::now() > deadline)
+        {
             break;
         }
         // Wait for one of our workers to be inside its critical section, then kill it there.
         let waited = Instant::now();
         let (slot, victim) = loop {
             let occupant = run.state()?.occupant;
-            if let Some(slot) = run.workers.iter().position(|(_, c)| c.id() == occupant) {
+            if let Some(slot) = run.workers.iter().position(|(_, c)| c.id() == occupant)
+                && (!plan.settle || others_settled(&run, slot)?)
+            {
                 break (slot, occupant);
             }
             if waited.elapsed() > patience {

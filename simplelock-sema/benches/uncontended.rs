@@ -1,6 +1,6 @@
 //! Uncontended lock + unlock pairs, measured in one run: a raw POSIX named semaphore
 //! (`sem_wait` + `sem_post`), `SemaphoreLock` through `ConcreteLock`, and `SemaphoreLock` behind
-//! `Box<dyn Lock>` as `LockBuilder::wrap` makes it. The goal: the last within 2× of the first.
+//! `Box<dyn Lock>` as `LockBuilder::wrap` makes it. The goal: the last within 1.3× of the first.
 //!
 //! `cargo bench -p simplelock-sema -- --quick` for a short run.
 #![allow(unsafe_code)]

@@ -9,8 +9,8 @@
 //! the uncontended lock and unlock are one atomic instruction each, no system call — and fixes
 //! the rest:
 //!
-//! - a holder that dies is noticed by the next locker (within about 10 ms for one that already
-//!   waits), which takes the lock over and learns that its predecessor died
+//! - a holder that dies is noticed by the next locker (a waiter that already sleeps is woken by
+//!   the death itself, through a `pidfd` of the holder), which takes the lock over and learns that its predecessor died
 //!   ([`PreviousHolder::Died`]), so it can repair what was left half done;
 //! - only the handle that holds the lock can release it: an unlock without holding is
 //!   [`SimpleLockError::NotHeld`] and changes nothing;
@@ -106,12 +106,14 @@
 //!   the token is cached in memory, no system call.
 //! - **Unlock**: compare-and-swap from our token to 0 (`Release`); if `W` was set, wake one
 //!   waiter with `FUTEX_WAKE`.
-//! - **Wait**: set `W` (compare-and-swap), then `FUTEX_WAIT` on the low half for at most 10 ms
-//!   (the *slice*) or until the deadline, whichever is first; then look again.
+//! - **Wait**: ask this process's death watcher to wake us if the owner dies (a `pidfd` of the
+//!   owner, see below), set `W` (compare-and-swap), then `FUTEX_WAIT` on the low half for at
+//!   most 10 ms (the *slice*) or until the deadline, whichever is first; then look again.
 //! - **Dead owner**: a locker that finds the word held by another process checks the owner in
 //!   `/proc` (see below): `try_lock` at once, a waiter once the same owner has held the lock
 //!   for a whole slice while it waited (a normal handoff is much quicker, and costs no `/proc`
-//!   read), a timed lock also before it gives up. If the owner is dead, the locker
+//!   read) or as soon as the death watcher reports that the owner's process ended, a timed
+//!   lock also before it gives up. If the owner is dead, the locker
 //!   compare-and-swaps the word from exactly the value it saw to its own token (keeping `W`)
 //!   and reports [`PreviousHolder::Died`].
 //!
@@ -203,7 +205,7 @@
 //! | the process dies ... | the word then | recovered by |
 //! |---|---|---|
 //! | before its acquiring compare-and-swap | unchanged | nothing to do |
-//! | after it, inside the critical section, or in unlock before the releasing compare-and-swap | its token | the next locker: `try_lock` checks at once, a sleeping waiter within about one 10 ms slice, and takes over |
+//! | after it, inside the critical section, or in unlock before the releasing compare-and-swap | its token | the next locker: `try_lock` checks at once, a sleeping waiter when the death wakes it (within one 10 ms slice where pidfds are unavailable), and takes over |
 //! | after the releasing compare-and-swap, before `FUTEX_WAKE` | 0, `W` was set | the sleeping waiters' slice ends within 10 ms; they find it free |
 //! | while waiting (it held nothing) | maybe `W` left set | the next unlock wakes one waiter too many, once; harmless |
 //! | after taking over from a dead owner | its token | as any holder |
@@ -216,19 +218,27 @@
 //! - **Process id reuse**: the start time differs, so the old owner is dead.
 //! - **Stopped processes** (SIGSTOP, a debugger) are alive: the lock waits for them, as it would
 //!   for any slow holder. Only death frees a lock without its holder's unlock.
-//! - **No reaper needed**: recovery happens in whoever locks next; nothing runs in the
-//!   background.
-//! - How fast: a waiter that already sleeps acquires within about one slice (10 ms) after the
-//!   holder's death; the tests print the worst case they see (in a 50-kill storm with two
-//!   waiting processes, about 10 ms on average and below 20 ms at worst, on a loaded 2-core
-//!   machine).
+//! - **No reaper needed**: recovery happens in whoever locks next. The only thing that runs in
+//!   the background is the death watcher of a process whose threads wait (one thread, ended
+//!   about a second after the last wait), and it only wakes waiters.
+//! - How fast: a waiter that already sleeps is woken by the holder's death itself, about as
+//!   soon as a file lock's waiter is woken by the kernel's release of a dead holder's `flock`.
+//!   A watcher thread of the waiter's process sleeps in `epoll_wait` on a `pidfd` of every
+//!   holder its waiters wait for; when one becomes readable (the process ended), it marks the
+//!   holder dead and wakes the futex, and the waiter checks `/proc` at once. The module
+//!   `death.rs` argues the design (the normal handoff is not touched: a waiter still sleeps in
+//!   one `FUTEX_WAIT`). Where pidfds cannot tell — before Linux 5.3, a seccomp filter, a
+//!   holder's process id reused before the waiter's `pidfd_open`, a forked child whose parent
+//!   was registering at the fork — the slice remains: the waiter checks the holder after 10 ms
+//!   with the same holder. `cargo xtask bench` measures the recovery (see the README).
 //!
 //! # Waits, time and signals
 //!
 //! [`hang_lock`](ConcreteLock::hang_lock) and [`timed_lock`](ConcreteLock::timed_lock) sleep in
 //! the kernel (`FUTEX_WAIT`, a shared futex, so releases in other processes wake them) and wake
-//! at the release — no polling for the normal handoff. They wake every 10 ms anyway to check
-//! that the holder lives. The deadline of a timed lock is fixed at the start on the monotonic
+//! at the release — no polling for the normal handoff — or at the holder's death (see "How
+//! fast" above). They wake every 10 ms anyway to check that the holder lives, the fallback
+//! where the death cannot wake them. The deadline of a timed lock is fixed at the start on the monotonic
 //! clock ([`Instant`](std::time::Instant), `CLOCK_MONOTONIC`; `FUTEX_WAIT`'s relative timeout
 //! runs on the same clock), and every sleep is the time left until it, so a jump of the wall
 //! clock neither stretches nor cuts a wait, and a signal handler (even one without
@@ -408,6 +418,8 @@
 //! The minimum supported Rust version is **1.89**, that of the whole workspace.
 #![deny(unsafe_code)]
 
+#[cfg(target_os = "linux")]
+mod death;
 mod handle;
 #[cfg(target_os = "linux")]
 mod lock;

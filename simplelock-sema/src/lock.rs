@@ -14,9 +14,10 @@ use simplelock_core::{
 };
 
 use crate::DEFAULT_MODE;
+use crate::death;
 use crate::name::{self, LockName};
 use crate::process::{self, Liveness};
-use crate::sys::{self, Header, Object, OpenError, Trust, Woke};
+use crate::sys::{self, Header, MapRef, Object, OpenError, Trust, Woke};
 
 // The async acquisition (a child module: it uses this one's private steps).
 #[path = "async_lock.rs"]
@@ -313,7 +314,12 @@ impl Handle {
             let Some(nap) = wait.sleep_slice(SLICE) else {
                 continue;
             };
-            // Step 4: set the waiters bit and sleep on the futex.
+            // Step 4: have the holder's death wake us (see `death.rs`); set the waiters bit
+            // and sleep on the futex.
+            if waiting.watch_death(&self.object.map, owner, me) {
+                // It died since we looked: check it now rather than sleep.
+                continue;
+            }
             self.sleep(current, waiters, nap)?;
             waiting.slept = true;
         }
@@ -321,8 +327,9 @@ impl Handle {
 
     /// Step 2 of [`acquire_slow`](Handle::acquire_slow): whether `owner`, which holds
     /// the lock, is dead. Reading /proc costs microseconds, more than a normal handoff takes, so
-    /// a waiter checks an owner only once it has held the lock for a whole [`SLICE`] while we
-    /// watched — and before giving up (`expired`).
+    /// a waiter checks an owner only once its death was reported (see `death.rs`), or once it
+    /// has held the lock for a whole [`SLICE`] while we watched — and before giving up
+    /// (`expired`).
     ///
     /// # Errors
     /// [`SimpleLockError::WouldDeadlock`] if this thread holds the lock through another handle
@@ -347,6 +354,7 @@ impl Handle {
         }
         let now = Instant::now();
         let due = expired
+            || waiting.death_reported(owner)
             || matches!(waiting.watch, Some((seen, since))
                 if seen == owner && now.duration_since(since) >= SLICE);
         if !matches!(waiting.watch, Some((seen, _)) if seen == owner) {
@@ -360,6 +368,8 @@ impl Handle {
             Liveness::Dead => Ok(true),
             Liveness::Alive => {
                 waiting.watch = Some((owner, now));
+                // A death report we cannot confirm (a `hidepid` /proc): back to the slice.
+                waiting.death_checked = true;
                 Ok(false)
             }
         }
@@ -693,9 +703,34 @@ struct Waiting {
     slept: bool,
     /// The owner we are watching, and since when (we met it, or last found it alive).
     watch: Option<(u64, Instant)>,
+    /// The owner whose death we asked to be woken by, and the registration (`None` where
+    /// pidfds cannot tell: then the slice alone finds the death).
+    death: Option<(u64, Option<death::Watch>)>,
+    /// The death reported for `death`'s owner was checked, and the owner found alive.
+    death_checked: bool,
 }
 
 impl Waiting {
+    /// Asks to be woken when `owner` dies (once per owner; not for our own process, alive by
+    /// definition). `true` if it has died already: check it before sleeping.
+    fn watch_death(&mut self, map: &MapRef, owner: u64, me: u64) -> bool {
+        if owner == me {
+            return false;
+        }
+        if !matches!(self.death, Some((watched, _)) if watched == owner) {
+            self.death = Some((owner, death::watch(map, owner)));
+            self.death_checked = false;
+        }
+        self.death_reported(owner)
+    }
+
+    /// Whether the process of `owner` was reported dead and not checked yet.
+    fn death_reported(&self, owner: u64) -> bool {
+        !self.death_checked
+            && matches!(&self.death, Some((watched, Some(watch)))
+                if *watched == owner && watch.owner() == owner && watch.died())
+    }
+
     /// The word to claim a free lock with: our token, with the waiters bit if we slept.
     fn token(&self, me: u64) -> u64 {
         if self.slept { me | WAITERS } else { me }
@@ -996,8 +1031,9 @@ impl ConcreteLock for Handle {
         self.acquire(Wait::Try)
     }
 
-    /// Waits in the kernel (a futex) until the holder releases; after every 10 ms with the same
-    /// holder, checks that it is alive, and takes the lock over when it died.
+    /// Waits in the kernel (a futex) until the holder releases or dies (woken by its death, or
+    /// after every 10 ms with the same holder where that cannot be had, it checks that the
+    /// holder is alive), and takes the lock over when it died.
     ///
     /// # Errors
     /// Also [`SimpleLockError::WouldDeadlock`] when the calling thread acquired this lock
@@ -1103,6 +1139,56 @@ mod tests {
     fn remove_after<T>(name: &str, handles: T) {
         drop(handles);
         assert!(Handle::remove(name).unwrap());
+    }
+
+    /// A futex sleeper waiting for a process is woken by that process's death (through its
+    /// pidfd, see `death.rs`), not by a timeout: the sleep here would last a minute otherwise.
+    #[test]
+    fn the_death_of_the_holder_wakes_a_sleeper() {
+        let name = name("death-wakes");
+        let lock = Handle::new(&name).unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let start = simplelock_core::process::ProcStat::read(pid).unwrap().start;
+        let token = word::token(pid, start).unwrap();
+        word_of(&lock).store(token | WAITERS, Ordering::SeqCst);
+        let watch = death::watch(&lock.object.map, token)
+            .expect("pidfds work on this kernel (Linux 5.3+, no seccomp filter refusing them)");
+        assert!(!watch.died(), "the child is alive");
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            let sleeper = s.spawn(|| {
+                tid_tx.send(nix::unistd::gettid().as_raw()).unwrap();
+                sys::futex_wait(
+                    word_of(&lock),
+                    word::futex_half(token | WAITERS),
+                    Duration::from_secs(60),
+                )
+                .unwrap()
+            });
+            // Kill the child once the sleeper sleeps (a wake before its wait would be lost, but
+            // for the watcher's few repeated wakes).
+            let tid = tid_rx.recv().unwrap();
+            let stat = format!("/proc/self/task/{tid}/stat");
+            while !std::fs::read_to_string(&stat).is_ok_and(|s| s.contains(") S ")) {
+                std::thread::yield_now();
+            }
+            child.kill().unwrap();
+            assert_eq!(
+                sleeper.join().unwrap(),
+                Woke::Woken,
+                "not woken by the death"
+            );
+        });
+        assert!(watch.died());
+        // The death is confirmed from /proc (a zombie until reaped), and the lock taken over.
+        let mut next = Handle::new(&name).unwrap();
+        take_and_release(&mut next, PreviousHolder::Died);
+        child.wait().unwrap();
+        remove_after(&name, (lock, next));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!    async waiters), throughput of 4 contending processes, recovery after SIGKILL of the
 //!    holder, a ticker's largest gap on a current-thread runtime while 1,000 of its tasks wait
 //!    for a lock, each read from the one JSON result the harness prints (see `results.rs`);
-//! 3. the results as a table in README.md (between the `bench` markers) and as a chart,
+//! 3. the command-line tool against `flock(1)`, whole processes (`cli.rs`);
+//! 4. the results as a table in README.md (between the `bench` markers) and as a chart,
 //!    docs/bench.svg, with the machine and the date.
 
 use std::collections::BTreeMap;
@@ -35,6 +36,8 @@ struct Results {
     multi: Vec<BenchResult>,
     /// The PostgreSQL measurements (see `postgres.rs`).
     postgres: postgres::Measured,
+    /// The command-line tool against `flock(1)` (see `cli.rs`), where `flock` is installed.
+    cli: Option<cli::Measured>,
 }
 
 /// A part of the benchmarks that `--only` runs alone.
@@ -42,11 +45,25 @@ struct Results {
 pub(crate) enum Part {
     /// The PostgreSQL measurements (needs a server: see `pg.rs`), into their README section
     Postgres,
+    /// The command-line tool against flock(1), printed only (the README keeps its numbers)
+    Cli,
 }
 
 pub(crate) fn main(quick: bool, only: Option<Part>) -> TaskResult {
-    if let Some(Part::Postgres) = only {
-        return postgres::only(quick);
+    match only {
+        Some(Part::Postgres) => return postgres::only(quick),
+        Some(Part::Cli) => {
+            let measured = cli::run(quick, Path::new(LOCK_FILES))?
+                .ok_or("flock(1) is not installed: nothing to compare with")?;
+            println!(
+                "bench: simplelock NAME -- true {} per call, flock FILE true {}: {:.2}x",
+                report::duration(measured.ours_ns),
+                report::duration(measured.flock_ns),
+                measured.ours_ns / measured.flock_ns
+            );
+            return Ok(());
+        }
+        None => {}
     }
     let started = SystemTime::now();
     let exe = harness_program()?;
@@ -102,6 +119,7 @@ pub(crate) fn main(quick: bool, only: Option<Part>) -> TaskResult {
         results.multi.push(capture_result(command)?);
     }
 
+    results.cli = cli::run(quick, Path::new(LOCK_FILES))?;
     results.postgres = postgres::run(quick)?;
 
     let report = report::Report::new(&results, machine());
@@ -257,6 +275,7 @@ fn machine() -> String {
     )
 }
 
+mod cli;
 mod postgres;
 mod report;
 pub(crate) mod results;

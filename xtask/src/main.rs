@@ -61,7 +61,7 @@ enum Task {
         /// A shorter, noisier run
         #[arg(long)]
         quick: bool,
-        /// One part alone, written into its own README section
+        /// One part alone (each says whether it writes into the README)
         #[arg(long, value_enum)]
         only: Option<bench::Part>,
     },
@@ -117,15 +117,24 @@ const HARNESS: &str = "simplelock-harness";
 
 /// Builds `simplelock-harness` in release mode and returns the path of the program.
 fn harness_program() -> Result<PathBuf, String> {
-    let args = [
+    release_program(HARNESS, HARNESS, &[])
+}
+
+/// Builds the program `bin` of `package` in release mode (with `features`) and returns its path.
+fn release_program(package: &str, bin: &str, features: &[&str]) -> Result<PathBuf, String> {
+    let features = features.join(",");
+    let mut args = vec![
         "build",
         "--release",
         "-p",
-        HARNESS,
+        package,
         "--bin",
-        HARNESS,
+        bin,
         "--message-format=json-render-diagnostics",
     ];
+    if !features.is_empty() {
+        args.extend(["--features", &features]);
+    }
     let mut command = cargo(&args);
     command.stderr(Stdio::inherit());
     let shown = show(&command);
@@ -140,12 +149,12 @@ fn harness_program() -> Result<PathBuf, String> {
     Message::parse_stream(BufReader::new(output.stdout.as_slice()))
         .filter_map(Result::ok)
         .find_map(|message| match message {
-            Message::CompilerArtifact(artifact) if artifact.target.name == HARNESS => {
+            Message::CompilerArtifact(artifact) if artifact.target.name == bin => {
                 artifact.executable.map(PathBuf::from)
             }
             _ => None,
         })
-        .ok_or_else(|| format!("cargo did not report the {HARNESS} executable"))
+        .ok_or_else(|| format!("cargo did not report the {bin} executable"))
 }
 
 /// Prints the command, runs it, and fails unless it succeeds.

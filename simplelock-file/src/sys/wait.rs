@@ -45,4 +45,12 @@ impl Waiter {
         std::thread::sleep(timeout);
         Wake::Timeout
     }
+
+    /// As [`wait`](Waiter::wait) (never called: there is no waiter).
+    pub(crate) fn wait_undrained(&self, timeout: Duration) -> Wake {
+        self.wait(timeout)
+    }
+
+    /// Nothing to read (never called: there is no waiter).
+    pub(crate) fn drain(&self) {}
 }

@@ -70,6 +70,7 @@ pub(crate) struct Report {
     throughput: Vec<(String, f64)>,
     recovery: Vec<(String, f64, f64, u64)>,
     postgres: super::postgres::Measured,
+    cli: Option<super::cli::Measured>,
     /// Backend, waiters, period and largest gap (ns).
     ticker: Vec<(String, u64, f64, f64)>,
 }
@@ -122,6 +123,7 @@ impl Report {
             recovery,
             ticker,
             postgres: results.postgres.clone(),
+            cli: results.cli.clone(),
         }
     }
 
@@ -152,6 +154,7 @@ impl Report {
         self.throughput_section(&mut md);
         self.recovery_section(&mut md);
         self.ticker_section(&mut md);
+        self.cli_section(&mut md);
         self.postgres_section(&mut md);
         md.push_str("\n![benchmark chart](docs/bench.svg)\n");
         md
@@ -221,7 +224,7 @@ impl Report {
                     }),
                 ("file" | "sema", "timed") => self
                     .handoff_median(backend, "hang")
-                    .map(|hang| at_most(median / hang, 2.0))
+                    .map(|hang| at_most(median / hang, 1.2))
                     .map(|g| Goal {
                         text: format!("timed {} of blocking", g.text),
                         met: g.met,
@@ -291,8 +294,8 @@ impl Report {
         md.push_str("| lock | kills | median | worst | goal |\n|---|---:|---:|---:|---|\n");
         for (backend, median, worst, kills) in &self.recovery {
             let goal = (backend == "sema").then_some(Goal {
-                text: "worst ≤ 50 ms".to_owned(),
-                met: *worst <= 50e6,
+                text: "worst ≤ 2 ms".to_owned(),
+                met: *worst <= 2e6,
             });
             let _ = writeln!(
                 md,
@@ -331,6 +334,33 @@ impl Report {
                 goal_cell(goal)
             );
         }
+    }
+
+    /// The command-line tool against `flock(1)` (only when measured).
+    fn cli_section(&self, md: &mut String) {
+        let Some(cli) = &self.cli else {
+            return;
+        };
+        let _ = write!(
+            md,
+            "\n**Command-line tool**: a whole run of `simplelock NAME -- true` against util-linux \
+             `flock FILE true` (start, lock, run `true`, unlock, exit), {} calls in a row, median \
+             of {} alternating rounds\n\n",
+            cli.calls, cli.rounds
+        );
+        md.push_str("| command | per call | vs flock(1) | goal |\n|---|---:|---:|---|\n");
+        let ratio = cli.ours_ns / cli.flock_ns;
+        let _ = writeln!(
+            md,
+            "| `flock FILE true` | {} | 1.00× |  |",
+            duration(cli.flock_ns)
+        );
+        let _ = writeln!(
+            md,
+            "| `simplelock NAME -- true` | {} | {ratio:.2}× | {} |",
+            duration(cli.ours_ns),
+            goal_cell(Some(at_most(ratio, 1.1)))
+        );
     }
 
     /// The PostgreSQL part, between its own markers (so `--only postgres` can replace it alone).
@@ -630,6 +660,12 @@ mod tests {
             criterion,
             multi,
             postgres,
+            cli: Some(super::super::cli::Measured {
+                ours_ns: 2.1e6,
+                flock_ns: 1.7e6,
+                calls: 300,
+                rounds: 7,
+            }),
         }
     }
 
@@ -718,7 +754,7 @@ mod tests {
 |---|---|---:|---:|---|
 | flock polled every 50 ms | hang | 25.0 ms | 50.0 ms |  |
 | FileLock | hang | 20.0 µs | 90.0 µs | 1250× faster than 50 ms polling (goal ≥ 100×) ✅ |
-| FileLock | timed | 30.0 µs | 120.0 µs | timed ≤ 2× of blocking ✅ |
+| FileLock | timed | 30.0 µs | 120.0 µs | timed ≤ 1.2× of blocking ❌ |
 
 **Throughput**: 4 processes locking and unlocking one lock as fast as they can
 
@@ -731,7 +767,14 @@ mod tests {
 
 | lock | kills | median | worst | goal |
 |---|---:|---:|---:|---|
-| SemaphoreLock | 50 | 2.0 ms | 8.0 ms | worst ≤ 50 ms ✅ |
+| SemaphoreLock | 50 | 2.0 ms | 8.0 ms | worst ≤ 2 ms ❌ |
+
+**Command-line tool**: a whole run of `simplelock NAME -- true` against util-linux `flock FILE true` (start, lock, run `true`, unlock, exit), 300 calls in a row, median of 7 alternating rounds
+
+| command | per call | vs flock(1) | goal |
+|---|---:|---:|---|
+| `flock FILE true` | 1.7 ms | 1.00× |  |
+| `simplelock NAME -- true` | 2.1 ms | 1.24× | ≤ 1.1× ❌ |
 
 <!-- bench-postgres:begin -->
 **PostgreSQL**: `PostgresLock` vs the same advisory-lock calls made raw with the `postgres` crate, one connection per client, same run, no TLS, server on this machine (one round trip: 25.0 µs). *raw + token* adds to the raw call the transaction-id fencing token PostgresLock takes (its commit waits for a WAL flush); *PostgresLock, no token* is `with_fencing_tokens(FencingTokens::Disabled)`.

@@ -1,0 +1,71 @@
+//! The command-line tool against util-linux `flock(1)`, whole processes: `simplelock NAME --
+//! true` and `flock FILE true` started one after the other, a few hundred calls in a row, in
+//! alternating rounds (so that both meet the machine in the same state), the median round
+//! per call of each. `flock` locks a file in the benchmarks' tmpfs folder, `simplelock` a lock
+//! of that name in its default lock folder (`/run/lock/simplelock-UID`, a tmpfs on most
+//! systems), as a user would call them. Skipped, with a note, where `flock` is not installed.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::release_program;
+
+/// What was measured: nanoseconds per call, median over the rounds.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Measured {
+    pub(crate) ours_ns: f64,
+    pub(crate) flock_ns: f64,
+    pub(crate) calls: u32,
+    pub(crate) rounds: u32,
+}
+
+/// Builds the tool and measures it against `flock`; `None` without `flock(1)`.
+pub(crate) fn run(quick: bool, scratch: &Path) -> Result<Option<Measured>, String> {
+    if Command::new("flock").arg("--version").output().is_err() {
+        println!("bench: no flock(1) here, the command-line tool is not measured");
+        return Ok(None);
+    }
+    let ours = release_program("simplelock", "simplelock", &["cli"])?;
+    let (calls, rounds) = if quick { (100, 3) } else { (300, 7) };
+    let dir = scratch.join(format!("simplelock-bench-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let file = dir.join("flock.lock");
+    let name = format!("bench-cli-{}", std::process::id());
+    let per_call = |program: &Path, args: &[&std::ffi::OsStr]| -> Result<f64, String> {
+        let started = Instant::now();
+        for _ in 0..calls {
+            let status = Command::new(program)
+                .args(args)
+                .stdin(Stdio::null())
+                .status()
+                .map_err(|e| format!("starting {}: {e}", program.display()))?;
+            if !status.success() {
+                return Err(format!("{} {args:?} failed ({status})", program.display()));
+            }
+        }
+        Ok(started.elapsed().as_nanos() as f64 / f64::from(calls))
+    };
+    let (mut theirs, mut ours_ns) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        theirs.push(per_call(
+            Path::new("flock"),
+            &[file.as_os_str(), "true".as_ref()],
+        )?);
+        ours_ns.push(per_call(
+            &ours,
+            &[name.as_ref(), "--".as_ref(), "true".as_ref()],
+        )?);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    Ok(Some(Measured {
+        ours_ns: median(ours_ns),
+        flock_ns: median(theirs),
+        calls,
+        rounds,
+    }))
+}
