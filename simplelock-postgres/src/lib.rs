@@ -181,6 +181,8 @@
 //! | `NotConnected` | a call on a handle whose connection is gone, outside a lock call |
 //! | `Other` | the rest (the driver's error says what) |
 
+#[cfg(feature = "tokio")]
+mod async_lock;
 mod conn;
 mod error;
 mod holder;
@@ -198,6 +200,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 
+#[cfg(feature = "tokio")]
+pub use async_lock::PostgresWait;
 pub use conn::Timeouts;
 pub use error::LockLost;
 pub use holder::RemoteHolder;
@@ -309,6 +313,8 @@ impl PostgresLockBuilder {
             conn: None,
             held: None,
             owner: std::process::id(),
+            #[cfg(feature = "tokio")]
+            in_flight: None,
         };
         lock.connection()?;
         Ok(lock)
@@ -331,6 +337,9 @@ pub struct PostgresLock {
     held: Option<Held>,
     /// The process that opened the handle: a forked child must not use it.
     owner: u32,
+    /// The request of an async call in flight (see `async_lock`).
+    #[cfg(feature = "tokio")]
+    in_flight: Option<async_lock::InFlight>,
 }
 
 /// A connection and the statements prepared on it.
@@ -341,6 +350,8 @@ struct Session {
     backend_pid: i32,
     /// The session's `lock_timeout` in ms, as last set (0: none).
     lock_timeout_ms: i64,
+    /// Whether the session listens for the releases of the lock (an async wait's wake-up).
+    listening: bool,
 }
 
 struct Statements {
@@ -351,6 +362,10 @@ struct Statements {
     set_timeout: Statement,
     mine: Statement,
     holders: Statement,
+    /// The release of an async guard: unlock, and notify the async waiters.
+    unlock_notify: Statement,
+    /// After a dropped async try whose answer is unknown: release the lock if the try got it.
+    unlock_if_mine: Statement,
 }
 
 /// What the handle knows about its current hold.
@@ -682,10 +697,19 @@ impl PostgresLock {
         } else {
             "ExclusiveLock"
         };
+        let where_mine = format!(
+            "FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted \
+             AND objsubid = 1 AND mode = '{mode}'"
+        );
         let sql_mine = format!(
-            "SELECT count(*), pg_backend_pid() FROM pg_locks WHERE locktype = 'advisory' \
-             AND pid = pg_backend_pid() AND granted AND objsubid = 1 AND mode = '{mode}' \
+            "SELECT count(*), pg_backend_pid() {where_mine} \
              AND classid::bigint = $1 AND objid::bigint = $2"
+        );
+        // The releases of async handles wake the async waiters (see `async_lock`).
+        let sql_unlock_notify = format!("SELECT {unlock_fn}($1::bigint), pg_notify($2::text, '')");
+        let sql_unlock_if_mine = format!(
+            "SELECT {unlock_fn}($1::bigint), pg_notify($2::text, '') {where_mine} \
+             AND classid::bigint = $3 AND objid::bigint = $4"
         );
         let client = conn.client();
         let prepared = conn.run(&self.name, async {
@@ -698,10 +722,13 @@ impl PostgresLock {
                 client.prepare(&sql_mine),
                 client.prepare(holder::HOLDERS),
                 client.query_one("SELECT pg_backend_pid()", &[]),
+                client.prepare(&sql_unlock_notify),
+                client.prepare(&sql_unlock_if_mine),
             )
         })?;
-        let (lock, try_lock, token, unlock, set_timeout, mine, holders, pid) = prepared
-            .map_err(|e| error::query_error(&self.name, "preparing the lock statements", e))?;
+        let (lock, try_lock, token, unlock, set_timeout, mine, holders, pid, notify, if_mine) =
+            prepared
+                .map_err(|e| error::query_error(&self.name, "preparing the lock statements", e))?;
         Ok(Session {
             conn,
             stmts: Statements {
@@ -712,9 +739,12 @@ impl PostgresLock {
                 set_timeout,
                 mine,
                 holders,
+                unlock_notify: notify,
+                unlock_if_mine: if_mine,
             },
             backend_pid: pid.get(0),
             lock_timeout_ms: 0,
+            listening: false,
         })
     }
 
@@ -833,6 +863,42 @@ impl PostgresLock {
         }
     }
 
+    /// The first half of every release: forget the hold (`NotHeld` if there is none).
+    fn start_release(&mut self) -> SimpleLockResult<()> {
+        self.check_owner()?;
+        let Some(held) = self.held.take() else {
+            return Err(SimpleLockError::not_held(&self.name));
+        };
+        held.released.store(true, Ordering::SeqCst);
+        registry_remove(&self.target.describe, self.key, self.shared);
+        Ok(())
+    }
+
+    /// The second half of every release: the server's answer to the unlock statement (`None`
+    /// if the connection had ended before it was sent), as the caller's result.
+    fn finish_release(
+        &mut self,
+        answer: Option<Result<Row, tokio_postgres::Error>>,
+    ) -> SimpleLockResult<()> {
+        let session = self.session_ref()?;
+        let ended = || session.conn.state.end_reason();
+        let outcome = match answer {
+            None => Err(ended().unwrap_or_else(|| "the connection ended".to_owned())),
+            Some(Ok(row)) if row.get::<_, bool>(0) => Ok(()),
+            Some(Ok(_)) => Err("the server did not list it as held by this session".to_owned()),
+            Some(Err(e)) => Err(ended().unwrap_or_else(|| error::chain(&e))),
+        };
+        outcome.map_err(|reason| {
+            // The connection is of no more use; the next acquisition opens a new one.
+            self.conn = None;
+            SimpleLockError::unable_to_unlock(
+                &self.name,
+                "the lock was lost before the release",
+                Some(std::io::Error::new(error::LOST, LockLost { reason })),
+            )
+        })
+    }
+
     fn would_deadlock(&self) -> bool {
         registry_conflicts(&self.target.describe, self.key, self.shared)
     }
@@ -909,40 +975,21 @@ impl ConcreteLock for PostgresLock {
     }
 
     fn try_unlock(&mut self) -> SimpleLockResult<()> {
-        self.check_owner()?;
-        let Some(held) = self.held.take() else {
-            return Err(SimpleLockError::not_held(&self.name));
-        };
-        held.released.store(true, Ordering::SeqCst);
-        registry_remove(&self.target.describe, self.key, self.shared);
+        self.start_release()?;
         let session = self.session_ref()?;
-        let outcome = match session.conn.state.end_reason() {
-            Some(reason) => Err(reason),
-            None => match session.conn.run(
-                &self.name,
-                session
-                    .conn
-                    .client()
-                    .query_one(&session.stmts.unlock, &[&self.key]),
-            )? {
-                Ok(row) if row.get::<_, bool>(0) => Ok(()),
-                Ok(_) => Err("the server did not list it as held by this session".to_owned()),
-                Err(e) => Err(session
-                    .conn
-                    .state
-                    .end_reason()
-                    .unwrap_or_else(|| error::chain(&e))),
-            },
+        let answer = match session.conn.state.end_reason() {
+            Some(_) => None,
+            None => Some(
+                session.conn.run(
+                    &self.name,
+                    session
+                        .conn
+                        .client()
+                        .query_one(&session.stmts.unlock, &[&self.key]),
+                )?,
+            ),
         };
-        outcome.map_err(|reason| {
-            // The connection is of no more use; the next acquisition opens a new one.
-            self.conn = None;
-            SimpleLockError::unable_to_unlock(
-                &self.name,
-                "the lock was lost before the release",
-                Some(std::io::Error::new(error::LOST, LockLost { reason })),
-            )
-        })
+        self.finish_release(answer)
     }
 
     fn timed_lock(&mut self, timeout: Duration) -> SimpleLockResult<()> {
@@ -988,11 +1035,16 @@ impl Drop for PostgresLock {
     fn drop(&mut self) {
         if std::process::id() != self.owner {
             // A forked child: the connection is the parent's. Neither unlock nor close it.
+            #[cfg(feature = "tokio")]
+            std::mem::forget(self.in_flight.take());
             if let Some(session) = self.conn.take() {
                 std::mem::forget(session);
             }
             return;
         }
+        // A request of an async call holds the client: gone before the connection closes.
+        #[cfg(feature = "tokio")]
+        drop(self.in_flight.take());
         if self.held.is_some() {
             // Release before returning, so the lock is free when drop returns; closing the
             // connection alone would release it a moment later.
