@@ -122,14 +122,39 @@
 //! # Processes, threads and async code
 //!
 //! A handle is `Send`; calls block the calling thread. Calling from inside an async runtime is
-//! an error (it would stall the runtime): use `spawn_blocking`. A forked child must not use its
-//! parent's handles (the connection belongs to the parent): they return an error in the child,
+//! an error (it would stall the runtime): use `spawn_blocking`, or, with the `tokio` feature,
+//! the async calls (see "Async waits" below). A forked child must not use its parent's handles (the connection belongs to the parent): they return an error in the child,
 //! and dropping them there neither unlocks nor closes the parent's connection. Connections are
 //! opened close-on-exec.
 //!
 //! A thread that holds a lock through one handle and waits for it through another
 //! (`hang_lock`) gets `WouldDeadlock`, for handles of this process on the same server address
 //! and database; PostgreSQL itself cannot see such a wait across two sessions.
+//!
+//! # Async waits (feature `tokio`)
+//!
+//! `PostgresLock` implements the core's `AsyncConcreteLock`: `lock_async().await`,
+//! `try_lock_async().await` and timed waits from a tokio runtime (IO and time enabled), with
+//! guards. The connection's socket moves to the caller's runtime, and the lock future drives it:
+//! no thread, nothing spawned, nothing blocks.
+//!
+//! - **No wait queued on the server**: a queued `pg_advisory_lock` could not be withdrawn when
+//!   the future is dropped, and a release would then grant the lock to nobody. An async wait
+//!   tries (`pg_try_advisory_lock`, with the fencing token, as `try_lock`) and sleeps until a
+//!   release is announced (`LISTEN`; an async guard's release runs `pg_notify` with the unlock)
+//!   or a timer fires (2 ms doubling to 100 ms: releases that announce nothing — a blocking
+//!   handle's, a dead holder's, another program's — are seen within 100 ms). Waiters are not
+//!   served in order.
+//! - **Cancel-safe**: if the future is dropped while a try is in flight, a release "if this
+//!   session holds the lock" is queued right behind it on the same connection, so a grant to a
+//!   dropped future lasts one statement on the server; nothing runs for it afterwards.
+//! - **Release on drop**: dropping an async guard inside a runtime writes the unlock to the
+//!   socket at once without waiting for the answer (the server releases one network trip
+//!   later); `unlock().await` waits for it and reports errors (a lost lock as for `try_unlock`).
+//! - Fencing tokens, [`LostSignal`] and `ensure_held` work as after a blocking acquisition.
+//! - Open the handle, and reconnect it after a lost lock, with the blocking calls outside the
+//!   runtime (an async call on an ended connection fails with `NotConnected`). A handle may be
+//!   dropped inside a runtime: its connection is closed, which releases its lock.
 //!
 //! # Connecting
 //!
@@ -177,8 +202,8 @@
 //! | `ResourceBusy` | the server has no free connection (`max_connections`) |
 //! | `OutOfMemory` | the server's lock table is full (`max_locks_per_transaction`) |
 //! | `InvalidData` | the token sequence has `CACHE` above 1 |
-//! | `Unsupported` | a transaction-mode pooler, a call from inside an async runtime, a handle used in a forked child |
-//! | `NotConnected` | a call on a handle whose connection is gone, outside a lock call |
+//! | `Unsupported` | a transaction-mode pooler, a blocking call from inside an async runtime, an async call outside a tokio runtime, a handle used in a forked child |
+//! | `NotConnected` | a call on a handle whose connection is gone, outside a blocking lock call |
 //! | `Other` | the rest (the driver's error says what) |
 
 #[cfg(feature = "tokio")]
