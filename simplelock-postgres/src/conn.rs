@@ -613,6 +613,10 @@ impl Conn {
     }
 
     /// The client half, for a request that outlives a borrow of the connection.
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(dead_code, reason = "used by the async wait")
+    )]
     pub(crate) fn shared_client(&self) -> Arc<Client> {
         Arc::clone(self.client.as_ref().expect("taken only by drop"))
     }
@@ -654,6 +658,10 @@ impl Conn {
     ///
     /// # Errors
     /// Outside a tokio runtime.
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(dead_code, reason = "used by the async wait")
+    )]
     pub(crate) fn bind_here(&self, lock: &str) -> SimpleLockResult<()> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(SimpleLockError::unknown(

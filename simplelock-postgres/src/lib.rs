@@ -376,6 +376,10 @@ struct Session {
     /// The session's `lock_timeout` in ms, as last set (0: none).
     lock_timeout_ms: i64,
     /// Whether the session listens for the releases of the lock (an async wait's wake-up).
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(dead_code, reason = "used by the async wait")
+    )]
     listening: bool,
 }
 
@@ -388,8 +392,16 @@ struct Statements {
     mine: Statement,
     holders: Statement,
     /// The release of an async guard: unlock, and notify the async waiters.
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(dead_code, reason = "used by the async wait")
+    )]
     unlock_notify: Statement,
     /// After a dropped async try whose answer is unknown: release the lock if the try got it.
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(dead_code, reason = "used by the async wait")
+    )]
     unlock_if_mine: Statement,
 }
 
