@@ -255,23 +255,24 @@ impl Handoff {
         let start = Instant::now();
         if self.async_waiter {
             std::thread::sleep(Duration::from_millis(5));
-        }
-        while !self.async_waiter {
-            let waiting: i64 = monitor
-                .query_one(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-                     AND classid::bigint = $1 AND objid::bigint = $2",
-                    &[&self.halves.0, &self.halves.1],
-                )
-                .unwrap()
-                .get(0);
-            if waiting > 0 {
-                break;
+        } else {
+            loop {
+                let waiting: i64 = monitor
+                    .query_one(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT \
+                         granted AND classid::bigint = $1 AND objid::bigint = $2",
+                        &[&self.halves.0, &self.halves.1],
+                    )
+                    .unwrap()
+                    .get(0);
+                if waiting > 0 {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "the waiter never waited"
+                );
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the waiter never waited"
-            );
         }
         let released_at = now_ns();
         self.holder.unlock();
