@@ -21,6 +21,7 @@
 //! `poll_lock` may return `Pending` with a request in flight, and then `cancel_wait` must make
 //! sure that a lock granted later is released (see the backend's docs for how it argues it).
 
+use std::any::Any;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
@@ -140,6 +141,107 @@ impl<C: AsyncConcreteLock + ?Sized> AsyncConcreteLock for Box<C> {
         (**self).release_on_drop()
     }
 }
+
+/// An object-safe [`AsyncConcreteLock`], for a lock whose backend is chosen at run time:
+/// `Box<dyn DynAsyncLock + Send>` has `lock_async().await` and every method of
+/// [`AsyncLockExt`].
+///
+/// Implemented for every [`AsyncConcreteLock`] whose wait state is `'static` (every backend's):
+/// nothing to write. The wait state is kept boxed ([`ErasedWait`], one allocation per wait);
+/// each method forwards to the backend's, so cancel-safety and promptness are the backend's.
+///
+/// ```
+/// # use simplelock_core::{AsyncLockExt, DynAsyncLock, SimpleLockResult};
+/// async fn rebuild(lock: &mut Box<dyn DynAsyncLock + Send>) -> SimpleLockResult<()> {
+///     let guard = lock.lock_async().await?;
+///     // ... the critical section ...
+///     guard.unlock().await
+/// }
+/// ```
+pub trait DynAsyncLock: ConcreteLock {
+    /// [`AsyncConcreteLock::poll_lock`], with the wait state boxed.
+    fn poll_lock_dyn(
+        &mut self,
+        state: &mut Option<ErasedWait>,
+        cx: &mut Context<'_>,
+    ) -> Poll<SimpleLockResult<()>>;
+    /// [`AsyncConcreteLock::cancel_wait`].
+    fn cancel_wait_dyn(&mut self);
+    /// [`AsyncConcreteLock::poll_try_lock`].
+    fn poll_try_lock_dyn(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>>;
+    /// [`AsyncConcreteLock::poll_unlock`].
+    fn poll_unlock_dyn(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>>;
+    /// [`AsyncConcreteLock::release_on_drop`].
+    fn release_on_drop_dyn(&mut self);
+}
+
+/// The wait state of a [`DynAsyncLock`]'s wait: the backend's, boxed.
+pub struct ErasedWait(Box<dyn Any + Send>);
+
+impl fmt::Debug for ErasedWait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ErasedWait")
+    }
+}
+
+impl<L: AsyncConcreteLock> DynAsyncLock for L
+where
+    L::WaitState: 'static,
+{
+    fn poll_lock_dyn(
+        &mut self,
+        state: &mut Option<ErasedWait>,
+        cx: &mut Context<'_>,
+    ) -> Poll<SimpleLockResult<()>> {
+        let erased = state.get_or_insert_with(|| ErasedWait(Box::new(None::<L::WaitState>)));
+        match erased.0.downcast_mut::<Option<L::WaitState>>() {
+            Some(typed) => self.poll_lock(typed, cx),
+            // Only this impl makes the state, for this lock's wait.
+            None => unreachable!("the wait state of another lock type"),
+        }
+    }
+    fn cancel_wait_dyn(&mut self) {
+        self.cancel_wait();
+    }
+    fn poll_try_lock_dyn(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>> {
+        self.poll_try_lock(cx)
+    }
+    fn poll_unlock_dyn(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>> {
+        self.poll_unlock(cx)
+    }
+    fn release_on_drop_dyn(&mut self) {
+        self.release_on_drop();
+    }
+}
+
+/// Forwards to the object-safe methods; a `Box` of it forwards here (`Box<C>`'s impl).
+macro_rules! async_for_dyn {
+    ($($dyn:ty),*) => {$(
+        impl AsyncConcreteLock for $dyn {
+            type WaitState = ErasedWait;
+            fn poll_lock(
+                &mut self,
+                state: &mut Option<ErasedWait>,
+                cx: &mut Context<'_>,
+            ) -> Poll<SimpleLockResult<()>> {
+                self.poll_lock_dyn(state, cx)
+            }
+            fn cancel_wait(&mut self) {
+                self.cancel_wait_dyn()
+            }
+            fn poll_try_lock(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>> {
+                self.poll_try_lock_dyn(cx)
+            }
+            fn poll_unlock(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>> {
+                self.poll_unlock_dyn(cx)
+            }
+            fn release_on_drop(&mut self) {
+                self.release_on_drop_dyn()
+            }
+        }
+    )*};
+}
+async_for_dyn!(dyn DynAsyncLock, dyn DynAsyncLock + Send);
 
 /// The async methods of every [`AsyncConcreteLock`]: acquire and get an [`AsyncLockGuard`].
 ///

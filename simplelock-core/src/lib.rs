@@ -269,7 +269,10 @@ mod status;
 mod traits;
 mod wait;
 
-pub use async_lock::{Acquire, AcquireWithin, AsyncConcreteLock, AsyncLockExt, AsyncLockGuard};
+pub use async_lock::{
+    Acquire, AcquireWithin, AsyncConcreteLock, AsyncLockExt, AsyncLockGuard, DynAsyncLock,
+    ErasedWait,
+};
 pub use builder::{BuiltLock, LockBuilder};
 pub use error::{BoxError, SimpleLockError, SimpleLockResult};
 pub use guard::{LockGuard, lock_until_finished};

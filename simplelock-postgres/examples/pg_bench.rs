@@ -1,7 +1,10 @@
 //! The PostgreSQL measurements of `cargo xtask bench`: one round trip, uncontended lock+unlock,
 //! and handoff from one client's release to another client's return from its blocked lock
 //! call — each for `PostgresLock` and for the same advisory-lock calls made raw with the
-//! `postgres` crate (`raw`), and raw plus the fencing token (`raw-token`), in the same run. Prints one line of JSON on standard output and nothing else:
+//! `postgres` crate (`raw`), and raw plus the fencing token (`raw-token`), in the same run;
+//! with feature `tokio`, also `PostgresLock`'s async wait (`ours-async`: `lock_async().await` on
+//! a current-thread runtime, released by `unlock().await`, which announces the release). Prints
+//! one line of JSON on standard output and nothing else:
 //! the harness's typed result (`simplelock_harness::results::Postgres`), which `cargo xtask
 //! bench` reads.
 //!
@@ -56,6 +59,8 @@ fn p99(mut v: Vec<f64>) -> f64 {
 )]
 enum Client {
     Ours(Box<PostgresLock>),
+    #[cfg(feature = "tokio")]
+    Async(Box<PostgresLock>, tokio::runtime::Runtime),
     Raw(
         postgres::Client,
         postgres::Statement,
@@ -68,8 +73,24 @@ impl Client {
     fn new(kind: &str, name: &str) -> Client {
         match kind {
             "ours" => Client::Ours(Box::new(
-                PostgresLock::options().with_url(url()).named(name).unwrap(),
+                PostgresLock::options()
+                    .with_url(url())
+                    .named(name)
+                    .unwrap(),
             )),
+            #[cfg(feature = "tokio")]
+            "ours-async" => Client::Async(
+                Box::new(
+                    PostgresLock::options()
+                        .with_url(url())
+                        .named(name)
+                        .unwrap(),
+                ),
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap(),
+            ),
             "ours-no-token" => Client::Ours(Box::new(
                 PostgresLock::options()
                     .with_url(url())
@@ -96,6 +117,12 @@ impl Client {
     fn lock(&mut self) {
         match self {
             Client::Ours(l) => l.hang_lock().unwrap(),
+            #[cfg(feature = "tokio")]
+            Client::Async(l, rt) => rt.block_on(async {
+                use simplelock_core::AsyncLockExt;
+                // Held on after the guard: `unlock` releases it.
+                std::mem::forget(l.lock_async().await.unwrap());
+            }),
             Client::Raw(c, lock, _, key) => {
                 c.query_one(&*lock, &[key]).unwrap();
             }
@@ -104,6 +131,13 @@ impl Client {
     fn unlock(&mut self) {
         match self {
             Client::Ours(l) => l.try_unlock().unwrap(),
+            #[cfg(feature = "tokio")]
+            Client::Async(l, rt) => {
+                use simplelock_core::AsyncConcreteLock;
+                // What `AsyncLockGuard::unlock().await` does.
+                rt.block_on(std::future::poll_fn(|cx| l.poll_unlock(cx)))
+                    .unwrap();
+            }
             Client::Raw(c, _, unlock, key) => {
                 let released: bool = c.query_one(&*unlock, &[key]).unwrap().get(0);
                 assert!(released);
@@ -133,7 +167,10 @@ fn main() {
 
     // The variants take turns, sample by sample, so that all meet the same machine: on a busy
     // machine, measuring one after the other compares the load more than the code.
-    const KINDS: [&str; 4] = ["raw", "raw-token", "ours", "ours-no-token"];
+    #[cfg(not(feature = "tokio"))]
+    const KINDS: &[&str] = &["raw", "raw-token", "ours", "ours-no-token"];
+    #[cfg(feature = "tokio")]
+    const KINDS: &[&str] = &["raw", "raw-token", "ours", "ours-no-token", "ours-async"];
     let mut clients: Vec<Client> = KINDS
         .iter()
         .map(|kind| Client::new(kind, &format!("{name}-u-{kind}")))
@@ -185,6 +222,8 @@ fn measure((variant, times): (&&str, Vec<f64>)) -> PostgresMeasure {
 
 /// A holder in this process and a waiting client in a child process, on one lock.
 struct Handoff {
+    /// An async waiter waits with tries and notifications, not in the server's queue.
+    async_waiter: bool,
     holder: Client,
     child: std::process::Child,
     to_child: std::process::ChildStdin,
@@ -202,6 +241,7 @@ impl Handoff {
             .spawn()
             .unwrap();
         Handoff {
+            async_waiter: kind == "ours-async",
             holder: Client::new(kind, lock_name),
             to_child: child.stdin.take().unwrap(),
             from_child: BufReader::new(child.stdout.take().unwrap()),
@@ -220,24 +260,29 @@ impl Handoff {
         self.holder.lock();
         writeln!(self.to_child, "go").unwrap();
         self.from_child.read_line(&mut line).unwrap();
-        // Until the server lists the waiter, it may not be waiting yet.
+        // Until the server lists the waiter, it may not be waiting yet. An async waiter is not
+        // listed: give it time for its first try and its LISTEN.
         let start = Instant::now();
-        loop {
-            let waiting: i64 = monitor
-                .query_one(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-                     AND classid::bigint = $1 AND objid::bigint = $2",
-                    &[&self.halves.0, &self.halves.1],
-                )
-                .unwrap()
-                .get(0);
-            if waiting > 0 {
-                break;
+        if self.async_waiter {
+            std::thread::sleep(Duration::from_millis(5));
+        } else {
+            loop {
+                let waiting: i64 = monitor
+                    .query_one(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT \
+                         granted AND classid::bigint = $1 AND objid::bigint = $2",
+                        &[&self.halves.0, &self.halves.1],
+                    )
+                    .unwrap()
+                    .get(0);
+                if waiting > 0 {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "the waiter never waited"
+                );
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the waiter never waited"
-            );
         }
         let released_at = now_ns();
         self.holder.unlock();

@@ -40,7 +40,7 @@ use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio_postgres::config::{Host, SslMode};
-use tokio_postgres::{Client, Config};
+use tokio_postgres::{AsyncMessage, Client, Config, Notification};
 
 use crate::error::connect_error;
 use simplelock_core::{SimpleLockError, SimpleLockResult, Wait};
@@ -216,12 +216,15 @@ impl Target {
                 let mut make = tls_connector();
                 let tls = <_ as MakeTlsConnect<Stream>>::make_tls_connect(&mut make, &name)
                     .map_err(|e| Failure::Io(io::Error::other(e)))?;
-                let (client, connection) =
-                    config.connect_raw(stream, tls).await.map_err(Failure::Pg)?;
-                Ok::<_, Failure>((client, connection, watch))
+                let (client, connection) = config
+                    .connect_raw(stream.clone(), tls)
+                    .await
+                    .map_err(Failure::Pg)?;
+                let driver: Driver = Box::new(connection);
+                Ok::<_, Failure>((client, driver, watch, stream))
             });
             match attempt {
-                Ok((client, connection, watch)) => {
+                Ok((client, connection, watch, stream)) => {
                     let state = Arc::new(ConnState::default());
                     let watch = Arc::new(watch);
                     start_watchdog(Arc::clone(&watch), Arc::clone(&state)).map_err(|e| {
@@ -232,11 +235,13 @@ impl Target {
                         )
                     })?;
                     return Ok(Conn {
-                        rt,
-                        client: Some(client),
-                        connection: Mutex::new(Some(Box::pin(connection))),
+                        rt: Some(rt),
+                        client: Some(Arc::new(client)),
+                        connection: Mutex::new(Some(connection)),
                         state,
                         watch,
+                        stream,
+                        elsewhere: AtomicBool::new(false),
                     });
                 }
                 Err(e) => last = Some(e),
@@ -257,19 +262,58 @@ enum Failure {
 }
 
 /// A TCP or Unix socket to the server, opened by us so that the watchdog can watch a duplicate.
-enum Stream {
+///
+/// Shared with the [`Conn`] so that it can move the socket from one runtime's reactor to
+/// another's ([`Conn::bind_here`]): the connection's own runtime for blocking calls, the
+/// caller's for async waits. The mutex is taken by the one thread that drives the connection
+/// at a time, uncontended.
+#[derive(Clone)]
+struct Stream(Arc<Mutex<Sock>>);
+
+/// The socket, registered with one runtime's reactor.
+enum Sock {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
+    /// Only while moving between reactors, or after a move failed.
+    Gone,
 }
 
 impl Stream {
+    fn new(sock: Sock) -> Stream {
+        Stream(Arc::new(Mutex::new(sock)))
+    }
+
+    fn sock(&self) -> std::sync::MutexGuard<'_, Sock> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A second descriptor of the same socket, for the watchdog.
     fn duplicate(&self) -> io::Result<OwnedFd> {
-        match self {
-            Stream::Tcp(s) => s.as_fd().try_clone_to_owned(),
-            Stream::Unix(s) => s.as_fd().try_clone_to_owned(),
+        match &*self.sock() {
+            Sock::Tcp(s) => s.as_fd().try_clone_to_owned(),
+            Sock::Unix(s) => s.as_fd().try_clone_to_owned(),
+            Sock::Gone => Err(gone()),
         }
     }
+
+    /// Registers the socket with the reactor of the runtime entered on this thread (and takes
+    /// it off the one it was registered with). The bytes buffered in the kernel stay.
+    fn rebind(&self) -> io::Result<()> {
+        let mut sock = self.sock();
+        *sock = match std::mem::replace(&mut *sock, Sock::Gone) {
+            Sock::Tcp(s) => Sock::Tcp(tokio::net::TcpStream::from_std(s.into_std()?)?),
+            Sock::Unix(s) => Sock::Unix(tokio::net::UnixStream::from_std(s.into_std()?)?),
+            Sock::Gone => return Err(gone()),
+        };
+        Ok(())
+    }
+}
+
+fn gone() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the connection's socket could not be moved between runtimes",
+    )
 }
 
 impl AsyncRead for Stream {
@@ -278,9 +322,10 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        match &mut *self.sock() {
+            Sock::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Sock::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Sock::Gone => Poll::Ready(Err(gone())),
         }
     }
 }
@@ -291,21 +336,24 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        match &mut *self.sock() {
+            Sock::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Sock::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Sock::Gone => Poll::Ready(Err(gone())),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+        match &mut *self.sock() {
+            Sock::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Sock::Unix(s) => Pin::new(s).poll_flush(cx),
+            Sock::Gone => Poll::Ready(Err(gone())),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        match &mut *self.sock() {
+            Sock::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Sock::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Sock::Gone => Poll::Ready(Err(gone())),
         }
     }
 }
@@ -323,7 +371,7 @@ async fn open_socket(
             let path = dir.join(format!(".s.PGSQL.{port}"));
             let stream = within(timeout, tokio::net::UnixStream::connect(&path))
                 .await
-                .map(Stream::Unix)
+                .map(|s| Stream::new(Sock::Unix(s)))
                 .map_err(Failure::Io)?;
             Ok((stream, "localhost".to_owned()))
         }
@@ -348,7 +396,7 @@ async fn open_socket(
                         .map_err(Failure::Io)?;
                         sock.set_tcp_user_timeout(Some(timeouts.user_timeout()))
                             .map_err(Failure::Io)?;
-                        return Ok((Stream::Tcp(tcp), name.clone()));
+                        return Ok((Stream::new(Sock::Tcp(tcp)), name.clone()));
                     }
                     Err(e) => last = e,
                 }
@@ -509,16 +557,45 @@ fn describe(config: &Config) -> String {
 
 /// The half of a connection that reads and writes the socket: driven by the calling thread
 /// during each call, idle in between (the watchdog watches the socket then).
-type Driver = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>;
+type Driver = Box<dyn Drive>;
+
+/// A tokio-postgres connection, whatever its TLS stream: polled for its messages, so that the
+/// notifications of an async wait are seen (its `Future` impl drops them).
+trait Drive: Send {
+    fn poll_message(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<AsyncMessage, tokio_postgres::Error>>>;
+}
+
+impl<S, T> Drive for tokio_postgres::Connection<S, T>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    T: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    fn poll_message(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<AsyncMessage, tokio_postgres::Error>>> {
+        tokio_postgres::Connection::poll_message(self, cx)
+    }
+}
 
 /// One connection: its runtime (driven by the calling thread), the client half, the connection
 /// half, the watchdog's state and the duplicate descriptor it watches.
 pub(crate) struct Conn {
-    rt: tokio::runtime::Runtime,
-    client: Option<Client>,
+    /// `None` only in drop.
+    rt: Option<tokio::runtime::Runtime>,
+    /// Shared with the requests of an async wait, which outlive a borrow of the handle.
+    client: Option<Arc<Client>>,
     connection: Mutex<Option<Driver>>,
     pub(crate) state: Arc<ConnState>,
     watch: Arc<OwnedFd>,
+    /// The socket, to move it between reactors.
+    stream: Stream,
+    /// The socket is registered with another runtime than the connection's own (an async
+    /// wait's): a blocking call moves it back first.
+    elsewhere: AtomicBool,
 }
 
 impl fmt::Debug for Conn {
@@ -535,26 +612,95 @@ impl Conn {
         self.client.as_ref().expect("taken only by drop")
     }
 
+    /// The client half, for a request that outlives a borrow of the connection.
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(dead_code, reason = "used by the async wait")
+    )]
+    pub(crate) fn shared_client(&self) -> Arc<Client> {
+        Arc::clone(self.client.as_ref().expect("taken only by drop"))
+    }
+
+    fn rt(&self) -> &tokio::runtime::Runtime {
+        self.rt.as_ref().expect("taken only by drop")
+    }
+
     /// Runs `fut` (a call on this connection) to its end on the calling thread, driving the
     /// connection meanwhile: no other thread is woken on the way.
     pub(crate) fn run<F: Future>(&self, lock: &str, fut: F) -> SimpleLockResult<F::Output> {
         not_in_async(lock)?;
-        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        let state = &self.state;
+        if self.elsewhere.load(Ordering::Relaxed) {
+            let _entered = self.rt().enter();
+            self.rebind(lock)?;
+            self.elsewhere.store(false, Ordering::Relaxed);
+        }
         let mut fut = std::pin::pin!(fut);
-        Ok(self.rt.block_on(std::future::poll_fn(|cx| {
-            if let Some(driver) = connection.as_mut()
-                && let Poll::Ready(end) = driver.as_mut().poll(cx)
-            {
-                state.ended(match end {
-                    Ok(()) => "the server closed the connection".to_owned(),
-                    Err(e) => connection_end_reason(&e),
-                });
-                // The client's requests now fail: `fut` ends with that error.
-                *connection = None;
-            }
+        Ok(self.rt().block_on(std::future::poll_fn(|cx| {
+            self.drive(cx, |_| {});
             fut.as_mut().poll(cx)
         })))
+    }
+
+    /// Moves the socket to the reactor of the runtime entered on this thread.
+    fn rebind(&self, lock: &str) -> SimpleLockResult<()> {
+        self.stream.rebind().map_err(|e| {
+            self.state.ended(format!("the connection broke: {e}"));
+            SimpleLockError::unknown(
+                lock,
+                "moving the connection between runtimes",
+                Some(Box::new(e)),
+            )
+        })
+    }
+
+    /// Registers the socket with the reactor of the tokio runtime this thread is in, for an
+    /// async call driven by [`drive`](Conn::drive) on that runtime.
+    ///
+    /// # Errors
+    /// Outside a tokio runtime.
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(dead_code, reason = "used by the async wait")
+    )]
+    pub(crate) fn bind_here(&self, lock: &str) -> SimpleLockResult<()> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(SimpleLockError::unknown(
+                lock,
+                "PostgresLock's async wait must be polled inside a tokio runtime (with IO and \
+                 time enabled)",
+                None,
+            )
+            .with_kind(std::io::ErrorKind::Unsupported));
+        }
+        self.rebind(lock)?;
+        self.elsewhere.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Drives the connection as far as it goes without waiting: writes what the requests
+    /// queued, reads what the server sent, and gives each notification to `notified`. Marks the
+    /// connection ended if it ended. With `cx`'s waker registered for the socket.
+    pub(crate) fn drive(&self, cx: &mut Context<'_>, mut notified: impl FnMut(&Notification)) {
+        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(driver) = connection.as_mut() else {
+            return;
+        };
+        loop {
+            match driver.poll_message(cx) {
+                Poll::Pending => return,
+                Poll::Ready(Some(Ok(AsyncMessage::Notification(n)))) => notified(&n),
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(end) => {
+                    self.state.ended(match end {
+                        Some(Err(e)) => connection_end_reason(&e),
+                        _ => "the server closed the connection".to_owned(),
+                    });
+                    // The client's requests now fail with that error.
+                    *connection = None;
+                    return;
+                }
+            }
+        }
     }
 
     /// Whether the connection is still usable.
@@ -573,12 +719,31 @@ impl Drop for Conn {
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some(driver) = driver
-            && tokio::runtime::Handle::try_current().is_err()
-        {
-            let _ = self
-                .rt
-                .block_on(async { tokio::time::timeout(Duration::from_secs(1), driver).await });
+        let rt = self.rt.take().expect("taken only here");
+        if tokio::runtime::Handle::try_current().is_err() {
+            if let Some(mut driver) = driver {
+                if self.elsewhere.load(Ordering::Relaxed) {
+                    let _entered = rt.enter();
+                    let _ = self.stream.rebind();
+                }
+                let _ = rt.block_on(async {
+                    let flushed = std::future::poll_fn(|cx| {
+                        loop {
+                            match driver.poll_message(cx) {
+                                Poll::Ready(Some(Ok(_))) => {}
+                                Poll::Ready(_) => return Poll::Ready(()),
+                                Poll::Pending => return Poll::Pending,
+                            }
+                        }
+                    });
+                    tokio::time::timeout(Duration::from_secs(1), flushed).await
+                });
+            }
+        } else {
+            // Dropped inside an async runtime, where neither waiting for the goodbye nor
+            // dropping a runtime the usual way is allowed: the closed socket tells the server.
+            drop(driver);
+            rt.shutdown_background();
         }
         // Wake the watchdog, which then exits and closes its descriptor.
         let _ = SockRef::from(&*self.watch).shutdown(std::net::Shutdown::Both);

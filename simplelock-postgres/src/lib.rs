@@ -124,14 +124,39 @@
 //! # Processes, threads and async code
 //!
 //! A handle is `Send`; calls block the calling thread. Calling from inside an async runtime is
-//! an error (it would stall the runtime): use `spawn_blocking`. A forked child must not use its
-//! parent's handles (the connection belongs to the parent): they return an error in the child,
+//! an error (it would stall the runtime): use `spawn_blocking`, or, with the `tokio` feature,
+//! the async calls (see "Async waits" below). A forked child must not use its parent's handles (the connection belongs to the parent): they return an error in the child,
 //! and dropping them there neither unlocks nor closes the parent's connection. Connections are
 //! opened close-on-exec.
 //!
 //! A thread that holds a lock through one handle and waits for it through another
 //! (`hang_lock`) gets `WouldDeadlock`, for handles of this process on the same server address
 //! and database; PostgreSQL itself cannot see such a wait across two sessions.
+//!
+//! # Async waits (feature `tokio`)
+//!
+//! `PostgresLock` implements the core's `AsyncConcreteLock`: `lock_async().await`,
+//! `try_lock_async().await` and timed waits from a tokio runtime (IO and time enabled), with
+//! guards. The connection's socket moves to the caller's runtime, and the lock future drives it:
+//! no thread, nothing spawned, nothing blocks.
+//!
+//! - **No wait queued on the server**: a queued `pg_advisory_lock` could not be withdrawn when
+//!   the future is dropped, and a release would then grant the lock to nobody. An async wait
+//!   tries (`pg_try_advisory_lock`, with the fencing token, as `try_lock`) and sleeps until a
+//!   release is announced (`LISTEN`; an async guard's release runs `pg_notify` with the unlock)
+//!   or a timer fires (2 ms doubling to 100 ms: releases that announce nothing — a blocking
+//!   handle's, a dead holder's, another program's — are seen within 100 ms). Waiters are not
+//!   served in order.
+//! - **Cancel-safe**: if the future is dropped while a try is in flight, a release "if this
+//!   session holds the lock" is queued right behind it on the same connection, so a grant to a
+//!   dropped future lasts one statement on the server; nothing runs for it afterwards.
+//! - **Release on drop**: dropping an async guard inside a runtime writes the unlock to the
+//!   socket at once without waiting for the answer (the server releases one network trip
+//!   later); `unlock().await` waits for it and reports errors (a lost lock as for `try_unlock`).
+//! - Fencing tokens, [`LostSignal`] and `ensure_held` work as after a blocking acquisition.
+//! - Open the handle, and reconnect it after a lost lock, with the blocking calls outside the
+//!   runtime (an async call on an ended connection fails with `NotConnected`). A handle may be
+//!   dropped inside a runtime: its connection is closed, which releases its lock.
 //!
 //! # Connecting
 //!
@@ -179,10 +204,12 @@
 //! | `ResourceBusy` | the server has no free connection (`max_connections`) |
 //! | `OutOfMemory` | the server's lock table is full (`max_locks_per_transaction`) |
 //! | `InvalidData` | the token sequence has `CACHE` above 1 |
-//! | `Unsupported` | a transaction-mode pooler, a call from inside an async runtime, a handle used in a forked child |
-//! | `NotConnected` | a call on a handle whose connection is gone, outside a lock call |
+//! | `Unsupported` | a transaction-mode pooler, a blocking call from inside an async runtime, an async call outside a tokio runtime, a handle used in a forked child |
+//! | `NotConnected` | a call on a handle whose connection is gone, outside a blocking lock call |
 //! | `Other` | the rest (the driver's error says what) |
 
+#[cfg(feature = "tokio")]
+mod async_lock;
 mod conn;
 mod error;
 mod holder;
@@ -200,6 +227,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 
+#[cfg(feature = "tokio")]
+pub use async_lock::PostgresWait;
 pub use conn::Timeouts;
 pub use error::LockLost;
 pub use holder::RemoteHolder;
@@ -318,6 +347,8 @@ impl PostgresLockOptions {
             conn: None,
             held: None,
             owner: std::process::id(),
+            #[cfg(feature = "tokio")]
+            in_flight: None,
         };
         lock.connection()?;
         Ok(lock)
@@ -340,6 +371,9 @@ pub struct PostgresLock {
     held: Option<Held>,
     /// The process that opened the handle: a forked child must not use it.
     owner: u32,
+    /// The request of an async call in flight (see `async_lock`).
+    #[cfg(feature = "tokio")]
+    in_flight: Option<async_lock::InFlight>,
 }
 
 /// A connection and the statements prepared on it.
@@ -350,6 +384,12 @@ struct Session {
     backend_pid: i32,
     /// The session's `lock_timeout` in ms, as last set (0: none).
     lock_timeout_ms: i64,
+    /// Whether the session listens for the releases of the lock (an async wait's wake-up).
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(dead_code, reason = "used by the async wait")
+    )]
+    listening: bool,
 }
 
 struct Statements {
@@ -360,6 +400,18 @@ struct Statements {
     set_timeout: Statement,
     mine: Statement,
     holders: Statement,
+    /// The release of an async guard: unlock, and notify the async waiters.
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(dead_code, reason = "used by the async wait")
+    )]
+    unlock_notify: Statement,
+    /// After a dropped async try whose answer is unknown: release the lock if the try got it.
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(dead_code, reason = "used by the async wait")
+    )]
+    unlock_if_mine: Statement,
 }
 
 /// What the handle knows about its current hold.
@@ -653,10 +705,19 @@ impl PostgresLock {
         } else {
             "ExclusiveLock"
         };
+        let where_mine = format!(
+            "FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted \
+             AND objsubid = 1 AND mode = '{mode}'"
+        );
         let sql_mine = format!(
-            "SELECT count(*), pg_backend_pid() FROM pg_locks WHERE locktype = 'advisory' \
-             AND pid = pg_backend_pid() AND granted AND objsubid = 1 AND mode = '{mode}' \
+            "SELECT count(*), pg_backend_pid() {where_mine} \
              AND classid::bigint = $1 AND objid::bigint = $2"
+        );
+        // The releases of async handles wake the async waiters (see `async_lock`).
+        let sql_unlock_notify = format!("SELECT {unlock_fn}($1::bigint), pg_notify($2::text, '')");
+        let sql_unlock_if_mine = format!(
+            "SELECT {unlock_fn}($1::bigint), pg_notify($2::text, '') {where_mine} \
+             AND classid::bigint = $3 AND objid::bigint = $4"
         );
         let client = conn.client();
         let prepared = conn.run(&self.name, async {
@@ -669,10 +730,13 @@ impl PostgresLock {
                 client.prepare(&sql_mine),
                 client.prepare(holder::HOLDERS),
                 client.query_one("SELECT pg_backend_pid()", &[]),
+                client.prepare(&sql_unlock_notify),
+                client.prepare(&sql_unlock_if_mine),
             )
         })?;
-        let (lock, try_lock, token, unlock, set_timeout, mine, holders, pid) = prepared
-            .map_err(|e| error::query_error(&self.name, "preparing the lock statements", e))?;
+        let (lock, try_lock, token, unlock, set_timeout, mine, holders, pid, notify, if_mine) =
+            prepared
+                .map_err(|e| error::query_error(&self.name, "preparing the lock statements", e))?;
         Ok(Session {
             conn,
             stmts: Statements {
@@ -683,9 +747,12 @@ impl PostgresLock {
                 set_timeout,
                 mine,
                 holders,
+                unlock_notify: notify,
+                unlock_if_mine: if_mine,
             },
             backend_pid: pid.get(0),
             lock_timeout_ms: 0,
+            listening: false,
         })
     }
 
@@ -804,6 +871,42 @@ impl PostgresLock {
         }
     }
 
+    /// The first half of every release: forget the hold (`NotHeld` if there is none).
+    fn start_release(&mut self) -> SimpleLockResult<()> {
+        self.check_owner()?;
+        let Some(held) = self.held.take() else {
+            return Err(SimpleLockError::not_held(&self.name));
+        };
+        held.released.store(true, Ordering::SeqCst);
+        registry_remove(&self.target.describe, self.key, self.shared);
+        Ok(())
+    }
+
+    /// The second half of every release: the server's answer to the unlock statement (`None`
+    /// if the connection had ended before it was sent), as the caller's result.
+    fn finish_release(
+        &mut self,
+        answer: Option<Result<Row, tokio_postgres::Error>>,
+    ) -> SimpleLockResult<()> {
+        let session = self.session_ref()?;
+        let ended = || session.conn.state.end_reason();
+        let outcome = match answer {
+            None => Err(ended().unwrap_or_else(|| "the connection ended".to_owned())),
+            Some(Ok(row)) if row.get::<_, bool>(0) => Ok(()),
+            Some(Ok(_)) => Err("the server did not list it as held by this session".to_owned()),
+            Some(Err(e)) => Err(ended().unwrap_or_else(|| error::chain(&e))),
+        };
+        outcome.map_err(|reason| {
+            // The connection is of no more use; the next acquisition opens a new one.
+            self.conn = None;
+            SimpleLockError::unable_to_unlock(
+                &self.name,
+                "the lock was lost before the release",
+                Some(std::io::Error::new(error::LOST, LockLost { reason })),
+            )
+        })
+    }
+
     fn would_deadlock(&self) -> bool {
         registry_conflicts(&self.target.describe, self.key, self.shared)
     }
@@ -880,40 +983,21 @@ impl ConcreteLock for PostgresLock {
     }
 
     fn try_unlock(&mut self) -> SimpleLockResult<()> {
-        self.check_owner()?;
-        let Some(held) = self.held.take() else {
-            return Err(SimpleLockError::not_held(&self.name));
-        };
-        held.released.store(true, Ordering::SeqCst);
-        registry_remove(&self.target.describe, self.key, self.shared);
+        self.start_release()?;
         let session = self.session_ref()?;
-        let outcome = match session.conn.state.end_reason() {
-            Some(reason) => Err(reason),
-            None => match session.conn.run(
-                &self.name,
-                session
-                    .conn
-                    .client()
-                    .query_one(&session.stmts.unlock, &[&self.key]),
-            )? {
-                Ok(row) if row.get::<_, bool>(0) => Ok(()),
-                Ok(_) => Err("the server did not list it as held by this session".to_owned()),
-                Err(e) => Err(session
-                    .conn
-                    .state
-                    .end_reason()
-                    .unwrap_or_else(|| error::chain(&e))),
-            },
+        let answer = match session.conn.state.end_reason() {
+            Some(_) => None,
+            None => Some(
+                session.conn.run(
+                    &self.name,
+                    session
+                        .conn
+                        .client()
+                        .query_one(&session.stmts.unlock, &[&self.key]),
+                )?,
+            ),
         };
-        outcome.map_err(|reason| {
-            // The connection is of no more use; the next acquisition opens a new one.
-            self.conn = None;
-            SimpleLockError::unable_to_unlock(
-                &self.name,
-                "the lock was lost before the release",
-                Some(std::io::Error::new(error::LOST, LockLost { reason })),
-            )
-        })
+        self.finish_release(answer)
     }
 
     fn timed_lock(&mut self, timeout: Duration) -> SimpleLockResult<()> {
@@ -959,11 +1043,16 @@ impl Drop for PostgresLock {
     fn drop(&mut self) {
         if std::process::id() != self.owner {
             // A forked child: the connection is the parent's. Neither unlock nor close it.
+            #[cfg(feature = "tokio")]
+            std::mem::forget(self.in_flight.take());
             if let Some(session) = self.conn.take() {
                 std::mem::forget(session);
             }
             return;
         }
+        // A request of an async call holds the client: gone before the connection closes.
+        #[cfg(feature = "tokio")]
+        drop(self.in_flight.take());
         if self.held.is_some() {
             // Release before returning, so the lock is free when drop returns; closing the
             // connection alone would release it a moment later.

@@ -31,10 +31,29 @@ fn open_shared(key: &str) -> SimpleLockResult<PostgresLock> {
         .named(&name(key))
 }
 
+#[cfg(not(feature = "tokio"))]
 simplelock_core::conformance_tests!(
     open,
     across_processes,
     crash_safe,
     holder_pid,
     shared(open_shared),
+);
+
+// With feature `tokio`, the same checks and the async ones, each run on a current-thread tokio
+// runtime of its own (the async wait drives the connection on the caller's runtime).
+#[cfg(feature = "tokio")]
+simplelock_core::conformance_tests!(
+    open,
+    across_processes,
+    crash_safe,
+    holder_pid,
+    shared(open_shared),
+    async_waits(|future| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+            .block_on(future)
+    }),
 );

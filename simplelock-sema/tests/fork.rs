@@ -297,3 +297,56 @@ fn a_forked_copy_of_a_holding_handle_follows_a_removal() {
         "2: the removal was not seen; 3: the lock failed; 99: the child panicked"
     );
 }
+
+/// An async wait in a forked child works although the child has none of its parent's threads:
+/// the parent has a watcher thread for the lock (an async waiter of its own is pending) when it
+/// forks; the child's async waiter must get a watcher of its own, or no release ever wakes it.
+#[test]
+fn an_async_wait_in_a_forked_child_is_woken() {
+    use simplelock_core::AsyncLockExt;
+    use simplelock_core::conformance::{block_on, sleep};
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    let name = common::unique_name("fork-async");
+    let _cleanup = Cleanup::new(&[&name]);
+    let mut holder = SemaphoreLock::named(&name).unwrap();
+    holder.try_lock().unwrap();
+    // The parent's own async waiter, left pending: its watcher thread runs at the fork.
+    let mut parents = SemaphoreLock::named(&name).unwrap();
+    let mut waiting = Box::pin(parents.lock_async());
+    assert!(
+        waiting
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    );
+    let child = fork_child(|| {
+        let mut lock = SemaphoreLock::named(&name).unwrap();
+        // Woken by the parent's release, or not at all: the timer only bounds a failure (and
+        // is no timed wait, whose last try would succeed once the lock is free).
+        let mut acquiring = Box::pin(lock.lock_async());
+        let mut timer = Box::pin(sleep(PATIENCE));
+        let outcome = block_on(std::future::poll_fn(|cx| {
+            // The timer first: once it fired, a free lock must not count as a wake-up.
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            acquiring.as_mut().poll(cx).map(|done| Some(done.is_ok()))
+        }));
+        match outcome {
+            Some(true) => 0,
+            Some(false) => 3,
+            None => 2,
+        }
+    });
+    // Let the child wait (it waits either way; this only makes the test meaningful).
+    thread::sleep(Duration::from_millis(100));
+    holder.try_unlock().unwrap();
+    assert_eq!(
+        exit_code(child),
+        0,
+        "2: the child's async wait was never woken; 3: it failed; 99: it panicked"
+    );
+    drop(waiting);
+}

@@ -17,7 +17,8 @@ pub use simplelock_core::{
 };
 // The async vocabulary (no runtime needed; feature `tokio` adds `TokioLockExt`).
 pub use simplelock_core::{
-    Acquire, AcquireWithin, AsyncConcreteLock, AsyncLockExt, AsyncLockGuard,
+    Acquire, AcquireWithin, AsyncConcreteLock, AsyncLockExt, AsyncLockGuard, DynAsyncLock,
+    ErasedWait,
 };
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
@@ -66,15 +67,53 @@ pub fn default_lock(name: impl AsRef<str>) -> SimpleLockResult<Box<dyn Lock>> {
 /// [`SimpleLockError::NoLockEnabled`] if no backend feature is on, and the backend's errors for
 /// a bad name.
 pub fn default_backend(name: &str) -> SimpleLockResult<Box<dyn ConcreteLock + Send>> {
-    #[cfg(feature = "file")]
-    return Ok(Box::new(FileLock::named(name)?));
-    #[cfg(all(feature = "sema", not(feature = "file")))]
-    return Ok(Box::new(SemaphoreLock::named(name)?));
-    #[cfg(all(feature = "fake", not(any(feature = "file", feature = "sema"))))]
-    return Ok(Box::new(FakeLock::named(name)?));
-    #[cfg(not(any(feature = "file", feature = "sema", feature = "fake")))]
-    {
-        let _ = name;
-        Err(SimpleLockError::NoLockEnabled)
-    }
+    best_backend!(name)
+}
+
+/// The best enabled backend's handle on `name`, boxed as the caller's return type: one choice
+/// for [`default_backend`] and [`default_async_lock`], so that a name means the same lock.
+macro_rules! best_backend {
+    ($name:expr) => {{
+        #[cfg(feature = "file")]
+        return Ok(Box::new(FileLock::named($name)?));
+        #[cfg(all(feature = "sema", not(feature = "file")))]
+        return Ok(Box::new(SemaphoreLock::named($name)?));
+        #[cfg(all(feature = "fake", not(any(feature = "file", feature = "sema"))))]
+        return Ok(Box::new(FakeLock::named($name)?));
+        #[cfg(not(any(feature = "file", feature = "sema", feature = "fake")))]
+        {
+            let _ = $name;
+            Err(SimpleLockError::NoLockEnabled)
+        }
+    }};
+}
+use best_backend;
+
+/// The lock called `name` on the backend [`default_backend`] picks (so the same lock as
+/// [`default_lock`]'s), as a boxed async lock: `lock_async().await`, `try_lock_async().await`,
+/// timed waits and async guards through a backend chosen at build time.
+///
+/// There when the backend it picks has an async wait: always, except with feature `file`
+/// without `tokio` (or off Unix), where `FileLock` has none.
+///
+/// ```
+/// # #[cfg(feature = "fake")]
+/// # {
+/// use simplelock::{AsyncLockExt, default_async_lock};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let mut lock = default_async_lock("nightly-report")?;
+/// let guard = lock.lock_async().await?; // waits without blocking the thread
+/// // ... the critical section ...
+/// guard.unlock().await?;
+/// # Ok::<(), simplelock::SimpleLockError>(())
+/// # }).unwrap();
+/// # }
+/// ```
+///
+/// # Errors
+/// Those of [`default_backend`].
+#[cfg(any(all(feature = "file", feature = "tokio", unix), not(feature = "file")))]
+pub fn default_async_lock(name: impl AsRef<str>) -> SimpleLockResult<Box<dyn DynAsyncLock + Send>> {
+    best_backend!(name.as_ref())
 }

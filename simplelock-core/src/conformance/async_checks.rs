@@ -29,6 +29,11 @@ const CANCEL_SAFE: &str = "dropping a waiting lock future leaves nothing behind:
 const ASYNC_GUARD: &str =
     "an async guard holds the lock until it is dropped or unlocked; unlock().await reports Ok";
 const ASYNC_TURNS: &str = "async waiters on one lock each get their turn, one at a time";
+const NEVER_BLOCKS: &str = "a poll of a lock future never blocks the thread: on a held lock it \
+     returns Pending at once";
+const DROPPED_AFTER_GRANT: &str = "dropping a lock future at any point, right after the grant \
+     included, leaves the lock free: a guard it made releases, and no grant stays with the \
+     dropped future";
 
 /// Runs a future to its end on the calling thread: what [`Backend::async_waits`] takes.
 ///
@@ -94,6 +99,10 @@ pub(super) fn run<H: AsyncConcreteLock + Send + 'static>(
         "async_dropped_wait_takes_nothing" => async_dropped_wait_takes_nothing(ctx, block_on),
         "async_guard_releases" => async_guard_releases(ctx, block_on),
         "async_waiters_each_get_their_turn" => async_waiters_each_get_their_turn(ctx, block_on),
+        "async_poll_never_blocks" => async_poll_never_blocks(ctx, block_on),
+        "async_dropped_after_grant_leaves_it_free" => {
+            async_dropped_after_grant_leaves_it_free(ctx, block_on);
+        }
         other => unreachable!("no async check is called {other:?}"),
     }
 }
@@ -272,15 +281,15 @@ fn async_dropped_wait_takes_nothing<H: AsyncConcreteLock + Send + 'static>(
 fn async_guard_releases<H: AsyncConcreteLock + Send + 'static>(ctx: &Ctx<H>, block_on: &BlockOn) {
     let key = ctx.key("lock");
     let mut a = ctx.open(&key);
-    let b = ctx.open(&key);
+    let mut b = Some(ctx.open(&key));
     ctx.step("an async guard, dropped then unlocked");
     let mut seen = Vec::new();
     block_on(Box::pin(async {
         match a.lock_async().await {
             Ok(guard) => {
-                seen.push(("held by the guard", b.status().ok()));
+                seen.push(("held by the guard", status_elsewhere(&mut b)));
                 drop(guard);
-                seen.push(("after the guard was dropped", b.status().ok()));
+                seen.push(("after the guard was dropped", status_elsewhere(&mut b)));
             }
             Err(e) => broke(
                 ASYNC_GUARD,
@@ -292,7 +301,7 @@ fn async_guard_releases<H: AsyncConcreteLock + Send + 'static>(ctx: &Ctx<H>, blo
                 if let Err(e) = guard.unlock().await {
                     broke(ASYNC_GUARD, format!("unlock().await failed: {e}"));
                 }
-                seen.push(("after unlock().await", b.status().ok()));
+                seen.push(("after unlock().await", status_elsewhere(&mut b)));
             }
             Err(e) => broke(
                 ASYNC_GUARD,
@@ -308,6 +317,133 @@ fn async_guard_releases<H: AsyncConcreteLock + Send + 'static>(ctx: &Ctx<H>, blo
                 format!("another handle's status {when} was {status:?}, not {want:?}"),
             );
         }
+    }
+}
+
+/// `handle`'s status, asked on a thread of its own: from inside the runtime, a backend whose
+/// `status` is a blocking call (a round trip to a server) rightly refuses it.
+fn status_elsewhere<H: AsyncConcreteLock + Send + 'static>(
+    handle: &mut Option<H>,
+) -> Option<LockStatus> {
+    on_a_thread(handle, |lock| lock.status().ok()).flatten()
+}
+
+/// Runs `op` on `handle` on a thread of its own (a blocking call from inside an async block),
+/// and waits for it; `None` if there is no handle or `op` panicked.
+fn on_a_thread<H: Send + 'static, T: Send + 'static>(
+    handle: &mut Option<H>,
+    op: impl FnOnce(&mut H) -> T + Send + 'static,
+) -> Option<T> {
+    let mut lock = handle.take()?;
+    let (out, lock) = thread::spawn(move || (op(&mut lock), lock)).join().ok()?;
+    *handle = Some(lock);
+    Some(out)
+}
+
+/// The first poll of `lock_async` on a held lock returns (Pending) instead of waiting for the
+/// release: a blocking poll would stop every other task of the runtime's thread.
+fn async_poll_never_blocks<H: AsyncConcreteLock + Send + 'static>(
+    ctx: &Ctx<H>,
+    block_on: &BlockOn,
+) {
+    let key = ctx.key("lock");
+    let mut a = ctx.open(&key);
+    let mut b = ctx.open(&key);
+    ok(
+        "try_lock on a free lock succeeds",
+        "try_lock of a",
+        a.try_lock(),
+    );
+    ctx.step("the first poll of lock_async while another handle holds the lock");
+    let run = Arc::clone(block_on);
+    let poller = spawn(move || {
+        let mut pending = None;
+        run(Box::pin(async {
+            let mut waiting = pin!(b.lock_async());
+            pending = Some(poll_fn(|cx| Poll::Ready(waiting.as_mut().poll(cx).is_pending())).await);
+        }));
+        pending
+    });
+    let pending = poller.expect_within(
+        ctx.wake,
+        NEVER_BLOCKS,
+        "the first poll of lock_async did not return while another handle held the lock: it \
+         blocks the thread",
+    );
+    if pending != Some(true) {
+        broke(
+            WAITS,
+            "lock_async did not wait while another handle held the lock",
+        );
+    }
+    ok(
+        "try_unlock by the holder succeeds",
+        "try_unlock of a",
+        a.try_unlock(),
+    );
+}
+
+/// Lock futures polled on a free lock, or polled, then the lock released, then polled again —
+/// and dropped whatever they returned: the lock is free afterwards (a backend that acquires in
+/// a poll that returns `Pending`, and keeps the grant when dropped, fails this).
+fn async_dropped_after_grant_leaves_it_free<H: AsyncConcreteLock + Send + 'static>(
+    ctx: &Ctx<H>,
+    block_on: &BlockOn,
+) {
+    let key = ctx.key("lock");
+    let mut a = Some(ctx.open(&key));
+    let mut b = ctx.open(&key);
+    let mut c = ctx.open(&key);
+    ctx.step("lock futures dropped after at most two polls, around a grant, 50 times");
+    for round in 0..50 {
+        let release_between = round % 2 == 1;
+        if release_between && let Some(a) = a.as_mut() {
+            ok(
+                "try_lock on a free lock succeeds",
+                "try_lock of a",
+                a.try_lock(),
+            );
+        }
+        let mut waited = true;
+        block_on(Box::pin(async {
+            let mut acquiring = pin!(b.lock_async());
+            // A guard returned is dropped at once: it releases.
+            let first = poll_fn(|cx| Poll::Ready(acquiring.as_mut().poll(cx).is_pending())).await;
+            if release_between {
+                waited = first;
+                on_a_thread(&mut a, |a| a.try_unlock());
+                if first {
+                    let _ = poll_fn(|cx| Poll::Ready(acquiring.as_mut().poll(cx).map(drop))).await;
+                }
+            }
+        }));
+        if !waited {
+            broke(
+                WAITS,
+                "lock_async returned while another handle held the lock",
+            );
+        }
+        expect_status(
+            DROPPED_AFTER_GRANT,
+            "the dropped future's handle",
+            &b,
+            LockStatus::Open,
+        );
+        // Free, at once or (a backend whose grant is a round trip away) as soon as the release
+        // of the dropped future's grant lands.
+        if let Err(e) = c.timed_lock(ctx.wake) {
+            broke(
+                DROPPED_AFTER_GRANT,
+                format!(
+                    "after a lock future was dropped (round {round}), the lock stayed taken: {e}"
+                ),
+            );
+        }
+        ok(
+            "try_unlock by the holder succeeds",
+            "try_unlock of c",
+            c.try_unlock(),
+        );
     }
 }
 

@@ -43,7 +43,7 @@
 //! | [`holder_pid`](Backend::holder_pid) | `holder_names_the_holding_process` (and the child's pid across processes) |
 //! | [`cloneable`](Backend::cloneable) | `clone_is_a_new_handle_on_the_same_lock` |
 //! | [`shared`](Backend::shared) | `shared_holders_coexist`, `shared_and_exclusive_exclude_each_other` |
-//! | [`async_waits`](Backend::async_waits) | `async_lock_waits_for_release`, `async_errors`, `async_dropped_wait_takes_nothing`, `async_guard_releases`, `async_waiters_each_get_their_turn` |
+//! | [`async_waits`](Backend::async_waits) | `async_lock_waits_for_release`, `async_errors`, `async_dropped_wait_takes_nothing`, `async_guard_releases`, `async_waiters_each_get_their_turn`, `async_poll_never_blocks`, `async_dropped_after_grant_leaves_it_free` |
 //!
 //! # What the suite checks
 //!
@@ -82,11 +82,13 @@
 //!
 //! The suite is itself tested: `simplelock-core/tests/mutants` holds two correct reference
 //! backends (one in-process, one across processes on `File::lock`) that pass every check, and
-//! 38 copies of them with one realistic bug each — from a check-then-set `try_lock`, a drop that
+//! 43 copies of them with one realistic bug each — from a check-then-set `try_lock`, a drop that
 //! wakes no waiter and one condition variable with `notify_one` for all names, to a `timed_lock`
 //! that sleeps in fixed 300 ms steps, a `holder()` on a free lock, `clone()`s that share one
-//! identity, an in-process lock that claims to work across processes and a killed holder that
-//! keeps the lock — each of which must fail the check about its bug, for breaking its rule.
+//! identity, an in-process lock that claims to work across processes, a killed holder that
+//! keeps the lock, an async poll that blocks and an async wait on a thread of its own that
+//! takes the lock after its future was dropped — each of which must fail the check about its
+//! bug, for breaking its rule.
 //!
 //! # What it cannot check
 //!
@@ -407,6 +409,11 @@ pub const CHECKS: &[(&str, Option<Claim>)] = &[
     ("async_dropped_wait_takes_nothing", Some(Claim::AsyncWaits)),
     ("async_guard_releases", Some(Claim::AsyncWaits)),
     ("async_waiters_each_get_their_turn", Some(Claim::AsyncWaits)),
+    ("async_poll_never_blocks", Some(Claim::AsyncWaits)),
+    (
+        "async_dropped_after_grant_leaves_it_free",
+        Some(Claim::AsyncWaits),
+    ),
 ];
 
 /// A check that failed: its name and the verdict.
@@ -569,6 +576,8 @@ macro_rules! conformance_tests {
             async_dropped_wait_takes_nothing,
             async_guard_releases,
             async_waiters_each_get_their_turn,
+            async_poll_never_blocks,
+            async_dropped_after_grant_leaves_it_free,
         );
     };
     (@claim shared) => {

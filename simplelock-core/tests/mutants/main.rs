@@ -3,7 +3,8 @@
 //! the verdict — so the suite cannot silently weaken.
 //!
 //! - [`reference::RefLock`]: in one process (a mutex and a condition variable), claiming
-//!   `holder_pid`, `cloneable` and `shared`; its [`Bug`]s.
+//!   `holder_pid`, `cloneable`, `shared` and `async_waits` (wakers woken by every release); its
+//!   [`Bug`]s.
 //! - [`file_ref::FileRef`]: across processes (`File::lock`, a record of the holder), claiming
 //!   every multi-process claim; its [`FileBug`]s. The multi-process checks re-run this test
 //!   binary as their children.
@@ -39,6 +40,7 @@ fn in_process(bug: Bug) -> Backend<RefLock> {
         .holder_pid()
         .cloneable()
         .shared(move |key: &str| RefLock::open(&for_shared, key, true))
+        .async_waits(|future| conformance::block_on(future))
         .wake_within(WAKE)
         .patience(PATIENCE)
 }
@@ -174,6 +176,16 @@ mutants! {
         => "clean_release_is_reported_released", "learns that it was released";
     holder_names_this_process_not_the_child: across_processes(FileBug::HolderOwnPid)
         => "another_process_sees_the_lock_taken", "name the process that holds the lock";
+    async_wait_blocks_the_thread: in_process(Bug::AsyncBlocks)
+        => "async_poll_never_blocks", "never blocks the thread";
+    async_wait_never_woken: in_process(Bug::AsyncNoWaker)
+        => "async_lock_waits_for_release", "a waiter acquires the lock soon after it is released";
+    async_guard_drop_keeps_the_lock: in_process(Bug::AsyncGuardDropKeeps)
+        => "async_guard_releases", "an async guard holds the lock until it is dropped";
+    async_grant_kept_by_a_dropped_future: in_process(Bug::AsyncGrantThenPending)
+        => "async_dropped_after_grant_leaves_it_free", "right after the grant included";
+    async_wait_on_a_thread_outlives_its_future: in_process(Bug::AsyncWaitOnAThread)
+        => "async_dropped_wait_takes_nothing", "nobody acquires it for the dropped future";
 }
 
 #[test]

@@ -11,8 +11,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::task::{Context, Poll, Waker};
+
 use simplelock_core::{
-    ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult,
+    AsyncConcreteLock, ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockError,
+    SimpleLockResult,
 };
 
 /// One realistic bug, or none.
@@ -84,12 +87,26 @@ pub(crate) enum Bug {
     SharedIgnoresExclusive,
     /// A woken waiter takes the lock without checking again that it is free.
     WaiterSkipsRecheck,
+    /// The async wait is the blocking one: a poll waits for the release.
+    AsyncBlocks,
+    /// The async wait registers no waker: a release does not wake it.
+    AsyncNoWaker,
+    /// Dropping an async guard does not release.
+    AsyncGuardDropKeeps,
+    /// The async wait takes the lock in a poll that returns `Pending` (it yields once before
+    /// returning the guard), and keeps it when the future is dropped in between.
+    AsyncGrantThenPending,
+    /// The async wait is a blocking wait on a thread of its own (`spawn_blocking`), which goes
+    /// on when the future is dropped and takes the lock for nobody.
+    AsyncWaitOnAThread,
 }
 
 /// The locks of one opener.
 pub(crate) struct Registry {
     slots: Mutex<HashMap<String, Slot>>,
     released: Condvar,
+    /// The tasks of async waits, woken by every release.
+    wakers: Mutex<Vec<Waker>>,
     bug: Bug,
 }
 
@@ -104,6 +121,7 @@ impl Registry {
         Arc::new(Registry {
             slots: Mutex::default(),
             released: Condvar::new(),
+            wakers: Mutex::default(),
             bug,
         })
     }
@@ -118,6 +136,9 @@ impl Registry {
         } else {
             self.released.notify_all();
         }
+        let wakers =
+            std::mem::take(&mut *self.wakers.lock().unwrap_or_else(PoisonError::into_inner));
+        wakers.into_iter().for_each(Waker::wake);
     }
 }
 
@@ -426,6 +447,93 @@ impl Drop for RefLock {
         } else if !self.held && bug == Bug::DropReleasesAlways {
             self.free_slot(&mut self.registry.slots(), true);
             self.registry.wake();
+        }
+    }
+}
+
+/// What an async wait of a [`RefLock`] keeps between polls (only its mutants keep anything).
+pub(crate) enum RefWait {
+    /// `AsyncGrantThenPending`: acquired, the guard comes at the next poll.
+    Granted,
+    /// `AsyncWaitOnAThread`: where the thread puts the handle that took the lock.
+    Thread(Arc<Mutex<Option<RefLock>>>),
+}
+
+/// The correct async wait registers its waker, then tries: a release between the two wakes it.
+impl AsyncConcreteLock for RefLock {
+    type WaitState = RefWait;
+
+    fn poll_lock(
+        &mut self,
+        state: &mut Option<RefWait>,
+        cx: &mut Context<'_>,
+    ) -> Poll<SimpleLockResult<()>> {
+        match (self.bug(), state.as_ref()) {
+            (Bug::AsyncBlocks, _) => return Poll::Ready(self.hang_lock()),
+            (Bug::AsyncWaitOnAThread, _) => return self.poll_on_a_thread(state, cx),
+            (Bug::AsyncGrantThenPending, Some(RefWait::Granted)) => return Poll::Ready(Ok(())),
+            _ => {}
+        }
+        if self.bug() != Bug::AsyncNoWaker {
+            self.registry
+                .wakers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(cx.waker().clone());
+        }
+        match self.try_lock() {
+            Ok(()) if self.bug() == Bug::AsyncGrantThenPending => {
+                *state = Some(RefWait::Granted);
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Err(SimpleLockError::AlreadyLocked { .. }) => Poll::Pending,
+            other => Poll::Ready(other),
+        }
+    }
+
+    fn release_on_drop(&mut self) {
+        if self.bug() != Bug::AsyncGuardDropKeeps {
+            let _ = self.try_unlock();
+        }
+    }
+}
+
+impl RefLock {
+    /// `AsyncWaitOnAThread`: a clone of the handle waits with `hang_lock` on a thread; the poll
+    /// that finds it done takes its place. A thread whose future is gone keeps the lock.
+    fn poll_on_a_thread(
+        &mut self,
+        state: &mut Option<RefWait>,
+        cx: &mut Context<'_>,
+    ) -> Poll<SimpleLockResult<()>> {
+        let slot = match state {
+            Some(RefWait::Thread(slot)) => Arc::clone(slot),
+            _ => {
+                let slot = Arc::new(Mutex::new(None));
+                let (mut waiter, theirs, waker) =
+                    (self.clone(), Arc::clone(&slot), cx.waker().clone());
+                thread::spawn(move || {
+                    if waiter.hang_lock().is_ok() {
+                        if Arc::strong_count(&theirs) == 1 {
+                            std::mem::forget(waiter); // nobody will ever release it
+                        } else {
+                            *theirs.lock().unwrap_or_else(PoisonError::into_inner) = Some(waiter);
+                        }
+                    }
+                    waker.wake();
+                });
+                *state = Some(RefWait::Thread(Arc::clone(&slot)));
+                slot
+            }
+        };
+        let done = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        match done {
+            Some(mut holder) => {
+                std::mem::swap(self, &mut holder);
+                Poll::Ready(Ok(()))
+            }
+            None => Poll::Pending,
         }
     }
 }

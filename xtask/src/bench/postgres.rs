@@ -64,6 +64,8 @@ pub(crate) fn run(quick: bool) -> Result<Measured, String> {
         "--release",
         "-p",
         "simplelock-postgres",
+        "--features",
+        "tokio",
         "--example",
         "pg_bench",
     ]);
@@ -148,9 +150,10 @@ pub(crate) fn markdown(results: &Measured) -> String {
     md.push_str(
         ". *raw + token* adds to the raw call the transaction-id fencing token PostgresLock \
          takes (its commit waits for a WAL flush); *PostgresLock, no token* is \
-         `with_fencing_tokens(FencingTokens::Disabled)`.\n\n\
-         | measure (median) | PostgresLock | PostgresLock, no token | raw | raw + token | \
-         PostgresLock vs raw | goal |\n|---|---:|---:|---:|---:|---:|---|\n",
+         `with_fencing_tokens(FencingTokens::Disabled)`; *PostgresLock, async* is `lock_async().await` on a \
+         current-thread tokio runtime, released by `unlock().await`.\n\n\
+         | measure (median) | PostgresLock | PostgresLock, no token | PostgresLock, async | raw | \
+         raw + token | PostgresLock vs raw | goal |\n|---|---:|---:|---:|---:|---:|---:|---|\n",
     );
     let cell = |handoff: bool, variant: &str| {
         results
@@ -181,11 +184,27 @@ pub(crate) fn markdown(results: &Measured) -> String {
         };
         let _ = writeln!(
             md,
-            "| {what} | {} | {} | {} | {} | {versus} | {goal} |",
+            "| {what} | {} | {} | {} | {} | {} | {versus} | {goal} |",
             cell(handoff, "ours"),
             cell(handoff, "ours-no-token"),
+            cell(handoff, "ours-async"),
             cell(handoff, "raw"),
             cell(handoff, "raw-token"),
+        );
+    }
+    if let (Some(blocking), Some(async_)) = (
+        results.median(true, "ours"),
+        results.median(true, "ours-async"),
+    ) {
+        let ratio = async_ / blocking;
+        let met = if ratio <= 2.0 { "✅" } else { "❌" };
+        let _ = writeln!(
+            md,
+            "\nAsync handoff (an async guard's release → the async waiter returns; the waiter \
+             is woken by the release's `pg_notify`, then tries): {} vs the blocking handoff {}: \
+             {ratio:.2}× (goal ≤ 2× {met}).",
+            super::report::duration(async_),
+            super::report::duration(blocking),
         );
     }
     let cuts: Vec<(f64, f64)> = results
@@ -215,11 +234,12 @@ pub(crate) fn markdown(results: &Measured) -> String {
 pub(crate) fn bars(results: &Measured) -> Vec<(String, f64, bool)> {
     let mut bars = Vec::new();
     for (handoff, what) in [(false, "lock+unlock"), (true, "handoff")] {
-        for imp in ["ours", "ours-no-token", "raw", "raw-token"] {
+        for imp in ["ours", "ours-no-token", "ours-async", "raw", "raw-token"] {
             if let Some(ns) = results.median(handoff, imp) {
                 let who = match imp {
                     "ours" => "PostgresLock",
                     "ours-no-token" => "PostgresLock, no token",
+                    "ours-async" => "PostgresLock, async",
                     "raw" => "raw postgres",
                     _ => "raw postgres + token",
                 };
