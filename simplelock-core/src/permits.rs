@@ -51,7 +51,10 @@
 //! - [`holder`](ConcreteLock::holder) names one holder (the first listed by
 //!   [`holders`](Permits::holders)); errors of a wait that found all permits taken carry it.
 
+use std::collections::HashMap;
 use std::io;
+use std::sync::Mutex;
+use std::thread::ThreadId;
 
 use crate::{ConcreteLock, Holder, SimpleLockError, SimpleLockResult};
 
@@ -150,9 +153,90 @@ pub fn check_permits(name: &str, permits: u32, max: u32) -> SimpleLockResult<()>
     Ok(())
 }
 
+/// The permits held by this process's handles, per semaphore (an identity the backend
+/// chooses: a file's device and inode, an object's name, a server and key) and per thread.
+type Registry = HashMap<String, Vec<(u32, ThreadId)>>;
+
+static HELD_HERE: Mutex<Option<Registry>> = Mutex::new(None);
+
+/// The permits this process's threads hold, for [`SimpleLockError::WouldDeadlock`]: a thread
+/// that holds all N permits of a semaphore through N handles and waits for one more through
+/// another would wait for itself for ever.
+///
+/// A backend records each permit it takes ([`took`](HeldHere::took)) and gives back
+/// ([`gave_back`](HeldHere::gave_back)) under the semaphore's identity, and before a wait
+/// asks [`would_deadlock`](HeldHere::would_deadlock). Entries carry the process id, so a
+/// forked child, which inherits the table but not the permits' ownership, is not told its
+/// parent's permits are its own.
+#[derive(Debug, Clone, Copy)]
+pub struct HeldHere;
+
+impl HeldHere {
+    /// This thread took a permit of `semaphore`.
+    pub fn took(semaphore: &str) {
+        let mut held = HELD_HERE.lock().unwrap_or_else(|e| e.into_inner());
+        held.get_or_insert_with(HashMap::new)
+            .entry(semaphore.to_owned())
+            .or_default()
+            .push((std::process::id(), std::thread::current().id()));
+    }
+
+    /// A handle of this process gave back a permit of `semaphore` (one of this thread's
+    /// entries, else any of this process: a handle may move to another thread while it holds).
+    pub fn gave_back(semaphore: &str) {
+        let mut held = HELD_HERE.lock().unwrap_or_else(|e| e.into_inner());
+        let map = held.get_or_insert_with(HashMap::new);
+        let Some(entries) = map.get_mut(semaphore) else {
+            return;
+        };
+        let me = (std::process::id(), std::thread::current().id());
+        let at = entries
+            .iter()
+            .position(|&entry| entry == me)
+            .or_else(|| entries.iter().position(|&(pid, _)| pid == me.0));
+        if let Some(at) = at {
+            entries.swap_remove(at);
+        }
+        if entries.is_empty() {
+            map.remove(semaphore);
+        }
+    }
+
+    /// Whether this thread holds all `permits` permits of `semaphore`: a wait for another
+    /// would never end.
+    pub fn would_deadlock(semaphore: &str, permits: u32) -> bool {
+        let held = HELD_HERE.lock().unwrap_or_else(|e| e.into_inner());
+        let me = (std::process::id(), std::thread::current().id());
+        let mine = held
+            .as_ref()
+            .and_then(|map| map.get(semaphore))
+            .map_or(0, |entries| entries.iter().filter(|&&e| e == me).count());
+        mine >= permits as usize
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_holding_every_permit_would_deadlock() {
+        let semaphore = "test:held-here";
+        assert!(!HeldHere::would_deadlock(semaphore, 2));
+        HeldHere::took(semaphore);
+        assert!(!HeldHere::would_deadlock(semaphore, 2));
+        HeldHere::took(semaphore);
+        assert!(HeldHere::would_deadlock(semaphore, 2));
+        // Another thread holds none of them: it may wait.
+        std::thread::spawn(move || assert!(!HeldHere::would_deadlock(semaphore, 2)))
+            .join()
+            .unwrap();
+        HeldHere::gave_back(semaphore);
+        assert!(!HeldHere::would_deadlock(semaphore, 2));
+        HeldHere::gave_back(semaphore);
+        HeldHere::gave_back(semaphore); // one too many: nothing to remove
+        assert!(!HeldHere::would_deadlock(semaphore, 1));
+    }
 
     #[test]
     fn disagreeing_permits_say_both_numbers_and_are_invalid_input() {

@@ -231,10 +231,11 @@ impl Target {
                             Some(Box::new(e)),
                         )
                     })?;
+                    let driver = drive(connection, Arc::clone(&state));
                     return Ok(Conn {
                         rt,
                         client: Some(client),
-                        connection: Mutex::new(Some(Box::pin(connection))),
+                        connection: Mutex::new(Some(Box::pin(driver))),
                         state,
                         watch,
                     });
@@ -403,6 +404,28 @@ fn start_watchdog(fd: Arc<OwnedFd>, state: Arc<ConnState>) -> io::Result<()> {
         })
         .map(drop)
 }
+
+/// Drives `connection` (reads and writes its socket), keeping the payloads of the
+/// notifications it receives (`LISTEN`, used by the counting semaphores) in `state`; the
+/// driver's own `Future` would drop them.
+fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    state: Arc<ConnState>,
+) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    T: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    std::future::poll_fn(move |cx| {
+        while let Some(message) = std::task::ready!(connection.poll_message(cx)?) {
+            if let tokio_postgres::AsyncMessage::Notification(note) = message {
+                state.notified(note.payload());
+            }
+        }
+        Poll::Ready(Ok(()))
+    })
+}
+
 /// Why a connection ended, in words, with the server's message when it sent one.
 fn connection_end_reason(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
@@ -592,6 +615,8 @@ pub(crate) struct ConnState {
     changed: Condvar,
     /// Set by [`Conn`]'s drop: the watchdog's wake-up is ours, not a loss.
     closing: AtomicBool,
+    /// The payloads of the notifications received and not taken yet (see [`drive`]).
+    notifications: Mutex<Vec<String>>,
 }
 
 impl ConnState {
@@ -599,6 +624,28 @@ impl ConnState {
         let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
         ended.get_or_insert(reason);
         self.changed.notify_all();
+    }
+
+    fn notified(&self, payload: &str) {
+        let mut notes = self.notifications.lock().unwrap_or_else(|e| e.into_inner());
+        // A handle that never takes them (nothing listens) gets none; a bound all the same.
+        if notes.len() < 1024 {
+            notes.push(payload.to_owned());
+        }
+    }
+
+    /// The payloads of the notifications received since the last call, oldest first.
+    pub(crate) fn take_notifications(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notifications.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Whether a notification was received and not taken yet.
+    pub(crate) fn has_notifications(&self) -> bool {
+        !self
+            .notifications
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 
     /// Why the connection ended, if it did.

@@ -185,6 +185,7 @@ mod conn;
 mod error;
 mod holder;
 mod key;
+mod permits;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -202,6 +203,7 @@ pub use conn::Timeouts;
 pub use error::LockLost;
 pub use holder::RemoteHolder;
 pub use key::key_for_name;
+pub use permits::{PostgresPermits, PostgresPermitsBuilder};
 
 use conn::{Conn, ConnState, Target};
 
@@ -666,8 +668,7 @@ impl PostgresLock {
             )
         };
         // The lock function runs in FROM, so the token and the time are taken after the grant.
-        let app = "set_config('application_name', \
-                   'sl ' || (extract(epoch FROM clock_timestamp()) * 1000)::bigint || ' ' || $2::text, false)";
+        let app = holder::SET_APP;
         let sql_lock =
             format!("SELECT pg_backend_pid(), {token}, {app} FROM {lock_fn}($1::bigint)");
         let sql_try = format!(

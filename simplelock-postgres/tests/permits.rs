@@ -1,0 +1,210 @@
+//! PostgresPermits against the real server: with one permit it is a lock and passes the
+//! conformance suite of simplelock-core (across processes, crash-safe, the holder's pid; not
+//! `reports_deaths`: the server keeps no trace of how a session let go); with N permits, status,
+//! holders, a disagreeing N, a thread holding them all, a forked child, a lost permit.
+//! (8 processes contending for 3 permits with holders SIGKILLed are in the facade's
+//! `tests/permits.rs`, for every backend at once.)
+
+use simplelock_core::conformance::run_id;
+use simplelock_core::{
+    ConcreteLock, LockStatus, PermitState, Permits, PreviousHolder, SimpleLockError,
+    SimpleLockResult,
+};
+use simplelock_postgres::{LockLost, PostgresPermits};
+
+mod common;
+
+fn name(key: &str) -> String {
+    format!("simplelock-test-{}-permits-{key}", run_id())
+}
+
+fn open(key: &str) -> SimpleLockResult<PostgresPermits> {
+    PostgresPermits::new(common::url(), &name(key), 1)
+}
+
+mod conformance {
+    use super::*;
+
+    simplelock_core::conformance_tests!(open, across_processes, crash_safe, holder_pid,);
+}
+
+#[test]
+fn status_and_holders_follow_the_permits() -> SimpleLockResult<()> {
+    let name = name("status");
+    let mut handles: Vec<_> = (0..3)
+        .map(|_| PostgresPermits::new(common::url(), &name, 2))
+        .collect::<SimpleLockResult<_>>()?;
+    assert_eq!(
+        handles[0].holders()?,
+        [PermitState::Free, PermitState::Free]
+    );
+    handles[0].try_lock()?;
+    assert_eq!(handles[0].status()?, LockStatus::Mine);
+    assert_eq!(handles[1].status()?, LockStatus::Open);
+    handles[1].try_lock()?;
+    assert_eq!(handles[2].status()?, LockStatus::Taken);
+    let err = handles[2].try_lock().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SimpleLockError::AlreadyLocked {
+                holder: Some(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = handles[2]
+        .timed_lock(std::time::Duration::from_millis(150))
+        .unwrap_err();
+    assert!(matches!(err, SimpleLockError::TimedOut { .. }), "{err:?}");
+    let holders = handles[2].holders()?;
+    assert!(
+        holders.iter().all(|h| h
+            .holder()
+            .is_some_and(|h| h.pid == std::process::id() && h.since.is_some())),
+        "{holders:?}"
+    );
+    assert_eq!(handles[0].held_permit(), Some(0));
+    assert_eq!(handles[1].held_permit(), Some(1));
+    handles[0].try_unlock()?;
+    assert!(matches!(
+        handles[0].try_unlock(),
+        Err(SimpleLockError::NotHeld { .. })
+    ));
+    handles[2].try_lock()?;
+    assert_eq!(handles[2].held_permit(), Some(0));
+    assert_eq!(handles[2].previous_holder(), PreviousHolder::Unknown);
+    Ok(())
+}
+
+#[test]
+fn a_waiter_is_woken_by_a_release_of_any_permit() -> SimpleLockResult<()> {
+    let name = name("wake");
+    let mut first = PostgresPermits::new(common::url(), &name, 2)?;
+    let mut second = PostgresPermits::new(common::url(), &name, 2)?;
+    first.try_lock()?;
+    second.try_lock()?;
+    let waiter = std::thread::spawn(move || {
+        let mut waiter = PostgresPermits::new(common::url(), &name, 2)?;
+        waiter.hang_lock()?;
+        Ok::<_, SimpleLockError>(waiter.held_permit())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    second.try_unlock()?;
+    assert_eq!(waiter.join().unwrap()?, Some(1));
+    Ok(())
+}
+
+#[test]
+fn disagreeing_and_bad_permits_are_refused() -> SimpleLockResult<()> {
+    let name = name("disagree");
+    let four = PostgresPermits::new(common::url(), &name, 4)?;
+    let err = PostgresPermits::new(common::url(), &name, 8).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&name) && text.contains('4') && text.contains('8'),
+        "{text}"
+    );
+    PostgresPermits::new(common::url(), &name, 4)?;
+    // Once no handle uses it, the semaphore is gone: another N is fine.
+    drop(four);
+    PostgresPermits::new(common::url(), &name, 8)?;
+    for bad in [0, PostgresPermits::MAX + 1] {
+        let err = PostgresPermits::new(common::url(), &name, bad).unwrap_err();
+        assert!(
+            matches!(err, SimpleLockError::InvalidName { .. }),
+            "{err:?}"
+        );
+    }
+    let err = PostgresPermits::new(common::url(), "", 2).unwrap_err();
+    assert!(
+        matches!(err, SimpleLockError::InvalidName { .. }),
+        "{err:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_thread_that_holds_every_permit_would_deadlock() -> SimpleLockResult<()> {
+    let name = name("deadlock");
+    let mut held: Vec<_> = (0..2)
+        .map(|_| PostgresPermits::new(common::url(), &name, 2))
+        .collect::<SimpleLockResult<_>>()?;
+    for handle in &mut held {
+        handle.hang_lock()?;
+    }
+    let mut third = PostgresPermits::new(common::url(), &name, 2)?;
+    let err = third.hang_lock().unwrap_err();
+    assert!(
+        matches!(err, SimpleLockError::WouldDeadlock { .. }),
+        "{err:?}"
+    );
+    held[0].try_unlock()?;
+    third.hang_lock()?;
+    Ok(())
+}
+
+#[test]
+fn a_permit_whose_session_is_terminated_is_lost_and_comes_back() -> SimpleLockResult<()> {
+    let name = name("terminated");
+    let mut holder = PostgresPermits::new(common::url(), &name, 1)?;
+    let mut waiter = PostgresPermits::new(common::url(), &name, 1)?;
+    holder.try_lock()?;
+    let pid = holder.backend_pid().expect("connected");
+    common::raw()
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .unwrap();
+    // No notification comes from a session that ended: the waiter's slice finds the permit.
+    // (A timed wait: this thread still counts the lost permit as its own until it learns.)
+    waiter.timed_lock(common::PATIENCE)?;
+    let err = holder.try_unlock().unwrap_err();
+    assert!(LockLost::find(&err).is_some(), "{err:?}");
+    // The handle connects again and can take a permit when one is free.
+    waiter.try_unlock()?;
+    holder.try_lock()?;
+    Ok(())
+}
+
+#[test]
+fn a_forked_child_cannot_use_or_release_the_parents_permit() -> SimpleLockResult<()> {
+    let name = name("fork");
+    let mut permit = PostgresPermits::new(common::url(), &name, 1)?;
+    permit.try_lock()?;
+    #[allow(unsafe_code)]
+    // SAFETY: the child only calls into code that takes no lock another thread could hold at
+    // the fork (the owner check comes first, and glibc's malloc is fork-safe), then `_exit`s
+    // without running destructors or atexit handlers of the parent's state.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let refused = matches!(
+            permit.try_unlock(),
+            Err(SimpleLockError::UnknownError { .. })
+        ) && permit.try_lock().is_err();
+        drop(permit); // must neither release nor close the parent's connection
+        #[allow(unsafe_code)]
+        // SAFETY: `_exit` ends the child at once; always sound.
+        unsafe {
+            libc::_exit(if refused { 0 } else { 1 })
+        };
+    }
+    let mut status = 0;
+    #[allow(unsafe_code)]
+    // SAFETY: waits for our own child, with a valid pointer to `status`.
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(waited, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child could use its parent's permit (status {status})"
+    );
+    let mut other = PostgresPermits::new(common::url(), &name, 1)?;
+    assert!(
+        matches!(other.try_lock(), Err(SimpleLockError::AlreadyLocked { .. })),
+        "the child's drop released the parent's permit"
+    );
+    permit.try_unlock()?;
+    other.try_lock()?;
+    Ok(())
+}
