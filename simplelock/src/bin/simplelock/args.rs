@@ -304,13 +304,9 @@ fn permits(text: &str) -> Result<u32, String> {
 }
 
 /// The counting semaphore of `permits` permits named by `target`, on `backend`.
-fn semaphore(backend: Backend, target: Target, permits: Option<u32>) -> Result<Target, Usage> {
+fn semaphore(target: Target, permits: Option<u32>) -> Result<Target, Usage> {
     match (target, permits) {
         (target, None) => Ok(target),
-        (_, Some(_)) if backend == Backend::Postgres => Err(
-            "--permits needs the file or sema backend: postgres has no counting semaphores yet"
-                .into(),
-        ),
         (Target::Name(name), Some(n)) => Ok(Target::Permits(name, n)),
         (_, Some(_)) => Err(
             "--permits needs a semaphore NAME: --file and descriptors are locks, whose file \
@@ -338,11 +334,7 @@ impl Cli {
                 permits,
             }) => Ok(Invocation::Status {
                 backend: lock.place.backend,
-                target: semaphore(
-                    lock.place.backend,
-                    lock.place.target(lock.name, "status")?,
-                    permits,
-                )?,
+                target: semaphore(lock.place.target(lock.name, "status")?, permits)?,
                 json,
             }),
             Some(Sub::Remove {
@@ -435,7 +427,7 @@ impl Options {
             Some(_) => return Err("an inherited descriptor needs the file backend".into()),
             None => place.target(name, "the command")?,
         };
-        let target = semaphore(backend, target, permits)?;
+        let target = semaphore(target, permits)?;
         let command = match (shell_command, command.is_empty()) {
             (Some(script), true) => vec!["/bin/sh".into(), "-c".into(), script],
             (Some(_), false) => {

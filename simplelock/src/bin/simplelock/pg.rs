@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use simplelock::{ConcreteLock, PostgresLock, SimpleLockError, SimpleLockResult};
+use simplelock::{ConcreteLock, PostgresLock, PostgresPermits, SimpleLockError, SimpleLockResult};
 
 use crate::args::{RunArgs, Target, exit};
 
@@ -43,7 +43,12 @@ pub(crate) fn open(target: &Target, shared: bool) -> SimpleLockResult<PostgresLo
                 "a PostgreSQL lock has a name, not a descriptor",
             ));
         }
-        Target::Permits(name, _) => return Err(crate::permits::unsupported(name)),
+        Target::Permits(name, _) => {
+            return Err(SimpleLockError::invalid_name(
+                name,
+                "a counting semaphore is opened as permits, not as a lock",
+            ));
+        }
     };
     let mut builder = PostgresLock::builder(name);
     if let Some(url) = url() {
@@ -51,6 +56,15 @@ pub(crate) fn open(target: &Target, shared: bool) -> SimpleLockResult<PostgresLo
     }
     if shared {
         builder = builder.shared();
+    }
+    builder.open()
+}
+
+/// A handle on the counting semaphore `name` of `permits` permits on the server.
+pub(crate) fn open_permits(name: &str, permits: u32) -> SimpleLockResult<PostgresPermits> {
+    let mut builder = PostgresPermits::builder(name, permits);
+    if let Some(url) = url() {
+        builder = builder.url(url);
     }
     builder.open()
 }
