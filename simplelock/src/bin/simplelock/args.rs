@@ -581,11 +581,20 @@ mod tests {
             &["-j", "2", "--file", "/f", "true"],
             &["-j", "2", "--shared", "x", "true"],
             &["-j", "2", "9"],
-            &["-b", "postgres", "-j", "2", "x", "true"],
-            &["status", "-b", "postgres", "-j", "2", "x"],
         ] {
             assert!(parse_str(bad).is_err(), "{bad:?} was accepted");
         }
+        assert_eq!(
+            run(&["-b", "postgres", "-j", "2", "x", "true"]).target,
+            Target::Permits("x".into(), 2)
+        );
+        assert!(matches!(
+            parse_str(&["status", "-b", "postgres", "-j", "2", "x"]),
+            Ok(Invocation::Status {
+                target: Target::Permits(_, 2),
+                ..
+            })
+        ));
         assert!(matches!(
             parse_str(&["status", "-j", "3", "x"]),
             Ok(Invocation::Status {
