@@ -56,7 +56,7 @@ use std::io;
 use std::sync::Mutex;
 use std::thread::ThreadId;
 
-use crate::{ConcreteLock, Holder, SimpleLockError, SimpleLockResult};
+use crate::{ConcreteLock, Holder, SimpleLockError, SimpleLockResult, Wait};
 
 /// What a counting semaphore's permit handle has beyond the lock it is: see the
 /// [module docs](crate::permits).
@@ -153,6 +153,86 @@ pub fn check_permits(name: &str, permits: u32, max: u32) -> SimpleLockResult<()>
     Ok(())
 }
 
+/// The error of a wait for a permit that ran out of time (`AlreadyLocked` for a try, else
+/// `TimedOut`), naming the first holder `states` lists, if they could be read.
+pub fn out_of_time(
+    wait: &Wait,
+    name: &str,
+    states: SimpleLockResult<Vec<PermitState>>,
+) -> SimpleLockError {
+    let holder = states.ok().and_then(|states| first_holder(&states));
+    wait.out_of_time(name, holder)
+}
+
+/// Which permit a handle holds, for a backend's permit handle: the permit, the process that
+/// took it — so that a forked child, which inherits the handle, is not taken for the holder —
+/// and its entry in [`HeldHere`], kept in step (dropping a `HeldPermit` that holds removes the
+/// entry).
+#[derive(Debug)]
+pub struct HeldPermit {
+    /// The semaphore's identity in [`HeldHere`].
+    semaphore: String,
+    /// The permit held, and the process that took it.
+    held: Option<(u32, u32)>,
+}
+
+impl HeldPermit {
+    /// Nothing held yet, of the semaphore known to [`HeldHere`] as `semaphore` (an identity
+    /// the backend chooses, the same for every handle on the semaphore in this process).
+    pub fn new(semaphore: impl Into<String>) -> Self {
+        HeldPermit {
+            semaphore: semaphore.into(),
+            held: None,
+        }
+    }
+
+    /// The permit held, if this process took it (`None` in a forked child).
+    pub fn permit(&self) -> Option<u32> {
+        self.held
+            .filter(|&(_, pid)| pid == std::process::id())
+            .map(|(permit, _)| permit)
+    }
+
+    /// Before an acquisition with `wait` of one of `permits` permits of `name`: an error if
+    /// this handle holds one ([`AlreadyHeld`](SimpleLockError::AlreadyHeld)), or if the wait
+    /// is for ever and this thread holds every permit
+    /// ([`WouldDeadlock`](SimpleLockError::WouldDeadlock)). Forgets a permit taken by the
+    /// parent of a forked child: the child does not hold it.
+    ///
+    /// # Errors
+    /// Those two.
+    pub fn before_acquire(&mut self, name: &str, permits: u32, wait: Wait) -> SimpleLockResult<()> {
+        if self.permit().is_some() {
+            return Err(SimpleLockError::already_held(name));
+        }
+        self.held = None;
+        if wait == Wait::Forever && HeldHere::would_deadlock(&self.semaphore, permits) {
+            return Err(SimpleLockError::would_deadlock(name));
+        }
+        Ok(())
+    }
+
+    /// This process took `permit`.
+    pub fn took(&mut self, permit: u32) {
+        self.held = Some((permit, std::process::id()));
+        HeldHere::took(&self.semaphore);
+    }
+
+    /// The permit was given back (or is no longer this handle's): nothing held.
+    pub fn gave_back(&mut self) {
+        if self.permit().is_some() {
+            HeldHere::gave_back(&self.semaphore);
+        }
+        self.held = None;
+    }
+}
+
+impl Drop for HeldPermit {
+    fn drop(&mut self) {
+        self.gave_back();
+    }
+}
+
 /// The permits held by this process's handles, per semaphore (an identity the backend
 /// chooses: a file's device and inode, an object's name, a server and key) and per thread.
 type Registry = HashMap<String, Vec<(u32, ThreadId)>>;
@@ -218,6 +298,36 @@ impl HeldHere {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_permit_keeps_held_here_in_step() {
+        let name = "test:held-permit";
+        let mut first = HeldPermit::new(name);
+        let mut second = HeldPermit::new(name);
+        first.before_acquire(name, 2, Wait::Forever).unwrap();
+        first.took(1);
+        assert_eq!(first.permit(), Some(1));
+        assert!(matches!(
+            first.before_acquire(name, 2, Wait::Try),
+            Err(SimpleLockError::AlreadyHeld { .. })
+        ));
+        second.took(0);
+        assert!(matches!(
+            HeldPermit::new(name).before_acquire(name, 2, Wait::Forever),
+            Err(SimpleLockError::WouldDeadlock { .. })
+        ));
+        // A bounded wait is not refused: it ends by itself.
+        HeldPermit::new(name)
+            .before_acquire(name, 2, Wait::Try)
+            .unwrap();
+        drop(second); // gives its entry back
+        HeldPermit::new(name)
+            .before_acquire(name, 2, Wait::Forever)
+            .unwrap();
+        first.gave_back();
+        assert_eq!(first.permit(), None);
+        assert!(!HeldHere::would_deadlock(name, 1));
+    }
 
     #[test]
     fn a_thread_holding_every_permit_would_deadlock() {

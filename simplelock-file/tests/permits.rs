@@ -8,9 +8,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use simplelock_core::SimpleLockError;
 use simplelock_core::SimpleLockResult;
 use simplelock_core::conformance::run_id;
-use simplelock_core::{ConcreteLock, LockStatus, PermitState, Permits, SimpleLockError};
 use simplelock_file::FilePermits;
 
 /// The folder of this run's semaphore files: the same in the test process and its children.
@@ -40,45 +40,28 @@ mod conformance {
 }
 
 #[test]
-fn status_and_holders_follow_the_permits() -> SimpleLockResult<()> {
+fn status_and_holders_follow_the_permits() {
     let path = run_dir().join("status.permits");
-    let mut handles: Vec<_> = (0..3)
-        .map(|_| FilePermits::at_path(&path, 2))
-        .collect::<SimpleLockResult<_>>()?;
-    assert_eq!(
-        handles[0].holders()?,
-        [PermitState::Free, PermitState::Free]
+    simplelock_core::conformance::permits::status_and_holders(
+        |n| FilePermits::at_path(&path, n),
+        true,
     );
-    handles[0].try_lock()?;
-    assert_eq!(handles[0].status()?, LockStatus::Mine);
-    assert_eq!(handles[1].status()?, LockStatus::Open);
-    handles[1].try_lock()?;
-    assert_eq!(handles[2].status()?, LockStatus::Taken);
-    let err = handles[2].try_lock().unwrap_err();
-    assert!(
-        matches!(
-            err,
-            SimpleLockError::AlreadyLocked {
-                holder: Some(_),
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let holders = handles[2].holders()?;
-    assert!(holders.iter().all(|h| {
-        h.holder()
-            .is_some_and(|h| h.pid == std::process::id() && h.since.is_some())
-    }));
-    handles[0].try_unlock()?;
-    assert!(matches!(
-        handles[0].try_unlock(),
-        Err(SimpleLockError::NotHeld { .. })
-    ));
-    handles[2].try_lock()?;
-    assert_eq!(handles[2].held_permit(), Some(0));
-    assert!(!handles[2].previous_holder().died());
-    Ok(())
+}
+
+#[test]
+fn disagreeing_permits_are_refused() {
+    let path = run_dir().join("disagree.permits");
+    simplelock_core::conformance::permits::disagreeing_permits_are_refused(|n| {
+        FilePermits::at_path(&path, n)
+    });
+}
+
+#[test]
+fn a_thread_that_holds_every_permit_would_deadlock() {
+    let path = run_dir().join("deadlock.permits");
+    simplelock_core::conformance::permits::holding_every_permit_would_deadlock(|n| {
+        FilePermits::at_path(&path, n)
+    });
 }
 
 #[test]

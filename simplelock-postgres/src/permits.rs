@@ -74,7 +74,7 @@ use std::fmt;
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
-use simplelock_core::permits::{HeldHere, check_permits, first_holder};
+use simplelock_core::permits::{HeldPermit, check_permits, first_holder, out_of_time};
 use simplelock_core::{
     ConcreteLock, Holder, LockStatus, PermitState, Permits, PreviousHolder, SimpleLockError,
     SimpleLockResult, Wait,
@@ -151,13 +151,17 @@ impl PostgresPermitsBuilder {
             .map(|permit| key_for_name(&format!("{}.permit{permit}", self.name)))
             .collect();
         let mut handle = PostgresPermits {
-            identity: format!("postgres:{}:{}", target.describe, key_for_name(&self.name)),
+            held: HeldPermit::new(format!(
+                "postgres:{}:{}",
+                target.describe,
+                key_for_name(&self.name)
+            )),
+            since: None,
             channel: format!("slp_{:016x}", key_for_name(&self.name) as u64),
             name: self.name,
             keys,
             target,
             session: None,
-            held: None,
             owner: std::process::id(),
         };
         handle.session()?;
@@ -191,11 +195,12 @@ pub struct PostgresPermits {
     keys: Vec<i64>,
     /// `LISTEN`/`NOTIFY` channel of the semaphore.
     channel: String,
-    /// The semaphore's identity in [`HeldHere`]: server and key of the name.
-    identity: String,
     target: Target,
     session: Option<Session>,
-    held: Option<Held>,
+    /// The permit held; its identity in the core's `HeldHere` is the server and the name's key.
+    held: HeldPermit,
+    /// When it was taken.
+    since: Option<SystemTime>,
     /// The process that opened the handle: a forked child must not use it.
     owner: u32,
 }
@@ -207,11 +212,6 @@ struct Session {
     holders: Statement,
     /// The server process serving this session when it started.
     backend_pid: i32,
-}
-
-struct Held {
-    permit: u32,
-    since: SystemTime,
 }
 
 impl PostgresPermits {
@@ -270,7 +270,7 @@ impl PostgresPermits {
 
     /// When this handle took its permit (this machine's clock), while it holds one.
     pub fn held_since(&self) -> Option<SystemTime> {
-        self.held.as_ref().map(|held| held.since)
+        self.since.filter(|_| self.held.permit().is_some())
     }
 
     fn check_owner(&self) -> SimpleLockResult<()> {
@@ -395,11 +395,8 @@ impl PostgresPermits {
                 );
             }
             if granted {
-                self.held = Some(Held {
-                    permit,
-                    since: SystemTime::now(),
-                });
-                HeldHere::took(&self.identity);
+                self.held.took(permit);
+                self.since = Some(SystemTime::now());
                 return Ok(true);
             }
         }
@@ -440,12 +437,8 @@ impl PostgresPermits {
 
     fn acquire(&mut self, wait: Wait) -> SimpleLockResult<()> {
         self.check_owner()?;
-        if self.held.is_some() {
-            return Err(SimpleLockError::already_held(&self.name));
-        }
-        if wait == Wait::Forever && HeldHere::would_deadlock(&self.identity, self.permits()) {
-            return Err(SimpleLockError::would_deadlock(&self.name));
-        }
+        let permits = self.permits();
+        self.held.before_acquire(&self.name, permits, wait)?;
         let wait = wait.start();
         self.session()?;
         loop {
@@ -455,8 +448,7 @@ impl PostgresPermits {
                 return Ok(());
             }
             let Some(nap) = wait.sleep_slice(SLICE) else {
-                let holder = self.holders().ok().and_then(|states| first_holder(&states));
-                return Err(wait.out_of_time(&self.name, holder));
+                return Err(out_of_time(&wait, &self.name, self.holders()));
             };
             self.sleep(nap)?;
         }
@@ -471,7 +463,7 @@ impl ConcreteLock for PostgresPermits {
     /// An error whose source is [`LockLost`] if this handle's permit was lost.
     fn status(&self) -> SimpleLockResult<LockStatus> {
         self.check_owner()?;
-        if self.held.is_some() {
+        if self.held.permit().is_some() {
             if let Some(reason) = self
                 .session
                 .as_ref()
@@ -523,12 +515,12 @@ impl ConcreteLock for PostgresPermits {
     /// (its session ended) before.
     fn try_unlock(&mut self) -> SimpleLockResult<()> {
         self.check_owner()?;
-        let Some(held) = self.held.take() else {
+        let Some(permit) = self.held.permit() else {
             return Err(SimpleLockError::not_held(&self.name));
         };
-        HeldHere::gave_back(&self.identity);
-        let key = self.keys[held.permit as usize];
-        let payload = held.permit.to_string();
+        self.held.gave_back();
+        let key = self.keys[permit as usize];
+        let payload = permit.to_string();
         let outcome = match self.session.as_ref() {
             None => Err("the connection was closed".to_owned()),
             Some(session) => match session.conn.state.end_reason() {
@@ -577,7 +569,7 @@ impl Permits for PostgresPermits {
     }
 
     fn held_permit(&self) -> Option<u32> {
-        self.held.as_ref().map(|held| held.permit)
+        self.held.permit()
     }
 
     /// Each permit's holder from `pg_locks` and `pg_stat_activity`: for a simplelock client its
@@ -621,7 +613,7 @@ impl Drop for PostgresPermits {
             }
             return;
         }
-        if self.held.is_some() {
+        if self.held.permit().is_some() {
             // Release (and notify) before returning; closing the connection alone would free
             // the permit a moment later, and wake no waiter.
             let _ = self.try_unlock();

@@ -6,10 +6,7 @@
 //! `tests/permits.rs`, for every backend at once.)
 
 use simplelock_core::conformance::run_id;
-use simplelock_core::{
-    ConcreteLock, LockStatus, PermitState, Permits, PreviousHolder, SimpleLockError,
-    SimpleLockResult,
-};
+use simplelock_core::{ConcreteLock, Permits, SimpleLockError, SimpleLockResult};
 use simplelock_postgres::{LockLost, PostgresPermits};
 
 mod common;
@@ -29,53 +26,12 @@ mod conformance {
 }
 
 #[test]
-fn status_and_holders_follow_the_permits() -> SimpleLockResult<()> {
+fn status_and_holders_follow_the_permits() {
     let name = name("status");
-    let mut handles: Vec<_> = (0..3)
-        .map(|_| PostgresPermits::new(common::url(), &name, 2))
-        .collect::<SimpleLockResult<_>>()?;
-    assert_eq!(
-        handles[0].holders()?,
-        [PermitState::Free, PermitState::Free]
+    simplelock_core::conformance::permits::status_and_holders(
+        |n| PostgresPermits::new(common::url(), &name, n),
+        true,
     );
-    handles[0].try_lock()?;
-    assert_eq!(handles[0].status()?, LockStatus::Mine);
-    assert_eq!(handles[1].status()?, LockStatus::Open);
-    handles[1].try_lock()?;
-    assert_eq!(handles[2].status()?, LockStatus::Taken);
-    let err = handles[2].try_lock().unwrap_err();
-    assert!(
-        matches!(
-            err,
-            SimpleLockError::AlreadyLocked {
-                holder: Some(_),
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let err = handles[2]
-        .timed_lock(std::time::Duration::from_millis(150))
-        .unwrap_err();
-    assert!(matches!(err, SimpleLockError::TimedOut { .. }), "{err:?}");
-    let holders = handles[2].holders()?;
-    assert!(
-        holders.iter().all(|h| h
-            .holder()
-            .is_some_and(|h| h.pid == std::process::id() && h.since.is_some())),
-        "{holders:?}"
-    );
-    assert_eq!(handles[0].held_permit(), Some(0));
-    assert_eq!(handles[1].held_permit(), Some(1));
-    handles[0].try_unlock()?;
-    assert!(matches!(
-        handles[0].try_unlock(),
-        Err(SimpleLockError::NotHeld { .. })
-    ));
-    handles[2].try_lock()?;
-    assert_eq!(handles[2].held_permit(), Some(0));
-    assert_eq!(handles[2].previous_holder(), PreviousHolder::Unknown);
-    Ok(())
 }
 
 #[test]
@@ -99,25 +55,16 @@ fn a_waiter_is_woken_by_a_release_of_any_permit() -> SimpleLockResult<()> {
 #[test]
 fn disagreeing_and_bad_permits_are_refused() -> SimpleLockResult<()> {
     let name = name("disagree");
-    let four = PostgresPermits::new(common::url(), &name, 4)?;
-    let err = PostgresPermits::new(common::url(), &name, 8).unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
-    let text = err.to_string();
-    assert!(
-        text.contains(&name) && text.contains('4') && text.contains('8'),
-        "{text}"
-    );
-    PostgresPermits::new(common::url(), &name, 4)?;
+    simplelock_core::conformance::permits::disagreeing_permits_are_refused(|n| {
+        PostgresPermits::new(common::url(), &name, n)
+    });
     // Once no handle uses it, the semaphore is gone: another N is fine.
-    drop(four);
     PostgresPermits::new(common::url(), &name, 8)?;
-    for bad in [0, PostgresPermits::MAX + 1] {
-        let err = PostgresPermits::new(common::url(), &name, bad).unwrap_err();
-        assert!(
-            matches!(err, SimpleLockError::InvalidName { .. }),
-            "{err:?}"
-        );
-    }
+    let err = PostgresPermits::new(common::url(), &name, PostgresPermits::MAX + 1).unwrap_err();
+    assert!(
+        matches!(err, SimpleLockError::InvalidName { .. }),
+        "{err:?}"
+    );
     let err = PostgresPermits::new(common::url(), "", 2).unwrap_err();
     assert!(
         matches!(err, SimpleLockError::InvalidName { .. }),
@@ -127,23 +74,11 @@ fn disagreeing_and_bad_permits_are_refused() -> SimpleLockResult<()> {
 }
 
 #[test]
-fn a_thread_that_holds_every_permit_would_deadlock() -> SimpleLockResult<()> {
+fn a_thread_that_holds_every_permit_would_deadlock() {
     let name = name("deadlock");
-    let mut held: Vec<_> = (0..2)
-        .map(|_| PostgresPermits::new(common::url(), &name, 2))
-        .collect::<SimpleLockResult<_>>()?;
-    for handle in &mut held {
-        handle.hang_lock()?;
-    }
-    let mut third = PostgresPermits::new(common::url(), &name, 2)?;
-    let err = third.hang_lock().unwrap_err();
-    assert!(
-        matches!(err, SimpleLockError::WouldDeadlock { .. }),
-        "{err:?}"
-    );
-    held[0].try_unlock()?;
-    third.hang_lock()?;
-    Ok(())
+    simplelock_core::conformance::permits::holding_every_permit_would_deadlock(|n| {
+        PostgresPermits::new(common::url(), &name, n)
+    });
 }
 
 #[test]

@@ -35,13 +35,20 @@
 //! wakes it. Every 10 ms without a wake it tries every word with the liveness check, so a
 //! permit of a dead holder comes back within about 10 ms, as a [`SemaphoreLock`] does.
 //!
-//! `holders()` lists the process id of each permit's live holder; the time it took the permit
-//! is not recorded (as for [`SemaphoreLock`], that would cost the fast path a clock read).
+//! `holders()` lists each permit's live holder: its process id, and when it took the permit —
+//! a taker writes the time into its permit's object after taking it (two fields of the lock
+//! object that a plain [`SemaphoreLock`] leaves zero, written as a seqlock under the holder's
+//! token, so a reader never pairs one holder with another's time). A holder killed before it
+//! wrote the time is listed without one.
+//!
+//! A thread that holds all N permits through N handles of this process and waits for another
+//! (`hang_lock`) gets [`WouldDeadlock`](SimpleLockError::WouldDeadlock) (the core's
+//! [`HeldPermit`] keeps the count).
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use simplelock_core::permits::{check_permits, first_holder};
+use simplelock_core::permits::{HeldPermit, check_permits, first_holder, out_of_time};
 use simplelock_core::{
     ConcreteLock, Holder, LockStatus, PermitState, Permits, PreviousHolder, SimpleLockError,
     SimpleLockResult, Wait,
@@ -80,8 +87,8 @@ const SLICE: Duration = Duration::from_millis(10);
 pub struct SemaphorePermits {
     name: String,
     slots: Vec<SemaphoreLock>,
-    /// The permit held, and the process that took it (a forked child is not the holder).
-    held: Option<(u32, u32)>,
+    /// The permit held, in the process that took it (a forked child is not the holder).
+    held: HeldPermit,
     previous: PreviousHolder,
 }
 
@@ -110,9 +117,9 @@ impl SemaphorePermits {
             .map(|slot| SemaphoreLock::named(&slot_name(&canonical, slot)))
             .collect::<SimpleLockResult<_>>()?;
         Ok(SemaphorePermits {
+            held: HeldPermit::new(format!("sema:{canonical}")),
             name: canonical,
             slots,
-            held: None,
             previous: PreviousHolder::Unknown,
         })
     }
@@ -142,9 +149,9 @@ impl SemaphorePermits {
             }
         }
         Ok(Some(SemaphorePermits {
+            held: HeldPermit::new(format!("sema:{canonical}")),
             name: canonical,
             slots,
-            held: None,
             previous: PreviousHolder::Unknown,
         }))
     }
@@ -180,10 +187,6 @@ impl SemaphorePermits {
         &self.name
     }
 
-    fn holds(&self) -> bool {
-        self.held.is_some_and(|(_, pid)| pid == std::process::id())
-    }
-
     /// One try of the permits: every one with its liveness check if `all`, else only those
     /// whose word looks free; `slept`: after a sleep (then a taken word keeps its waiters bit,
     /// so that its release wakes the next sleeper). `Ok(true)`: one is ours now.
@@ -199,8 +202,9 @@ impl SemaphorePermits {
             };
             match taken {
                 Ok(()) => {
+                    slot.record_since(SystemTime::now());
                     self.previous = slot.previous_holder();
-                    self.held = Some((index as u32, std::process::id()));
+                    self.held.took(index as u32);
                     return Ok(true);
                 }
                 Err(SimpleLockError::AlreadyLocked { .. }) => {}
@@ -211,11 +215,9 @@ impl SemaphorePermits {
     }
 
     fn acquire(&mut self, wait: Wait) -> SimpleLockResult<()> {
-        if self.holds() {
-            return Err(SimpleLockError::already_held(&self.name));
-        }
-        // In a forked child, `held` names the parent's permit: not ours.
-        self.held = None;
+        // In a forked child, `held` names the parent's permit: not ours, forgotten here.
+        let permits = self.permits();
+        self.held.before_acquire(&self.name, permits, wait)?;
         let wait = wait.start();
         let mut all = true;
         let mut slept = false;
@@ -224,8 +226,7 @@ impl SemaphorePermits {
                 return Ok(());
             }
             let Some(nap) = wait.sleep_slice(SLICE) else {
-                let holder = self.holders().ok().and_then(|states| first_holder(&states));
-                return Err(wait.out_of_time(&self.name, holder));
+                return Err(out_of_time(&wait, &self.name, self.holders()));
             };
             let armed: Vec<_> = self
                 .slots
@@ -294,7 +295,7 @@ impl ConcreteLock for SemaphorePermits {
     /// `Mine` if this handle holds a permit; `Taken` if live processes hold all of them; else
     /// `Open`.
     fn status(&self) -> SimpleLockResult<LockStatus> {
-        if self.holds() {
+        if self.held.permit().is_some() {
             return Ok(LockStatus::Mine);
         }
         for slot in &self.slots {
@@ -330,11 +331,11 @@ impl ConcreteLock for SemaphorePermits {
     /// [`SimpleLockError::NotHeld`] if this handle holds no permit in this process, and the
     /// errors of [`SemaphoreLock`]'s unlock.
     fn try_unlock(&mut self) -> SimpleLockResult<()> {
-        let Some((slot, _)) = self.held.filter(|_| self.holds()) else {
+        let Some(slot) = self.held.permit() else {
             return Err(SimpleLockError::not_held(&self.name));
         };
         self.slots[slot as usize].try_unlock()?;
-        self.held = None;
+        self.held.gave_back();
         Ok(())
     }
 
@@ -353,15 +354,15 @@ impl Permits for SemaphorePermits {
     }
 
     fn held_permit(&self) -> Option<u32> {
-        self.held.filter(|_| self.holds()).map(|(slot, _)| slot)
+        self.held.permit()
     }
 
-    /// Each permit's live holder, by process id (no time: see the [module docs](self)).
+    /// Each permit's live holder: process id, and since when (see the [module docs](self)).
     fn holders(&self) -> SimpleLockResult<Vec<PermitState>> {
         self.slots
             .iter()
             .map(|slot| {
-                Ok(match slot.holder()? {
+                Ok(match slot.holder_since()? {
                     Some(holder) => PermitState::Held(Some(holder)),
                     None => PermitState::Free,
                 })
