@@ -1,7 +1,11 @@
 //! The PostgreSQL measurements of `cargo xtask bench`: one round trip, uncontended lock+unlock,
 //! and handoff from one client's release to another client's return from its blocked lock
 //! call — each for `PostgresLock` and for the same advisory-lock calls made raw with the
-//! `postgres` crate (`raw`), and raw plus the fencing token (`raw-token`), in the same run. Prints one line of JSON on standard output and nothing else:
+//! `postgres` crate (`raw`), and raw plus the fencing token (`raw-token`), in the same run —
+//! and for `PostgresPermits` (`permits`: one of 3 permits, each process keeping one more
+//! through a second handle, so that one permit passes back and forth and the waiter waits for
+//! any of the three, woken by the release's notification). Prints one line of JSON on standard
+//! output and nothing else:
 //! the harness's typed result (`simplelock_harness::results::Postgres`), which `cargo xtask
 //! bench` reads.
 //!
@@ -15,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use simplelock_core::ConcreteLock;
 use simplelock_harness::results::{Postgres, PostgresMeasure, emit};
-use simplelock_postgres::{PostgresLock, key_for_name};
+use simplelock_postgres::{PostgresLock, PostgresPermits, key_for_name};
 
 fn url() -> String {
     let url = std::env::var("SIMPLELOCK_POSTGRES_URL")
@@ -56,6 +60,11 @@ fn p99(mut v: Vec<f64>) -> f64 {
 )]
 enum Client {
     Ours(Box<PostgresLock>),
+    /// A permit handle, and one more permit kept by this process.
+    Permits {
+        permit: Box<PostgresPermits>,
+        _kept: Box<PostgresPermits>,
+    },
     Raw(
         postgres::Client,
         postgres::Statement,
@@ -68,6 +77,15 @@ impl Client {
     fn new(kind: &str, name: &str) -> Client {
         match kind {
             "ours" => Client::Ours(Box::new(PostgresLock::new(&url(), name).unwrap())),
+            "permits" => {
+                let open = || Box::new(PostgresPermits::new(&url(), name, 3).unwrap());
+                let mut kept = open();
+                kept.try_lock().unwrap();
+                Client::Permits {
+                    permit: open(),
+                    _kept: kept,
+                }
+            }
             "ours-no-token" => Client::Ours(Box::new(
                 PostgresLock::builder(name)
                     .url(url())
@@ -94,6 +112,7 @@ impl Client {
     fn lock(&mut self) {
         match self {
             Client::Ours(l) => l.hang_lock().unwrap(),
+            Client::Permits { permit, .. } => permit.hang_lock().unwrap(),
             Client::Raw(c, lock, _, key) => {
                 c.query_one(&*lock, &[key]).unwrap();
             }
@@ -102,6 +121,7 @@ impl Client {
     fn unlock(&mut self) {
         match self {
             Client::Ours(l) => l.try_unlock().unwrap(),
+            Client::Permits { permit, .. } => permit.try_unlock().unwrap(),
             Client::Raw(c, _, unlock, key) => {
                 let released: bool = c.query_one(&*unlock, &[key]).unwrap().get(0);
                 assert!(released);
@@ -131,7 +151,7 @@ fn main() {
 
     // The variants take turns, sample by sample, so that all meet the same machine: on a busy
     // machine, measuring one after the other compares the load more than the code.
-    const KINDS: [&str; 4] = ["raw", "raw-token", "ours", "ours-no-token"];
+    const KINDS: [&str; 5] = ["raw", "raw-token", "ours", "ours-no-token", "permits"];
     let mut clients: Vec<Client> = KINDS
         .iter()
         .map(|kind| Client::new(kind, &format!("{name}-u-{kind}")))
@@ -188,6 +208,8 @@ struct Handoff {
     to_child: std::process::ChildStdin,
     from_child: BufReader<std::process::ChildStdout>,
     halves: (i64, i64),
+    /// A permits waiter, which sleeps in the client (on notifications), not in the server.
+    permits: bool,
 }
 
 impl Handoff {
@@ -208,6 +230,7 @@ impl Handoff {
                 ((key as u64) >> 32) as i64,
                 ((key as u64) & 0xffff_ffff) as i64,
             ),
+            permits: kind == "permits",
         }
     }
 
@@ -218,9 +241,14 @@ impl Handoff {
         self.holder.lock();
         writeln!(self.to_child, "go").unwrap();
         self.from_child.read_line(&mut line).unwrap();
-        // Until the server lists the waiter, it may not be waiting yet.
+        // Until the server lists the waiter, it may not be waiting yet. A permits waiter is
+        // not listed (it sleeps in the client): it has tried every permit and sleeps well
+        // within a pause of 20 ms.
         let start = Instant::now();
-        loop {
+        if self.permits {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        while !self.permits {
             let waiting: i64 = monitor
                 .query_one(
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \

@@ -314,9 +314,15 @@ impl PostgresPermits {
                 client.prepare(HOLDERS),
                 client.query_one("SELECT pg_backend_pid()", &[]),
             )?;
-            // The channel name is ours: `slp_` and hex digits, no quoting needed.
+            // The channel name is ours: `slp_` and hex digits, no quoting needed. A release's
+            // notification gives its transaction an id, whose commit would wait for a WAL
+            // flush: nothing of a semaphore is durable (advisory locks are not logged, a
+            // server crash ends every session), so this session's commits do not wait.
             client
-                .batch_execute(&format!("LISTEN {}", self.channel))
+                .batch_execute(&format!(
+                    "LISTEN {}; SET synchronous_commit = off",
+                    self.channel
+                ))
                 .await?;
             client
                 .query_one("SELECT pg_advisory_lock($1::bigint)", &[&guard])

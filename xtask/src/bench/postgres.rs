@@ -188,6 +188,21 @@ pub(crate) fn markdown(results: &Measured) -> String {
             cell(handoff, "raw-token"),
         );
     }
+    if let (Some(permits), Some(lock)) = (
+        results.median(true, "permits"),
+        results.median(true, "ours"),
+    ) {
+        let ratio = permits / lock;
+        let _ = writeln!(
+            md,
+            "\n`PostgresPermits` (one of 3 permits, each process keeping one more, so that the \
+             waiter waits for any of three, woken by the release's notification): \
+             lock + unlock {}, handoff {} = {ratio:.2}× PostgresLock's handoff (goal ≤ 2× {}).",
+            cell(false, "permits"),
+            super::report::duration(permits),
+            if ratio <= 2.0 { "✅" } else { "❌" }
+        );
+    }
     let cuts: Vec<(f64, f64)> = results
         .cuts
         .iter()
@@ -215,15 +230,17 @@ pub(crate) fn markdown(results: &Measured) -> String {
 pub(crate) fn bars(results: &Measured) -> Vec<(String, f64, bool)> {
     let mut bars = Vec::new();
     for (handoff, what) in [(false, "lock+unlock"), (true, "handoff")] {
-        for imp in ["ours", "ours-no-token", "raw", "raw-token"] {
+        for imp in ["ours", "ours-no-token", "permits", "raw", "raw-token"] {
             if let Some(ns) = results.median(handoff, imp) {
                 let who = match imp {
                     "ours" => "PostgresLock",
                     "ours-no-token" => "PostgresLock, no token",
+                    "permits" => "PostgresPermits",
                     "raw" => "raw postgres",
                     _ => "raw postgres + token",
                 };
-                bars.push((format!("{who} {what}"), ns, imp.starts_with("ours")));
+                let ours = imp.starts_with("ours") || imp == "permits";
+                bars.push((format!("{who} {what}"), ns, ours));
             }
         }
     }
