@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use common::{Child, LOCK_PATH, PATIENCE, WORK_DIR, command, hear, role, say, scratch};
 use simplelock_core::{ConcreteLock, LockStatus, PreviousHolder, SimpleLockError};
-use simplelock_file::FileLock;
 
 fn env_path(key: &str) -> PathBuf {
     PathBuf::from(std::env::var_os(key).expect("set by the parent"))

@@ -244,11 +244,24 @@ impl Handoff {
         // Until the server lists the waiter, it may not be waiting yet. A permits waiter is
         // not listed (it sleeps in the client): it has tried every permit and sleeps well
         // within a pause of 20 ms.
-        let start = Instant::now();
         if self.permits {
             std::thread::sleep(Duration::from_millis(20));
+        } else {
+            self.until_the_server_lists_the_waiter(monitor);
         }
-        while !self.permits {
+        let released_at = now_ns();
+        self.holder.unlock();
+        line.clear();
+        self.from_child.read_line(&mut line).unwrap();
+        let acquired_at: u128 = line.trim().parse().unwrap();
+        acquired_at.saturating_sub(released_at) as f64
+    }
+}
+
+impl Handoff {
+    fn until_the_server_lists_the_waiter(&self, monitor: &mut postgres::Client) {
+        let start = Instant::now();
+        loop {
             let waiting: i64 = monitor
                 .query_one(
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
@@ -258,19 +271,13 @@ impl Handoff {
                 .unwrap()
                 .get(0);
             if waiting > 0 {
-                break;
+                return;
             }
             assert!(
                 start.elapsed() < Duration::from_secs(30),
                 "the waiter never waited"
             );
         }
-        let released_at = now_ns();
-        self.holder.unlock();
-        line.clear();
-        self.from_child.read_line(&mut line).unwrap();
-        let acquired_at: u128 = line.trim().parse().unwrap();
-        acquired_at.saturating_sub(released_at) as f64
     }
 }
 

@@ -48,6 +48,13 @@
 //!   when, from `pg_locks` joined with `pg_stat_activity`; our connections carry them in
 //!   `application_name` (format in the `holder` module's docs: `sl SINCE PID PROGRAM@HOST`).
 //!
+//! # Counting semaphores
+//!
+//! [`PostgresPermits`] is a semaphore of N permits on the same server ("at most 2 jobs on the
+//! API, across the fleet"): N advisory keys, one taken per holder, a marker key that keeps
+//! every live handle on one N, and `LISTEN`/`NOTIFY` to wake waiters. Its handle is a lock that
+//! takes one permit; the design and its limits are in the [`permits`] module.
+//!
 //! # Fencing tokens
 //!
 //! Every successful acquisition yields [`fencing_token`](PostgresLock::fencing_token), a number
@@ -185,7 +192,7 @@ mod conn;
 mod error;
 mod holder;
 mod key;
-mod permits;
+pub mod permits;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -43,7 +43,7 @@
 //!   round trip.
 //!
 //! A holder that dies sends no notification: the server releases its permit when it ends its
-//! session, silently. So a waiter sleeps at most [`SLICE`] (100 ms) at a time, then tries every
+//! session, silently. So a waiter sleeps at most 100 ms at a time, then tries every
 //! permit again: a dead holder's permit is taken within 100 ms of the server noticing the
 //! death (at once for a killed process, whose socket closes; within [`Timeouts::dead_peer`] for
 //! a silent network). The cost is N `pg_try_advisory_lock` calls per waiter per 100 ms while
