@@ -89,6 +89,11 @@ use simplelock_core::{
 use crate::sys::{self, LockFd, Waiter, Wake};
 use crate::{dir, lock_dir};
 
+// The async wait (feature `tokio`): a child module, it uses this one's private steps.
+#[cfg(feature = "tokio")]
+#[path = "permits_async.rs"]
+mod permits_async;
+
 const MAGIC: &[u8; 8] = b"slperm01";
 const HEADER_LEN: u64 = 64;
 /// The byte a release writes to wake waiters: the header's last, which nothing reads.
@@ -438,14 +443,7 @@ impl FilePermits {
     }
 
     fn acquire(&mut self, wait: Wait) -> SimpleLockResult<()> {
-        // In a forked child, forgets the parent's permit (not ours).
-        self.held.before_acquire(&self.name, self.permits, wait)?;
-        if self.opened_by != std::process::id() {
-            // A forked child: the description is the parent's, and a range the parent holds
-            // would be "taken" again by the child at once. Take permits on a description of
-            // our own.
-            self.reopen()?;
-        }
+        self.prepare_to_take(wait)?;
         if self.try_take()? {
             return Ok(());
         }
@@ -478,6 +476,20 @@ impl FilePermits {
                 None => std::thread::sleep(nap),
             }
         }
+    }
+
+    /// Before taking a permit with `wait`: the errors of [`HeldPermit::before_acquire`]
+    /// (held already, a wait for ever by a thread that holds them all); in a forked child,
+    /// forgets the parent's permit and takes a description of its own.
+    fn prepare_to_take(&mut self, wait: Wait) -> SimpleLockResult<()> {
+        self.held.before_acquire(&self.name, self.permits, wait)?;
+        if self.opened_by != std::process::id() {
+            // A forked child: the description is the parent's, and a range the parent holds
+            // would be "taken" again by the child at once. Take permits on a description of
+            // our own.
+            self.reopen()?;
+        }
+        Ok(())
     }
 
     /// Whether this handle holds a permit, in this process (not a forked child).

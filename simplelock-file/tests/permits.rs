@@ -27,6 +27,7 @@ fn open(key: &str) -> SimpleLockResult<FilePermits> {
     FilePermits::at_path(run_dir().join(format!("{key}.permits")), 1)
 }
 
+#[cfg(not(feature = "tokio"))]
 mod conformance {
     use super::*;
 
@@ -36,6 +37,28 @@ mod conformance {
         crash_safe,
         reports_deaths,
         holder_pid,
+    );
+}
+
+// With feature `tokio`, the async checks too (the async wait registers with tokio's reactor and
+// timer), each on a current-thread runtime of its own.
+#[cfg(feature = "tokio")]
+mod conformance {
+    use super::*;
+
+    simplelock_core::conformance_tests!(
+        open,
+        across_processes,
+        crash_safe,
+        reports_deaths,
+        holder_pid,
+        async_waits(|future| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime")
+                .block_on(future)
+        }),
     );
 }
 
@@ -81,4 +104,44 @@ fn zero_permits_are_refused() {
         "{err:?}"
     );
     assert!(!run_dir().join("zero.permits").exists());
+}
+
+/// An async waiter for one of two held permits is woken by the release of either (by another
+/// thread); a wait dropped halfway takes nothing.
+#[cfg(feature = "tokio")]
+#[test]
+fn an_async_waiter_takes_the_permit_given_back() {
+    use simplelock_core::{AsyncLockExt, ConcreteLock, Permits};
+    use std::time::Duration;
+
+    let path = run_dir().join("async.permits");
+    let mut held: Vec<_> = (0..2)
+        .map(|_| FilePermits::at_path(&path, 2).unwrap())
+        .collect();
+    for handle in &mut held {
+        handle.try_lock().unwrap();
+    }
+    let mut waiter = FilePermits::at_path(&path, 2).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut second = held.pop().unwrap();
+    let given_back = second.held_permit();
+    runtime.block_on(async {
+        // Dropped while all are held: takes nothing.
+        let timed_out = tokio::time::timeout(Duration::from_millis(50), waiter.lock_async())
+            .await
+            .is_err();
+        assert!(timed_out);
+        assert_eq!(waiter.held_permit(), None);
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            second.try_unlock().unwrap();
+            second
+        });
+        let guard = waiter.lock_async().await.unwrap();
+        assert_eq!(guard.lock().held_permit(), given_back);
+        drop(releaser.join().unwrap());
+    });
 }
