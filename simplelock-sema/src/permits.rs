@@ -41,17 +41,28 @@
 //! token, so a reader never pairs one holder with another's time). A holder killed before it
 //! wrote the time is listed without one.
 //!
+//! Async waits (`lock_async().await`, on any runtime) compose the permits' own async waits:
+//! a poll polls each permit's [`SemaphoreLock`] in turn, which either takes it (the same
+//! compare-and-swap as `try_lock`) or registers the task with the watcher thread of that
+//! permit's object (one thread per object awaited in the process, asleep on its futex; see
+//! `SemaphoreLock`'s async waits). So a release of any permit wakes the task, a dead holder is
+//! noticed by its permit's watcher within a slice, and a permit is only taken inside a poll
+//! that returns it; once one is taken, and when the future is dropped, the task's other
+//! registrations are removed. Like `SemaphoreLock`'s, an async wait never reports
+//! `WouldDeadlock`.
+//!
 //! A thread that holds all N permits through N handles of this process and waits for another
 //! (`hang_lock`) gets [`WouldDeadlock`](SimpleLockError::WouldDeadlock) (the core's
 //! [`HeldPermit`] keeps the count).
 
 use std::fmt;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use simplelock_core::permits::{HeldPermit, check_permits, first_holder, out_of_time};
 use simplelock_core::{
-    ConcreteLock, Holder, LockStatus, PermitState, Permits, PreviousHolder, SimpleLockError,
-    SimpleLockResult, Wait,
+    AsyncConcreteLock, ConcreteLock, Holder, LockStatus, PermitState, Permits, PreviousHolder,
+    SimpleLockError, SimpleLockResult, Wait,
 };
 
 use crate::SemaphoreLock;
@@ -345,6 +356,49 @@ impl ConcreteLock for SemaphorePermits {
 
     fn holder(&self) -> SimpleLockResult<Option<Holder>> {
         Ok(first_holder(&self.holders()?))
+    }
+}
+
+/// Async waits on any runtime: see the [module docs](self).
+impl AsyncConcreteLock for SemaphorePermits {
+    /// The task's registrations live with the permits' watchers, keyed by their handles.
+    type WaitState = ();
+
+    fn poll_lock(
+        &mut self,
+        state: &mut Option<()>,
+        cx: &mut Context<'_>,
+    ) -> Poll<SimpleLockResult<()>> {
+        if state.is_none() {
+            // A bounded wait as far as `WouldDeadlock` goes: tasks of one thread interleave.
+            let permits = self.permits();
+            self.held.before_acquire(&self.name, permits, Wait::Try)?;
+            *state = Some(());
+        }
+        for index in 0..self.slots.len() {
+            match self.slots[index].poll_lock(&mut None, cx) {
+                Poll::Ready(Ok(())) => {
+                    self.cancel_wait(); // the other permits' registrations
+                    let slot = &self.slots[index];
+                    slot.record_since(SystemTime::now());
+                    self.previous = slot.previous_holder();
+                    self.held.took(index as u32);
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Err(err)) => {
+                    self.cancel_wait();
+                    return Poll::Ready(Err(err));
+                }
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    }
+
+    fn cancel_wait(&mut self) {
+        for slot in &mut self.slots {
+            slot.cancel_wait();
+        }
     }
 }
 

@@ -53,6 +53,7 @@ mod conformance {
         crash_safe,
         reports_deaths,
         holder_pid,
+        async_waits(|future| simplelock_core::conformance::block_on(future)),
     );
 }
 
@@ -84,6 +85,47 @@ fn a_thread_that_holds_every_permit_would_deadlock() -> SimpleLockResult<()> {
     simplelock_core::conformance::permits::holding_every_permit_would_deadlock(|n| {
         SemaphorePermits::named(&name, n)
     });
+    SemaphorePermits::remove(&name)?;
+    Ok(())
+}
+
+/// An async waiter for one of two held permits is woken by the release of either (by another
+/// thread); a wait dropped halfway takes nothing and leaves no registration that matters.
+#[test]
+fn an_async_waiter_takes_the_permit_given_back() -> SimpleLockResult<()> {
+    use simplelock_core::{AsyncLockExt, ConcreteLock, Permits};
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    use std::time::Duration;
+
+    let name = name("async");
+    let mut held: Vec<_> = (0..2)
+        .map(|_| SemaphorePermits::named(&name, 2))
+        .collect::<SimpleLockResult<_>>()?;
+    for handle in &mut held {
+        handle.try_lock()?;
+    }
+    let mut waiter = SemaphorePermits::named(&name, 2)?;
+    {
+        // Polled once while all are held, then dropped: takes nothing.
+        let mut acquire = std::pin::pin!(waiter.lock_async());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(acquire.as_mut().poll(&mut cx).is_pending());
+    }
+    assert_eq!(waiter.held_permit(), None);
+    let mut second = held.pop().unwrap();
+    let given_back = second.held_permit();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        second.try_unlock().unwrap();
+        second
+    });
+    simplelock_core::conformance::block_on(async {
+        let guard = waiter.lock_async().await.unwrap();
+        assert_eq!(guard.lock().held_permit(), given_back);
+    });
+    drop(releaser.join().unwrap());
+    drop((held, waiter));
     SemaphorePermits::remove(&name)?;
     Ok(())
 }
