@@ -44,7 +44,7 @@ impl AsyncConcreteLock for FilePermits {
     type WaitState = FileWait;
 
     /// Tries every permit; while all are held, sleeps until the file changes (inotify, watched
-    /// by tokio) or a backoff timer fires. See the [module docs](self).
+    /// by tokio) or a backoff timer fires (see "Async waits" in the [crate docs](crate)).
     ///
     /// # Panics
     /// Outside a tokio runtime with IO and time enabled.
