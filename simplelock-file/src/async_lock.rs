@@ -117,11 +117,15 @@ impl FileWait {
         }
     }
 
+    // The steps `FilePermits` takes (Linux and Android only).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     /// The file watched: (device, inode).
     pub(crate) fn watched(&self) -> (u64, u64) {
         self.watched
     }
 
+    // The steps `FilePermits` takes (Linux and Android only).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     /// If quick tries are left after an event: uses one, wakes the task at once (a yield to
     /// the runtime, not a sleep) and says so.
     pub(crate) fn quick_try(&mut self, cx: &mut Context<'_>) -> bool {
@@ -133,6 +137,8 @@ impl FileWait {
         true
     }
 
+    // The steps `FilePermits` takes (Linux and Android only).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     /// After an event that may announce a release: `quick` tries at once, then the timer from
     /// `pause` on.
     pub(crate) fn after_event(&mut self, quick: u32, pause: Duration) {
@@ -140,6 +146,8 @@ impl FileWait {
         self.pause = pause;
     }
 
+    // The steps `FilePermits` takes (Linux and Android only).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     /// Whether the backoff timer fired (re-armed twice as long, at most `longest` — or the
     /// blind bound `blind_longest` without inotify), registering the waker otherwise.
     pub(crate) fn backoff(
