@@ -160,3 +160,10 @@ fn eight_threads_three_permits_with_deaths() -> SimpleLockResult<()> {
     ));
     Ok(())
 }
+
+#[test]
+fn a_thread_that_holds_every_permit_would_deadlock() {
+    simplelock_core::conformance::permits::holding_every_permit_would_deadlock(|n| {
+        FakePermits::named("deadlock", n)
+    });
+}
