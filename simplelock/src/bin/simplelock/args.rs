@@ -239,7 +239,8 @@ struct Options {
     #[arg(short = 'E', long, value_name = "N", default_value_t = 1)]
     conflict_exit_code: u8,
     /// Take one of N permits of the counting semaphore NAME: at most N commands at once (GNU
-    /// sem's -j). A semaphore is not a lock of the same name; N must be the semaphore's.
+    /// sem's -j; with -b postgres, across machines). A semaphore is not a lock of the same
+    /// name; N must be the semaphore's.
     #[arg(short = 'j', long, visible_alias = "jobs", value_name = "N", value_parser = permits)]
     permits: Option<u32>,
     /// Run SHELL_COMMAND with /bin/sh -c (instead of COMMAND)
@@ -303,7 +304,7 @@ fn permits(text: &str) -> Result<u32, String> {
     }
 }
 
-/// The counting semaphore of `permits` permits named by `target`, on `backend`.
+/// The counting semaphore of `permits` permits named by `target` (on any backend).
 fn semaphore(target: Target, permits: Option<u32>) -> Result<Target, Usage> {
     match (target, permits) {
         (target, None) => Ok(target),
