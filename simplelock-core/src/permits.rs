@@ -49,7 +49,14 @@
 //!   the next taker of that permit learns it through
 //!   [`previous_holder`](ConcreteLock::previous_holder).
 //! - [`holder`](ConcreteLock::holder) names one holder (the first listed by
-//!   [`holders`](Permits::holders)); errors of a wait that found all permits taken carry it.
+//!   [`holders`](Permits::holders)); errors of a wait that found all permits taken carry it
+//!   ([`out_of_time`] makes them).
+//! - A thread that holds every permit (through other handles of its process) and waits for
+//!   one more without end gets [`WouldDeadlock`](crate::SimpleLockError::WouldDeadlock), as a
+//!   lock's does; [`HeldPermit`] keeps which permit a handle holds, in which process, and the
+//!   per-thread count in [`HeldHere`] that tells.
+//! - The checks every backend's permits should pass beyond the lock suite are in
+//!   `conformance::permits` (feature `conformance`).
 
 use std::collections::HashMap;
 use std::io;
