@@ -49,11 +49,21 @@
 //!   the next taker of that permit learns it through
 //!   [`previous_holder`](ConcreteLock::previous_holder).
 //! - [`holder`](ConcreteLock::holder) names one holder (the first listed by
-//!   [`holders`](Permits::holders)); errors of a wait that found all permits taken carry it.
+//!   [`holders`](Permits::holders)); errors of a wait that found all permits taken carry it
+//!   ([`out_of_time`] makes them).
+//! - A thread that holds every permit (through other handles of its process) and waits for
+//!   one more without end gets [`WouldDeadlock`](crate::SimpleLockError::WouldDeadlock), as a
+//!   lock's does; [`HeldPermit`] keeps which permit a handle holds, in which process, and the
+//!   per-thread count in [`HeldHere`] that tells.
+//! - The checks every backend's permits should pass beyond the lock suite are in
+//!   `conformance::permits` (feature `conformance`).
 
+use std::collections::HashMap;
 use std::io;
+use std::sync::Mutex;
+use std::thread::ThreadId;
 
-use crate::{ConcreteLock, Holder, SimpleLockError, SimpleLockResult};
+use crate::{ConcreteLock, Holder, SimpleLockError, SimpleLockResult, Wait};
 
 /// What a counting semaphore's permit handle has beyond the lock it is: see the
 /// [module docs](crate::permits).
@@ -150,9 +160,200 @@ pub fn check_permits(name: &str, permits: u32, max: u32) -> SimpleLockResult<()>
     Ok(())
 }
 
+/// The error of a wait for a permit that ran out of time (`AlreadyLocked` for a try, else
+/// `TimedOut`), naming the first holder `states` lists, if they could be read.
+pub fn out_of_time(
+    wait: &Wait,
+    name: &str,
+    states: SimpleLockResult<Vec<PermitState>>,
+) -> SimpleLockError {
+    let holder = states.ok().and_then(|states| first_holder(&states));
+    wait.out_of_time(name, holder)
+}
+
+/// Which permit a handle holds, for a backend's permit handle: the permit, the process that
+/// took it — so that a forked child, which inherits the handle, is not taken for the holder —
+/// and its entry in [`HeldHere`], kept in step (dropping a `HeldPermit` that holds removes the
+/// entry).
+#[derive(Debug)]
+pub struct HeldPermit {
+    /// The semaphore's identity in [`HeldHere`].
+    semaphore: String,
+    /// The permit held, and the process that took it.
+    held: Option<(u32, u32)>,
+}
+
+impl HeldPermit {
+    /// Nothing held yet, of the semaphore known to [`HeldHere`] as `semaphore` (an identity
+    /// the backend chooses, the same for every handle on the semaphore in this process).
+    pub fn new(semaphore: impl Into<String>) -> Self {
+        HeldPermit {
+            semaphore: semaphore.into(),
+            held: None,
+        }
+    }
+
+    /// The permit held, if this process took it (`None` in a forked child).
+    pub fn permit(&self) -> Option<u32> {
+        self.held
+            .filter(|&(_, pid)| pid == std::process::id())
+            .map(|(permit, _)| permit)
+    }
+
+    /// Before an acquisition with `wait` of one of `permits` permits of `name`: an error if
+    /// this handle holds one ([`AlreadyHeld`](SimpleLockError::AlreadyHeld)), or if the wait
+    /// is for ever and this thread holds every permit
+    /// ([`WouldDeadlock`](SimpleLockError::WouldDeadlock)). Forgets a permit taken by the
+    /// parent of a forked child: the child does not hold it.
+    ///
+    /// # Errors
+    /// Those two.
+    pub fn before_acquire(&mut self, name: &str, permits: u32, wait: Wait) -> SimpleLockResult<()> {
+        if self.permit().is_some() {
+            return Err(SimpleLockError::already_held(name));
+        }
+        self.held = None;
+        if wait == Wait::Forever && HeldHere::would_deadlock(&self.semaphore, permits) {
+            return Err(SimpleLockError::would_deadlock(name));
+        }
+        Ok(())
+    }
+
+    /// This process took `permit`.
+    pub fn took(&mut self, permit: u32) {
+        self.held = Some((permit, std::process::id()));
+        HeldHere::took(&self.semaphore);
+    }
+
+    /// The permit was given back (or is no longer this handle's): nothing held.
+    pub fn gave_back(&mut self) {
+        if self.permit().is_some() {
+            HeldHere::gave_back(&self.semaphore);
+        }
+        self.held = None;
+    }
+}
+
+impl Drop for HeldPermit {
+    fn drop(&mut self) {
+        self.gave_back();
+    }
+}
+
+/// The permits held by this process's handles, per semaphore (an identity the backend
+/// chooses: a file's device and inode, an object's name, a server and key) and per thread.
+type Registry = HashMap<String, Vec<(u32, ThreadId)>>;
+
+static HELD_HERE: Mutex<Option<Registry>> = Mutex::new(None);
+
+/// The permits this process's threads hold, for [`SimpleLockError::WouldDeadlock`]: a thread
+/// that holds all N permits of a semaphore through N handles and waits for one more through
+/// another would wait for itself for ever.
+///
+/// A backend records each permit it takes ([`took`](HeldHere::took)) and gives back
+/// ([`gave_back`](HeldHere::gave_back)) under the semaphore's identity, and before a wait
+/// asks [`would_deadlock`](HeldHere::would_deadlock). Entries carry the process id, so a
+/// forked child, which inherits the table but not the permits' ownership, is not told its
+/// parent's permits are its own.
+#[derive(Debug, Clone, Copy)]
+pub struct HeldHere;
+
+impl HeldHere {
+    /// This thread took a permit of `semaphore`.
+    pub fn took(semaphore: &str) {
+        let mut held = HELD_HERE.lock().unwrap_or_else(|e| e.into_inner());
+        held.get_or_insert_with(HashMap::new)
+            .entry(semaphore.to_owned())
+            .or_default()
+            .push((std::process::id(), std::thread::current().id()));
+    }
+
+    /// A handle of this process gave back a permit of `semaphore` (one of this thread's
+    /// entries, else any of this process: a handle may move to another thread while it holds).
+    pub fn gave_back(semaphore: &str) {
+        let mut held = HELD_HERE.lock().unwrap_or_else(|e| e.into_inner());
+        let map = held.get_or_insert_with(HashMap::new);
+        let Some(entries) = map.get_mut(semaphore) else {
+            return;
+        };
+        let me = (std::process::id(), std::thread::current().id());
+        let at = entries
+            .iter()
+            .position(|&entry| entry == me)
+            .or_else(|| entries.iter().position(|&(pid, _)| pid == me.0));
+        if let Some(at) = at {
+            entries.swap_remove(at);
+        }
+        if entries.is_empty() {
+            map.remove(semaphore);
+        }
+    }
+
+    /// Whether this thread holds all `permits` permits of `semaphore`: a wait for another
+    /// would never end.
+    pub fn would_deadlock(semaphore: &str, permits: u32) -> bool {
+        let held = HELD_HERE.lock().unwrap_or_else(|e| e.into_inner());
+        let me = (std::process::id(), std::thread::current().id());
+        let mine = held
+            .as_ref()
+            .and_then(|map| map.get(semaphore))
+            .map_or(0, |entries| entries.iter().filter(|&&e| e == me).count());
+        mine >= permits as usize
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_permit_keeps_held_here_in_step() {
+        let name = "test:held-permit";
+        let mut first = HeldPermit::new(name);
+        let mut second = HeldPermit::new(name);
+        first.before_acquire(name, 2, Wait::Forever).unwrap();
+        first.took(1);
+        assert_eq!(first.permit(), Some(1));
+        assert!(matches!(
+            first.before_acquire(name, 2, Wait::Try),
+            Err(SimpleLockError::AlreadyHeld { .. })
+        ));
+        second.took(0);
+        assert!(matches!(
+            HeldPermit::new(name).before_acquire(name, 2, Wait::Forever),
+            Err(SimpleLockError::WouldDeadlock { .. })
+        ));
+        // A bounded wait is not refused: it ends by itself.
+        HeldPermit::new(name)
+            .before_acquire(name, 2, Wait::Try)
+            .unwrap();
+        drop(second); // gives its entry back
+        HeldPermit::new(name)
+            .before_acquire(name, 2, Wait::Forever)
+            .unwrap();
+        first.gave_back();
+        assert_eq!(first.permit(), None);
+        assert!(!HeldHere::would_deadlock(name, 1));
+    }
+
+    #[test]
+    fn a_thread_holding_every_permit_would_deadlock() {
+        let semaphore = "test:held-here";
+        assert!(!HeldHere::would_deadlock(semaphore, 2));
+        HeldHere::took(semaphore);
+        assert!(!HeldHere::would_deadlock(semaphore, 2));
+        HeldHere::took(semaphore);
+        assert!(HeldHere::would_deadlock(semaphore, 2));
+        // Another thread holds none of them: it may wait.
+        std::thread::spawn(move || assert!(!HeldHere::would_deadlock(semaphore, 2)))
+            .join()
+            .unwrap();
+        HeldHere::gave_back(semaphore);
+        assert!(!HeldHere::would_deadlock(semaphore, 2));
+        HeldHere::gave_back(semaphore);
+        HeldHere::gave_back(semaphore); // one too many: nothing to remove
+        assert!(!HeldHere::would_deadlock(semaphore, 1));
+    }
 
     #[test]
     fn disagreeing_permits_say_both_numbers_and_are_invalid_input() {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::{self, ThreadId};
 use std::time::{Duration, SystemTime};
 
 use simplelock_core::permits::{check_permits, first_holder};
@@ -53,8 +54,8 @@ struct Shared {
 
 #[derive(Default, Clone, Copy)]
 struct Slot {
-    /// The id of the handle that holds the permit, and since when.
-    holder: Option<(u64, SystemTime)>,
+    /// The id of the handle that holds the permit, since when, and the thread that took it.
+    holder: Option<(u64, SystemTime, ThreadId)>,
     /// Set by `simulate_holder_death`, reported to and cleared by the next taker.
     died: bool,
 }
@@ -146,7 +147,7 @@ impl FakePermits {
     fn mine(&self, state: &[Slot]) -> Option<u32> {
         let index = state
             .iter()
-            .position(|slot| slot.holder.is_some_and(|(id, _)| id == self.id))?;
+            .position(|slot| slot.holder.is_some_and(|(id, _, _)| id == self.id))?;
         Some(index as u32)
     }
 
@@ -158,7 +159,7 @@ impl FakePermits {
         }
         loop {
             if let Some(slot) = state.iter_mut().find(|slot| slot.holder.is_none()) {
-                slot.holder = Some((self.id, SystemTime::now()));
+                slot.holder = Some((self.id, SystemTime::now(), thread::current().id()));
                 let died = std::mem::take(&mut slot.died);
                 drop(state);
                 self.previous = if died {
@@ -171,6 +172,15 @@ impl FakePermits {
             if wait.is_expired() {
                 let holder = first_holder(&states(&state));
                 return Err(wait.out_of_time(self.name(), holder));
+            }
+            let me = thread::current().id();
+            if wait == Wait::Forever
+                && state
+                    .iter()
+                    .all(|slot| slot.holder.is_some_and(|(_, _, by)| by == me))
+            {
+                // This thread holds every permit: it would wait for itself.
+                return Err(SimpleLockError::would_deadlock(self.name()));
             }
             let released = &self.shared.released;
             state = match wait.remaining() {
@@ -188,7 +198,7 @@ fn states(state: &[Slot]) -> Vec<PermitState> {
     state
         .iter()
         .map(|slot| match slot.holder {
-            Some((_, since)) => {
+            Some((_, since, _)) => {
                 PermitState::Held(Some(Holder::new(std::process::id()).with_since(since)))
             }
             None => PermitState::Free,

@@ -65,17 +65,18 @@ fn n_permits_let_n_holders_in_and_no_more() -> SimpleLockResult<()> {
 }
 
 #[test]
-fn a_disagreeing_number_of_permits_is_refused() -> SimpleLockResult<()> {
-    let _four = FakePermits::named("disagree", 4)?;
-    let err = FakePermits::named("disagree", 8).unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
-    assert!(err.to_string().contains("disagree"), "{err}");
-    FakePermits::named("disagree", 4)?;
-    assert!(matches!(
-        FakePermits::isolated("zero", 0),
-        Err(SimpleLockError::InvalidName { .. })
-    ));
-    Ok(())
+fn a_disagreeing_number_of_permits_is_refused() {
+    simplelock_core::conformance::permits::disagreeing_permits_are_refused(|n| {
+        FakePermits::named("disagree", n)
+    });
+}
+
+#[test]
+fn status_and_holders_follow_the_permits() {
+    simplelock_core::conformance::permits::status_and_holders(
+        |n| FakePermits::named("status", n),
+        true,
+    );
 }
 
 #[test]
@@ -158,4 +159,11 @@ fn eight_threads_three_permits_with_deaths() -> SimpleLockResult<()> {
         Err(SimpleLockError::AlreadyLocked { .. })
     ));
     Ok(())
+}
+
+#[test]
+fn a_thread_that_holds_every_permit_would_deadlock() {
+    simplelock_core::conformance::permits::holding_every_permit_would_deadlock(|n| {
+        FakePermits::named("deadlock", n)
+    });
 }

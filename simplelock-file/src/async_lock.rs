@@ -82,8 +82,14 @@ impl std::os::fd::AsRawFd for Watch {
 
 impl FileWait {
     fn new(lock: &FileLock) -> FileWait {
+        FileWait::watching(lock.fd.file(), lock.managed, (lock.fd.dev, lock.fd.ino))
+    }
+
+    /// A wait on `file` (device and inode `watched`): an inotify watch registered with tokio's
+    /// reactor (`writes`: notified of writes as well as closes), and the backoff timer.
+    pub(crate) fn watching(file: &std::fs::File, writes: bool, watched: (u64, u64)) -> FileWait {
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        let watch = sys::Waiter::new(lock.fd.file(), lock.managed).and_then(|waiter| {
+        let watch = sys::Waiter::new(file, writes).and_then(|waiter| {
             // An instance tokio cannot register leaves us with the timer.
             #[allow(unsafe_code, reason = "tokio's registration of a raw descriptor")]
             // SAFETY: the descriptor is the inotify instance the `Waiter` owns: it stays open,
@@ -97,15 +103,66 @@ impl FileWait {
             };
             registered.ok()
         });
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let _ = (file, writes);
         FileWait {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             watch,
-            watched: (lock.fd.dev, lock.fd.ino),
+            watched,
             timer: Box::pin(sleep(FIRST_PAUSE)),
             pause: FIRST_PAUSE,
             quick: 0,
             deaf: Duration::ZERO,
             deafened: false,
+        }
+    }
+
+    // The steps `FilePermits` takes (Linux and Android only).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    /// The file watched: (device, inode).
+    pub(crate) fn watched(&self) -> (u64, u64) {
+        self.watched
+    }
+
+    // The steps `FilePermits` takes (Linux and Android only).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    /// If quick tries are left after an event: uses one, wakes the task at once (a yield to
+    /// the runtime, not a sleep) and says so.
+    pub(crate) fn quick_try(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.quick == 0 {
+            return false;
+        }
+        self.quick -= 1;
+        cx.waker().wake_by_ref();
+        true
+    }
+
+    // The steps `FilePermits` takes (Linux and Android only).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    /// After an event that may announce a release: `quick` tries at once, then the timer from
+    /// `pause` on.
+    pub(crate) fn after_event(&mut self, quick: u32, pause: Duration) {
+        self.quick = quick;
+        self.pause = pause;
+    }
+
+    // The steps `FilePermits` takes (Linux and Android only).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    /// Whether the backoff timer fired (re-armed twice as long, at most `longest` — or the
+    /// blind bound `blind_longest` without inotify), registering the waker otherwise.
+    pub(crate) fn backoff(
+        &mut self,
+        cx: &mut Context<'_>,
+        longest: Duration,
+        blind_longest: Duration,
+    ) -> bool {
+        let longest = if self.blind() { blind_longest } else { longest };
+        let next = (self.pause * 2).min(longest);
+        if self.poll_timer(cx, next) {
+            self.pause = next;
+            true
+        } else {
+            false
         }
     }
 
@@ -117,7 +174,7 @@ impl FileWait {
     }
 
     /// Whether an event came (consumed), registering the waker for the next one otherwise.
-    fn poll_event(&mut self, cx: &mut Context<'_>) -> bool {
+    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> bool {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         if let Some(watch) = &self.watch {
             let mut woke = false;

@@ -320,6 +320,10 @@
 //! one thread interleave, so another handle of the same thread will release while this task
 //! waits. Poll it inside a tokio runtime with IO and time enabled.
 //!
+//! `FilePermits` waits the same way (its own module `permits_async`, on `FileLock`'s watch
+//! and timer): it tries every permit with `F_OFD_SETLK` and sleeps on the semaphore file's
+//! inotify watch through the reactor.
+//!
 //! # Costs
 //!
 //! An uncontended exclusive `try_lock` + `try_unlock` on a lock folder's file is two `flock`

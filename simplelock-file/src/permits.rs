@@ -80,7 +80,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, fcntl};
-use simplelock_core::permits::{check_permits, first_holder};
+use simplelock_core::permits::{HeldPermit, check_permits, first_holder, out_of_time};
 use simplelock_core::{
     Backoff, ConcreteLock, Holder, LockStatus, PermitState, Permits, PreviousHolder,
     SimpleLockError, SimpleLockResult, Wait,
@@ -88,6 +88,11 @@ use simplelock_core::{
 
 use crate::sys::{self, LockFd, Waiter, Wake};
 use crate::{dir, lock_dir};
+
+// The async wait (feature `tokio`): a child module, it uses this one's private steps.
+#[cfg(feature = "tokio")]
+#[path = "permits_async.rs"]
+mod permits_async;
 
 const MAGIC: &[u8; 8] = b"slperm01";
 const HEADER_LEN: u64 = 64;
@@ -151,8 +156,8 @@ pub struct FilePermits {
     path: PathBuf,
     name: String,
     permits: u32,
-    /// The permit held, and the process that took it (a forked child is not the holder).
-    held: Option<(u32, u32)>,
+    /// The permit held, in the process that took it (a forked child is not the holder).
+    held: HeldPermit,
     /// The process that opened `fd`: a forked child shares the description, and its locks.
     opened_by: u32,
     previous: PreviousHolder,
@@ -247,11 +252,11 @@ impl FilePermits {
             ));
         }
         let handle = FilePermits {
+            held: HeldPermit::new(format!("file:{}", path.display())),
             fd,
             path,
             name,
             permits,
-            held: None,
             opened_by: std::process::id(),
             previous: PreviousHolder::Unknown,
         };
@@ -412,7 +417,7 @@ impl FilePermits {
             } else {
                 PreviousHolder::Released
             };
-            self.held = Some((slot, pid));
+            self.held.took(slot);
             return Ok(true);
         }
         Ok(false)
@@ -438,16 +443,7 @@ impl FilePermits {
     }
 
     fn acquire(&mut self, wait: Wait) -> SimpleLockResult<()> {
-        if self.holds() {
-            return Err(SimpleLockError::already_held(&self.name));
-        }
-        if self.opened_by != std::process::id() {
-            // A forked child: the description is the parent's, and a range the parent holds
-            // would be "taken" again by the child at once. Take permits on a description of
-            // our own.
-            self.held = None;
-            self.reopen()?;
-        }
+        self.prepare_to_take(wait)?;
         if self.try_take()? {
             return Ok(());
         }
@@ -465,8 +461,7 @@ impl FilePermits {
                 None => backoff.next(&wait),
             };
             let Some(nap) = nap else {
-                let holder = self.holders().ok().and_then(|states| first_holder(&states));
-                return Err(wait.out_of_time(&self.name, holder));
+                return Err(out_of_time(&wait, &self.name, self.holders()));
             };
             match waiter {
                 Some(waiter) => match waiter.wait(nap) {
@@ -483,9 +478,23 @@ impl FilePermits {
         }
     }
 
+    /// Before taking a permit with `wait`: the errors of [`HeldPermit::before_acquire`]
+    /// (held already, a wait for ever by a thread that holds them all); in a forked child,
+    /// forgets the parent's permit and takes a description of its own.
+    fn prepare_to_take(&mut self, wait: Wait) -> SimpleLockResult<()> {
+        self.held.before_acquire(&self.name, self.permits, wait)?;
+        if self.opened_by != std::process::id() {
+            // A forked child: the description is the parent's, and a range the parent holds
+            // would be "taken" again by the child at once. Take permits on a description of
+            // our own.
+            self.reopen()?;
+        }
+        Ok(())
+    }
+
     /// Whether this handle holds a permit, in this process (not a forked child).
     fn holds(&self) -> bool {
-        self.held.is_some_and(|(_, pid)| pid == std::process::id())
+        self.held.permit().is_some()
     }
 }
 
@@ -553,11 +562,11 @@ impl ConcreteLock for FilePermits {
     /// [`SimpleLockError::NotHeld`] if this handle holds no permit in this process,
     /// [`SimpleLockError::UnableToUnlock`] if the range could not be unlocked.
     fn try_unlock(&mut self) -> SimpleLockResult<()> {
-        let Some((slot, pid)) = self.held.filter(|_| self.holds()) else {
+        let Some(slot) = self.held.permit() else {
             return Err(SimpleLockError::not_held(&self.name));
         };
         // A failed record write only makes the next taker think we died: still unlock.
-        let _ = self.write_slot(slot, GIVEN_BACK, pid, SystemTime::now());
+        let _ = self.write_slot(slot, GIVEN_BACK, std::process::id(), SystemTime::now());
         let (start, len) = slot_range(slot);
         self.range(libc::F_UNLCK, start, len, false)
             .map_err(|err| {
@@ -567,7 +576,7 @@ impl ConcreteLock for FilePermits {
                     Some(err),
                 )
             })?;
-        self.held = None;
+        self.held.gave_back();
         let _ = self.fd.file().write_all_at(&[0], WAKE_BYTE);
         Ok(())
     }
@@ -587,7 +596,7 @@ impl Permits for FilePermits {
     }
 
     fn held_permit(&self) -> Option<u32> {
-        self.held.filter(|_| self.holds()).map(|(slot, _)| slot)
+        self.held.permit()
     }
 
     /// Each permit's state: `F_OFD_GETLK` says whether it is held, its record by whom.

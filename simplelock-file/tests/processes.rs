@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use common::{Child, LOCK_PATH, PATIENCE, WORK_DIR, command, hear, role, say, scratch};
 use simplelock_core::{ConcreteLock, LockStatus, PreviousHolder, SimpleLockError};
-use simplelock_file::FileLock;
 
 fn env_path(key: &str) -> PathBuf {
     PathBuf::from(std::env::var_os(key).expect("set by the parent"))
@@ -342,7 +341,7 @@ fn in_forked_child(child_part: impl FnOnce() -> i32) -> i32 {
 }
 
 /// Drops the forked child's copy of `lock`, as leaving scope would.
-fn drop_in_child(lock: &FileLock) {
+fn drop_in_child<L>(lock: &L) {
     // SAFETY: called in a forked child that `_exit`s right after, without using or dropping
     // `lock` again: the value read here is the only one that is dropped in this process.
     drop(unsafe { std::ptr::read(lock) });
@@ -409,6 +408,45 @@ fn a_forked_childs_copy_holds_nothing_and_is_excluded() {
             );
         },
     );
+}
+
+/// A counting semaphore's handle copied into a forked child: the parent's permit is not the
+/// child's (release is NotHeld, `held_permit` is None), the child takes a permit of its own
+/// (the other one: the parent's stays held), and its end gives that one back, as a death.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_forked_childs_copy_of_a_permit_holds_nothing() {
+    use simplelock_core::Permits;
+    use simplelock_file::FilePermits;
+
+    in_forker("a_forked_childs_copy_of_a_permit_holds_nothing", |path| {
+        let path = path.with_extension("permits");
+        let mut permit = FilePermits::at_path(&path, 2).unwrap();
+        permit.try_lock().unwrap();
+        let mine = permit.held_permit();
+        let code = in_forked_child(|| {
+            if !matches!(permit.try_unlock(), Err(SimpleLockError::NotHeld { .. })) {
+                return 10;
+            }
+            if permit.held_permit().is_some() {
+                return 11;
+            }
+            if permit.try_lock().is_err() || permit.held_permit() == mine {
+                return 12; // the child's own permit: the other one
+            }
+            0 // `_exit`s holding it: the kernel closes its description
+        });
+        assert_eq!(code, 0, "the fork scenario failed at step {code}");
+        assert_eq!(permit.held_permit(), mine);
+        let mut other = FilePermits::at_path(&path, 2).unwrap();
+        other.try_lock().unwrap(); // the child's permit came back when it exited
+        assert!(other.previous_holder().died(), "the child exited holding");
+        let mut third = FilePermits::at_path(&path, 2).unwrap();
+        assert!(
+            matches!(third.try_lock(), Err(SimpleLockError::AlreadyLocked { .. })),
+            "the child released the parent's permit"
+        );
+    });
 }
 
 /// A child that just drops its copy, without touching it first, releases nothing and writes

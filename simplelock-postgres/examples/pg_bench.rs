@@ -3,8 +3,11 @@
 //! call — each for `PostgresLock` and for the same advisory-lock calls made raw with the
 //! `postgres` crate (`raw`), and raw plus the fencing token (`raw-token`), in the same run;
 //! with feature `tokio`, also `PostgresLock`'s async wait (`ours-async`: `lock_async().await` on
-//! a current-thread runtime, released by `unlock().await`, which announces the release). Prints
-//! one line of JSON on standard output and nothing else:
+//! a current-thread runtime, released by `unlock().await`, which announces the release); and
+//! `PostgresPermits` (`permits`: one of 3 permits, each process keeping one more through a
+//! second handle, so that one permit passes back and forth and the waiter waits for any of the
+//! three, woken by the release's notification). Prints one line of JSON on standard output and
+//! nothing else:
 //! the harness's typed result (`simplelock_harness::results::Postgres`), which `cargo xtask
 //! bench` reads.
 //!
@@ -18,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use simplelock_core::ConcreteLock;
 use simplelock_harness::results::{Postgres, PostgresMeasure, emit};
-use simplelock_postgres::{FencingTokens, PostgresLock, key_for_name};
+use simplelock_postgres::{FencingTokens, PostgresLock, PostgresPermits, key_for_name};
 
 fn url() -> String {
     let url = std::env::var("SIMPLELOCK_POSTGRES_URL")
@@ -61,6 +64,11 @@ enum Client {
     Ours(Box<PostgresLock>),
     #[cfg(feature = "tokio")]
     Async(Box<PostgresLock>, tokio::runtime::Runtime),
+    /// A permit handle, and one more permit kept by this process.
+    Permits {
+        permit: Box<PostgresPermits>,
+        _kept: Box<PostgresPermits>,
+    },
     Raw(
         postgres::Client,
         postgres::Statement,
@@ -73,24 +81,32 @@ impl Client {
     fn new(kind: &str, name: &str) -> Client {
         match kind {
             "ours" => Client::Ours(Box::new(
-                PostgresLock::options()
-                    .with_url(url())
-                    .named(name)
-                    .unwrap(),
+                PostgresLock::options().with_url(url()).named(name).unwrap(),
             )),
             #[cfg(feature = "tokio")]
             "ours-async" => Client::Async(
-                Box::new(
-                    PostgresLock::options()
-                        .with_url(url())
-                        .named(name)
-                        .unwrap(),
-                ),
+                Box::new(PostgresLock::options().with_url(url()).named(name).unwrap()),
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .unwrap(),
             ),
+            "permits" => {
+                let open = || {
+                    Box::new(
+                        PostgresPermits::options()
+                            .with_url(url())
+                            .named(name, 3)
+                            .unwrap(),
+                    )
+                };
+                let mut kept = open();
+                kept.try_lock().unwrap();
+                Client::Permits {
+                    permit: open(),
+                    _kept: kept,
+                }
+            }
             "ours-no-token" => Client::Ours(Box::new(
                 PostgresLock::options()
                     .with_url(url())
@@ -123,6 +139,7 @@ impl Client {
                 // Held on after the guard: `unlock` releases it.
                 std::mem::forget(l.lock_async().await.unwrap());
             }),
+            Client::Permits { permit, .. } => permit.hang_lock().unwrap(),
             Client::Raw(c, lock, _, key) => {
                 c.query_one(&*lock, &[key]).unwrap();
             }
@@ -138,6 +155,7 @@ impl Client {
                 rt.block_on(std::future::poll_fn(|cx| l.poll_unlock(cx)))
                     .unwrap();
             }
+            Client::Permits { permit, .. } => permit.try_unlock().unwrap(),
             Client::Raw(c, _, unlock, key) => {
                 let released: bool = c.query_one(&*unlock, &[key]).unwrap().get(0);
                 assert!(released);
@@ -168,9 +186,16 @@ fn main() {
     // The variants take turns, sample by sample, so that all meet the same machine: on a busy
     // machine, measuring one after the other compares the load more than the code.
     #[cfg(not(feature = "tokio"))]
-    const KINDS: &[&str] = &["raw", "raw-token", "ours", "ours-no-token"];
+    const KINDS: &[&str] = &["raw", "raw-token", "ours", "ours-no-token", "permits"];
     #[cfg(feature = "tokio")]
-    const KINDS: &[&str] = &["raw", "raw-token", "ours", "ours-no-token", "ours-async"];
+    const KINDS: &[&str] = &[
+        "raw",
+        "raw-token",
+        "ours",
+        "ours-no-token",
+        "ours-async",
+        "permits",
+    ];
     let mut clients: Vec<Client> = KINDS
         .iter()
         .map(|kind| Client::new(kind, &format!("{name}-u-{kind}")))
@@ -229,6 +254,8 @@ struct Handoff {
     to_child: std::process::ChildStdin,
     from_child: BufReader<std::process::ChildStdout>,
     halves: (i64, i64),
+    /// A permits waiter, which sleeps in the client (on notifications), not in the server.
+    permits: bool,
 }
 
 impl Handoff {
@@ -250,6 +277,7 @@ impl Handoff {
                 ((key as u64) >> 32) as i64,
                 ((key as u64) & 0xffff_ffff) as i64,
             ),
+            permits: kind == "permits",
         }
     }
 
@@ -261,28 +289,15 @@ impl Handoff {
         writeln!(self.to_child, "go").unwrap();
         self.from_child.read_line(&mut line).unwrap();
         // Until the server lists the waiter, it may not be waiting yet. An async waiter is not
-        // listed: give it time for its first try and its LISTEN.
-        let start = Instant::now();
+        // listed: give it time for its first try and its LISTEN. A permits waiter is not listed
+        // either (it sleeps in the client): it has tried every permit and sleeps well within a
+        // pause of 20 ms.
         if self.async_waiter {
             std::thread::sleep(Duration::from_millis(5));
+        } else if self.permits {
+            std::thread::sleep(Duration::from_millis(20));
         } else {
-            loop {
-                let waiting: i64 = monitor
-                    .query_one(
-                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT \
-                         granted AND classid::bigint = $1 AND objid::bigint = $2",
-                        &[&self.halves.0, &self.halves.1],
-                    )
-                    .unwrap()
-                    .get(0);
-                if waiting > 0 {
-                    break;
-                }
-                assert!(
-                    start.elapsed() < Duration::from_secs(30),
-                    "the waiter never waited"
-                );
-            }
+            self.until_the_server_lists_the_waiter(monitor);
         }
         let released_at = now_ns();
         self.holder.unlock();
@@ -290,6 +305,29 @@ impl Handoff {
         self.from_child.read_line(&mut line).unwrap();
         let acquired_at: u128 = line.trim().parse().unwrap();
         acquired_at.saturating_sub(released_at) as f64
+    }
+}
+
+impl Handoff {
+    fn until_the_server_lists_the_waiter(&self, monitor: &mut postgres::Client) {
+        let start = Instant::now();
+        loop {
+            let waiting: i64 = monitor
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                     AND classid::bigint = $1 AND objid::bigint = $2",
+                    &[&self.halves.0, &self.halves.1],
+                )
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the waiter never waited"
+            );
+        }
     }
 }
 

@@ -451,6 +451,7 @@ fn start_watchdog(fd: Arc<OwnedFd>, state: Arc<ConnState>) -> io::Result<()> {
         })
         .map(drop)
 }
+
 /// Why a connection ended, in words, with the server's message when it sent one.
 fn connection_end_reason(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
@@ -636,7 +637,9 @@ impl Conn {
         }
         let mut fut = std::pin::pin!(fut);
         Ok(self.rt().block_on(std::future::poll_fn(|cx| {
-            self.drive(cx, |_| {});
+            // Notifications (`LISTEN`, used by the counting semaphores) are kept in `state`
+            // before `fut` runs, in the same poll: a future that waits for one sees it.
+            self.drive(cx, |n| self.state.notified(n.payload()));
             fut.as_mut().poll(cx)
         })))
     }
@@ -757,6 +760,8 @@ pub(crate) struct ConnState {
     changed: Condvar,
     /// Set by [`Conn`]'s drop: the watchdog's wake-up is ours, not a loss.
     closing: AtomicBool,
+    /// The payloads of the notifications received and not taken yet (see [`Conn::run`]).
+    notifications: Mutex<Vec<String>>,
 }
 
 impl ConnState {
@@ -764,6 +769,28 @@ impl ConnState {
         let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
         ended.get_or_insert(reason);
         self.changed.notify_all();
+    }
+
+    fn notified(&self, payload: &str) {
+        let mut notes = self.notifications.lock().unwrap_or_else(|e| e.into_inner());
+        // A handle that never takes them (nothing listens) gets none; a bound all the same.
+        if notes.len() < 1024 {
+            notes.push(payload.to_owned());
+        }
+    }
+
+    /// The payloads of the notifications received since the last call, oldest first.
+    pub(crate) fn take_notifications(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notifications.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Whether a notification was received and not taken yet.
+    pub(crate) fn has_notifications(&self) -> bool {
+        !self
+            .notifications
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 
     /// Why the connection ended, if it did.

@@ -34,6 +34,11 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
   AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.pid <> pg_backend_pid() \
 ORDER BY l.mode = 'ExclusiveLock' DESC, l.pid";
 
+/// The SQL expression that sets `application_name` to `sl SINCE ` and the parameter `$2`
+/// ([`app_base`]), SINCE being the server's clock now: part of each acquisition statement.
+pub(crate) const SET_APP: &str = "set_config('application_name', \
+    'sl ' || (extract(epoch FROM clock_timestamp()) * 1000)::bigint || ' ' || $2::text, false)";
+
 /// One holder of a lock as PostgreSQL shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteHolder {

@@ -50,6 +50,13 @@
 //!   when, from `pg_locks` joined with `pg_stat_activity`; our connections carry them in
 //!   `application_name` (format in the `holder` module's docs: `sl SINCE PID PROGRAM@HOST`).
 //!
+//! # Counting semaphores
+//!
+//! [`PostgresPermits`] is a semaphore of N permits on the same server ("at most 2 jobs on the
+//! API, across the fleet"): N advisory keys, one taken per holder, a marker key that keeps
+//! every live handle on one N, and `LISTEN`/`NOTIFY` to wake waiters. Its handle is a lock that
+//! takes one permit; the design and its limits are in the [`permits`] module.
+//!
 //! # Fencing tokens
 //!
 //! Every successful acquisition yields [`fencing_token`](PostgresLock::fencing_token), a number
@@ -214,6 +221,7 @@ mod conn;
 mod error;
 mod holder;
 mod key;
+pub mod permits;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -233,6 +241,7 @@ pub use conn::Timeouts;
 pub use error::LockLost;
 pub use holder::RemoteHolder;
 pub use key::key_for_name;
+pub use permits::{PostgresPermits, PostgresPermitsOptions};
 
 use conn::{Conn, ConnState, Target};
 
@@ -689,8 +698,7 @@ impl PostgresLock {
             )
         };
         // The lock function runs in FROM, so the token and the time are taken after the grant.
-        let app = "set_config('application_name', \
-                   'sl ' || (extract(epoch FROM clock_timestamp()) * 1000)::bigint || ' ' || $2::text, false)";
+        let app = holder::SET_APP;
         let sql_lock =
             format!("SELECT pg_backend_pid(), {token}, {app} FROM {lock_fn}($1::bigint)");
         let sql_try = format!(

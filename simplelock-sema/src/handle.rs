@@ -267,6 +267,14 @@ impl SemaphoreLock {
         self.imp.looks_free()
     }
 
+    pub(crate) fn record_since(&self, since: std::time::SystemTime) {
+        self.imp.record_since(since);
+    }
+
+    pub(crate) fn holder_since(&self) -> SimpleLockResult<Option<Holder>> {
+        self.imp.holder_since()
+    }
+
     pub(crate) fn arm_waiter(&self) -> Option<(&std::sync::atomic::AtomicU64, u32)> {
         self.imp.arm_waiter()
     }

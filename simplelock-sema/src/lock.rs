@@ -7,7 +7,7 @@ use std::ffi::CString;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use simplelock_core::{
     ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockError, SimpleLockResult, Wait,
@@ -975,6 +975,44 @@ impl Handle {
             return Ok(());
         }
         self.acquire_slow(me, Wait::Try)
+    }
+
+    /// For `SemaphorePermits`, after taking the lock: records in the object that this holder
+    /// took it at `since` (a seqlock of two stores: the token is cleared, the time written, the
+    /// token written; a reader that sees the holder's token before and after reading the time
+    /// has the time this holder wrote). Not done by a plain lock, whose fast path reads no
+    /// clock.
+    pub(crate) fn record_since(&self, since: SystemTime) {
+        let shared = self.object.map.shared();
+        let ms = since
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |age| age.as_millis() as u64);
+        shared.since_owner.store(0, Ordering::SeqCst);
+        shared.since_ms.store(ms, Ordering::SeqCst);
+        shared.since_owner.store(self.owner, Ordering::SeqCst);
+    }
+
+    /// The live holder, as `holder`, with the time it took the lock if it recorded it
+    /// ([`record_since`](Handle::record_since)).
+    pub(crate) fn holder_since(&self) -> SimpleLockResult<Option<Holder>> {
+        let me = self.me()?;
+        let Some(owner) = self.observed_owner(me)? else {
+            return Ok(None);
+        };
+        let holder = Holder::new(word::pid_of(owner));
+        let shared = self.object.map.shared();
+        let before = shared.since_owner.load(Ordering::SeqCst);
+        let ms = shared.since_ms.load(Ordering::SeqCst);
+        let after = shared.since_owner.load(Ordering::SeqCst);
+        if before != owner || after != owner {
+            return Ok(Some(holder));
+        }
+        Ok(Some(
+            match UNIX_EPOCH.checked_add(Duration::from_millis(ms)) {
+                Some(since) => holder.with_since(since),
+                None => holder,
+            },
+        ))
     }
 
     /// For a waiter on several locks at once (`SemaphorePermits`): whether the word is free

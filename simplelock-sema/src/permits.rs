@@ -35,16 +35,34 @@
 //! wakes it. Every 10 ms without a wake it tries every word with the liveness check, so a
 //! permit of a dead holder comes back within about 10 ms, as a [`SemaphoreLock`] does.
 //!
-//! `holders()` lists the process id of each permit's live holder; the time it took the permit
-//! is not recorded (as for [`SemaphoreLock`], that would cost the fast path a clock read).
+//! `holders()` lists each permit's live holder: its process id, and when it took the permit —
+//! a taker writes the time into its permit's object after taking it (two fields of the lock
+//! object that a plain [`SemaphoreLock`] leaves zero, written as a seqlock under the holder's
+//! token, so a reader never pairs one holder with another's time). A holder killed before it
+//! wrote the time is listed without one.
+//!
+//! Async waits (`lock_async().await`, on any runtime) compose the permits' own async waits:
+//! a poll polls each permit's [`SemaphoreLock`] in turn, which either takes it (the same
+//! compare-and-swap as `try_lock`) or registers the task with the watcher thread of that
+//! permit's object (one thread per object awaited in the process, asleep on its futex; see
+//! `SemaphoreLock`'s async waits). So a release of any permit wakes the task, a dead holder is
+//! noticed by its permit's watcher within a slice, and a permit is only taken inside a poll
+//! that returns it; once one is taken, and when the future is dropped, the task's other
+//! registrations are removed. Like `SemaphoreLock`'s, an async wait never reports
+//! `WouldDeadlock`.
+//!
+//! A thread that holds all N permits through N handles of this process and waits for another
+//! (`hang_lock`) gets [`WouldDeadlock`](SimpleLockError::WouldDeadlock) (the core's
+//! [`HeldPermit`] keeps the count).
 
 use std::fmt;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
 
-use simplelock_core::permits::{check_permits, first_holder};
+use simplelock_core::permits::{HeldPermit, check_permits, first_holder, out_of_time};
 use simplelock_core::{
-    ConcreteLock, Holder, LockStatus, PermitState, Permits, PreviousHolder, SimpleLockError,
-    SimpleLockResult, Wait,
+    AsyncConcreteLock, ConcreteLock, Holder, LockStatus, PermitState, Permits, PreviousHolder,
+    SimpleLockError, SimpleLockResult, Wait,
 };
 
 use crate::SemaphoreLock;
@@ -80,8 +98,8 @@ const SLICE: Duration = Duration::from_millis(10);
 pub struct SemaphorePermits {
     name: String,
     slots: Vec<SemaphoreLock>,
-    /// The permit held, and the process that took it (a forked child is not the holder).
-    held: Option<(u32, u32)>,
+    /// The permit held, in the process that took it (a forked child is not the holder).
+    held: HeldPermit,
     previous: PreviousHolder,
 }
 
@@ -110,9 +128,9 @@ impl SemaphorePermits {
             .map(|slot| SemaphoreLock::named(&slot_name(&canonical, slot)))
             .collect::<SimpleLockResult<_>>()?;
         Ok(SemaphorePermits {
+            held: HeldPermit::new(format!("sema:{canonical}")),
             name: canonical,
             slots,
-            held: None,
             previous: PreviousHolder::Unknown,
         })
     }
@@ -142,9 +160,9 @@ impl SemaphorePermits {
             }
         }
         Ok(Some(SemaphorePermits {
+            held: HeldPermit::new(format!("sema:{canonical}")),
             name: canonical,
             slots,
-            held: None,
             previous: PreviousHolder::Unknown,
         }))
     }
@@ -180,10 +198,6 @@ impl SemaphorePermits {
         &self.name
     }
 
-    fn holds(&self) -> bool {
-        self.held.is_some_and(|(_, pid)| pid == std::process::id())
-    }
-
     /// One try of the permits: every one with its liveness check if `all`, else only those
     /// whose word looks free; `slept`: after a sleep (then a taken word keeps its waiters bit,
     /// so that its release wakes the next sleeper). `Ok(true)`: one is ours now.
@@ -199,8 +213,9 @@ impl SemaphorePermits {
             };
             match taken {
                 Ok(()) => {
+                    slot.record_since(SystemTime::now());
                     self.previous = slot.previous_holder();
-                    self.held = Some((index as u32, std::process::id()));
+                    self.held.took(index as u32);
                     return Ok(true);
                 }
                 Err(SimpleLockError::AlreadyLocked { .. }) => {}
@@ -211,11 +226,9 @@ impl SemaphorePermits {
     }
 
     fn acquire(&mut self, wait: Wait) -> SimpleLockResult<()> {
-        if self.holds() {
-            return Err(SimpleLockError::already_held(&self.name));
-        }
-        // In a forked child, `held` names the parent's permit: not ours.
-        self.held = None;
+        // In a forked child, `held` names the parent's permit: not ours, forgotten here.
+        let permits = self.permits();
+        self.held.before_acquire(&self.name, permits, wait)?;
         let wait = wait.start();
         let mut all = true;
         let mut slept = false;
@@ -224,8 +237,7 @@ impl SemaphorePermits {
                 return Ok(());
             }
             let Some(nap) = wait.sleep_slice(SLICE) else {
-                let holder = self.holders().ok().and_then(|states| first_holder(&states));
-                return Err(wait.out_of_time(&self.name, holder));
+                return Err(out_of_time(&wait, &self.name, self.holders()));
             };
             let armed: Vec<_> = self
                 .slots
@@ -294,7 +306,7 @@ impl ConcreteLock for SemaphorePermits {
     /// `Mine` if this handle holds a permit; `Taken` if live processes hold all of them; else
     /// `Open`.
     fn status(&self) -> SimpleLockResult<LockStatus> {
-        if self.holds() {
+        if self.held.permit().is_some() {
             return Ok(LockStatus::Mine);
         }
         for slot in &self.slots {
@@ -330,11 +342,11 @@ impl ConcreteLock for SemaphorePermits {
     /// [`SimpleLockError::NotHeld`] if this handle holds no permit in this process, and the
     /// errors of [`SemaphoreLock`]'s unlock.
     fn try_unlock(&mut self) -> SimpleLockResult<()> {
-        let Some((slot, _)) = self.held.filter(|_| self.holds()) else {
+        let Some(slot) = self.held.permit() else {
             return Err(SimpleLockError::not_held(&self.name));
         };
         self.slots[slot as usize].try_unlock()?;
-        self.held = None;
+        self.held.gave_back();
         Ok(())
     }
 
@@ -347,21 +359,64 @@ impl ConcreteLock for SemaphorePermits {
     }
 }
 
+/// Async waits on any runtime: see the [module docs](self).
+impl AsyncConcreteLock for SemaphorePermits {
+    /// The task's registrations live with the permits' watchers, keyed by their handles.
+    type WaitState = ();
+
+    fn poll_lock(
+        &mut self,
+        state: &mut Option<()>,
+        cx: &mut Context<'_>,
+    ) -> Poll<SimpleLockResult<()>> {
+        if state.is_none() {
+            // A bounded wait as far as `WouldDeadlock` goes: tasks of one thread interleave.
+            let permits = self.permits();
+            self.held.before_acquire(&self.name, permits, Wait::Try)?;
+            *state = Some(());
+        }
+        for index in 0..self.slots.len() {
+            match self.slots[index].poll_lock(&mut None, cx) {
+                Poll::Ready(Ok(())) => {
+                    self.cancel_wait(); // the other permits' registrations
+                    let slot = &self.slots[index];
+                    slot.record_since(SystemTime::now());
+                    self.previous = slot.previous_holder();
+                    self.held.took(index as u32);
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Err(err)) => {
+                    self.cancel_wait();
+                    return Poll::Ready(Err(err));
+                }
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    }
+
+    fn cancel_wait(&mut self) {
+        for slot in &mut self.slots {
+            slot.cancel_wait();
+        }
+    }
+}
+
 impl Permits for SemaphorePermits {
     fn permits(&self) -> u32 {
         self.slots.len() as u32
     }
 
     fn held_permit(&self) -> Option<u32> {
-        self.held.filter(|_| self.holds()).map(|(slot, _)| slot)
+        self.held.permit()
     }
 
-    /// Each permit's live holder, by process id (no time: see the [module docs](self)).
+    /// Each permit's live holder: process id, and since when (see the [module docs](self)).
     fn holders(&self) -> SimpleLockResult<Vec<PermitState>> {
         self.slots
             .iter()
             .map(|slot| {
-                Ok(match slot.holder()? {
+                Ok(match slot.holder_since()? {
                     Some(holder) => PermitState::Held(Some(holder)),
                     None => PermitState::Free,
                 })

@@ -350,3 +350,57 @@ fn an_async_wait_in_a_forked_child_is_woken() {
     );
     drop(waiting);
 }
+
+/// A counting semaphore's handle copied into a forked child: the parent's permit is not the
+/// child's (release is NotHeld, `held_permit` is None), the child takes a permit of its own
+/// (the other one: the parent's stays held), and its death gives that one back.
+#[test]
+fn a_forked_childs_copy_of_a_permit_holds_nothing() {
+    use simplelock_core::Permits;
+    use simplelock_sema::SemaphorePermits;
+
+    let name = common::unique_name("fork-permits");
+    let mut permit = SemaphorePermits::named(&name, 2).unwrap();
+    permit.try_lock().unwrap();
+    let mine = permit.held_permit();
+    // SAFETY: as in `fork_child`.
+    let child = match unsafe { fork() }.expect("fork") {
+        ForkResult::Parent { child } => child,
+        ForkResult::Child => {
+            die_with_parent();
+            let mut inherited = permit; // the child's copy of the parent's holding handle
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if !matches!(inherited.try_unlock(), Err(SimpleLockError::NotHeld { .. })) {
+                    return 10;
+                }
+                if inherited.held_permit().is_some() {
+                    return 11;
+                }
+                if inherited.try_lock().is_err() || inherited.held_permit() == mine {
+                    return 12; // the child's own permit: the other one
+                }
+                std::mem::forget(inherited); // exit holding
+                0
+            }))
+            .unwrap_or(99);
+            exit_now(code)
+        }
+    };
+    assert_eq!(
+        exit_code(child),
+        0,
+        "the numbered check in the child failed"
+    );
+    assert_eq!(permit.held_permit(), mine);
+    assert_eq!(permit.status().unwrap(), LockStatus::Mine);
+    let mut other = SemaphorePermits::named(&name, 2).unwrap();
+    other.timed_lock(PATIENCE).unwrap(); // the dead child's permit, taken over
+    assert_eq!(other.previous_holder(), PreviousHolder::Died);
+    let mut third = SemaphorePermits::named(&name, 2).unwrap();
+    assert!(
+        matches!(third.try_lock(), Err(SimpleLockError::AlreadyLocked { .. })),
+        "the child released the parent's permit"
+    );
+    drop((permit, other, third));
+    SemaphorePermits::remove(&name).unwrap();
+}

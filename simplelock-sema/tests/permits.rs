@@ -10,8 +10,8 @@ use std::fs;
 use std::path::Path;
 use std::sync::Once;
 
+use simplelock_core::SimpleLockResult;
 use simplelock_core::conformance::run_id;
-use simplelock_core::{ConcreteLock, LockStatus, Permits, SimpleLockError, SimpleLockResult};
 use simplelock_sema::SemaphorePermits;
 
 const PREFIX: &str = "sl.slp-";
@@ -53,46 +53,17 @@ mod conformance {
         crash_safe,
         reports_deaths,
         holder_pid,
+        async_waits(|future| simplelock_core::conformance::block_on(future)),
     );
 }
 
 #[test]
 fn status_and_holders_follow_the_permits() -> SimpleLockResult<()> {
     let name = name("status");
-    let mut handles: Vec<_> = (0..3)
-        .map(|_| SemaphorePermits::named(&name, 2))
-        .collect::<SimpleLockResult<_>>()?;
-    assert!(handles[0].holders()?.iter().all(|p| !p.is_held()));
-    handles[0].try_lock()?;
-    assert_eq!(handles[0].status()?, LockStatus::Mine);
-    assert_eq!(handles[1].status()?, LockStatus::Open);
-    handles[1].try_lock()?;
-    assert_eq!(handles[2].status()?, LockStatus::Taken);
-    let err = handles[2].try_lock().unwrap_err();
-    assert!(
-        matches!(
-            err,
-            SimpleLockError::AlreadyLocked {
-                holder: Some(_),
-                ..
-            }
-        ),
-        "{err:?}"
+    simplelock_core::conformance::permits::status_and_holders(
+        |n| SemaphorePermits::named(&name, n),
+        true,
     );
-    let holders = handles[2].holders()?;
-    assert!(
-        holders
-            .iter()
-            .all(|h| h.holder().is_some_and(|h| h.pid == std::process::id()))
-    );
-    handles[0].try_unlock()?;
-    assert!(matches!(
-        handles[0].try_unlock(),
-        Err(SimpleLockError::NotHeld { .. })
-    ));
-    handles[2].try_lock()?;
-    assert_eq!(handles[2].held_permit(), Some(0));
-    drop(handles);
     assert!(SemaphorePermits::remove(&name)?);
     assert!(!SemaphorePermits::remove(&name)?);
     Ok(())
@@ -100,15 +71,61 @@ fn status_and_holders_follow_the_permits() -> SimpleLockResult<()> {
 
 #[test]
 fn disagreeing_and_zero_permits_are_refused() -> SimpleLockResult<()> {
-    let disagree = name("disagree");
-    let _four = SemaphorePermits::named(&disagree, 4)?;
-    let err = SemaphorePermits::named(&disagree, 8).unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
-    let err = SemaphorePermits::named(&name("zero"), 0).unwrap_err();
-    assert!(
-        matches!(err, SimpleLockError::InvalidName { .. }),
-        "{err:?}"
-    );
-    SemaphorePermits::remove(&disagree)?;
+    let name = name("disagree");
+    simplelock_core::conformance::permits::disagreeing_permits_are_refused(|n| {
+        SemaphorePermits::named(&name, n)
+    });
+    SemaphorePermits::remove(&name)?;
+    Ok(())
+}
+
+#[test]
+fn a_thread_that_holds_every_permit_would_deadlock() -> SimpleLockResult<()> {
+    let name = name("deadlock");
+    simplelock_core::conformance::permits::holding_every_permit_would_deadlock(|n| {
+        SemaphorePermits::named(&name, n)
+    });
+    SemaphorePermits::remove(&name)?;
+    Ok(())
+}
+
+/// An async waiter for one of two held permits is woken by the release of either (by another
+/// thread); a wait dropped halfway takes nothing and leaves no registration that matters.
+#[test]
+fn an_async_waiter_takes_the_permit_given_back() -> SimpleLockResult<()> {
+    use simplelock_core::{AsyncLockExt, ConcreteLock, Permits};
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    use std::time::Duration;
+
+    let name = name("async");
+    let mut held: Vec<_> = (0..2)
+        .map(|_| SemaphorePermits::named(&name, 2))
+        .collect::<SimpleLockResult<_>>()?;
+    for handle in &mut held {
+        handle.try_lock()?;
+    }
+    let mut waiter = SemaphorePermits::named(&name, 2)?;
+    {
+        // Polled once while all are held, then dropped: takes nothing.
+        let mut acquire = std::pin::pin!(waiter.lock_async());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(acquire.as_mut().poll(&mut cx).is_pending());
+    }
+    assert_eq!(waiter.held_permit(), None);
+    let mut second = held.pop().unwrap();
+    let given_back = second.held_permit();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        second.try_unlock().unwrap();
+        second
+    });
+    simplelock_core::conformance::block_on(async {
+        let guard = waiter.lock_async().await.unwrap();
+        assert_eq!(guard.lock().held_permit(), given_back);
+    });
+    drop(releaser.join().unwrap());
+    drop((held, waiter));
+    SemaphorePermits::remove(&name)?;
     Ok(())
 }

@@ -37,7 +37,7 @@ pub use simplelock_file::{FileLock, lock_dir};
 /// signal. Never chosen by [`default_lock`], which stays local.
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use simplelock_postgres::{self as postgres, PostgresLock};
+pub use simplelock_postgres::{self as postgres, PostgresLock, PostgresPermits};
 #[cfg(feature = "sema")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sema")))]
 pub use simplelock_sema::SemaphoreLock;

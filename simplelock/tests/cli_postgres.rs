@@ -142,3 +142,75 @@ fn postgres_backend_errors_are_clear() {
     assert_eq!(out.status.code(), Some(64));
     assert!(!String::from_utf8_lossy(&out.stderr).contains(":pw@"));
 }
+
+/// `--permits 3` on the server: six commands started together run three at a time (read from
+/// their own start/end lines), `status --permits` lists the holders, and another N is refused.
+#[test]
+fn six_commands_on_three_postgres_permits_run_three_at_a_time() {
+    let name = format!("cli-permits-{}", std::process::id());
+    let url = url();
+    let log =
+        std::env::temp_dir().join(format!("simplelock-cli-pg-permits-{}", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let script = format!(
+        "echo start >> {log}; sleep 1; echo end >> {log}",
+        log = log.display()
+    );
+    let run = ["-b", "postgres", "--url", &url, "--permits", "3", &name];
+    let commands: Vec<_> = (0..6)
+        .map(|_| {
+            simplelock(&run)
+                .args(["--", "sh", "-c", &script])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Once three hold their permits, `status` lists them, and a handle asking for another N
+    // is refused (their handles hold the marker of 3).
+    let started = std::time::Instant::now();
+    let status = loop {
+        let status = simplelock(&["status", "-b", "postgres", "--url", &url, "-j", "3", &name])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&status.stdout).into_owned();
+        if text.contains("3 of 3 permits held") {
+            break text;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "three permits never held: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let refused = simplelock(&[
+        "-b", "postgres", "--url", &url, "-j", "4", &name, "--", "true",
+    ])
+    .output()
+    .unwrap();
+    for command in commands {
+        let output = command.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let (mut running, mut most) = (0i32, 0i32);
+    for line in text.lines() {
+        running += if line == "start" { 1 } else { -1 };
+        most = most.max(running);
+    }
+    assert_eq!((most, running), (3, 0), "{text}");
+    assert!(
+        status.contains("(postgres,") && status.contains("held by pid"),
+        "{status}"
+    );
+    let refused_err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && refused_err.contains("has 3 permits"),
+        "{refused_err}"
+    );
+}

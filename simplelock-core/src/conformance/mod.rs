@@ -140,6 +140,7 @@ mod checks;
 pub mod child;
 mod harness;
 mod multi;
+pub mod permits;
 mod process;
 
 use std::fmt;

@@ -36,8 +36,13 @@ pub(crate) struct Shared {
     /// A random number, never 0, chosen by the creator: each handle remembers it and compares it
     /// after every acquisition, so an object whose memory was zeroed is noticed.
     pub(crate) generation: AtomicU64,
+    /// For a permit of `SemaphorePermits`: the token of the holder that recorded when it took
+    /// the lock, or 0 (0 while it writes `since_ms`); a plain lock never writes it.
+    pub(crate) since_owner: AtomicU64,
+    /// When the holder named by `since_owner` took the lock, in ms since the Unix epoch.
+    pub(crate) since_ms: AtomicU64,
     /// Room for later versions; zero.
-    _reserved: [AtomicU64; 3],
+    _reserved: [AtomicU64; 1],
 }
 
 /// What the creator of an object writes into its header.

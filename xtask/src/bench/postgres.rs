@@ -207,6 +207,27 @@ pub(crate) fn markdown(results: &Measured) -> String {
             super::report::duration(blocking),
         );
     }
+    if let (Some(permits), Some(lock)) = (
+        results.median(true, "permits"),
+        results.median(true, "ours"),
+    ) {
+        let ratio = permits / lock;
+        let _ = writeln!(
+            md,
+            "\n`PostgresPermits` (one of 3 permits, each process keeping one more, so that the \
+             waiter waits for any of three, woken by the release's notification): \
+             lock + unlock {}, handoff {} = {ratio:.2}× PostgresLock's handoff (goal ≤ 2× {}).",
+            cell(false, "permits"),
+            super::report::duration(permits),
+            if ratio <= 2.0 { "✅" } else { "❌" }
+        );
+    }
+    cut_note(results, &mut md);
+    md
+}
+
+/// The paragraph on the holder's network cut, if it was measured.
+fn cut_note(results: &Measured, md: &mut String) {
     let cuts: Vec<(f64, f64)> = results
         .cuts
         .iter()
@@ -227,23 +248,31 @@ pub(crate) fn markdown(results: &Measured) -> String {
             if worst <= 5e9 { "✅" } else { "❌" }
         );
     }
-    md
 }
 
 /// Bars for the chart: ours and raw, per measure.
 pub(crate) fn bars(results: &Measured) -> Vec<(String, f64, bool)> {
     let mut bars = Vec::new();
     for (handoff, what) in [(false, "lock+unlock"), (true, "handoff")] {
-        for imp in ["ours", "ours-no-token", "ours-async", "raw", "raw-token"] {
+        for imp in [
+            "ours",
+            "ours-no-token",
+            "ours-async",
+            "permits",
+            "raw",
+            "raw-token",
+        ] {
             if let Some(ns) = results.median(handoff, imp) {
                 let who = match imp {
                     "ours" => "PostgresLock",
                     "ours-no-token" => "PostgresLock, no token",
                     "ours-async" => "PostgresLock, async",
+                    "permits" => "PostgresPermits",
                     "raw" => "raw postgres",
                     _ => "raw postgres + token",
                 };
-                bars.push((format!("{who} {what}"), ns, imp.starts_with("ours")));
+                let ours = imp.starts_with("ours") || imp == "permits";
+                bars.push((format!("{who} {what}"), ns, ours));
             }
         }
     }

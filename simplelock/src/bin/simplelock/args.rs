@@ -239,7 +239,8 @@ struct Options {
     #[arg(short = 'E', long, value_name = "N", default_value_t = 1)]
     conflict_exit_code: u8,
     /// Take one of N permits of the counting semaphore NAME: at most N commands at once (GNU
-    /// sem's -j). A semaphore is not a lock of the same name; N must be the semaphore's.
+    /// sem's -j; with -b postgres, across machines). A semaphore is not a lock of the same
+    /// name; N must be the semaphore's.
     #[arg(short = 'j', long, visible_alias = "jobs", value_name = "N", value_parser = permits)]
     permits: Option<u32>,
     /// Run SHELL_COMMAND with /bin/sh -c (instead of COMMAND)
@@ -303,14 +304,10 @@ fn permits(text: &str) -> Result<u32, String> {
     }
 }
 
-/// The counting semaphore of `permits` permits named by `target`, on `backend`.
-fn semaphore(backend: Backend, target: Target, permits: Option<u32>) -> Result<Target, Usage> {
+/// The counting semaphore of `permits` permits named by `target` (on any backend).
+fn semaphore(target: Target, permits: Option<u32>) -> Result<Target, Usage> {
     match (target, permits) {
         (target, None) => Ok(target),
-        (_, Some(_)) if backend == Backend::Postgres => Err(
-            "--permits needs the file or sema backend: postgres has no counting semaphores yet"
-                .into(),
-        ),
         (Target::Name(name), Some(n)) => Ok(Target::Permits(name, n)),
         (_, Some(_)) => Err(
             "--permits needs a semaphore NAME: --file and descriptors are locks, whose file \
@@ -338,11 +335,7 @@ impl Cli {
                 permits,
             }) => Ok(Invocation::Status {
                 backend: lock.place.backend,
-                target: semaphore(
-                    lock.place.backend,
-                    lock.place.target(lock.name, "status")?,
-                    permits,
-                )?,
+                target: semaphore(lock.place.target(lock.name, "status")?, permits)?,
                 json,
             }),
             Some(Sub::Remove {
@@ -435,7 +428,7 @@ impl Options {
             Some(_) => return Err("an inherited descriptor needs the file backend".into()),
             None => place.target(name, "the command")?,
         };
-        let target = semaphore(backend, target, permits)?;
+        let target = semaphore(target, permits)?;
         let command = match (shell_command, command.is_empty()) {
             (Some(script), true) => vec!["/bin/sh".into(), "-c".into(), script],
             (Some(_), false) => {
@@ -589,11 +582,20 @@ mod tests {
             &["-j", "2", "--file", "/f", "true"],
             &["-j", "2", "--shared", "x", "true"],
             &["-j", "2", "9"],
-            &["-b", "postgres", "-j", "2", "x", "true"],
-            &["status", "-b", "postgres", "-j", "2", "x"],
         ] {
             assert!(parse_str(bad).is_err(), "{bad:?} was accepted");
         }
+        assert_eq!(
+            run(&["-b", "postgres", "-j", "2", "x", "true"]).target,
+            Target::Permits("x".into(), 2)
+        );
+        assert!(matches!(
+            parse_str(&["status", "-b", "postgres", "-j", "2", "x"]),
+            Ok(Invocation::Status {
+                target: Target::Permits(_, 2),
+                ..
+            })
+        ));
         assert!(matches!(
             parse_str(&["status", "-j", "3", "x"]),
             Ok(Invocation::Status {

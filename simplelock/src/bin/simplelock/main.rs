@@ -208,7 +208,8 @@ fn run_command(run: RunArgs) -> i32 {
     if let Target::Descriptor(fd) = run.target {
         return lock_descriptor(fd, &run);
     }
-    if run.backend == Backend::Postgres {
+    // A postgres lock hands its command a fencing token; a postgres semaphore is run below.
+    if run.backend == Backend::Postgres && !matches!(run.target, Target::Permits(..)) {
         return pg::run_command(&run);
     }
     let (mut lock, inherited) = match open(run.backend, &run.target, run.shared) {

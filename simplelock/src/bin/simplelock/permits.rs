@@ -1,6 +1,8 @@
 //! Counting semaphores from the shell: `--permits N` (`-j N`, as GNU sem has it) takes one of N
 //! permits of the semaphore NAME instead of the lock NAME; `status --permits N` lists who holds
-//! each permit; `remove --permits N` deletes a sema-backend semaphore's objects.
+//! each permit; `remove --permits N` deletes a sema-backend semaphore's objects. With `-b
+//! postgres` the semaphore is `PostgresPermits` on the server of `--url` (no fencing token: a
+//! permit is not exclusive).
 //!
 //! A permit handle is a lock (see `simplelock_core::permits`), so running a command under a
 //! permit is `main.rs`'s run under a lock: same waits, signals, command tree and exit statuses.
@@ -13,8 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use simplelock::{
-    ConcreteLock, FilePermits, PermitState, Permits, SemaphorePermits, SimpleLockError,
-    SimpleLockResult,
+    ConcreteLock, FilePermits, PermitState, Permits, SemaphorePermits, SimpleLockResult,
 };
 
 use crate::args::Backend;
@@ -33,18 +34,8 @@ pub(crate) fn open(
             (Box::new(semaphore), Some(fd))
         }
         Backend::Sema => (Box::new(SemaphorePermits::named(name, permits)?), None),
-        Backend::Postgres => return Err(unsupported(name)),
+        Backend::Postgres => (Box::new(crate::pg::open_permits(name, permits)?), None),
     })
-}
-
-/// The error for a backend without counting semaphores (the parser refuses it first).
-pub(crate) fn unsupported(name: &str) -> SimpleLockError {
-    SimpleLockError::unknown(
-        name,
-        "the postgres backend has no counting semaphores yet (file and sema have)",
-        None,
-    )
-    .with_kind(std::io::ErrorKind::Unsupported)
 }
 
 /// What `status --permits` reports. Serialized as is for `--json`.
@@ -89,7 +80,12 @@ pub(crate) fn status(
                 .transpose()?,
             format!("/dev/shm/sl.{}.permit*", name.trim_start_matches('/')),
         ),
-        Backend::Postgres => return Err(unsupported(name)),
+        // Nothing is stored on the server: a semaphore nobody has open has every permit free.
+        // (Opening it takes its marker for the moment of the query, and so checks N.)
+        Backend::Postgres => {
+            let semaphore = crate::pg::open_permits(name, permits)?;
+            (Some(semaphore.holders()?), semaphore.server().to_owned())
+        }
     };
     let holders: Vec<PermitHolder> = states
         .iter()

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use simplelock::{ConcreteLock, PostgresLock, SimpleLockError, SimpleLockResult};
+use simplelock::{ConcreteLock, PostgresLock, PostgresPermits, SimpleLockError, SimpleLockResult};
 
 use crate::args::{RunArgs, Target, exit};
 
@@ -43,13 +43,27 @@ pub(crate) fn open(target: &Target, shared: bool) -> SimpleLockResult<PostgresLo
                 "a PostgreSQL lock has a name, not a descriptor",
             ));
         }
-        Target::Permits(name, _) => return Err(crate::permits::unsupported(name)),
+        Target::Permits(name, _) => {
+            return Err(SimpleLockError::invalid_name(
+                name,
+                "a counting semaphore is opened as permits, not as a lock",
+            ));
+        }
     };
     let mut options = PostgresLock::options().with_shared(shared);
     if let Some(url) = url() {
         options = options.with_url(url);
     }
     options.named(name)
+}
+
+/// A handle on the counting semaphore `name` of `permits` permits on the server.
+pub(crate) fn open_permits(name: &str, permits: u32) -> SimpleLockResult<PostgresPermits> {
+    let mut options = PostgresPermits::options();
+    if let Some(url) = url() {
+        options = options.with_url(url);
+    }
+    options.named(name, permits)
 }
 
 /// Lock, run the command with the fencing token and how the previous holder let go in its

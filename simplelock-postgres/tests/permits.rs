@@ -1,0 +1,177 @@
+//! PostgresPermits against the real server: with one permit it is a lock and passes the
+//! conformance suite of simplelock-core (across processes, crash-safe, the holder's pid; not
+//! `reports_deaths`: the server keeps no trace of how a session let go); with N permits, status,
+//! holders, a disagreeing N, a thread holding them all, a forked child, a lost permit.
+//! (8 processes contending for 3 permits with holders SIGKILLed are in the facade's
+//! `tests/permits.rs`, for every backend at once.)
+
+use simplelock_core::conformance::run_id;
+use simplelock_core::{ConcreteLock, Permits, SimpleLockError, SimpleLockResult};
+use simplelock_postgres::{LockLost, PostgresPermits};
+
+mod common;
+
+fn name(key: &str) -> String {
+    format!("simplelock-test-{}-permits-{key}", run_id())
+}
+
+fn open(key: &str) -> SimpleLockResult<PostgresPermits> {
+    PostgresPermits::options()
+        .with_url(common::url())
+        .named(&name(key), 1)
+}
+
+mod conformance {
+    use super::*;
+
+    simplelock_core::conformance_tests!(open, across_processes, crash_safe, holder_pid,);
+}
+
+#[test]
+fn status_and_holders_follow_the_permits() {
+    let name = name("status");
+    simplelock_core::conformance::permits::status_and_holders(
+        |n| {
+            PostgresPermits::options()
+                .with_url(common::url())
+                .named(&name, n)
+        },
+        true,
+    );
+}
+
+#[test]
+fn a_waiter_is_woken_by_a_release_of_any_permit() -> SimpleLockResult<()> {
+    let name = name("wake");
+    let mut first = PostgresPermits::options()
+        .with_url(common::url())
+        .named(&name, 2)?;
+    let mut second = PostgresPermits::options()
+        .with_url(common::url())
+        .named(&name, 2)?;
+    first.try_lock()?;
+    second.try_lock()?;
+    let waiter = std::thread::spawn(move || {
+        let mut waiter = PostgresPermits::options()
+            .with_url(common::url())
+            .named(&name, 2)?;
+        waiter.hang_lock()?;
+        Ok::<_, SimpleLockError>(waiter.held_permit())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    second.try_unlock()?;
+    assert_eq!(waiter.join().unwrap()?, Some(1));
+    Ok(())
+}
+
+#[test]
+fn disagreeing_and_bad_permits_are_refused() -> SimpleLockResult<()> {
+    let name = name("disagree");
+    simplelock_core::conformance::permits::disagreeing_permits_are_refused(|n| {
+        PostgresPermits::options()
+            .with_url(common::url())
+            .named(&name, n)
+    });
+    // Once no handle uses it, the semaphore is gone: another N is fine.
+    PostgresPermits::options()
+        .with_url(common::url())
+        .named(&name, 8)?;
+    let err = PostgresPermits::options()
+        .with_url(common::url())
+        .named(&name, PostgresPermits::MAX + 1)
+        .unwrap_err();
+    assert!(
+        matches!(err, SimpleLockError::InvalidName { .. }),
+        "{err:?}"
+    );
+    let err = PostgresPermits::options()
+        .with_url(common::url())
+        .named("", 2)
+        .unwrap_err();
+    assert!(
+        matches!(err, SimpleLockError::InvalidName { .. }),
+        "{err:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_thread_that_holds_every_permit_would_deadlock() {
+    let name = name("deadlock");
+    simplelock_core::conformance::permits::holding_every_permit_would_deadlock(|n| {
+        PostgresPermits::options()
+            .with_url(common::url())
+            .named(&name, n)
+    });
+}
+
+#[test]
+fn a_permit_whose_session_is_terminated_is_lost_and_comes_back() -> SimpleLockResult<()> {
+    let name = name("terminated");
+    let mut holder = PostgresPermits::options()
+        .with_url(common::url())
+        .named(&name, 1)?;
+    let mut waiter = PostgresPermits::options()
+        .with_url(common::url())
+        .named(&name, 1)?;
+    holder.try_lock()?;
+    let pid = holder.backend_pid().expect("connected");
+    common::raw()
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .unwrap();
+    // No notification comes from a session that ended: the waiter's slice finds the permit.
+    // (A timed wait: this thread still counts the lost permit as its own until it learns.)
+    waiter.timed_lock(common::PATIENCE)?;
+    let err = holder.try_unlock().unwrap_err();
+    assert!(LockLost::find(&err).is_some(), "{err:?}");
+    // The handle connects again and can take a permit when one is free.
+    waiter.try_unlock()?;
+    holder.try_lock()?;
+    Ok(())
+}
+
+#[test]
+fn a_forked_child_cannot_use_or_release_the_parents_permit() -> SimpleLockResult<()> {
+    let name = name("fork");
+    let mut permit = PostgresPermits::options()
+        .with_url(common::url())
+        .named(&name, 1)?;
+    permit.try_lock()?;
+    #[allow(unsafe_code)]
+    // SAFETY: the child only calls into code that takes no lock another thread could hold at
+    // the fork (the owner check comes first, and glibc's malloc is fork-safe), then `_exit`s
+    // without running destructors or atexit handlers of the parent's state.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let refused = matches!(
+            permit.try_unlock(),
+            Err(SimpleLockError::UnknownError { .. })
+        ) && permit.try_lock().is_err();
+        drop(permit); // must neither release nor close the parent's connection
+        #[allow(unsafe_code)]
+        // SAFETY: `_exit` ends the child at once; always sound.
+        unsafe {
+            libc::_exit(if refused { 0 } else { 1 })
+        };
+    }
+    let mut status = 0;
+    #[allow(unsafe_code)]
+    // SAFETY: waits for our own child, with a valid pointer to `status`.
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(waited, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child could use its parent's permit (status {status})"
+    );
+    let mut other = PostgresPermits::options()
+        .with_url(common::url())
+        .named(&name, 1)?;
+    assert!(
+        matches!(other.try_lock(), Err(SimpleLockError::AlreadyLocked { .. })),
+        "the child's drop released the parent's permit"
+    );
+    permit.try_unlock()?;
+    other.try_lock()?;
+    Ok(())
+}
