@@ -15,7 +15,6 @@
 //! (flock(1)'s `flock 9`), since a named lock without a command would be a mistake anyway.
 
 use std::ffi::OsString;
-use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -57,6 +56,13 @@ Exit status:
   126  COMMAND could not be started
   127  COMMAND was not found";
 
+/// What runs `-c SHELL_COMMAND`: the program and its option before the script.
+pub(crate) const SHELL: [&str; 2] = if cfg!(windows) {
+    ["cmd", "/C"]
+} else {
+    ["/bin/sh", "-c"]
+};
+
 /// Exit statuses of the tool itself (the command's own status is passed through).
 pub(crate) mod exit {
     pub(crate) const USAGE: i32 = 64;
@@ -90,6 +96,10 @@ impl Backend {
         }
     }
 }
+
+/// The number of an open file the tool inherited, as flock(1) takes it: std's `RawFd` on Unix
+/// (the same type); Windows has no such numbers, and refuses the form.
+pub(crate) type RawFd = std::ffi::c_int;
 
 /// Which lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,7 +252,7 @@ struct Options {
     /// sem's -j). A semaphore is not a lock of the same name; N must be the semaphore's.
     #[arg(short = 'j', long, visible_alias = "jobs", value_name = "N", value_parser = permits)]
     permits: Option<u32>,
-    /// Run SHELL_COMMAND with /bin/sh -c (instead of COMMAND)
+    /// Run SHELL_COMMAND with /bin/sh -c (cmd /C on Windows) instead of COMMAND
     #[arg(short = 'c', long = "command", value_name = "SHELL_COMMAND")]
     shell_command: Option<OsString>,
 }
@@ -437,7 +447,7 @@ impl Options {
         };
         let target = semaphore(backend, target, permits)?;
         let command = match (shell_command, command.is_empty()) {
-            (Some(script), true) => vec!["/bin/sh".into(), "-c".into(), script],
+            (Some(script), true) => vec![SHELL[0].into(), SHELL[1].into(), script],
             (Some(_), false) => {
                 return Err("give either -c SHELL_COMMAND or COMMAND [ARGS...], not both".into());
             }
@@ -533,7 +543,7 @@ mod tests {
         assert!(run(&["-n", "9"]).command.is_empty());
         assert_eq!(
             run(&["x", "-c", "echo hi"]).command,
-            ["/bin/sh", "-c", "echo hi"].map(OsString::from)
+            [SHELL[0], SHELL[1], "echo hi"].map(OsString::from)
         );
         // Everything after the command's first word is the command's.
         assert_eq!(
@@ -608,6 +618,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
     fn a_file_path_need_not_be_utf8() {
         use std::os::unix::ffi::OsStringExt;
         let path = OsString::from_vec(b"/tmp/caf\xe9.lock".to_vec());
