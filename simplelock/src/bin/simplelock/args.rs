@@ -46,11 +46,19 @@ simplelock [OPTIONS] FD locks the open file FD (a number) that simplelock inheri
 flock(1) does, and exits: the lock stays with the file, held by whoever keeps it open:
   ( simplelock -n 9 || exit 1; critical section ) 9>/var/lock/mylock
 
+On Windows there are no signals: Ctrl-C reaches COMMAND from the console and simplelock
+waits for it. COMMAND and every process it starts run in a Job object that ends them if
+simplelock is killed (a Windows lock belongs to simplelock, not to the file COMMAND could
+inherit); -c runs cmd /C. The file backend only: sema, postgres, --permits, FD and a folder
+are Unix-only.
+
 Exit status:
-  COMMAND's own exit status (128+N if a signal N ended it)
+  COMMAND's own exit status (128+N if a signal N ended it; on Windows 255 for a code outside
+       0-255, 130 for Ctrl-C)
   1 (or --conflict-exit-code)  the lock was held: --nonblock, or --timeout ran out
   1    remove: there was no such semaphore lock
-  64   bad usage: unknown option, bad lock name, unknown backend, missing COMMAND
+  64   bad usage: unknown option, bad lock name, unknown backend, missing COMMAND, and on
+       Windows what is Unix-only
   69   the lock cannot be used: permission denied, unusable lock folder
   70   an unexpected error of the lock or of simplelock
   126  COMMAND could not be started

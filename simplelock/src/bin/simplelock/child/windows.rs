@@ -47,11 +47,11 @@
 //! it directly, once, as a foreground job's command does on a Unix terminal. The tool ignores it
 //! (a handler routine that says "handled"; not the inherited "ignore Ctrl-C" flag, which the
 //! command would inherit) and goes on waiting for the tree, then leaves with the command's exit
-//! status. A Ctrl-C that comes after the lock was taken but before the command was started
-//! keeps the command from being started (exit status 130, as a command ended by Ctrl-C gets);
-//! one in the instant while it is being started reaches nobody. There is no Unix signal to pass
-//! on otherwise: `TerminateProcess` cannot be caught, and the console's close, logoff and
-//! shutdown events end the tool, which ends the tree as above.
+//! status. A Ctrl-C that comes before the command is started ends the tool without starting it
+//! (by Windows' default handling until the handler is in place, with exit status 130 after);
+//! one in the instant while the command is being started reaches nobody. There is no Unix
+//! signal to pass on otherwise: `TerminateProcess` cannot be caught, and the console's close,
+//! logoff and shutdown events end the tool, which ends the tree as above.
 //!
 //! # Exit status
 //!
