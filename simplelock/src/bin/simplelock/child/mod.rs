@@ -3,8 +3,8 @@
 //!
 //! What every platform shares is here: the command line and environment the command gets, and
 //! the exit statuses for a command that cannot be started. How the command tree is tied to the
-//! lock is the platform's: [`unix`] (a child subreaper, the locked descriptor inherited,
-//! signals passed on, `PR_SET_PDEATHSIG`) and [`windows`] (a Job object that kills the tree
+//! lock is the platform's: `unix.rs` (a child subreaper, the locked descriptor inherited,
+//! signals passed on, `PR_SET_PDEATHSIG`) and `windows.rs` (a Job object that kills the tree
 //! when the tool dies, Ctrl-C left to the console); each module's docs argue its guarantees.
 //!
 //! # The command learns how the previous holder let go
