@@ -19,8 +19,7 @@
 //! that says it is Unix-only: the sema and postgres backends, `--permits` (whose file
 //! semaphores use Linux's OFD locks), locking an inherited descriptor (`simplelock 9`) and a
 //! folder (`--file DIR`). The line shown while waiting on a terminal uses ANSI escapes, which
-//! a console without virtual-terminal processing shows raw (not tested: Wine has no console
-//! here).
+//! a console without virtual-terminal processing shows raw (not tested).
 #![deny(unsafe_code)]
 
 mod args;
