@@ -34,8 +34,9 @@ pub use simplelock_file::FilePermits;
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub use simplelock_file::{FileLock, lock_dir};
 /// The PostgreSQL backend: [`PostgresLock`] and its builder, fencing tokens, the lost-lock
-/// signal. Never chosen by [`default_lock`], which stays local.
-#[cfg(feature = "postgres")]
+/// signal. Never chosen by [`default_lock`], which stays local. Unix only: on Windows the
+/// feature adds nothing (simplelock-postgres does not build there).
+#[cfg(all(feature = "postgres", unix))]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use simplelock_postgres::{self as postgres, PostgresLock, PostgresPermits};
 #[cfg(feature = "sema")]

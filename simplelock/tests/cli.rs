@@ -1,7 +1,7 @@
 //! The `simplelock` command, run as a real program: exclusion between invocations, conflict
 //! exit statuses, timeouts, status pass-through, signals, and release when either the command
 //! or the tool itself is killed.
-#![cfg(feature = "cli")]
+#![cfg(all(feature = "cli", unix))]
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! a second run is refused while the first holds the lock, `status` (and `status --json`) names
 //! the remote holder, and
 //! the server is named by `--url` or `$SIMPLELOCK_POSTGRES_URL`.
-#![cfg(feature = "cli")]
+#![cfg(all(feature = "cli", unix))]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

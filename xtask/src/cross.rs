@@ -5,7 +5,8 @@
 //! # Windows under Wine
 //!
 //! Cargo cross-compiles the tests to `x86_64-pc-windows-gnu` (linked by mingw-w64) and runs
-//! each test program with `wine`. Wine is not Windows, but it implements the calls the file
+//! each test program with `wine`: the libraries' tests, and the `simplelock` tool's
+//! (`simplelock.exe` run by `tests/cli_windows.rs`). Wine is not Windows, but it implements the calls the file
 //! backend makes (`LockFileEx`, `UnlockFileEx`, process handles, `TerminateProcess`) and
 //! catches API misuse, missing `cfg`s and wrong error mapping. Two things are set up here:
 //!
@@ -37,8 +38,9 @@ pub(crate) const CHECKED: [&str; 3] = [
     "x86_64-unknown-freebsd",
 ];
 
-/// The library crates and the facade's library features that every platform builds. The CLI
-/// and the `contention` example are Unix programs (signals, fork) and are not checked here.
+/// The library crates and the facade's library features that every platform builds. The
+/// `contention` example is a Unix program (signals, fork); the CLI builds on Linux and
+/// Windows (`cargo xtask windows` tests it there), not on macOS or FreeBSD (prctl, /proc).
 const LIBRARIES: [&str; 6] = [
     "-p",
     "simplelock-core",
@@ -46,6 +48,17 @@ const LIBRARIES: [&str; 6] = [
     "simplelock-fake",
     "-p",
     "simplelock-file",
+];
+
+/// The command-line tool on Windows: its program (with its unit tests) and its tests there.
+const CLI: [&str; 7] = [
+    "-p",
+    "simplelock",
+    "--features",
+    "cli",
+    "--bins",
+    "--test",
+    "cli_windows",
 ];
 
 /// `cargo check` for each target of [`CHECKED`], warnings denied: the libraries (and the
@@ -114,6 +127,12 @@ pub(crate) fn windows() -> TaskResult {
             "warnings",
         ]))
     })?;
+    // The command-line tool: its Windows module (child/windows.rs), its unit tests and
+    // tests/cli_windows.rs.
+    let mut clippy = vec!["clippy"];
+    clippy.extend(CLI);
+    clippy.extend(["--", "-D", "warnings"]);
+    step(wine.cargo(&clippy))?;
     // The core's unit tests (its conformance suite's reference backends use std's
     // `File::lock`, whose whole-file lock on Windows covers their record: they are Unix
     // programs, see tests/mutants), the fake entirely, and the file backend entirely: its
@@ -123,7 +142,7 @@ pub(crate) fn windows() -> TaskResult {
     step(wine.cargo(&["test", "-p", "simplelock-core", "--lib"]))?;
     step(wine.cargo(&["test", "-p", "simplelock-fake", "-p", "simplelock-file"]))?;
     // The facade with the backends Windows builds (SemaphoreLock compiles there and reports
-    // Unsupported); the `cli` feature is Unix-only.
+    // Unsupported).
     step(wine.cargo(&[
         "test",
         "-p",
@@ -133,6 +152,12 @@ pub(crate) fn windows() -> TaskResult {
         "--features",
         "file,fake,sema",
     ]))?;
+    // The command-line tool (its argument parser's unit tests, and tests/cli_windows.rs: two
+    // tools on one lock, the command's exit code, a killed tool taking its command tree along
+    // through the Job object, what Windows lacks refused); tests/cli.rs is a Unix program.
+    let mut test = vec!["test"];
+    test.extend(CLI);
+    step(wine.cargo(&test))?;
     Ok(())
 }
 

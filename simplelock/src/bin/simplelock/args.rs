@@ -15,7 +15,6 @@
 //! (flock(1)'s `flock 9`), since a named lock without a command would be a mistake anyway.
 
 use std::ffi::OsString;
-use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -47,15 +46,30 @@ simplelock [OPTIONS] FD locks the open file FD (a number) that simplelock inheri
 flock(1) does, and exits: the lock stays with the file, held by whoever keeps it open:
   ( simplelock -n 9 || exit 1; critical section ) 9>/var/lock/mylock
 
+On Windows there are no signals: Ctrl-C reaches COMMAND from the console and simplelock
+waits for it. COMMAND and every process it starts run in a Job object that ends them if
+simplelock is killed (a Windows lock belongs to simplelock, not to the file COMMAND could
+inherit); -c runs cmd /C. The file backend only: sema, postgres, --permits, FD and a folder
+are Unix-only.
+
 Exit status:
-  COMMAND's own exit status (128+N if a signal N ended it)
+  COMMAND's own exit status (128+N if a signal N ended it; on Windows 255 for a code outside
+       0-255, 130 for Ctrl-C)
   1 (or --conflict-exit-code)  the lock was held: --nonblock, or --timeout ran out
   1    remove: there was no such semaphore lock
-  64   bad usage: unknown option, bad lock name, unknown backend, missing COMMAND
+  64   bad usage: unknown option, bad lock name, unknown backend, missing COMMAND, and on
+       Windows what is Unix-only
   69   the lock cannot be used: permission denied, unusable lock folder
   70   an unexpected error of the lock or of simplelock
   126  COMMAND could not be started
   127  COMMAND was not found";
+
+/// What runs `-c SHELL_COMMAND`: the program and its option before the script.
+pub(crate) const SHELL: [&str; 2] = if cfg!(windows) {
+    ["cmd", "/C"]
+} else {
+    ["/bin/sh", "-c"]
+};
 
 /// Exit statuses of the tool itself (the command's own status is passed through).
 pub(crate) mod exit {
@@ -90,6 +104,10 @@ impl Backend {
         }
     }
 }
+
+/// The number of an open file the tool inherited, as flock(1) takes it: std's `RawFd` on Unix
+/// (the same type); Windows has no such numbers, and refuses the form.
+pub(crate) type RawFd = std::ffi::c_int;
 
 /// Which lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,7 +261,7 @@ struct Options {
     /// name; N must be the semaphore's.
     #[arg(short = 'j', long, visible_alias = "jobs", value_name = "N", value_parser = permits)]
     permits: Option<u32>,
-    /// Run SHELL_COMMAND with /bin/sh -c (instead of COMMAND)
+    /// Run SHELL_COMMAND with /bin/sh -c (cmd /C on Windows) instead of COMMAND
     #[arg(short = 'c', long = "command", value_name = "SHELL_COMMAND")]
     shell_command: Option<OsString>,
 }
@@ -430,7 +448,7 @@ impl Options {
         };
         let target = semaphore(target, permits)?;
         let command = match (shell_command, command.is_empty()) {
-            (Some(script), true) => vec!["/bin/sh".into(), "-c".into(), script],
+            (Some(script), true) => vec![SHELL[0].into(), SHELL[1].into(), script],
             (Some(_), false) => {
                 return Err("give either -c SHELL_COMMAND or COMMAND [ARGS...], not both".into());
             }
@@ -526,7 +544,7 @@ mod tests {
         assert!(run(&["-n", "9"]).command.is_empty());
         assert_eq!(
             run(&["x", "-c", "echo hi"]).command,
-            ["/bin/sh", "-c", "echo hi"].map(OsString::from)
+            [SHELL[0], SHELL[1], "echo hi"].map(OsString::from)
         );
         // Everything after the command's first word is the command's.
         assert_eq!(
@@ -610,6 +628,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
     fn a_file_path_need_not_be_utf8() {
         use std::os::unix::ffi::OsStringExt;
         let path = OsString::from_vec(b"/tmp/caf\xe9.lock".to_vec());

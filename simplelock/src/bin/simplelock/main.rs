@@ -8,26 +8,61 @@
 //! speaks the core's [`Wait`].
 //!
 //! Built with the `cli` feature of the `simplelock` crate.
+//!
+//! # Windows
+//!
+//! The tool builds on Windows with the file backend: named locks (in the per-user folder
+//! `FileLock::named` uses there) and `--file PATH`, every way to wait, `--shared`, `status`,
+//! and the same exit statuses. How the command tree is tied to the lock differs (a Job object
+//! instead of an inherited descriptor and a subreaper; Ctrl-C instead of signals): see
+//! `child`'s `windows` module. What Windows lacks is refused with exit status 64 and a line
+//! that says it is Unix-only: the sema and postgres backends, `--permits` (whose file
+//! semaphores use Linux's OFD locks), locking an inherited descriptor (`simplelock 9`) and a
+//! folder (`--file DIR`). The line shown while waiting on a terminal uses ANSI escapes, which
+//! a console without virtual-terminal processing shows raw (not tested).
 #![deny(unsafe_code)]
-
-// The tool runs a command under the lock the way flock(1) does: it forwards signals to the
-// command, inherits descriptors, and locks a descriptor it is given — Unix notions all. The
-// libraries (FileLock, the facade) build and are tested on Windows; the tool does not yet.
-#[cfg(not(unix))]
-compile_error!(
-    "the simplelock command-line tool is Unix-only for now (it forwards signals and locks \
-     inherited descriptors like flock(1)); build the library without the `cli` feature"
-);
 
 mod args;
 mod child;
+#[cfg(unix)]
 mod descriptor;
+#[cfg(unix)]
 mod permits;
 mod pg;
 mod report;
 
+/// Counting semaphores (`--permits`) on Windows: none. The file backend's are Linux's (OFD
+/// locks on byte ranges), the sema backend's too (futexes); each call is refused as Unix-only.
+#[cfg(windows)]
+mod permits {
+    use simplelock::{ConcreteLock, SimpleLockResult};
+
+    use crate::args::Backend;
+    use crate::child::Inherited;
+
+    const WHAT: &str = "a counting semaphore (--permits)";
+
+    /// Refuses to open the semaphore `name`.
+    pub(crate) fn open(
+        _: Backend,
+        name: &str,
+        _: u32,
+    ) -> SimpleLockResult<(Box<dyn ConcreteLock + Send>, Option<Inherited>)> {
+        Err(crate::unix_only(name, WHAT))
+    }
+
+    /// Refuses to show the semaphore `name`.
+    pub(crate) fn status(_: Backend, name: &str, _: u32, _: bool) -> SimpleLockResult<String> {
+        Err(crate::unix_only(name, WHAT))
+    }
+
+    /// Refuses to remove the semaphore `name`.
+    pub(crate) fn remove(name: &str) -> SimpleLockResult<Option<String>> {
+        Err(crate::unix_only(name, WHAT))
+    }
+}
+
 use std::io::{IsTerminal, Write};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -37,7 +72,8 @@ use simplelock::{
     SimpleLockResult, Wait,
 };
 
-use args::{Backend, Invocation, RunArgs, Target, exit};
+use args::{Backend, Invocation, RawFd, RunArgs, Target, exit};
+#[cfg(unix)]
 use descriptor::DescriptorLock;
 
 fn main() -> ExitCode {
@@ -125,6 +161,9 @@ pub(crate) fn fail(err: &SimpleLockError, conflict_exit_code: i32) -> i32 {
         // A counting semaphore opened with another N than it has.
         _ if err.kind() == std::io::ErrorKind::InvalidInput => exit::USAGE,
         SimpleLockError::PermissionDenied { .. } => exit::UNAVAILABLE,
+        // What this system lacks (see `unix_only`), as for a mistake in the command line.
+        #[cfg(windows)]
+        _ if err.kind() == std::io::ErrorKind::Unsupported => exit::USAGE,
         _ => exit::SOFTWARE,
     }
 }
@@ -145,27 +184,52 @@ fn finish(result: SimpleLockResult<i32>) -> i32 {
     result.unwrap_or_else(|err| fail(&err, exit::SOFTWARE))
 }
 
-/// A handle on the lock the user named (a new backend is an arm here), and for a file lock the
-/// descriptor the command is to inherit (valid as long as the handle lives).
+/// The error for what the Windows build lacks, `what` (the tool's exit status is 64, as for a
+/// mistake in the command line).
+#[cfg(windows)]
+pub(crate) fn unix_only(name: &str, what: &str) -> SimpleLockError {
+    SimpleLockError::unknown(
+        name,
+        format!(
+            "{what} is Unix-only: on Windows simplelock has the file backend (a lock NAME or \
+             --file PATH)"
+        ),
+        None,
+    )
+    .with_kind(std::io::ErrorKind::Unsupported)
+}
+
+/// A handle on the lock the user named (a new backend is an arm here), and for a file lock what
+/// the command is to inherit of it (on Unix its descriptor, valid as long as the handle lives).
 fn open(
     backend: Backend,
     target: &Target,
     shared: bool,
-) -> SimpleLockResult<(Box<dyn ConcreteLock + Send>, Option<RawFd>)> {
+) -> SimpleLockResult<(Box<dyn ConcreteLock + Send>, Option<child::Inherited>)> {
     Ok(match (backend, target) {
         (backend, Target::Permits(name, permits)) => permits::open(backend, name, *permits)?,
+        #[cfg(unix)]
         (Backend::File, Target::Path(path)) if path.is_dir() => {
             let lock = DescriptorLock::folder(path, shared)?;
             let fd = lock.raw_fd();
             (Box::new(lock), Some(fd))
         }
+        #[cfg(windows)]
+        (Backend::File, Target::Path(path)) if path.is_dir() => {
+            return Err(unix_only(&describe(target), "locking a folder"));
+        }
         (Backend::File, target) => {
             let lock = open_file(target, shared)?;
-            let fd = lock.as_fd().as_raw_fd();
-            (Box::new(lock), Some(fd))
+            let inherited = child::inheritable(&lock);
+            (Box::new(lock), inherited)
         }
         (Backend::Sema, Target::Name(name)) => (Box::new(SemaphoreLock::named(name)?), None),
+        #[cfg(unix)]
         (Backend::Postgres, target) => (Box::new(pg::open(target, shared)?), None),
+        #[cfg(windows)]
+        (Backend::Postgres, target) => {
+            return Err(unix_only(&describe(target), "the postgres backend"));
+        }
         // Refused by the parser: these backends have names only.
         (Backend::Sema, target) => {
             return Err(SimpleLockError::invalid_name(
@@ -209,6 +273,7 @@ fn run_command(run: RunArgs) -> i32 {
         return lock_descriptor(fd, &run);
     }
     // A postgres lock hands its command a fencing token; a postgres semaphore is run below.
+    #[cfg(unix)]
     if run.backend == Backend::Postgres && !matches!(run.target, Target::Permits(..)) {
         return pg::run_command(&run);
     }
@@ -240,6 +305,7 @@ pub(crate) fn previous_holder(previous: PreviousHolder) -> &'static str {
 }
 
 /// flock(1)'s `flock 9`: locks the open file `fd` and leaves the lock with it.
+#[cfg(unix)]
 fn lock_descriptor(fd: RawFd, run: &RunArgs) -> i32 {
     let mut lock = match DescriptorLock::inherited(fd, run.shared) {
         Ok(lock) => lock,
@@ -252,6 +318,13 @@ fn lock_descriptor(fd: RawFd, run: &RunArgs) -> i32 {
         }
         Err(err) => fail(&err, run.conflict_exit_code),
     }
+}
+
+/// flock(1)'s `flock 9`: Windows has no descriptors to inherit this way.
+#[cfg(windows)]
+fn lock_descriptor(_fd: RawFd, run: &RunArgs) -> i32 {
+    let err = unix_only(&describe(&run.target), "locking an inherited descriptor");
+    fail(&err, run.conflict_exit_code)
 }
 
 /// Waits for the lock as asked. On a terminal, a wait longer than a second shows who holds the
@@ -317,10 +390,15 @@ fn status(backend: Backend, target: &Target, json: bool) -> SimpleLockResult<i32
             FileLock::open_existing(path)?.map(|lock| Box::new(lock) as _),
             path.display().to_string(),
         ),
+        #[cfg(unix)]
         (Backend::Postgres, Target::Name(_)) => {
             let lock = pg::open(target, false)?;
             let location = lock.server().to_owned();
             (Some(Box::new(lock)), location)
+        }
+        #[cfg(windows)]
+        (Backend::Postgres, Target::Name(name)) => {
+            return Err(unix_only(name, "the postgres backend"));
         }
         // Refused by `open`: a semaphore or PostgreSQL lock has no path, a descriptor is never
         // looked at, a counting semaphore is handled above.

@@ -1,15 +1,22 @@
 //! `-b postgres`: the lock on a PostgreSQL server, where its URL comes from, and the fencing
 //! token handed to the command.
+//!
+//! The backend is Unix-only (simplelock-postgres does not build on Windows): there the tool
+//! keeps `--url` and refuses `-b postgres` (see `unix_only` in `main.rs`).
 
 use std::sync::OnceLock;
 
+#[cfg(unix)]
 use simplelock::{ConcreteLock, PostgresLock, PostgresPermits, SimpleLockError, SimpleLockResult};
 
+#[cfg(unix)]
 use crate::args::{RunArgs, Target, exit};
 
 /// The variable that names the server when `--url` does not.
+#[cfg(unix)]
 pub(crate) const URL_VAR: &str = "SIMPLELOCK_POSTGRES_URL";
 /// The variable that carries the fencing token to the command.
+#[cfg(unix)]
 pub(crate) const TOKEN_VAR: &str = "SIMPLELOCK_FENCING_TOKEN";
 
 static URL: OnceLock<String> = OnceLock::new();
@@ -21,6 +28,7 @@ pub(crate) fn set_url(url: String) {
 
 /// `--url`, else `$SIMPLELOCK_POSTGRES_URL`, else nothing (the `PG*` variables and libpq's
 /// defaults then say where the server is).
+#[cfg(unix)]
 fn url() -> Option<String> {
     URL.get()
         .cloned()
@@ -28,6 +36,7 @@ fn url() -> Option<String> {
 }
 
 /// A handle on the named lock on the server.
+#[cfg(unix)]
 pub(crate) fn open(target: &Target, shared: bool) -> SimpleLockResult<PostgresLock> {
     let name = match target {
         Target::Name(name) => name,
@@ -57,6 +66,7 @@ pub(crate) fn open(target: &Target, shared: bool) -> SimpleLockResult<PostgresLo
     options.named(name)
 }
 
+#[cfg(unix)]
 /// A handle on the counting semaphore `name` of `permits` permits on the server.
 pub(crate) fn open_permits(name: &str, permits: u32) -> SimpleLockResult<PostgresPermits> {
     let mut options = PostgresPermits::options();
@@ -69,6 +79,7 @@ pub(crate) fn open_permits(name: &str, permits: u32) -> SimpleLockResult<Postgre
 /// Lock, run the command with the fencing token and how the previous holder let go in its
 /// environment, unlock; a lock lost while
 /// the command ran is reported (and fails a command that succeeded).
+#[cfg(unix)]
 pub(crate) fn run_command(run: &RunArgs) -> i32 {
     let mut lock = match open(&run.target, run.shared) {
         Ok(lock) => lock,

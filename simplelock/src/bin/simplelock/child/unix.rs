@@ -1,5 +1,6 @@
-//! Running the command: start it so that the lock lasts as long as the whole command tree, pass
-//! the signals sent to us on to it exactly once, and turn its end into our exit status.
+//! Running the command on Unix: start it so that the lock lasts as long as the whole command
+//! tree, pass the signals sent to us on to it exactly once, and turn its end into our exit
+//! status.
 //!
 //! # The lock lasts as long as the command tree
 //!
@@ -26,15 +27,6 @@
 //! Any other end of this process (the command ends, SIGTERM, SIGINT, ...) waits for the whole
 //! tree first.
 //!
-//! # The command learns how the previous holder let go
-//!
-//! `SIMPLELOCK_PREVIOUS_HOLDER` in the command's environment is `died` when the backend knows
-//! that the previous holder ended while holding the lock (half-done work may be left: the
-//! command can repair it), `released` when it let go or the lock was new, `unknown` when the
-//! backend cannot tell (a `--file` path, a folder or a PostgreSQL lock keeps no holder record).
-//! The PostgreSQL backend adds the lock's fencing token, `SIMPLELOCK_FENCING_TOKEN`
-//! ([`run_with_env`]).
-//!
 //! # Signals reach the command once
 //!
 //! SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to us are passed on to the command, and a signal
@@ -52,7 +44,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
 use std::sync::Arc;
@@ -78,13 +70,16 @@ const SAME_SIGNAL: Duration = Duration::from_millis(100);
 /// The signals passed on to the command.
 const FORWARDED: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
 
-/// Runs `command` to its end and returns the exit status to leave with. `previous_holder` is
-/// for `SIMPLELOCK_PREVIOUS_HOLDER` (`died`, `released`, `unknown`).
-pub(crate) fn run(command: &[OsString], inherited: Option<RawFd>, previous_holder: &str) -> i32 {
-    run_with_env(command, inherited, previous_holder, &[])
+/// The open file the command inherits: the locked one, whose flock then lasts as long as any
+/// process of the command tree has it open.
+pub(crate) type Inherited = RawFd;
+
+/// What the command is to inherit of the file lock `lock`: its descriptor.
+pub(crate) fn inheritable(lock: &impl AsFd) -> Option<Inherited> {
+    Some(lock.as_fd().as_raw_fd())
 }
 
-/// [`run`], with `env` added to the command's environment (the PostgreSQL backend's
+/// [`super::run`], with `env` added to the command's environment (the PostgreSQL backend's
 /// `SIMPLELOCK_FENCING_TOKEN`).
 pub(crate) fn run_with_env(
     command: &[OsString],
@@ -160,14 +155,9 @@ pub(crate) fn run_with_env(
             code
         }
         Err(err) => {
-            let name = command[0].to_string_lossy();
-            say_error(&format!("cannot run {name:?}: {err}"));
             handle.close();
             let _ = forwarder.join();
-            match err.kind() {
-                io::ErrorKind::NotFound => exit::NOT_FOUND,
-                _ => exit::CANNOT_EXECUTE,
-            }
+            super::cannot_run(command, &err)
         }
     }
 }
@@ -227,10 +217,7 @@ fn command_for(
     env: &[(&str, String)],
     own_group: bool,
 ) -> Command {
-    let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..]);
-    cmd.env("SIMPLELOCK_PREVIOUS_HOLDER", previous_holder);
-    cmd.envs(env.iter().map(|(key, value)| (key, value)));
+    let mut cmd = super::command(command, previous_holder, env);
     let parent = std::process::id();
     #[allow(unsafe_code)]
     // SAFETY: the closure runs in the forked child before exec and calls only prctl(2),
