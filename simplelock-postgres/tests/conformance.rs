@@ -41,7 +41,9 @@ simplelock_core::conformance_tests!(
 );
 
 // With feature `tokio`, the same checks and the async ones, each run on a current-thread tokio
-// runtime of its own (the async wait drives the connection on the caller's runtime).
+// runtime of its own (the async wait drives the connection on the caller's runtime). An async
+// guard's drop sends the unlock without waiting for the server's answer (see the crate docs):
+// other sessions see the lock free a round trip later, not at once (`async_release_later`).
 #[cfg(feature = "tokio")]
 simplelock_core::conformance_tests!(
     open,
@@ -49,6 +51,7 @@ simplelock_core::conformance_tests!(
     crash_safe,
     holder_pid,
     shared(open_shared),
+    async_release_later,
     async_waits(|future| {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -16,9 +16,9 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::Duration;
 
-use super::SETTLE;
 use super::checks::{STATUS, WAITS, WOKEN};
 use super::harness::{Ctx, broke, expect_status, ok, spawn};
+use super::{Claim, SETTLE};
 use crate::{AsyncConcreteLock, AsyncLockExt, LockStatus, SimpleLockError};
 
 const ASYNC_ERRORS: &str = "try_lock_async fails with AlreadyLocked while another handle holds \
@@ -289,7 +289,17 @@ fn async_guard_releases<H: AsyncConcreteLock + Send + 'static>(ctx: &Ctx<H>, blo
             Ok(guard) => {
                 seen.push(("held by the guard", status_elsewhere(&mut b)));
                 drop(guard);
-                seen.push(("after the guard was dropped", status_elsewhere(&mut b)));
+                let mut after_drop = status_elsewhere(&mut b);
+                if ctx.backend.claims(Claim::AsyncReleaseLater) {
+                    // A release sent on drop and not waited for (a server's): it must arrive
+                    // within the wake-up bound.
+                    let start = std::time::Instant::now();
+                    while after_drop == Some(LockStatus::Taken) && start.elapsed() < ctx.wake {
+                        sleep(Duration::from_millis(2)).await;
+                        after_drop = status_elsewhere(&mut b);
+                    }
+                }
+                seen.push(("after the guard was dropped", after_drop));
             }
             Err(e) => broke(
                 ASYNC_GUARD,

@@ -188,6 +188,9 @@ pub enum Claim {
     /// The backend implements [`AsyncConcreteLock`]: async waits that wake, time out, guard
     /// and are cancel-safe.
     AsyncWaits,
+    /// An async guard's drop sends its release without waiting for it (a server's lock): other
+    /// handles see the lock free within the wake-up bound rather than at once.
+    AsyncReleaseLater,
 }
 
 type Opener<H> = Arc<dyn Fn(&str) -> SimpleLockResult<H> + Send + Sync>;
@@ -334,6 +337,14 @@ impl<H: ConcreteLock + Send + 'static> Backend<H> {
             async_checks::run(name, ctx, &block_on)
         }));
         self.with(Claim::AsyncWaits)
+    }
+
+    /// Claims that an async guard's drop sends its release without waiting for it, so that
+    /// other handles see the lock free soon (within the wake-up bound) rather than at once. Only
+    /// with [`async_waits`](Backend::async_waits); adds no check, relaxes one.
+    #[must_use]
+    pub fn async_release_later(self) -> Self {
+        self.with(Claim::AsyncReleaseLater)
     }
 
     /// How long the watchdog lets a check run before it fails it as stuck ([`PATIENCE`] unless
@@ -581,6 +592,7 @@ macro_rules! conformance_tests {
             async_dropped_after_grant_leaves_it_free,
         );
     };
+    (@claim async_release_later) => {};
     (@claim shared) => {
         $crate::conformance_tests!(@tests
             shared_holders_coexist,

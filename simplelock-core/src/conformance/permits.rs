@@ -4,8 +4,10 @@
 //!
 //! Each check takes an opener, `open(n)`: a new handle on one semaphore private to the check
 //! (a name of its own), with `n` permits. A failed check panics saying what the backend did.
+//! A sketch of a backend's test (every permits backend of this workspace has them in its
+//! `tests/permits.rs`):
 //!
-//! ```ignore
+//! ```text
 //! #[test]
 //! fn status_and_holders_follow_the_permits() {
 //!     simplelock_core::conformance::permits::status_and_holders(
