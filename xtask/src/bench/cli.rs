@@ -58,6 +58,17 @@ pub(crate) fn run(quick: bool, scratch: &Path) -> Result<Option<Measured>, Strin
         )?);
     }
     let _ = std::fs::remove_dir_all(&dir);
+    // The lock file the tool made in its lock folder, where `status` says it is.
+    let status = Command::new(&ours)
+        .args(["status", "--json", &name])
+        .output()
+        .map_err(|e| format!("asking {} for the lock file: {e}", ours.display()))?;
+    let location = serde_json::from_slice::<serde_json::Value>(&status.stdout)
+        .ok()
+        .and_then(|status| status["location"].as_str().map(str::to_owned));
+    if let Some(location) = location {
+        let _ = std::fs::remove_file(location);
+    }
     let median = |mut values: Vec<f64>| {
         values.sort_by(f64::total_cmp);
         values[values.len() / 2]
