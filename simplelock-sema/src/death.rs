@@ -52,7 +52,10 @@
 //! - the holder is in another pid namespace: the lock refuses to be shared across namespaces
 //!   anyway (see "Limits"), and a pidfd of a process id means the process of *our* namespace;
 //! - a forked child whose parent was registering a holder at the moment of the fork (the mutex
-//!   of the registry is held by a thread the child does not have): its waits use the slice;
+//!   of the registry is held by a thread the child does not have): its waits use the slice.
+//!   The registry is only ever *tried* (64 times, yielding between tries), never waited for, so
+//!   such a child cannot hang on it; the price is that a thread that finds it busy that long
+//!   (many threads of one process registering at once) keeps its slice for that wait;
 //! - a waiter of several locks at once ([`SemaphorePermits`](crate::SemaphorePermits)), and the
 //!   async watcher: they keep their slice.
 //!

@@ -56,10 +56,14 @@ pub(crate) fn main(quick: bool, only: Option<Part>) -> TaskResult {
             let measured = cli::run(quick, Path::new(LOCK_FILES))?
                 .ok_or("flock(1) is not installed: nothing to compare with")?;
             println!(
-                "bench: simplelock NAME -- true {} per call, flock FILE true {}: {:.2}x",
+                "bench: simplelock NAME -- true {} per call, flock FILE true {}: {:.2}x \
+                 (processor time {} and {}: {:.2}x)",
                 report::duration(measured.ours_ns),
                 report::duration(measured.flock_ns),
-                measured.ours_ns / measured.flock_ns
+                measured.ours_ns / measured.flock_ns,
+                report::duration(measured.ours_cpu_ns),
+                report::duration(measured.flock_cpu_ns),
+                measured.ours_cpu_ns / measured.flock_cpu_ns
             );
             return Ok(());
         }
