@@ -68,17 +68,11 @@ pub struct FileWait {
     deafened: bool,
 }
 
-/// The inotify waiter, as a file descriptor tokio can register.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-#[derive(Debug)]
-struct Watch(sys::Waiter);
-
+#[path = "async_lock/watch.rs"]
+mod watch;
 #[cfg(any(target_os = "linux", target_os = "android"))]
-impl std::os::fd::AsRawFd for Watch {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0.fd().as_raw_fd()
-    }
-}
+use watch::Watch;
 
 impl FileWait {
     fn new(lock: &FileLock) -> FileWait {
@@ -89,20 +83,8 @@ impl FileWait {
     /// reactor (`writes`: notified of writes as well as closes), and the backoff timer.
     pub(crate) fn watching(file: &std::fs::File, writes: bool, watched: (u64, u64)) -> FileWait {
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        let watch = sys::Waiter::new(file, writes).and_then(|waiter| {
-            // An instance tokio cannot register leaves us with the timer.
-            #[allow(unsafe_code, reason = "tokio's registration of a raw descriptor")]
-            // SAFETY: the descriptor is the inotify instance the `Waiter` owns: it stays open,
-            // and `as_raw_fd` returns it, until the `Waiter` is dropped, which happens only
-            // when the `AsyncFd` (which deregisters first) is dropped.
-            let registered = unsafe {
-                ::tokio::io::unix::AsyncFd::register_with_interest(
-                    Watch(waiter),
-                    ::tokio::io::Interest::READABLE,
-                )
-            };
-            registered.ok()
-        });
+        // An instance tokio cannot register leaves us with the timer.
+        let watch = sys::Waiter::new(file, writes).and_then(watch::register);
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         let _ = (file, writes);
         FileWait {
@@ -181,7 +163,7 @@ impl FileWait {
             while let Poll::Ready(ready) = watch.poll_read_ready(cx) {
                 match ready {
                     Ok(mut guard) => {
-                        guard.get_inner().0.drain();
+                        guard.get_inner().waiter().drain();
                         // Clears only the readiness this guard saw: an event that came after
                         // the drain keeps it set, and the next poll sees it.
                         guard.clear_ready();

@@ -2,6 +2,9 @@
 //! platform's build compiles, each with a `// SAFETY:` comment just above it. Counted in the
 //! source text (line comments and doc comments stripped), which is what a reviewer reads.
 //!
+//! The fences are module-level (`#![allow(unsafe_code)]` at the top of the module that holds
+//! the blocks); an item-level `#[allow(unsafe_code)]` fails the check.
+//!
 //! A file under a `windows` path is compiled only for Windows, every other file for Linux
 //! (the other Unix systems compile a subset of the Linux files), so each file counts toward one
 //! of the two builds. `unsafe impl` lines (`Send`/`Sync` promises) are listed, not counted.
@@ -39,12 +42,13 @@ pub(crate) fn check() -> TaskResult {
     println!("\n==> unsafe budget: at most {BUDGET} blocks per platform in the library code");
     let root = project_root();
     let mut blocks = Vec::new();
+    let mut failures = Vec::new();
     for dir in LIBRARY_SOURCES {
         for file in rust_files(&root.join(dir))? {
             blocks.extend(blocks_in(&file, &root)?);
+            failures.extend(item_level_fences(&file, &root)?);
         }
     }
-    let mut failures = Vec::new();
     for (platform, windows) in [("Linux", false), ("Windows", true)] {
         let of_platform: Vec<&Block> = blocks.iter().filter(|b| b.windows == windows).collect();
         println!("    {platform}: {} unsafe blocks", of_platform.len());
@@ -120,4 +124,25 @@ fn blocks_in(file: &Path, root: &Path) -> Result<Vec<Block>, String> {
         }
     }
     Ok(blocks)
+}
+
+/// The item-level `#[allow(unsafe_code)]` fences of `file`: each one a failure.
+fn item_level_fences(file: &Path, root: &Path) -> Result<Vec<String>, String> {
+    let text = fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?;
+    let relative = file.strip_prefix(root).unwrap_or(file);
+    Ok(text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let code = line.split("//").next().unwrap_or("").trim_start();
+            code.starts_with("#[allow(unsafe_code") || code.starts_with("#[expect(unsafe_code")
+        })
+        .map(|(at, _)| {
+            format!(
+                "{}:{}: an item-level unsafe_code fence; put `#![allow(unsafe_code)]` on the module",
+                relative.display(),
+                at + 1
+            )
+        })
+        .collect())
 }

@@ -9,6 +9,7 @@
 //! the lock stays with the open file description, and is released when the last process that
 //! has it open closes it (or unlocks it with `flock -u`). So this handle never unlocks it on
 //! drop, and never closes it: the descriptor belongs to the process that opened it.
+#![allow(unsafe_code)]
 
 use std::fs::File;
 use std::io;
@@ -49,7 +50,6 @@ impl DescriptorLock {
                 "not an open file of simplelock: open it in the shell (`9>file`)",
             ));
         }
-        #[allow(unsafe_code)]
         // SAFETY: `fd` is open (checked above) and owned by no other object of this process;
         // the `File` is never dropped (`ManuallyDrop`), so it is never closed through us, and
         // flock(2) on it works on any open file.

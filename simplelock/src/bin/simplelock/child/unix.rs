@@ -41,6 +41,7 @@
 //! A signal sent to every process of a cgroup (systemd's `KillMode=control-group`, the default)
 //! reaches every process of the tree directly, and us: the command then gets it twice — use
 //! `KillMode=mixed` for services run under `simplelock`.
+#![allow(unsafe_code)]
 
 use std::ffi::OsString;
 use std::io;
@@ -219,7 +220,6 @@ fn command_for(
 ) -> Command {
     let mut cmd = super::command(command, previous_holder, env);
     let parent = std::process::id();
-    #[allow(unsafe_code)]
     // SAFETY: the closure runs in the forked child before exec and calls only prctl(2),
     // fcntl(2) and getppid(2), which are async-signal-safe, and touches no memory but its own
     // copies of `parent` and `inherited`.
@@ -278,7 +278,6 @@ fn reap_descendants() {
 }
 
 /// Puts SIGCHLD back to its default action (which keeps ended children for `wait`).
-#[allow(unsafe_code)]
 fn restore_default_sigchld() {
     // SAFETY: signal(2) with SIG_DFL installs no handler; it only changes this process's
     // disposition of SIGCHLD, whose default is to do nothing.

@@ -65,6 +65,7 @@
 //! job's handle (owned by a live [`OwnedHandle`]), the pseudo-handle of this process, pointers to
 //! live local structures of the size passed along (which the calls do not keep), and a handler
 //! routine that is a plain function touching one atomic.
+#![allow(unsafe_code)]
 
 use std::ffi::{OsString, c_void};
 use std::io;
@@ -172,7 +173,6 @@ struct Job {
 impl Job {
     /// Creates the job and puts this process in it, so that every process started from now on
     /// is in it too.
-    #[allow(unsafe_code)]
     fn around_this_process() -> io::Result<Job> {
         // SAFETY: CreateJobObjectW with no attributes and no name makes a new anonymous job
         // (its handle not inheritable) and returns its handle, or null on failure; a non-null
@@ -212,7 +212,6 @@ impl Job {
     }
 
     /// How many processes the job has now, this one included.
-    #[allow(unsafe_code)]
     fn active_processes(&self) -> io::Result<u32> {
         let mut info = JOBOBJECT_BASIC_ACCOUNTING_INFORMATION::default();
         // SAFETY: the handle is a live job handle; `info` is a live, writable structure of the
@@ -270,7 +269,6 @@ extern "system" fn on_console_event(event: u32) -> BOOL {
 }
 
 /// Makes the tool ignore Ctrl-C (and Ctrl-Break) from now on, leaving it to the command.
-#[allow(unsafe_code)]
 fn leave_ctrl_c_to_the_command() -> io::Result<()> {
     // SAFETY: `on_console_event` is a plain function, alive as long as the process, that only
     // stores to an atomic (the console calls it on a thread of its own).
