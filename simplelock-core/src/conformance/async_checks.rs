@@ -107,20 +107,26 @@ pub(super) fn run<H: AsyncConcreteLock + Send + 'static>(
     }
 }
 
+/// Two handles `a` and `b` on the check's lock, `a` holding it.
+fn held_by_a<H: AsyncConcreteLock + Send + 'static>(ctx: &Ctx<H>) -> (H, H) {
+    let key = ctx.key("lock");
+    let mut a = ctx.open(&key);
+    let b = ctx.open(&key);
+    ok(
+        "try_lock on a free lock succeeds",
+        "try_lock of a",
+        a.try_lock(),
+    );
+    (a, b)
+}
+
 /// `lock_async` does not return while another handle holds the lock, and acquires after the
 /// release.
 fn async_lock_waits_for_release<H: AsyncConcreteLock + Send + 'static>(
     ctx: &Ctx<H>,
     block_on: &BlockOn,
 ) {
-    let key = ctx.key("lock");
-    let mut a = ctx.open(&key);
-    let mut b = ctx.open(&key);
-    ok(
-        "try_lock on a free lock succeeds",
-        "try_lock of a",
-        a.try_lock(),
-    );
+    let (mut a, mut b) = held_by_a(ctx);
     ctx.step("lock_async waits while another handle holds the lock");
     let run = Arc::clone(block_on);
     let waiter = spawn(move || {
@@ -170,14 +176,7 @@ fn async_lock_waits_for_release<H: AsyncConcreteLock + Send + 'static>(
 
 /// AlreadyLocked, AlreadyHeld and TimedOut from the async methods.
 fn async_errors<H: AsyncConcreteLock + Send + 'static>(ctx: &Ctx<H>, block_on: &BlockOn) {
-    let key = ctx.key("lock");
-    let mut a = ctx.open(&key);
-    let mut b = ctx.open(&key);
-    ok(
-        "try_lock on a free lock succeeds",
-        "try_lock of a",
-        a.try_lock(),
-    );
+    let (mut a, mut b) = held_by_a(ctx);
     ctx.step("try_lock_async, lock_async on the holder, a timed async wait");
     let timeout = Duration::from_millis(50);
     let mut outcome = None;
@@ -356,14 +355,7 @@ fn async_poll_never_blocks<H: AsyncConcreteLock + Send + 'static>(
     ctx: &Ctx<H>,
     block_on: &BlockOn,
 ) {
-    let key = ctx.key("lock");
-    let mut a = ctx.open(&key);
-    let mut b = ctx.open(&key);
-    ok(
-        "try_lock on a free lock succeeds",
-        "try_lock of a",
-        a.try_lock(),
-    );
+    let (mut a, mut b) = held_by_a(ctx);
     ctx.step("the first poll of lock_async while another handle holds the lock");
     let run = Arc::clone(block_on);
     let poller = spawn(move || {
