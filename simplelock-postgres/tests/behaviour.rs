@@ -219,10 +219,7 @@ fn shared_locks_share_and_exclude_writers() {
         .with_shared(true)
         .named(&name)
         .unwrap();
-    let mut w = PostgresLock::options()
-        .with_url(common::url())
-        .named(&name)
-        .unwrap();
+    let mut w = common::open(&name);
     r1.try_lock().unwrap();
     assert_eq!(r2.status().unwrap(), LockStatus::Open);
     r2.try_lock().unwrap();
@@ -265,10 +262,7 @@ fn integer_keys_and_the_name_formula_meet_other_programs() {
         .with_url(common::url())
         .keyed(key)
         .unwrap();
-    let mut by_name = PostgresLock::options()
-        .with_url(common::url())
-        .named(&name)
-        .unwrap();
+    let mut by_name = common::open(&name);
     for lock in [&mut by_key, &mut by_name] {
         match lock.try_lock() {
             Err(SimpleLockError::AlreadyLocked {
@@ -352,14 +346,8 @@ fn without_tokens_the_lock_still_excludes_and_has_no_token() {
 #[test]
 fn waiting_on_a_lock_this_thread_holds_is_would_deadlock() {
     let name = common::name("deadlock");
-    let mut a = PostgresLock::options()
-        .with_url(common::url())
-        .named(&name)
-        .unwrap();
-    let mut b = PostgresLock::options()
-        .with_url(common::url())
-        .named(&name)
-        .unwrap();
+    let mut a = common::open(&name);
+    let mut b = common::open(&name);
     a.try_lock().unwrap();
     assert!(matches!(
         b.hang_lock(),

@@ -8,10 +8,7 @@ mod common;
 
 #[test]
 fn a_forked_child_cannot_use_or_release_the_parents_lock() {
-    let mut lock = PostgresLock::options()
-        .with_url(common::url())
-        .named(&common::name("fork"))
-        .unwrap();
+    let mut lock = common::open(&common::name("fork"));
     lock.try_lock().unwrap();
     #[allow(unsafe_code)]
     // SAFETY: the child only calls into code that takes no lock another thread could hold at

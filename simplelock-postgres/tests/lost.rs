@@ -50,14 +50,8 @@ fn expect_not_held(result: Result<(), SimpleLockError>) {
 #[test]
 fn terminated_backend_loses_the_lock_and_the_next_holder_gets_a_larger_token() {
     let name = common::name("terminate");
-    let mut a = PostgresLock::options()
-        .with_url(common::url())
-        .named(&name)
-        .unwrap();
-    let mut b = PostgresLock::options()
-        .with_url(common::url())
-        .named(&name)
-        .unwrap();
+    let mut a = common::open(&name);
+    let mut b = common::open(&name);
     a.hang_lock().unwrap();
     a.ensure_held().unwrap();
     let token_a = a.fencing_token().unwrap();
@@ -87,10 +81,7 @@ fn terminated_backend_loses_the_lock_and_the_next_holder_gets_a_larger_token() {
 
 #[test]
 fn a_clean_release_is_not_a_loss() {
-    let mut a = PostgresLock::options()
-        .with_url(common::url())
-        .named(&common::name("clean"))
-        .unwrap();
+    let mut a = common::open(&common::name("clean"));
     expect_not_held(a.ensure_held());
     assert!(a.lost_signal().is_err());
     a.try_lock().unwrap();
@@ -237,10 +228,7 @@ fn network_cut_releases_within_the_bound_and_the_holder_learns_it() {
         .with_url(through(&proxy))
         .named(&name)
         .unwrap();
-    let mut b = PostgresLock::options()
-        .with_url(common::url())
-        .named(&name)
-        .unwrap();
+    let mut b = common::open(&name);
     a.hang_lock().unwrap();
     let token_a = a.fencing_token().unwrap();
     let signal = a.lost_signal().unwrap();

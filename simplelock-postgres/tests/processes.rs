@@ -45,10 +45,7 @@ fn counter_worker() {
     let name = env(common::LOCK);
     let worker: usize = env("WORKER").parse().unwrap();
     let mixed = env("MIXED") == "1";
-    let mut lock = PostgresLock::options()
-        .with_url(common::url())
-        .named(&name)
-        .unwrap();
+    let mut lock = common::open(&name);
     for round in 0..ROUNDS {
         acquire(&mut lock, mixed, worker, round);
         // The checked critical section: a racy read-modify-write of a counter, and a marker
@@ -111,10 +108,7 @@ const KILLS: usize = 20;
 fn kill_storm_releases_every_time() {
     const TEST: &str = "kill_storm_releases_every_time";
     if role().as_deref() == Some("holder") {
-        let mut lock = PostgresLock::options()
-            .with_url(common::url())
-            .named(&env(common::LOCK))
-            .unwrap();
+        let mut lock = common::open(&env(common::LOCK));
         lock.hang_lock().unwrap();
         say(&format!("held {}", lock.fencing_token().unwrap()));
         loop {
@@ -122,10 +116,7 @@ fn kill_storm_releases_every_time() {
         }
     }
     let name = common::name(TEST);
-    let mut me = PostgresLock::options()
-        .with_url(common::url())
-        .named(&name)
-        .unwrap();
+    let mut me = common::open(&name);
     let mut last_token = 0;
     for kill in 0..KILLS {
         let mut holder = Child::spawn(child(TEST, "holder").env(common::LOCK, &name));
@@ -162,24 +153,15 @@ fn kill_storm_releases_every_time() {
 fn waiter_killed_while_waiting_leaves_nothing() {
     const TEST: &str = "waiter_killed_while_waiting_leaves_nothing";
     if role().as_deref() == Some("waiter") {
-        let mut lock = PostgresLock::options()
-            .with_url(common::url())
-            .named(&env(common::LOCK))
-            .unwrap();
+        let mut lock = common::open(&env(common::LOCK));
         say("waiting");
         lock.hang_lock().unwrap();
         say("acquired");
         return;
     }
     let name = common::name(TEST);
-    let mut me = PostgresLock::options()
-        .with_url(common::url())
-        .named(&name)
-        .unwrap();
-    let mut other = PostgresLock::options()
-        .with_url(common::url())
-        .named(&name)
-        .unwrap();
+    let mut me = common::open(&name);
+    let mut other = common::open(&name);
     me.hang_lock().unwrap();
     let mut waiter = Child::spawn(child(TEST, "waiter").env(common::LOCK, &name));
     waiter.expect("waiting");
@@ -214,10 +196,7 @@ fn fencing_tokens_strictly_increase_across_processes() {
     if role().as_deref() == Some("tokens") {
         let file = PathBuf::from(env(common::FILE));
         let worker: usize = env("WORKER").parse().unwrap();
-        let mut lock = PostgresLock::options()
-            .with_url(common::url())
-            .named(&env(common::LOCK))
-            .unwrap();
+        let mut lock = common::open(&env(common::LOCK));
         for round in 0..TOKEN_ROUNDS {
             acquire(&mut lock, true, worker, round);
             let mut out = OpenOptions::new()

@@ -42,6 +42,15 @@ pub(crate) fn url() -> &'static str {
     })
 }
 
+/// A handle (not holding it) on the exclusive lock `name` on the tests' server.
+#[allow(dead_code, reason = "not every test binary opens locks this way")]
+pub(crate) fn open(name: &str) -> PostgresLock {
+    PostgresLock::options()
+        .with_url(url())
+        .named(name)
+        .unwrap_or_else(|e| panic!("opening the lock {name:?}: {e}"))
+}
+
 /// A lock name private to this test process.
 pub(crate) fn name(what: &str) -> String {
     format!("simplelock-test-{}-{what}", std::process::id())
