@@ -897,21 +897,11 @@ impl PostgresLock {
         answer: Option<Result<Row, tokio_postgres::Error>>,
     ) -> SimpleLockResult<()> {
         let session = self.session_ref()?;
-        let ended = || session.conn.state.end_reason();
-        let outcome = match answer {
-            None => Err(ended().unwrap_or_else(|| "the connection ended".to_owned())),
-            Some(Ok(row)) if row.get::<_, bool>(0) => Ok(()),
-            Some(Ok(_)) => Err("the server did not list it as held by this session".to_owned()),
-            Some(Err(e)) => Err(ended().unwrap_or_else(|| error::chain(&e))),
-        };
+        let outcome = error::release_outcome(answer, || session.conn.state.end_reason());
         outcome.map_err(|reason| {
             // The connection is of no more use; the next acquisition opens a new one.
             self.conn = None;
-            SimpleLockError::unable_to_unlock(
-                &self.name,
-                "the lock was lost before the release",
-                Some(std::io::Error::new(error::LOST, LockLost { reason })),
-            )
+            error::lost_before_release(&self.name, "lock", reason)
         })
     }
 

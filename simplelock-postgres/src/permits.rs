@@ -83,7 +83,7 @@ use tokio_postgres::Statement;
 
 use crate::conn::{Conn, Target, Timeouts, forked};
 use crate::holder::{self, RemoteHolder};
-use crate::{LockLost, error, key_for_name, pooler};
+use crate::{error, key_for_name, pooler};
 
 /// How long a waiter sleeps at most before it tries every permit again: the bound on noticing
 /// a permit whose holder died (see the [module docs](self)).
@@ -456,7 +456,7 @@ impl ConcreteLock for PostgresPermits {
     /// (one query of `pg_locks`).
     ///
     /// # Errors
-    /// An error whose source is [`LockLost`] if this handle's permit was lost.
+    /// An error whose source is [`LockLost`](crate::LockLost) if this handle's permit was lost.
     fn status(&self) -> SimpleLockResult<LockStatus> {
         self.check_owner()?;
         if self.held.permit().is_some() {
@@ -507,7 +507,7 @@ impl ConcreteLock for PostgresPermits {
     ///
     /// # Errors
     /// [`SimpleLockError::NotHeld`] if this handle holds no permit;
-    /// [`SimpleLockError::UnableToUnlock`] with a [`LockLost`] as source if the permit was lost
+    /// [`SimpleLockError::UnableToUnlock`] with a [`LockLost`](crate::LockLost) as source if the permit was lost
     /// (its session ended) before.
     fn try_unlock(&mut self) -> SimpleLockResult<()> {
         self.check_owner()?;
@@ -521,30 +521,21 @@ impl ConcreteLock for PostgresPermits {
             None => Err("the connection was closed".to_owned()),
             Some(session) => match session.conn.state.end_reason() {
                 Some(reason) => Err(reason),
-                None => match session.conn.run(
-                    &self.name,
-                    session
-                        .conn
-                        .client()
-                        .query_one(&session.release, &[&key, &self.channel, &payload]),
-                )? {
-                    Ok(row) if row.get::<_, bool>(0) => Ok(()),
-                    Ok(_) => Err("the server did not list it as held by this session".to_owned()),
-                    Err(e) => Err(session
-                        .conn
-                        .state
-                        .end_reason()
-                        .unwrap_or_else(|| error::chain(&e))),
-                },
+                None => {
+                    let answer = session.conn.run(
+                        &self.name,
+                        session
+                            .conn
+                            .client()
+                            .query_one(&session.release, &[&key, &self.channel, &payload]),
+                    )?;
+                    error::release_outcome(Some(answer), || session.conn.state.end_reason())
+                }
             },
         };
         outcome.map_err(|reason| {
             self.session = None;
-            SimpleLockError::unable_to_unlock(
-                &self.name,
-                "the permit was lost before the release",
-                Some(std::io::Error::new(error::LOST, LockLost { reason })),
-            )
+            error::lost_before_release(&self.name, "permit", reason)
         })
     }
 
