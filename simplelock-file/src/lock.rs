@@ -163,7 +163,9 @@ impl FileLockOptions {
     /// [`previous_holder`](ConcreteLock::previous_holder) is `Unknown`,
     /// [`holder`](ConcreteLock::holder) of another process has no "since", and a lock+unlock
     /// pair saves the record's `pread` and two `pwrite`s (see "Raw speed" in the
-    /// [crate docs](crate)). Handles with and without the record exclude each other as usual.
+    /// [crate docs](crate)). Handles with and without the record exclude each other as usual,
+    /// but the record then only tells of the holds of handles that keep it: a handle with the
+    /// record may be told of a death older than the holds without it. Use one setting per lock.
     /// Files given by path never get a record anyway.
     pub fn with_holder_record(mut self, record: bool) -> FileLockOptions {
         self.no_record = !record;
