@@ -216,6 +216,8 @@
 //! | `Other` | the rest (the driver's error says what) |
 
 #[cfg(feature = "tokio")]
+mod async_conn;
+#[cfg(feature = "tokio")]
 mod async_lock;
 mod conn;
 mod error;
@@ -241,6 +243,8 @@ pub use conn::Timeouts;
 pub use error::LockLost;
 pub use holder::RemoteHolder;
 pub use key::key_for_name;
+#[cfg(feature = "tokio")]
+pub use permits::PostgresPermitsWait;
 pub use permits::{PostgresPermits, PostgresPermitsOptions};
 
 use conn::{Conn, ConnState, Target};
