@@ -273,10 +273,11 @@ fn an_async_waiter_takes_any_permit_given_back() -> SimpleLockResult<()> {
     let pid = killed.backend_pid().expect("connected");
     let got = runtime.block_on(async {
         let mut acquire = std::pin::pin!(waiter.lock_async());
-        let pending = std::future::poll_fn(|cx| {
-            std::task::Poll::Ready(acquire.as_mut().poll(cx).is_pending())
-        })
-        .await;
+        // Long enough to have tried every permit and to sleep (a release announced earlier,
+        // while it did not wait, included).
+        let pending = tokio::time::timeout(Duration::from_millis(300), acquire.as_mut())
+            .await
+            .is_err();
         assert!(pending, "a permit was free");
         // The raw client blocks: on a thread of its own, outside the runtime.
         std::thread::spawn(move || {
