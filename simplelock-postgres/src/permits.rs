@@ -56,6 +56,14 @@
 //! warns of exactly this with advisory locks), and a key taken by mistake would be a permit
 //! nobody knows of.
 //!
+//! # Async waits
+//!
+//! With feature `tokio`, [`AsyncConcreteLock`](simplelock_core::AsyncConcreteLock) too: the
+//! same tries and wake-ups (notifications, the slice) with the connection driven on the
+//! caller's runtime, and a permit granted to a dropped future released right behind its try —
+//! [`PostgresLock`](crate::PostgresLock)'s async wait, on the code both share. See
+//! `async_wait` (its source, `permits/async_wait.rs`) for the argument.
+//!
 //! # What it cannot tell
 //!
 //! - **How the previous holder let go**: the server releases a dead session's advisory locks
