@@ -5,7 +5,7 @@ use std::error::Error;
 use std::fmt;
 use std::io;
 
-use simplelock_core::SimpleLockError;
+use simplelock_core::{SimpleLockError, SimpleLockResult};
 use tokio_postgres::error::SqlState;
 
 /// The lock was lost while held: the connection that held it ended (server restart,
@@ -57,6 +57,29 @@ pub(crate) const LOST: io::ErrorKind = io::ErrorKind::ConnectionAborted;
 pub(crate) fn lost(lock: &str, doing: &str, reason: String) -> SimpleLockError {
     let lost = LockLost { reason };
     SimpleLockError::unknown(lock, doing, Some(Box::new(lost))).with_kind(LOST)
+}
+
+/// The server's answer to a release statement whose first column says whether the key was
+/// released (`None`: the connection had ended before it was sent), as the caller's result: the
+/// error of `lock` that was lost before its release (`what`: "the lock", "the permit"), with
+/// the connection's end reason (`ended`) where known.
+pub(crate) fn released(
+    lock: &str,
+    what: &str,
+    answer: Option<Result<tokio_postgres::Row, tokio_postgres::Error>>,
+    ended: impl Fn() -> Option<String>,
+) -> SimpleLockResult<()> {
+    let reason = match answer {
+        Some(Ok(row)) if row.get::<_, bool>(0) => return Ok(()),
+        None => ended().unwrap_or_else(|| "the connection ended".to_owned()),
+        Some(Ok(_)) => "the server did not list it as held by this session".to_owned(),
+        Some(Err(e)) => ended().unwrap_or_else(|| chain(&e)),
+    };
+    Err(SimpleLockError::unable_to_unlock(
+        lock,
+        format!("{what} was lost before the release"),
+        Some(io::Error::new(LOST, LockLost { reason })),
+    ))
 }
 
 /// `err` and its sources, joined with ": ".

@@ -902,21 +902,12 @@ impl PostgresLock {
     ) -> SimpleLockResult<()> {
         let session = self.session_ref()?;
         let ended = || session.conn.state.end_reason();
-        let outcome = match answer {
-            None => Err(ended().unwrap_or_else(|| "the connection ended".to_owned())),
-            Some(Ok(row)) if row.get::<_, bool>(0) => Ok(()),
-            Some(Ok(_)) => Err("the server did not list it as held by this session".to_owned()),
-            Some(Err(e)) => Err(ended().unwrap_or_else(|| error::chain(&e))),
-        };
-        outcome.map_err(|reason| {
+        let result = error::released(&self.name, "the lock", answer, ended);
+        if result.is_err() {
             // The connection is of no more use; the next acquisition opens a new one.
             self.conn = None;
-            SimpleLockError::unable_to_unlock(
-                &self.name,
-                "the lock was lost before the release",
-                Some(std::io::Error::new(error::LOST, LockLost { reason })),
-            )
-        })
+        }
+        result
     }
 
     fn would_deadlock(&self) -> bool {

@@ -100,7 +100,7 @@ use tokio_postgres::{Row, Statement};
 
 use crate::conn::{Conn, Target, Timeouts, forked};
 use crate::holder::{self, RemoteHolder};
-use crate::{LockLost, error, key_for_name, pooler};
+use crate::{error, key_for_name, pooler};
 
 #[cfg(feature = "tokio")]
 mod async_wait;
@@ -468,20 +468,11 @@ impl PostgresPermits {
                 .as_ref()
                 .and_then(|s| s.conn.state.end_reason())
         };
-        let outcome = match answer {
-            None => Err(ended().unwrap_or_else(|| "the connection was closed".to_owned())),
-            Some(Ok(row)) if row.get::<_, bool>(0) => Ok(()),
-            Some(Ok(_)) => Err("the server did not list it as held by this session".to_owned()),
-            Some(Err(e)) => Err(ended().unwrap_or_else(|| error::chain(&e))),
-        };
-        outcome.map_err(|reason| {
+        let result = error::released(&self.name, "the permit", answer, ended);
+        if result.is_err() {
             self.session = None;
-            SimpleLockError::unable_to_unlock(
-                &self.name,
-                "the permit was lost before the release",
-                Some(std::io::Error::new(error::LOST, LockLost { reason })),
-            )
-        })
+        }
+        result
     }
 
     /// Tries the permits once, `first` first, then in order; with `listen`, a session that
@@ -591,7 +582,7 @@ impl ConcreteLock for PostgresPermits {
     /// (one query of `pg_locks`).
     ///
     /// # Errors
-    /// An error whose source is [`LockLost`] if this handle's permit was lost.
+    /// An error whose source is [`LockLost`](crate::LockLost) if this handle's permit was lost.
     fn status(&self) -> SimpleLockResult<LockStatus> {
         self.check_owner()?;
         if self.held.permit().is_some() {
@@ -642,7 +633,7 @@ impl ConcreteLock for PostgresPermits {
     ///
     /// # Errors
     /// [`SimpleLockError::NotHeld`] if this handle holds no permit;
-    /// [`SimpleLockError::UnableToUnlock`] with a [`LockLost`] as source if the permit was lost
+    /// [`SimpleLockError::UnableToUnlock`] with a [`LockLost`](crate::LockLost) as source if the permit was lost
     /// (its session ended) before.
     fn try_unlock(&mut self) -> SimpleLockResult<()> {
         self.check_owner()?;
