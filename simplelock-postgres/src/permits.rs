@@ -31,16 +31,8 @@
 //! wait in the server for one permit chosen in advance, but then a release of another permit
 //! would not wake it; it could poll, which costs a round trip per permit per try. Instead:
 //!
-//! - a waiting handle's session `LISTEN`s on the semaphore's channel (`slp_` and the name's key
-//!   in hex) before the first try of its wait (sent in the same round trip, ahead of the try);
-//!   it stops (`UNLISTEN`, in the same round trip as its release, behind it) when it gives its
-//!   permit back. Only waiters listen: at every notifying commit the server signals each
-//!   session of the database that listens, and each one signalled wakes up to read the queue
-//!   — holders and idle handles would compete for the CPU with the waiter being woken
-//!   (measured on a 2-core machine: two more idle listening sessions made a raw
-//!   notify-then-try handoff about 20% slower). A `try_lock`
-//!   does not wait and does not listen; a wait that timed out keeps listening until the
-//!   handle's next release (harmless: its notifications are only wake-ups);
+//! - every handle's session `LISTEN`s on the semaphore's channel (`slp_` and the name's key in
+//!   hex) from the moment it connects, before any try;
 //! - a release is one statement, `pg_advisory_unlock` then `pg_notify(channel, i)`: the
 //!   notification is delivered when that statement's transaction commits, after the permit is
 //!   free;
@@ -95,7 +87,6 @@ use simplelock_core::{
     ConcreteLock, Holder, LockStatus, PermitState, Permits, PreviousHolder, SimpleLockError,
     SimpleLockResult, Wait,
 };
-use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 
 use crate::conn::{Conn, Target, Timeouts, forked};
@@ -255,45 +246,6 @@ struct Session {
     unlock_if_mine: Statement,
     /// The server process serving this session when it started.
     backend_pid: i32,
-    /// Whether the session listens on the semaphore's channel (from a wait's first try to the
-    /// next release; see the module docs).
-    listening: bool,
-}
-
-impl Session {
-    /// Sends `sql` (`LISTEN` or `UNLISTEN` of the channel) in a request of its own whose answer
-    /// nobody looks at; on a broken connection the requests after it fail too.
-    fn listen_request(&self, sql: String) -> impl Future<Output = ()> + Send + 'static {
-        let client = self.conn.shared_client();
-        async move {
-            let _ = client.batch_execute(&sql).await;
-        }
-    }
-
-    /// The release of permit key `key`, announced on `channel` with `payload`, and, if the
-    /// session listens, `UNLISTEN` right behind it (in the same round trip, after the release:
-    /// not on the way of the waiter it wakes).
-    fn release_request(
-        &mut self,
-        channel: &str,
-        key: i64,
-        payload: String,
-    ) -> impl Future<Output = Result<Row, tokio_postgres::Error>> + Send + 'static {
-        let client = self.conn.shared_client();
-        let stmt = self.release.clone();
-        let unlisten = std::mem::take(&mut self.listening)
-            .then(|| self.listen_request(format!("UNLISTEN {channel}")));
-        let channel = channel.to_owned();
-        async move {
-            let params: [&(dyn ToSql + Sync); 3] = [&key, &channel, &payload];
-            let release = client.query_one(&stmt, &params);
-            match unlisten {
-                None => release.await,
-                // Polled in order: the release is queued first.
-                Some(unlisten) => tokio::join!(release, unlisten).0,
-            }
-        }
-    }
 }
 
 impl PostgresPermits {
@@ -389,7 +341,12 @@ impl PostgresPermits {
             // notification gives its transaction an id, whose commit would wait for a WAL
             // flush: nothing of a semaphore is durable (advisory locks are not logged, a
             // server crash ends every session), so this session's commits do not wait.
-            client.batch_execute("SET synchronous_commit = off").await?;
+            client
+                .batch_execute(&format!(
+                    "LISTEN {}; SET synchronous_commit = off",
+                    self.channel
+                ))
+                .await?;
             client
                 .query_one("SELECT pg_advisory_lock($1::bigint)", &[&guard])
                 .await?;
@@ -425,7 +382,6 @@ impl PostgresPermits {
             holders,
             unlock_if_mine,
             backend_pid,
-            listening: false,
         })
     }
 
@@ -475,34 +431,24 @@ impl PostgresPermits {
         result
     }
 
-    /// Tries the permits once, `first` first, then in order; with `listen`, a session that
-    /// does not listen yet starts to, in the same round trip as (and before) its first try.
-    /// `Ok(true)`: one is ours now.
-    fn try_take(&mut self, first: Option<u32>, listen: bool) -> SimpleLockResult<bool> {
+    /// Tries the permits once, `first` first, then in order. `Ok(true)`: one is ours now.
+    fn try_take(&mut self, first: Option<u32>) -> SimpleLockResult<bool> {
         let base = holder::app_base();
         let name = self.name.clone();
         for permit in self.order(first) {
             let key = self.keys[permit as usize];
             self.session()?;
-            let session = self.session.as_mut().expect("just opened");
-            let listen = (listen && !session.listening)
-                .then(|| session.listen_request(format!("LISTEN {}", self.channel)));
-            let listens = listen.is_some();
-            let client = session.conn.client();
+            let session = self.session.as_ref().expect("just opened");
             let row = session
                 .conn
-                .run(&name, async {
-                    let params: [&(dyn ToSql + Sync); 2] = [&key, &base];
-                    let tried = client.query_one(&session.try_take, &params);
-                    match listen {
-                        None => tried.await,
-                        // Polled in order: LISTEN is queued first.
-                        Some(listen) => tokio::join!(listen, tried).1,
-                    }
-                })?
+                .run(
+                    &name,
+                    session
+                        .conn
+                        .client()
+                        .query_one(&session.try_take, &[&key, &base]),
+                )?
                 .map_err(|e| error::query_error(&name, "trying a permit", e))?;
-            // A LISTEN that failed fails the try after it too (the connection broke).
-            session.listening |= listens;
             match self.took(permit, &row) {
                 Ok(true) => return Ok(true),
                 Ok(false) => {}
@@ -566,7 +512,7 @@ impl PostgresPermits {
         loop {
             // The notifications so far are of releases this try sees.
             let hint = self.take_hint();
-            if self.try_take(hint, wait != Wait::Try)? {
+            if self.try_take(hint)? {
                 return Ok(());
             }
             let Some(nap) = wait.sleep_slice(SLICE) else {
@@ -644,14 +590,19 @@ impl ConcreteLock for PostgresPermits {
         let payload = permit.to_string();
         let answer = match self
             .session
-            .as_mut()
+            .as_ref()
             .filter(|s| s.conn.state.end_reason().is_none())
         {
             None => None,
-            Some(session) => {
-                let release = session.release_request(&self.channel, key, payload);
-                Some(session.conn.run(&self.name, release)?)
-            }
+            Some(session) => Some(
+                session.conn.run(
+                    &self.name,
+                    session
+                        .conn
+                        .client()
+                        .query_one(&session.release, &[&key, &self.channel, &payload]),
+                )?,
+            ),
         };
         self.held.gave_back();
         self.finish_release(answer)

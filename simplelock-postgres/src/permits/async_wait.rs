@@ -86,21 +86,14 @@ impl PostgresPermitsWait {
 
 impl PostgresPermits {
     /// What every async acquisition does first: the checks of the blocking calls (but
-    /// `WouldDeadlock`, see the module docs), the socket moved to this runtime, and for a wait
-    /// (`listen`) the session listening for releases before the first try.
-    fn begin_async(&mut self, listen: bool) -> SimpleLockResult<()> {
+    /// `WouldDeadlock`, see the module docs) and the socket moved to this runtime.
+    fn begin_async(&mut self) -> SimpleLockResult<()> {
         self.check_owner()?;
         let permits = self.permits();
         self.held.before_acquire(&self.name, permits, Wait::Try)?;
         // A request left by a dropped unlock: sent already, its answer is of no interest.
         self.in_flight = None;
         async_conn::bind_here(&self.name, self.session.as_ref().map(|s| &s.conn))?;
-        let session = self.session.as_mut().expect("bound above");
-        if listen && !session.listening {
-            // Queued before the first try: a release after the try is announced to us.
-            send_now(session.listen_request(format!("LISTEN {}", self.channel)));
-            session.listening = true;
-        }
         Ok(())
     }
 
@@ -197,10 +190,13 @@ impl PostgresPermits {
     /// Queues the release of `key` (announced with `payload`), on a live connection; `false`
     /// if there is none.
     fn send_release(&mut self, key: i64, payload: String, keep: bool) -> bool {
-        let Some(session) = self.session.as_mut().filter(|s| s.conn.alive()) else {
+        let Some(session) = self.session.as_ref().filter(|s| s.conn.alive()) else {
             return false;
         };
-        let answer = session.release_request(&self.channel, key, payload);
+        let client = session.conn.shared_client();
+        let stmt = session.release.clone();
+        let channel = self.channel.clone();
+        let answer = async move { client.query_one(&stmt, &[&key, &channel, &payload]).await };
         if keep {
             self.in_flight = Some(InFlight::new(Request::Unlock, answer));
         } else {
@@ -219,7 +215,7 @@ impl AsyncConcreteLock for PostgresPermits {
         cx: &mut Context<'_>,
     ) -> Poll<SimpleLockResult<()>> {
         if state.is_none() {
-            if let Err(e) = self.begin_async(true) {
+            if let Err(e) = self.begin_async() {
                 return Poll::Ready(Err(e));
             }
             *state = Some(PostgresPermitsWait {
@@ -290,7 +286,7 @@ impl AsyncConcreteLock for PostgresPermits {
 
     fn poll_try_lock(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>> {
         if !matches!(&self.in_flight, Some(f) if matches!(f.what, Request::Try { .. })) {
-            if let Err(e) = self.begin_async(false) {
+            if let Err(e) = self.begin_async() {
                 return Poll::Ready(Err(e));
             }
             let order = self.order(self.take_hint());
