@@ -87,35 +87,26 @@
 //!   would be another round trip).
 //! - Like the other backends' async waits, it never reports `WouldDeadlock`.
 
-use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use simplelock_core::{AsyncConcreteLock, SimpleLockError, SimpleLockResult};
 use tokio::time::{Sleep, sleep};
-use tokio_postgres::Row;
 
+use crate::async_conn::{self, Answer, send_now};
 use crate::{PostgresLock, error, holder, key};
+
+/// A request of an async call in flight on the handle's connection.
+pub(crate) type InFlight = async_conn::InFlight<Request>;
 
 /// The first pause of the timer between tries while nothing notifies.
 const FIRST_PAUSE: Duration = Duration::from_millis(2);
 /// The longest pause: releases that notify nobody are seen within it.
 const MAX_PAUSE: Duration = Duration::from_millis(100);
 
-type Answer = Result<Row, tokio_postgres::Error>;
-
-/// A request of an async call in flight on the handle's connection, kept by the handle (a try
-/// has no wait state to keep it in).
-pub(crate) struct InFlight {
-    what: Request,
-    /// In a mutex only so that the handle stays `Sync`; reached through `get_mut`.
-    answer: Mutex<Pin<Box<dyn Future<Output = Answer> + Send>>>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Request {
+pub(crate) enum Request {
     Try,
     Unlock,
 }
@@ -146,17 +137,8 @@ impl PostgresLock {
         }
         // A request left by a dropped unlock: sent already, its answer is of no interest.
         self.in_flight = None;
-        let name = &self.name;
-        let Some(session) = self.conn.as_mut().filter(|s| s.conn.alive()) else {
-            return Err(SimpleLockError::unknown(
-                name,
-                "the connection ended; a blocking call (try_lock, outside the runtime) opens a \
-                 new one, which an async call does not, so as not to block",
-                None,
-            )
-            .with_kind(std::io::ErrorKind::NotConnected));
-        };
-        session.conn.bind_here(name)?;
+        async_conn::bind_here(&self.name, self.conn.as_ref().map(|s| &s.conn))?;
+        let session = self.conn.as_mut().expect("bound above");
         if !session.listening {
             let client = session.conn.shared_client();
             let listen = format!("LISTEN {}", channel(self.key));
@@ -172,21 +154,21 @@ impl PostgresLock {
         let session = self.conn.as_ref().expect("begin_async checked it");
         let client = session.conn.shared_client();
         let key = self.key;
-        let answer: Pin<Box<dyn Future<Output = Answer> + Send>> = match what {
+        self.in_flight = Some(match what {
             Request::Try => {
                 let stmt = session.stmts.try_lock.clone();
                 let base = holder::app_base();
-                Box::pin(async move { client.query_one(&stmt, &[&key, &base]).await })
+                InFlight::new(what, async move {
+                    client.query_one(&stmt, &[&key, &base]).await
+                })
             }
             Request::Unlock => {
                 let stmt = session.stmts.unlock_notify.clone();
                 let chan = channel(key);
-                Box::pin(async move { client.query_one(&stmt, &[&key, &chan]).await })
+                InFlight::new(what, async move {
+                    client.query_one(&stmt, &[&key, &chan]).await
+                })
             }
-        };
-        self.in_flight = Some(InFlight {
-            what,
-            answer: Mutex::new(answer),
         });
     }
 
@@ -197,13 +179,7 @@ impl PostgresLock {
         let (Some(session), Some(flight)) = (self.conn.as_ref(), self.in_flight.as_mut()) else {
             unreachable!("a request is in flight on a connection");
         };
-        let answer = flight.answer.get_mut().unwrap_or_else(|e| e.into_inner());
-        // Its first poll queues the request; the drive writes it and reads what came back.
-        let mut step = answer.as_mut().poll(cx);
-        if step.is_pending() {
-            session.conn.drive(cx, |n| *notified |= n.channel() == chan);
-            step = answer.as_mut().poll(cx);
-        }
+        let step = flight.poll(&session.conn, cx, |n| *notified |= n.channel() == chan);
         if step.is_ready() {
             self.in_flight = None;
         }
@@ -221,12 +197,12 @@ impl PostgresLock {
     /// Writes what is queued on the connection without waiting; drops a connection found
     /// broken (closing it releases what its session held).
     fn flush_now(&mut self) {
-        let mut cx = Context::from_waker(Waker::noop());
-        if let Some(session) = self.conn.as_ref() {
-            session.conn.drive(&mut cx, |_| {});
-            if !session.conn.alive() {
-                self.conn = None;
-            }
+        if self
+            .conn
+            .as_ref()
+            .is_some_and(|s| !async_conn::flush_now(&s.conn))
+        {
+            self.conn = None;
         }
     }
 
@@ -238,13 +214,6 @@ impl PostgresLock {
             Err(e) => Some(Err(error::query_error(&self.name, "trying the lock", e))),
         }
     }
-}
-
-/// Polls `request` once, which queues it on its connection, and drops it: the request runs
-/// on the server, its answer is dropped.
-fn send_now(request: impl Future) {
-    let mut cx = Context::from_waker(Waker::noop());
-    let _ = std::pin::pin!(request).poll(&mut cx);
 }
 
 impl AsyncConcreteLock for PostgresLock {

@@ -5,7 +5,7 @@ use std::error::Error;
 use std::fmt;
 use std::io;
 
-use simplelock_core::SimpleLockError;
+use simplelock_core::{SimpleLockError, SimpleLockResult};
 use tokio_postgres::error::SqlState;
 
 /// The lock was lost while held: the connection that held it ended (server restart,
@@ -59,29 +59,27 @@ pub(crate) fn lost(lock: &str, doing: &str, reason: String) -> SimpleLockError {
     SimpleLockError::unknown(lock, doing, Some(Box::new(lost))).with_kind(LOST)
 }
 
-/// What a release statement's `answer` says: `Ok` if the server released what this session
-/// held; else why not, in words — the connection's end (`ended`, if it ended), the statement's
-/// error, no answer at all, or a lock the server did not list as this session's.
-pub(crate) fn release_outcome(
+/// The server's answer to a release statement whose first column says whether the key was
+/// released (`None`: the connection had ended before it was sent), as the caller's result: the
+/// error of `lock` that was lost before its release (`what`: "the lock", "the permit"), with
+/// the connection's end reason (`ended`) where known.
+pub(crate) fn released(
+    lock: &str,
+    what: &str,
     answer: Option<Result<tokio_postgres::Row, tokio_postgres::Error>>,
     ended: impl Fn() -> Option<String>,
-) -> Result<(), String> {
-    match answer {
-        None => Err(ended().unwrap_or_else(|| "the connection ended".to_owned())),
-        Some(Ok(row)) if row.get::<_, bool>(0) => Ok(()),
-        Some(Ok(_)) => Err("the server did not list it as held by this session".to_owned()),
-        Some(Err(e)) => Err(ended().unwrap_or_else(|| chain(&e))),
-    }
-}
-
-/// The error of a release that found the lock (`what`: "lock", "permit") lost before: an
-/// `UnableToUnlock` whose source is the [`LockLost`].
-pub(crate) fn lost_before_release(lock: &str, what: &str, reason: String) -> SimpleLockError {
-    SimpleLockError::unable_to_unlock(
+) -> SimpleLockResult<()> {
+    let reason = match answer {
+        Some(Ok(row)) if row.get::<_, bool>(0) => return Ok(()),
+        None => ended().unwrap_or_else(|| "the connection ended".to_owned()),
+        Some(Ok(_)) => "the server did not list it as held by this session".to_owned(),
+        Some(Err(e)) => ended().unwrap_or_else(|| chain(&e)),
+    };
+    Err(SimpleLockError::unable_to_unlock(
         lock,
-        format!("the {what} was lost before the release"),
+        format!("{what} was lost before the release"),
         Some(io::Error::new(LOST, LockLost { reason })),
-    )
+    ))
 }
 
 /// `err` and its sources, joined with ": ".

@@ -216,6 +216,8 @@
 //! | `Other` | the rest (the driver's error says what) |
 
 #[cfg(feature = "tokio")]
+mod async_conn;
+#[cfg(feature = "tokio")]
 mod async_lock;
 mod conn;
 mod error;
@@ -241,6 +243,8 @@ pub use conn::Timeouts;
 pub use error::LockLost;
 pub use holder::RemoteHolder;
 pub use key::key_for_name;
+#[cfg(feature = "tokio")]
+pub use permits::PostgresPermitsWait;
 pub use permits::{PostgresPermits, PostgresPermitsOptions};
 
 use conn::{Conn, ConnState, Target};
@@ -897,12 +901,13 @@ impl PostgresLock {
         answer: Option<Result<Row, tokio_postgres::Error>>,
     ) -> SimpleLockResult<()> {
         let session = self.session_ref()?;
-        let outcome = error::release_outcome(answer, || session.conn.state.end_reason());
-        outcome.map_err(|reason| {
+        let ended = || session.conn.state.end_reason();
+        let result = error::released(&self.name, "the lock", answer, ended);
+        if result.is_err() {
             // The connection is of no more use; the next acquisition opens a new one.
             self.conn = None;
-            error::lost_before_release(&self.name, "lock", reason)
-        })
+        }
+        result
     }
 
     fn would_deadlock(&self) -> bool {

@@ -56,6 +56,14 @@
 //! warns of exactly this with advisory locks), and a key taken by mistake would be a permit
 //! nobody knows of.
 //!
+//! # Async waits
+//!
+//! With feature `tokio`, [`AsyncConcreteLock`](simplelock_core::AsyncConcreteLock) too: the
+//! same tries and wake-ups (notifications, the slice) with the connection driven on the
+//! caller's runtime, and a permit granted to a dropped future released right behind its try —
+//! [`PostgresLock`](crate::PostgresLock)'s async wait, on the code both share. See
+//! `async_wait` (its source, `permits/async_wait.rs`) for the argument.
+//!
 //! # What it cannot tell
 //!
 //! - **How the previous holder let go**: the server releases a dead session's advisory locks
@@ -79,11 +87,16 @@ use simplelock_core::{
     ConcreteLock, Holder, LockStatus, PermitState, Permits, PreviousHolder, SimpleLockError,
     SimpleLockResult, Wait,
 };
-use tokio_postgres::Statement;
+use tokio_postgres::{Row, Statement};
 
 use crate::conn::{Conn, Target, Timeouts, forked};
 use crate::holder::{self, RemoteHolder};
 use crate::{error, key_for_name, pooler};
+
+#[cfg(feature = "tokio")]
+mod async_wait;
+#[cfg(feature = "tokio")]
+pub use async_wait::PostgresPermitsWait;
 
 /// How long a waiter sleeps at most before it tries every permit again: the bound on noticing
 /// a permit whose holder died (see the [module docs](self)).
@@ -98,6 +111,14 @@ WHERE m.n <> $2 AND EXISTS (SELECT 1 FROM pg_locks l \
     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
     AND l.classid::bigint = ((m.k >> 32) & 4294967295) AND l.objid::bigint = (m.k & 4294967295)) \
 LIMIT 1";
+
+/// After an async try of permit key `$1` whose answer is unknown (its future was dropped):
+/// release it, and announce it on channel `$2` with payload `$3`, if this session holds it
+/// (`$4`, `$5`: the key's halves as `pg_locks` shows them). See [`async_wait`].
+const UNLOCK_IF_MINE: &str = "\
+SELECT pg_advisory_unlock($1::bigint), pg_notify($2, $3) FROM pg_locks \
+WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objsubid = 1 \
+  AND mode = 'ExclusiveLock' AND classid::bigint = $4 AND objid::bigint = $5";
 
 /// The holders of the permit keys `$1`: the columns of [`holder::HOLDERS`], then the permit.
 const HOLDERS: &str = "\
@@ -163,6 +184,8 @@ impl PostgresPermitsOptions {
             target,
             session: None,
             owner: std::process::id(),
+            #[cfg(feature = "tokio")]
+            in_flight: None,
         };
         handle.session()?;
         Ok(handle)
@@ -205,6 +228,9 @@ pub struct PostgresPermits {
     since: Option<SystemTime>,
     /// The process that opened the handle: a forked child must not use it.
     owner: u32,
+    /// The request of an async call in flight (see [`async_wait`]).
+    #[cfg(feature = "tokio")]
+    in_flight: Option<async_wait::InFlight>,
 }
 
 struct Session {
@@ -212,6 +238,12 @@ struct Session {
     try_take: Statement,
     release: Statement,
     holders: Statement,
+    /// [`UNLOCK_IF_MINE`], after a dropped async try.
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(dead_code, reason = "used by the async wait")
+    )]
+    unlock_if_mine: Statement,
     /// The server process serving this session when it started.
     backend_pid: i32,
 }
@@ -298,10 +330,11 @@ impl PostgresPermits {
         );
         let client = conn.client();
         let outcome = conn.run(&self.name, async {
-            let (try_take, release, holders, pid) = tokio::try_join!(
+            let (try_take, release, holders, unlock_if_mine, pid) = tokio::try_join!(
                 client.prepare(&sql_try),
                 client.prepare("SELECT pg_advisory_unlock($1::bigint), pg_notify($2, $3)"),
                 client.prepare(HOLDERS),
+                client.prepare(UNLOCK_IF_MINE),
                 client.query_one("SELECT pg_backend_pid()", &[]),
             )?;
             // The channel name is ours: `slp_` and hex digits, no quoting needed. A release's
@@ -329,9 +362,10 @@ impl PostgresPermits {
                 .query_one("SELECT pg_advisory_unlock($1::bigint)", &[&guard])
                 .await?;
             let other = other.map(|row| row.get::<_, i64>(0));
-            Ok::<_, tokio_postgres::Error>((try_take, release, holders, pid.get(0), other))
+            let statements = (try_take, release, holders, unlock_if_mine);
+            Ok::<_, tokio_postgres::Error>((statements, pid.get(0), other))
         })?;
-        let (try_take, release, holders, backend_pid, other) =
+        let ((try_take, release, holders, unlock_if_mine), backend_pid, other) =
             outcome.map_err(|e| error::query_error(&self.name, "opening the semaphore", e))?;
         if let Some(existing) = other {
             // Dropping the connection lets go of everything it took.
@@ -346,18 +380,62 @@ impl PostgresPermits {
             try_take,
             release,
             holders,
+            unlock_if_mine,
             backend_pid,
         })
+    }
+
+    /// The order a try goes through the permits: `first`, then the others in order.
+    fn order(&self, first: Option<u32>) -> impl Iterator<Item = u32> + use<> {
+        let permits = self.keys.len() as u32;
+        first
+            .into_iter()
+            .chain((0..permits).filter(move |&p| Some(p) != first))
+    }
+
+    /// Records the answer `row` to a try of `permit`: `Ok(true)` if it was granted (the handle
+    /// holds it now). `Err((granted, error))` if the answer came from another server session
+    /// than the handle's (a pooler): the caller releases the key there if `granted`, and drops
+    /// the session.
+    fn took(&mut self, permit: u32, row: &Row) -> Result<bool, (bool, SimpleLockError)> {
+        let session = self.session.as_ref().expect("a try ran on it");
+        let (pid, granted): (i32, bool) = (row.get(0), row.get(1));
+        if pid != session.backend_pid {
+            let error =
+                SimpleLockError::unknown(&self.name, pooler(session.backend_pid, pid), None)
+                    .with_kind(std::io::ErrorKind::Unsupported);
+            return Err((granted, error));
+        }
+        if granted {
+            self.held.took(permit);
+            self.since = Some(SystemTime::now());
+        }
+        Ok(granted)
+    }
+
+    /// The second half of a release: the server's answer to the release statement (`None` if
+    /// the connection had ended before it was sent), as the caller's result.
+    fn finish_release(
+        &mut self,
+        answer: Option<Result<Row, tokio_postgres::Error>>,
+    ) -> SimpleLockResult<()> {
+        let ended = || {
+            self.session
+                .as_ref()
+                .and_then(|s| s.conn.state.end_reason())
+        };
+        let result = error::released(&self.name, "the permit", answer, ended);
+        if result.is_err() {
+            self.session = None;
+        }
+        result
     }
 
     /// Tries the permits once, `first` first, then in order. `Ok(true)`: one is ours now.
     fn try_take(&mut self, first: Option<u32>) -> SimpleLockResult<bool> {
         let base = holder::app_base();
-        let order = first
-            .into_iter()
-            .chain((0..self.keys.len() as u32).filter(|&p| Some(p) != first));
         let name = self.name.clone();
-        for permit in order {
+        for permit in self.order(first) {
             let key = self.keys[permit as usize];
             self.session()?;
             let session = self.session.as_ref().expect("just opened");
@@ -371,29 +449,23 @@ impl PostgresPermits {
                         .query_one(&session.try_take, &[&key, &base]),
                 )?
                 .map_err(|e| error::query_error(&name, "trying a permit", e))?;
-            let (pid, granted): (i32, bool) = (row.get(0), row.get(1));
-            if pid != session.backend_pid {
-                let start_pid = session.backend_pid;
-                if granted {
-                    // Not our session: release there what we just took, and give up on it.
-                    let _ = session.conn.run(
-                        &name,
-                        session
-                            .conn
-                            .client()
-                            .query(&session.release, &[&key, &self.channel, &"-"]),
-                    );
+            match self.took(permit, &row) {
+                Ok(true) => return Ok(true),
+                Ok(false) => {}
+                Err((granted, error)) => {
+                    let session = self.session.take().expect("a try ran on it");
+                    if granted {
+                        // Not our session: release there what we just took, and give up on it.
+                        let _ = session.conn.run(
+                            &name,
+                            session
+                                .conn
+                                .client()
+                                .query(&session.release, &[&key, &self.channel, &"-"]),
+                        );
+                    }
+                    return Err(error);
                 }
-                self.session = None;
-                return Err(
-                    SimpleLockError::unknown(&name, pooler(start_pid, pid), None)
-                        .with_kind(std::io::ErrorKind::Unsupported),
-                );
-            }
-            if granted {
-                self.held.took(permit);
-                self.since = Some(SystemTime::now());
-                return Ok(true);
             }
         }
         Ok(false)
@@ -514,29 +586,26 @@ impl ConcreteLock for PostgresPermits {
         let Some(permit) = self.held.permit() else {
             return Err(SimpleLockError::not_held(&self.name));
         };
-        self.held.gave_back();
         let key = self.keys[permit as usize];
         let payload = permit.to_string();
-        let outcome = match self.session.as_ref() {
-            None => Err("the connection was closed".to_owned()),
-            Some(session) => match session.conn.state.end_reason() {
-                Some(reason) => Err(reason),
-                None => {
-                    let answer = session.conn.run(
-                        &self.name,
-                        session
-                            .conn
-                            .client()
-                            .query_one(&session.release, &[&key, &self.channel, &payload]),
-                    )?;
-                    error::release_outcome(Some(answer), || session.conn.state.end_reason())
-                }
-            },
+        let answer = match self
+            .session
+            .as_ref()
+            .filter(|s| s.conn.state.end_reason().is_none())
+        {
+            None => None,
+            Some(session) => Some(
+                session.conn.run(
+                    &self.name,
+                    session
+                        .conn
+                        .client()
+                        .query_one(&session.release, &[&key, &self.channel, &payload]),
+                )?,
+            ),
         };
-        outcome.map_err(|reason| {
-            self.session = None;
-            error::lost_before_release(&self.name, "permit", reason)
-        })
+        self.held.gave_back();
+        self.finish_release(answer)
     }
 
     /// Always [`PreviousHolder::Unknown`]: the server keeps no trace of how a session let go
@@ -595,11 +664,16 @@ impl Drop for PostgresPermits {
     fn drop(&mut self) {
         if std::process::id() != self.owner {
             // A forked child: the connection is the parent's. Neither release nor close it.
+            #[cfg(feature = "tokio")]
+            std::mem::forget(self.in_flight.take());
             if let Some(session) = self.session.take() {
                 std::mem::forget(session);
             }
             return;
         }
+        // A request of an async call holds the client: gone before the connection closes.
+        #[cfg(feature = "tokio")]
+        drop(self.in_flight.take());
         if self.held.permit().is_some() {
             // Release (and notify) before returning; closing the connection alone would free
             // the permit a moment later, and wake no waiter.

@@ -1,7 +1,8 @@
 //! PostgresPermits against the real server: with one permit it is a lock and passes the
 //! conformance suite of simplelock-core (across processes, crash-safe, the holder's pid; not
 //! `reports_deaths`: the server keeps no trace of how a session let go); with N permits, status,
-//! holders, a disagreeing N, a thread holding them all, a forked child, a lost permit.
+//! holders, a disagreeing N, a thread holding them all, a forked child, a lost permit; with
+//! feature `tokio`, the async checks of the suite and an async wait for one of N permits.
 //! (8 processes contending for 3 permits with holders SIGKILLed are in the facade's
 //! `tests/permits.rs`, for every backend at once.)
 
@@ -21,10 +22,32 @@ fn open(key: &str) -> SimpleLockResult<PostgresPermits> {
         .named(&name(key), 1)
 }
 
+#[cfg(not(feature = "tokio"))]
 mod conformance {
     use super::*;
 
     simplelock_core::conformance_tests!(open, across_processes, crash_safe, holder_pid,);
+}
+
+// With feature `tokio`, the async checks too, each on a current-thread tokio runtime of its own
+// (the async wait drives the connection on the caller's runtime).
+#[cfg(feature = "tokio")]
+mod conformance {
+    use super::*;
+
+    simplelock_core::conformance_tests!(
+        open,
+        across_processes,
+        crash_safe,
+        holder_pid,
+        async_waits(|future| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime")
+                .block_on(future)
+        }),
+    );
 }
 
 #[test]
@@ -173,5 +196,105 @@ fn a_forked_child_cannot_use_or_release_the_parents_permit() -> SimpleLockResult
     );
     permit.try_unlock()?;
     other.try_lock()?;
+    Ok(())
+}
+
+/// An async waiter for one of three held permits: a wait dropped (by a timeout) while all are
+/// held takes nothing; a try fails with `AlreadyLocked`; the waiter is woken by the release of
+/// the permit a thread gives back (blocking), takes that one, and its guard's drop gives it
+/// back (another handle then takes it); then the release of a killed holder's permit (its
+/// session terminated: no notification) is found by the waiter's slice.
+#[cfg(feature = "tokio")]
+#[test]
+fn an_async_waiter_takes_any_permit_given_back() -> SimpleLockResult<()> {
+    use simplelock_core::AsyncLockExt;
+    use std::time::Duration;
+
+    let name = name("async-n");
+    let open = || {
+        PostgresPermits::options()
+            .with_url(common::url())
+            .named(&name, 3)
+    };
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut handle = open()?;
+        handle.try_lock()?;
+        held.push(handle);
+    }
+    let mut waiter = open()?;
+    let mut other = open()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut middle = held.remove(1);
+    let given_back = middle.held_permit();
+    assert!(given_back.is_some());
+    let got = runtime.block_on(async {
+        let timed_out = tokio::time::timeout(Duration::from_millis(150), waiter.lock_async())
+            .await
+            .is_err();
+        assert!(timed_out, "a permit was taken while all were held");
+        assert!(matches!(
+            waiter.try_lock_async().await.map(drop),
+            Err(SimpleLockError::AlreadyLocked { .. })
+        ));
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            middle.try_unlock().map(|()| middle)
+        });
+        let guard = tokio::time::timeout(common::PATIENCE, waiter.lock_async())
+            .await
+            .expect("the waiter was not woken by the release")?;
+        let got = guard.lock().held_permit();
+        drop(guard);
+        releaser.join().unwrap()?;
+        Ok::<_, SimpleLockError>(got)
+    })?;
+    assert_eq!(got, given_back);
+    assert_eq!(waiter.held_permit(), None);
+    // The dropped guard gave it back: another handle takes it (a blocking wait, bounded).
+    other.timed_lock(common::PATIENCE)?;
+    assert_eq!(other.held_permit(), given_back);
+    other.try_unlock()?;
+    // Nothing was left taken by the dropped waits: exactly one permit is free.
+    other.try_lock()?;
+    assert!(matches!(
+        open()?.try_lock(),
+        Err(SimpleLockError::AlreadyLocked { .. })
+    ));
+    other.try_unlock()?;
+    // A holder whose session ends announces nothing: the slice finds its permit.
+    let mut filler = open()?;
+    filler.try_lock()?;
+    let killed = held.pop().unwrap();
+    let killed_permit = killed.held_permit();
+    let pid = killed.backend_pid().expect("connected");
+    let got = runtime.block_on(async {
+        let mut acquire = std::pin::pin!(waiter.lock_async());
+        // Long enough to have tried every permit and to sleep (a release announced earlier,
+        // while it did not wait, included).
+        let pending = tokio::time::timeout(Duration::from_millis(300), acquire.as_mut())
+            .await
+            .is_err();
+        assert!(pending, "a permit was free");
+        // The raw client blocks: on a thread of its own, outside the runtime.
+        std::thread::spawn(move || {
+            common::raw()
+                .execute("SELECT pg_terminate_backend($1)", &[&pid])
+                .unwrap()
+        })
+        .join()
+        .unwrap();
+        let guard = tokio::time::timeout(common::PATIENCE, acquire)
+            .await
+            .expect("the dead holder's permit was never found")?;
+        let got = guard.lock().held_permit();
+        guard.unlock().await?;
+        Ok::<_, SimpleLockError>(got)
+    })?;
+    assert_eq!(got, killed_permit);
+    drop(killed);
     Ok(())
 }
