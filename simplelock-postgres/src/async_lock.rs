@@ -68,6 +68,21 @@
 //! call or when the handle is dropped, which closes the connection and so releases too.
 //! Dropped outside a runtime, the guard releases with a blocking `try_unlock`.
 //!
+//! **A notifying release does not wait for the WAL flush.** `pg_notify` gives the release
+//! statement a transaction id, and its commit would wait for the commit record to reach the
+//! disk before the notification goes out: a flush on the handoff's path that a blocking
+//! release (no transaction id) does not pay. So the release statement (and the "release if
+//! mine" of a cancelled try) sets `synchronous_commit = off` for its own transaction only
+//! (`set_config(…, true)`, a `SET LOCAL`); the acquiring statements keep the session's setting.
+//! Nothing is lost by it. The release itself is not transactional and not logged (an advisory
+//! lock lives in the server's memory; a crash drops every lock anyway); a notification whose
+//! commit is lost in a crash goes to sessions that the crash ended. The fencing tokens keep
+//! their guarantee: a token is the transaction id (or sequence value) of an *acquiring*
+//! statement, whose commit is still flushed before its answer is sent, and a flush covers the
+//! whole WAL before it; after a crash the server counts on from above every token it handed
+//! out. An asynchronously committed release's own transaction id may then be handed out
+//! again, but it was never anybody's token.
+//!
 //! # Fencing tokens, lost locks
 //!
 //! An async acquisition runs the same statements as the blocking one and records the grant

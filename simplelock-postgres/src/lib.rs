@@ -721,11 +721,15 @@ impl PostgresLock {
             "SELECT count(*), pg_backend_pid() {where_mine} \
              AND classid::bigint = $1 AND objid::bigint = $2"
         );
-        // The releases of async handles wake the async waiters (see `async_lock`).
-        let sql_unlock_notify = format!("SELECT {unlock_fn}($1::bigint), pg_notify($2::text, '')");
+        // The releases of async handles wake the async waiters (see `async_lock`), committed
+        // without waiting for the WAL flush (`async_lock`, "Releasing": why that is safe).
+        let notify = format!(
+            "{unlock_fn}($1::bigint), pg_notify($2::text, ''), \
+             set_config('synchronous_commit', 'off', true)"
+        );
+        let sql_unlock_notify = format!("SELECT {notify}");
         let sql_unlock_if_mine = format!(
-            "SELECT {unlock_fn}($1::bigint), pg_notify($2::text, '') {where_mine} \
-             AND classid::bigint = $3 AND objid::bigint = $4"
+            "SELECT {notify} {where_mine} AND classid::bigint = $3 AND objid::bigint = $4"
         );
         let client = conn.client();
         let prepared = conn.run(&self.name, async {
