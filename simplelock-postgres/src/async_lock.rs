@@ -8,8 +8,9 @@
 //! first registers the connection's socket with the reactor of the runtime that polls it (and
 //! a blocking call moves it back): the connection is then driven inside the caller's task, by
 //! the poll of the lock future itself, and the task sleeps on the socket like any tokio IO. No
-//! thread is added, no thread blocks, nothing is spawned. Moving costs two `epoll_ctl` calls per
-//! async call.
+//! thread is added, no thread blocks, nothing is spawned. Moving costs two `epoll_ctl` calls,
+//! paid by the first async call after a blocking one or on another runtime (the connection
+//! remembers which runtime's reactor holds its socket).
 //!
 //! **No server-side wait.** The blocking `hang_lock` waits inside the server
 //! (`pg_advisory_lock`). An async wait must not: a request queued on the server cannot be

@@ -728,9 +728,8 @@ impl PostgresLock {
              set_config('synchronous_commit', 'off', true)"
         );
         let sql_unlock_notify = format!("SELECT {notify}");
-        let sql_unlock_if_mine = format!(
-            "SELECT {notify} {where_mine} AND classid::bigint = $3 AND objid::bigint = $4"
-        );
+        let sql_unlock_if_mine =
+            format!("SELECT {notify} {where_mine} AND classid::bigint = $3 AND objid::bigint = $4");
         let client = conn.client();
         let prepared = conn.run(&self.name, async {
             tokio::try_join!(
