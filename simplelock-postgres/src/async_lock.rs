@@ -21,20 +21,45 @@
 //! (`pg_try_advisory_lock`, the same statement as `try_lock`, fencing token included) and,
 //! between tries, sleeps until
 //!
-//! - a **notification**: the session `LISTEN`s on the lock's channel (`simplelock_` and the key
-//!   as 16 hex digits), and every release by an async guard (`unlock().await` or a drop) runs
-//!   `pg_notify` on it in the same statement as the unlock — delivered after the release, to
-//!   idle sessions at once. A notification that arrives while a try is in flight makes the
-//!   wait try again at once, so no release is missed between a failed try and the sleep;
+//! - a **notification**: once a try found the lock taken, the session `LISTEN`s on the lock's
+//!   channel (`simplelock_` and the key as 16 hex digits) and tries again right behind the
+//!   `LISTEN` (so a release between the two tries is not missed), and every release by an
+//!   async guard (`unlock().await` or a drop) runs `pg_notify` on it in the same statement as
+//!   the unlock — delivered after the release, to idle sessions at once. A notification that
+//!   arrives while a try is in flight makes the wait try again at once, so no release is
+//!   missed between a failed try and the sleep;
 //! - or a **timer**, for releases that notify nobody: a blocking `PostgresLock`'s release, a
 //!   holder whose session ended (killed, cut off), another program's `pg_advisory_unlock`.
 //!   It starts at 2 ms and doubles up to 100 ms: such releases are seen within 100 ms.
 //!
+//! **Listening only while waiting.** A `NOTIFY` wakes every session of the database that
+//! listens on *any* channel (PostgreSQL 15 signals them all; each reads the queue and drops
+//! what is not for it), and on a busy server those wake-ups compete with the one that matters:
+//! measured here (raw `postgres` clients, 2 cores), a notification reached its listener in
+//! ~150 µs with no other listener and in ~175–240 µs with 4–8 idle listeners on other
+//! channels. So a session listens only from its first failed try to the end of that wait (an
+//! uncontended acquisition never listens; the wait's end, granted, failed or dropped, queues an
+//! `UNLISTEN` and writes it at once): holders and idle handles do not slow every other lock's
+//! handoff.
+//!
 //! Costs: a notifying release takes a transaction id and the server's notification queue lock
-//! (NOTIFY's price); a waiter costs one try per wake-up, and at most 10 tries a second while
-//! nothing notifies. Async waiters are not queued by the server: who gets the lock after a
+//! (NOTIFY's price); a contended wait adds a `LISTEN` and an `UNLISTEN`; a waiter costs one try
+//! per wake-up, and at most 10 tries a second while nothing notifies. Async waiters are not queued by the server: who gets the lock after a
 //! release is whoever's try comes first, so a waiter may be overtaken (no FIFO, unlike
 //! `hang_lock`).
+//!
+//! **The handoff's floor.** From a release to the async waiter's return: the notification's
+//! trip (the releasing backend signals the waiter's backend, which wakes and writes to the
+//! waiter, which wakes), then the try's round trip (the waiter's backend wakes again, and then
+//! the waiter). A blocking handoff makes the first leg only (`pg_advisory_lock` returns in
+//! the waiter's backend when the holder's release wakes it), so the async handoff costs one
+//! round trip more, through two sleeping processes: 1.5–2× the blocking handoff on this
+//! 2-core machine, depending on its load. That round trip cannot be saved without giving up
+//! cancel-safety: any server-side step that takes the lock when it is released (a queued
+//! `pg_advisory_lock`, a try run right behind a server-side wait) takes it at that moment for
+//! a future that may have been dropped meanwhile, so that another client's try, right after
+//! the release, finds it taken by nobody (the conformance suite's cancel-safety check). Only
+//! the waiter can say it still wants the lock, after the release: hence the round trip.
 //!
 //! # Cancel-safety
 //!
@@ -153,8 +178,8 @@ fn channel(key: i64) -> String {
 }
 
 impl PostgresLock {
-    /// What every async acquisition does first: the checks of the blocking calls, the socket
-    /// moved to this runtime, and the session listening for releases.
+    /// What every async acquisition does first: the checks of the blocking calls and the socket
+    /// moved to this runtime.
     fn begin_async(&mut self) -> SimpleLockResult<()> {
         self.check_owner()?;
         if self.held.is_some() {
@@ -173,14 +198,36 @@ impl PostgresLock {
             .with_kind(std::io::ErrorKind::NotConnected));
         };
         session.conn.bind_here(name)?;
-        if !session.listening {
+        Ok(())
+    }
+
+    /// Starts listening for releases of this lock (module docs, "Listening only while
+    /// waiting"): queued, and sent before the next try.
+    fn listen(&mut self) {
+        let key = self.key;
+        if let Some(session) = self.conn.as_mut().filter(|s| !s.listening) {
             let client = session.conn.shared_client();
-            let listen = format!("LISTEN {}", channel(self.key));
-            // Queued before the first try: a release after the try is announced to us.
+            let listen = format!("LISTEN {}", channel(key));
             send_now(async move { client.batch_execute(&listen).await });
             session.listening = true;
         }
-        Ok(())
+    }
+
+    /// Stops listening, once the wait is over: queued and written at once, its answer left for
+    /// the handle's next call.
+    fn unlisten(&mut self) {
+        let key = self.key;
+        if let Some(session) = self.conn.as_mut().filter(|s| s.listening) {
+            session.listening = false;
+            if session.conn.alive() {
+                let client = session.conn.shared_client();
+                let unlisten = format!("UNLISTEN {}", channel(key));
+                send_now(async move { client.batch_execute(&unlisten).await });
+                session
+                    .conn
+                    .drive(&mut Context::from_waker(Waker::noop()), |_| {});
+            }
+        }
     }
 
     /// Queues request `what` on the connection (sent by the next drive).
@@ -246,6 +293,26 @@ impl PostgresLock {
         }
     }
 
+    /// After a dropped wait: a try in flight may have been granted; release it right behind
+    /// (module docs, "Cancel-safety").
+    fn cancel_try(&mut self) {
+        let Some(flight) = self.in_flight.take() else {
+            return;
+        };
+        if flight.what != Request::Try {
+            return;
+        }
+        if let Some(session) = self.conn.as_ref().filter(|s| s.conn.alive()) {
+            let client = session.conn.shared_client();
+            let stmt = session.stmts.unlock_if_mine.clone();
+            let (key, chan) = (self.key, channel(self.key));
+            let (hi, lo) = key::pg_locks_halves(key);
+            send_now(async move { client.query(&stmt, &[&key, &chan, &hi, &lo]).await });
+            drop(flight);
+            self.flush_now();
+        }
+    }
+
     /// The answer to a try, as the caller's result.
     fn tried(&mut self, answer: Answer) -> Option<SimpleLockResult<()>> {
         match answer {
@@ -300,7 +367,15 @@ impl AsyncConcreteLock for PostgresLock {
                 Poll::Ready(answer) => answer,
             };
             if let Some(done) = self.tried(answer) {
+                self.unlisten();
                 return Poll::Ready(done);
+            }
+            if !self.conn.as_ref().is_some_and(|s| s.listening) {
+                // The first try found it taken: listen, and try again right behind the LISTEN,
+                // which catches a release between the two tries.
+                self.listen();
+                wait.notified = true;
+                continue;
             }
             // Taken: sleep until a release is announced or the timer fires.
             wait.timer = Some(Box::pin(sleep(wait.pause)));
@@ -309,23 +384,8 @@ impl AsyncConcreteLock for PostgresLock {
     }
 
     fn cancel_wait(&mut self) {
-        let Some(flight) = self.in_flight.take() else {
-            return;
-        };
-        if flight.what != Request::Try {
-            return;
-        }
-        // The try may have been granted: release it right behind, if it was (module docs,
-        // "Cancel-safety").
-        if let Some(session) = self.conn.as_ref().filter(|s| s.conn.alive()) {
-            let client = session.conn.shared_client();
-            let stmt = session.stmts.unlock_if_mine.clone();
-            let (key, chan) = (self.key, channel(self.key));
-            let (hi, lo) = key::pg_locks_halves(key);
-            send_now(async move { client.query(&stmt, &[&key, &chan, &hi, &lo]).await });
-            drop(flight);
-            self.flush_now();
-        }
+        self.cancel_try();
+        self.unlisten();
     }
 
     fn poll_try_lock(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>> {

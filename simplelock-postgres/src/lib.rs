@@ -150,8 +150,8 @@
 //! - **No wait queued on the server**: a queued `pg_advisory_lock` could not be withdrawn when
 //!   the future is dropped, and a release would then grant the lock to nobody. An async wait
 //!   tries (`pg_try_advisory_lock`, with the fencing token, as `try_lock`) and sleeps until a
-//!   release is announced (`LISTEN`; an async guard's release runs `pg_notify` with the unlock)
-//!   or a timer fires (2 ms doubling to 100 ms: releases that announce nothing — a blocking
+//!   release is announced (`LISTEN`, while waiting only; an async guard's release runs
+//!   `pg_notify` with the unlock) or a timer fires (2 ms doubling to 100 ms: releases that announce nothing — a blocking
 //!   handle's, a dead holder's, another program's — are seen within 100 ms). Waiters are not
 //!   served in order.
 //! - **Cancel-safe**: if the future is dropped while a try is in flight, a release "if this
