@@ -37,10 +37,11 @@
 //! what is not for it), and on a busy server those wake-ups compete with the one that matters:
 //! measured here (raw `postgres` clients, 2 cores), a notification reached its listener in
 //! ~150 µs with no other listener and in ~175–240 µs with 4–8 idle listeners on other
-//! channels. So a session listens only from its first failed try to the end of that wait (an
-//! uncontended acquisition never listens; the wait's end, granted, failed or dropped, queues an
-//! `UNLISTEN` and writes it at once): holders and idle handles do not slow every other lock's
-//! handoff.
+//! channels. So a session listens only from its first failed try to the end of that wait or of
+//! the hold it won (an uncontended acquisition never listens; a failed or dropped wait writes
+//! an `UNLISTEN` at once; a won wait's async release sends it right behind its unlock, off the
+//! handoff's path, where writing it at the grant would delay the new holder's return): idle
+//! handles do not slow every other lock's handoff.
 //!
 //! Costs: a notifying release takes a transaction id and the server's notification queue lock
 //! (NOTIFY's price); a contended wait adds a `LISTEN` and an `UNLISTEN`; a waiter costs one try
@@ -53,8 +54,8 @@
 //! waiter, which wakes), then the try's round trip (the waiter's backend wakes again, and then
 //! the waiter). A blocking handoff makes the first leg only (`pg_advisory_lock` returns in
 //! the waiter's backend when the holder's release wakes it), so the async handoff costs one
-//! round trip more, through two sleeping processes: 1.5–2× the blocking handoff on this
-//! 2-core machine, depending on its load. That round trip cannot be saved without giving up
+//! round trip more, through two sleeping processes: 1.5–2.5× the blocking handoff (medians of
+//! runs) on this shared 2-core machine, the more the busier it is. That round trip cannot be saved without giving up
 //! cancel-safety: any server-side step that takes the lock when it is released (a queued
 //! `pg_advisory_lock`, a try run right behind a server-side wait) takes it at that moment for
 //! a future that may have been dropped meanwhile, so that another client's try, right after
@@ -213,9 +214,11 @@ impl PostgresLock {
         }
     }
 
-    /// Stops listening, once the wait is over: queued and written at once, its answer left for
-    /// the handle's next call.
-    fn unlisten(&mut self) {
+    /// Stops listening: queued behind what is queued already, and written at once if
+    /// `write_now` (else by the next drive); its answer is left for the handle's next call.
+    /// Never with `write_now` while a future waits on the socket: the write's drive registers
+    /// no waker.
+    fn unlisten(&mut self, write_now: bool) {
         let key = self.key;
         if let Some(session) = self.conn.as_mut().filter(|s| s.listening) {
             session.listening = false;
@@ -223,9 +226,11 @@ impl PostgresLock {
                 let client = session.conn.shared_client();
                 let unlisten = format!("UNLISTEN {}", channel(key));
                 send_now(async move { client.batch_execute(&unlisten).await });
-                session
-                    .conn
-                    .drive(&mut Context::from_waker(Waker::noop()), |_| {});
+                if write_now {
+                    session
+                        .conn
+                        .drive(&mut Context::from_waker(Waker::noop()), |_| {});
+                }
             }
         }
     }
@@ -367,7 +372,11 @@ impl AsyncConcreteLock for PostgresLock {
                 Poll::Ready(answer) => answer,
             };
             if let Some(done) = self.tried(answer) {
-                self.unlisten();
+                if done.is_err() {
+                    self.unlisten(true);
+                }
+                // Granted: the session listens on until the release, which sends the UNLISTEN
+                // behind the unlock (a write here would delay the caller's return).
                 return Poll::Ready(done);
             }
             if !self.conn.as_ref().is_some_and(|s| s.listening) {
@@ -385,7 +394,7 @@ impl AsyncConcreteLock for PostgresLock {
 
     fn cancel_wait(&mut self) {
         self.cancel_try();
-        self.unlisten();
+        self.unlisten(true);
     }
 
     fn poll_try_lock(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>> {
@@ -416,6 +425,12 @@ impl AsyncConcreteLock for PostgresLock {
                 return Poll::Ready(self.finish_release(None));
             }
             self.send(Request::Unlock);
+            let mut notified = false;
+            // Its first poll queues the unlock; the UNLISTEN goes behind it.
+            let step = self.poll_answer(cx, &mut notified);
+            self.unlisten(false);
+            let answer = std::task::ready!(step);
+            return Poll::Ready(self.finish_release(Some(answer)));
         }
         let mut notified = false;
         let answer = std::task::ready!(self.poll_answer(cx, &mut notified));
@@ -438,6 +453,7 @@ impl AsyncConcreteLock for PostgresLock {
                 let stmt = session.stmts.unlock_notify.clone();
                 let (key, chan) = (self.key, channel(self.key));
                 send_now(async move { client.query_one(&stmt, &[&key, &chan]).await });
+                self.unlisten(false);
                 self.flush_now();
             }
             // Closing the connection releases what its session held.
