@@ -54,8 +54,11 @@
 //! waiter, which wakes), then the try's round trip (the waiter's backend wakes again, and then
 //! the waiter). A blocking handoff makes the first leg only (`pg_advisory_lock` returns in
 //! the waiter's backend when the holder's release wakes it), so the async handoff costs one
-//! round trip more, through two sleeping processes: 1.5–2.5× the blocking handoff (medians of
-//! runs) on this shared 2-core machine, the more the busier it is. That round trip cannot be saved without giving up
+//! round trip more, through two sleeping processes, and NOTIFY's delivery (a signal, and a
+//! transaction in the listening backend to read the queue) is slower than the lock manager's
+//! wake-up: measured on this shared 2-core machine, the async handoff is the blocking one plus
+//! ~125–190 µs, 1.7–2.9× it (medians of runs; the ratio is highest when the blocking handoff
+//! is fastest). That round trip cannot be saved without giving up
 //! cancel-safety: any server-side step that takes the lock when it is released (a queued
 //! `pg_advisory_lock`, a try run right behind a server-side wait) takes it at that moment for
 //! a future that may have been dropped meanwhile, so that another client's try, right after
