@@ -8,8 +8,9 @@
 //! first registers the connection's socket with the reactor of the runtime that polls it (and
 //! a blocking call moves it back): the connection is then driven inside the caller's task, by
 //! the poll of the lock future itself, and the task sleeps on the socket like any tokio IO. No
-//! thread is added, no thread blocks, nothing is spawned. Moving costs two `epoll_ctl` calls per
-//! async call.
+//! thread is added, no thread blocks, nothing is spawned. Moving costs two `epoll_ctl` calls,
+//! paid by the first async call after a blocking one or on another runtime (the connection
+//! remembers which runtime's reactor holds its socket).
 //!
 //! **No server-side wait.** The blocking `hang_lock` waits inside the server
 //! (`pg_advisory_lock`). An async wait must not: a request queued on the server cannot be
@@ -20,20 +21,49 @@
 //! (`pg_try_advisory_lock`, the same statement as `try_lock`, fencing token included) and,
 //! between tries, sleeps until
 //!
-//! - a **notification**: the session `LISTEN`s on the lock's channel (`simplelock_` and the key
-//!   as 16 hex digits), and every release by an async guard (`unlock().await` or a drop) runs
-//!   `pg_notify` on it in the same statement as the unlock — delivered after the release, to
-//!   idle sessions at once. A notification that arrives while a try is in flight makes the
-//!   wait try again at once, so no release is missed between a failed try and the sleep;
+//! - a **notification**: once a try found the lock taken, the session `LISTEN`s on the lock's
+//!   channel (`simplelock_` and the key as 16 hex digits) and tries again right behind the
+//!   `LISTEN` (so a release between the two tries is not missed), and every release by an
+//!   async guard (`unlock().await` or a drop) runs `pg_notify` on it in the same statement as
+//!   the unlock — delivered after the release, to idle sessions at once. A notification that
+//!   arrives while a try is in flight makes the wait try again at once, so no release is
+//!   missed between a failed try and the sleep;
 //! - or a **timer**, for releases that notify nobody: a blocking `PostgresLock`'s release, a
 //!   holder whose session ended (killed, cut off), another program's `pg_advisory_unlock`.
 //!   It starts at 2 ms and doubles up to 100 ms: such releases are seen within 100 ms.
 //!
+//! **Listening only while waiting.** A `NOTIFY` wakes every session of the database that
+//! listens on *any* channel (PostgreSQL 15 signals them all; each reads the queue and drops
+//! what is not for it), and on a busy server those wake-ups compete with the one that matters:
+//! measured here (raw `postgres` clients, 2 cores), a notification reached its listener in
+//! ~150 µs with no other listener and in ~175–240 µs with 4–8 idle listeners on other
+//! channels. So a session listens only from its first failed try to the end of that wait or of
+//! the hold it won (an uncontended acquisition never listens; a failed or dropped wait writes
+//! an `UNLISTEN` at once; a won wait's async release sends it right behind its unlock, off the
+//! handoff's path, where writing it at the grant would delay the new holder's return): idle
+//! handles do not slow every other lock's handoff.
+//!
 //! Costs: a notifying release takes a transaction id and the server's notification queue lock
-//! (NOTIFY's price); a waiter costs one try per wake-up, and at most 10 tries a second while
-//! nothing notifies. Async waiters are not queued by the server: who gets the lock after a
+//! (NOTIFY's price); a contended wait adds a `LISTEN` and an `UNLISTEN`; a waiter costs one try
+//! per wake-up, and at most 10 tries a second while nothing notifies. Async waiters are not queued by the server: who gets the lock after a
 //! release is whoever's try comes first, so a waiter may be overtaken (no FIFO, unlike
 //! `hang_lock`).
+//!
+//! **The handoff's floor.** From a release to the async waiter's return: the notification's
+//! trip (the releasing backend signals the waiter's backend, which wakes and writes to the
+//! waiter, which wakes), then the try's round trip (the waiter's backend wakes again, and then
+//! the waiter). A blocking handoff makes the first leg only (`pg_advisory_lock` returns in
+//! the waiter's backend when the holder's release wakes it), so the async handoff costs one
+//! round trip more, through two sleeping processes, and NOTIFY's delivery (a signal, and a
+//! transaction in the listening backend to read the queue) is slower than the lock manager's
+//! wake-up: measured on this shared 2-core machine, the async handoff is the blocking one plus
+//! ~125–190 µs, 1.7–2.9× it (medians of runs; the ratio is highest when the blocking handoff
+//! is fastest). That round trip cannot be saved without giving up
+//! cancel-safety: any server-side step that takes the lock when it is released (a queued
+//! `pg_advisory_lock`, a try run right behind a server-side wait) takes it at that moment for
+//! a future that may have been dropped meanwhile, so that another client's try, right after
+//! the release, finds it taken by nobody (the conformance suite's cancel-safety check). Only
+//! the waiter can say it still wants the lock, after the release: hence the round trip.
 //!
 //! # Cancel-safety
 //!
@@ -68,6 +98,21 @@
 //! call or when the handle is dropped, which closes the connection and so releases too.
 //! Dropped outside a runtime, the guard releases with a blocking `try_unlock`.
 //!
+//! **A notifying release does not wait for the WAL flush.** `pg_notify` gives the release
+//! statement a transaction id, and its commit would wait for the commit record to reach the
+//! disk before the notification goes out: a flush on the handoff's path that a blocking
+//! release (no transaction id) does not pay. So the release statement (and the "release if
+//! mine" of a cancelled try) sets `synchronous_commit = off` for its own transaction only
+//! (`set_config(…, true)`, a `SET LOCAL`); the acquiring statements keep the session's setting.
+//! Nothing is lost by it. The release itself is not transactional and not logged (an advisory
+//! lock lives in the server's memory; a crash drops every lock anyway); a notification whose
+//! commit is lost in a crash goes to sessions that the crash ended. The fencing tokens keep
+//! their guarantee: a token is the transaction id (or sequence value) of an *acquiring*
+//! statement, whose commit is still flushed before its answer is sent, and a flush covers the
+//! whole WAL before it; after a crash the server counts on from above every token it handed
+//! out. An asynchronously committed release's own transaction id may then be handed out
+//! again, but it was never anybody's token.
+//!
 //! # Fencing tokens, lost locks
 //!
 //! An async acquisition runs the same statements as the blocking one and records the grant
@@ -88,7 +133,7 @@
 //! - Like the other backends' async waits, it never reports `WouldDeadlock`.
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use simplelock_core::{AsyncConcreteLock, SimpleLockError, SimpleLockResult};
@@ -128,8 +173,8 @@ fn channel(key: i64) -> String {
 }
 
 impl PostgresLock {
-    /// What every async acquisition does first: the checks of the blocking calls, the socket
-    /// moved to this runtime, and the session listening for releases.
+    /// What every async acquisition does first: the checks of the blocking calls and the socket
+    /// moved to this runtime.
     fn begin_async(&mut self) -> SimpleLockResult<()> {
         self.check_owner()?;
         if self.held.is_some() {
@@ -138,15 +183,40 @@ impl PostgresLock {
         // A request left by a dropped unlock: sent already, its answer is of no interest.
         self.in_flight = None;
         async_conn::bind_here(&self.name, self.conn.as_ref().map(|s| &s.conn))?;
-        let session = self.conn.as_mut().expect("bound above");
-        if !session.listening {
+        Ok(())
+    }
+
+    /// Starts listening for releases of this lock (module docs, "Listening only while
+    /// waiting"): queued, and sent before the next try.
+    fn listen(&mut self) {
+        let key = self.key;
+        if let Some(session) = self.conn.as_mut().filter(|s| !s.listening) {
             let client = session.conn.shared_client();
-            let listen = format!("LISTEN {}", channel(self.key));
-            // Queued before the first try: a release after the try is announced to us.
+            let listen = format!("LISTEN {}", channel(key));
             send_now(async move { client.batch_execute(&listen).await });
             session.listening = true;
         }
-        Ok(())
+    }
+
+    /// Stops listening: queued behind what is queued already, and written at once if
+    /// `write_now` (else by the next drive); its answer is left for the handle's next call.
+    /// Never with `write_now` while a future waits on the socket: the write's drive registers
+    /// no waker.
+    fn unlisten(&mut self, write_now: bool) {
+        let key = self.key;
+        if let Some(session) = self.conn.as_mut().filter(|s| s.listening) {
+            session.listening = false;
+            if session.conn.alive() {
+                let client = session.conn.shared_client();
+                let unlisten = format!("UNLISTEN {}", channel(key));
+                send_now(async move { client.batch_execute(&unlisten).await });
+                if write_now {
+                    session
+                        .conn
+                        .drive(&mut Context::from_waker(Waker::noop()), |_| {});
+                }
+            }
+        }
     }
 
     /// Queues request `what` on the connection (sent by the next drive).
@@ -206,6 +276,26 @@ impl PostgresLock {
         }
     }
 
+    /// After a dropped wait: a try in flight may have been granted; release it right behind
+    /// (module docs, "Cancel-safety").
+    fn cancel_try(&mut self) {
+        let Some(flight) = self.in_flight.take() else {
+            return;
+        };
+        if flight.what != Request::Try {
+            return;
+        }
+        if let Some(session) = self.conn.as_ref().filter(|s| s.conn.alive()) {
+            let client = session.conn.shared_client();
+            let stmt = session.stmts.unlock_if_mine.clone();
+            let (key, chan) = (self.key, channel(self.key));
+            let (hi, lo) = key::pg_locks_halves(key);
+            send_now(async move { client.query(&stmt, &[&key, &chan, &hi, &lo]).await });
+            drop(flight);
+            self.flush_now();
+        }
+    }
+
     /// The answer to a try, as the caller's result.
     fn tried(&mut self, answer: Answer) -> Option<SimpleLockResult<()>> {
         match answer {
@@ -253,7 +343,19 @@ impl AsyncConcreteLock for PostgresLock {
                 Poll::Ready(answer) => answer,
             };
             if let Some(done) = self.tried(answer) {
+                if done.is_err() {
+                    self.unlisten(true);
+                }
+                // Granted: the session listens on until the release, which sends the UNLISTEN
+                // behind the unlock (a write here would delay the caller's return).
                 return Poll::Ready(done);
+            }
+            if !self.conn.as_ref().is_some_and(|s| s.listening) {
+                // The first try found it taken: listen, and try again right behind the LISTEN,
+                // which catches a release between the two tries.
+                self.listen();
+                wait.notified = true;
+                continue;
             }
             // Taken: sleep until a release is announced or the timer fires.
             wait.timer = Some(Box::pin(sleep(wait.pause)));
@@ -262,23 +364,8 @@ impl AsyncConcreteLock for PostgresLock {
     }
 
     fn cancel_wait(&mut self) {
-        let Some(flight) = self.in_flight.take() else {
-            return;
-        };
-        if flight.what != Request::Try {
-            return;
-        }
-        // The try may have been granted: release it right behind, if it was (module docs,
-        // "Cancel-safety").
-        if let Some(session) = self.conn.as_ref().filter(|s| s.conn.alive()) {
-            let client = session.conn.shared_client();
-            let stmt = session.stmts.unlock_if_mine.clone();
-            let (key, chan) = (self.key, channel(self.key));
-            let (hi, lo) = key::pg_locks_halves(key);
-            send_now(async move { client.query(&stmt, &[&key, &chan, &hi, &lo]).await });
-            drop(flight);
-            self.flush_now();
-        }
+        self.cancel_try();
+        self.unlisten(true);
     }
 
     fn poll_try_lock(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>> {
@@ -309,6 +396,12 @@ impl AsyncConcreteLock for PostgresLock {
                 return Poll::Ready(self.finish_release(None));
             }
             self.send(Request::Unlock);
+            let mut notified = false;
+            // Its first poll queues the unlock; the UNLISTEN goes behind it.
+            let step = self.poll_answer(cx, &mut notified);
+            self.unlisten(false);
+            let answer = std::task::ready!(step);
+            return Poll::Ready(self.finish_release(Some(answer)));
         }
         let mut notified = false;
         let answer = std::task::ready!(self.poll_answer(cx, &mut notified));
@@ -331,6 +424,7 @@ impl AsyncConcreteLock for PostgresLock {
                 let stmt = session.stmts.unlock_notify.clone();
                 let (key, chan) = (self.key, channel(self.key));
                 send_now(async move { client.query_one(&stmt, &[&key, &chan]).await });
+                self.unlisten(false);
                 self.flush_now();
             }
             // Closing the connection releases what its session held.

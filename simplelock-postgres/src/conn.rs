@@ -241,7 +241,7 @@ impl Target {
                         state,
                         watch,
                         stream,
-                        elsewhere: AtomicBool::new(false),
+                        bound: Mutex::new(None),
                     });
                 }
                 Err(e) => last = Some(e),
@@ -594,9 +594,12 @@ pub(crate) struct Conn {
     watch: Arc<OwnedFd>,
     /// The socket, to move it between reactors.
     stream: Stream,
-    /// The socket is registered with another runtime than the connection's own (an async
-    /// wait's): a blocking call moves it back first.
-    elsewhere: AtomicBool,
+    /// The runtime whose reactor the socket is registered with, if not the connection's own
+    /// (an async call's): a blocking call moves it back first, and an async call on the same
+    /// runtime leaves it where it is. Runtime ids come from a process-wide 64-bit counter
+    /// (tokio's `OwnedTasks` ids), never reused while the process runs, so an id equal to the current
+    /// runtime's names that very runtime, whose reactor is alive since it is running.
+    bound: Mutex<Option<tokio::runtime::Id>>,
 }
 
 impl fmt::Debug for Conn {
@@ -630,11 +633,13 @@ impl Conn {
     /// connection meanwhile: no other thread is woken on the way.
     pub(crate) fn run<F: Future>(&self, lock: &str, fut: F) -> SimpleLockResult<F::Output> {
         not_in_async(lock)?;
-        if self.elsewhere.load(Ordering::Relaxed) {
+        let mut bound = self.bound();
+        if bound.is_some() {
             let _entered = self.rt().enter();
             self.rebind(lock)?;
-            self.elsewhere.store(false, Ordering::Relaxed);
+            *bound = None;
         }
+        drop(bound);
         let mut fut = std::pin::pin!(fut);
         Ok(self.rt().block_on(std::future::poll_fn(|cx| {
             // Notifications (`LISTEN`, used by the counting semaphores) are kept in `state`
@@ -666,7 +671,7 @@ impl Conn {
         allow(dead_code, reason = "used by the async wait")
     )]
     pub(crate) fn bind_here(&self, lock: &str) -> SimpleLockResult<()> {
-        if tokio::runtime::Handle::try_current().is_err() {
+        let Ok(here) = tokio::runtime::Handle::try_current() else {
             return Err(SimpleLockError::unknown(
                 lock,
                 "PostgresLock's async wait must be polled inside a tokio runtime (with IO and \
@@ -674,10 +679,19 @@ impl Conn {
                 None,
             )
             .with_kind(std::io::ErrorKind::Unsupported));
+        };
+        let mut bound = self.bound();
+        // Already there (the previous async call ran on this runtime): two `epoll_ctl` calls
+        // spared, which the async release would otherwise pay on the handoff's path.
+        if *bound != Some(here.id()) {
+            self.rebind(lock)?;
+            *bound = Some(here.id());
         }
-        self.rebind(lock)?;
-        self.elsewhere.store(true, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn bound(&self) -> std::sync::MutexGuard<'_, Option<tokio::runtime::Id>> {
+        self.bound.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Drives the connection as far as it goes without waiting: writes what the requests
@@ -725,7 +739,7 @@ impl Drop for Conn {
         let rt = self.rt.take().expect("taken only here");
         if tokio::runtime::Handle::try_current().is_err() {
             if let Some(mut driver) = driver {
-                if self.elsewhere.load(Ordering::Relaxed) {
+                if self.bound().is_some() {
                     let _entered = rt.enter();
                     let _ = self.stream.rebind();
                 }

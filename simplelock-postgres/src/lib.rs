@@ -150,8 +150,8 @@
 //! - **No wait queued on the server**: a queued `pg_advisory_lock` could not be withdrawn when
 //!   the future is dropped, and a release would then grant the lock to nobody. An async wait
 //!   tries (`pg_try_advisory_lock`, with the fencing token, as `try_lock`) and sleeps until a
-//!   release is announced (`LISTEN`; an async guard's release runs `pg_notify` with the unlock)
-//!   or a timer fires (2 ms doubling to 100 ms: releases that announce nothing — a blocking
+//!   release is announced (`LISTEN`, while waiting only; an async guard's release runs
+//!   `pg_notify` with the unlock) or a timer fires (2 ms doubling to 100 ms: releases that announce nothing — a blocking
 //!   handle's, a dead holder's, another program's — are seen within 100 ms). Waiters are not
 //!   served in order.
 //! - **Cancel-safe**: if the future is dropped while a try is in flight, a release "if this
@@ -725,12 +725,15 @@ impl PostgresLock {
             "SELECT count(*), pg_backend_pid() {where_mine} \
              AND classid::bigint = $1 AND objid::bigint = $2"
         );
-        // The releases of async handles wake the async waiters (see `async_lock`).
-        let sql_unlock_notify = format!("SELECT {unlock_fn}($1::bigint), pg_notify($2::text, '')");
-        let sql_unlock_if_mine = format!(
-            "SELECT {unlock_fn}($1::bigint), pg_notify($2::text, '') {where_mine} \
-             AND classid::bigint = $3 AND objid::bigint = $4"
+        // The releases of async handles wake the async waiters (see `async_lock`), committed
+        // without waiting for the WAL flush (`async_lock`, "Releasing": why that is safe).
+        let notify = format!(
+            "{unlock_fn}($1::bigint), pg_notify($2::text, ''), \
+             set_config('synchronous_commit', 'off', true)"
         );
+        let sql_unlock_notify = format!("SELECT {notify}");
+        let sql_unlock_if_mine =
+            format!("SELECT {notify} {where_mine} AND classid::bigint = $3 AND objid::bigint = $4");
         let client = conn.client();
         let prepared = conn.run(&self.name, async {
             tokio::try_join!(

@@ -169,3 +169,38 @@ fn a_release_by_an_async_guard_wakes_an_async_waiter_on_another_runtime() {
     a.try_unlock().unwrap();
     waiter.join().expect("the waiter");
 }
+
+/// The socket follows the handle: async calls on one runtime, then blocking calls, then the
+/// same runtime again, then another runtime, then the first again. Each async wait must be
+/// woken by the answers on its own runtime's reactor (a socket left registered with another
+/// reactor is never reported readable there: the wait would hang, here time out).
+#[test]
+fn the_socket_follows_the_handle_between_runtimes_and_blocking_calls() {
+    let mut b = open("async-rebind");
+    let (first, second) = (runtime(), runtime());
+    let wait_on = |rt: &tokio::runtime::Runtime, b: &mut PostgresLock, round: &str| {
+        let mut holder = open("async-rebind");
+        holder.try_lock().unwrap();
+        // Released by a blocking handle, which notifies nobody: the waiter sees it by its own
+        // tries, each answered on its runtime's reactor.
+        let releaser = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            holder.try_unlock().unwrap();
+        });
+        rt.block_on(async {
+            let guard = tokio::time::timeout(PATIENCE, b.lock_async())
+                .await
+                .unwrap_or_else(|_| panic!("{round}: the async wait was never woken"))
+                .expect("lock_async");
+            guard.unlock().await.expect("unlock");
+        });
+        releaser.join().expect("the releaser");
+    };
+    wait_on(&first, &mut b, "first runtime");
+    b.try_lock().expect("a blocking call after the async ones");
+    b.try_unlock().unwrap();
+    wait_on(&first, &mut b, "the first runtime after a blocking call");
+    wait_on(&second, &mut b, "another runtime");
+    wait_on(&first, &mut b, "the first runtime again");
+    assert_eq!(b.status().unwrap(), LockStatus::Open);
+}
