@@ -533,7 +533,6 @@ impl FileLock {
         sys::registry::add(sys::Held {
             dev: self.fd.dev,
             ino: self.fd.ino,
-            thread: sys::registry::this_thread(),
             exclusive: mode == Mode::Exclusive,
             handle: self.id,
         });

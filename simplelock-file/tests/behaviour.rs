@@ -418,3 +418,32 @@ fn without_the_path_check_a_deleted_file_is_locked_as_documented() {
     unchecked.try_unlock().unwrap();
     newcomer.try_unlock().unwrap();
 }
+
+/// A hold released by another thread than its acquirer (handles are `Send`) is forgotten by
+/// the acquirer: its later wait on the same file through another handle waits (here until its
+/// timeout) instead of failing with a false `WouldDeadlock`.
+#[test]
+fn a_hold_released_on_another_thread_is_forgotten_by_its_acquirer() {
+    let path = lock_path("moved");
+    let mut first = common::lock_file(&path).unwrap();
+    first.try_lock().unwrap();
+    thread::spawn(move || first.try_unlock().unwrap())
+        .join()
+        .unwrap();
+    // Held by a handle whose acquiring thread has ended.
+    let mut other = common::lock_file(&path).unwrap();
+    let other = thread::spawn(move || {
+        other.try_lock().unwrap();
+        other
+    })
+    .join()
+    .unwrap();
+    let mut second = common::lock_file(&path).unwrap();
+    match second.timed_lock(Duration::from_millis(20)) {
+        Err(SimpleLockError::TimedOut { .. }) => {}
+        result => {
+            panic!("expected TimedOut (a released hold taken for this thread's?): {result:?}")
+        }
+    }
+    drop(other);
+}

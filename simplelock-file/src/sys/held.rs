@@ -1,55 +1,130 @@
 //! The locks the threads of this process hold, kept to refuse a wait that could never end
-//! (`WouldDeadlock`): the same on every platform, over a list that each platform guards its own
-//! way (`with_held`: a spin lock that the fork handlers hold across `fork` on Unix, a `Mutex`
-//! on Windows).
+//! (`WouldDeadlock`): the same on every platform.
+//!
+//! Only the calling thread's own holds matter ("this thread holds the lock through another
+//! handle"), so each thread keeps its holds in a thread-local list: recording and forgetting a
+//! hold takes no lock and no atomic read-modify-write, which keeps the uncontended pair close to
+//! the bare `flock` pair. Two cases need more:
+//! - a hold released by another thread than the one that took it (a handle is `Send`): that
+//!   thread cannot reach the acquirer's list, so it leaves the handle's id in one of a few
+//!   shared slots, which the acquirer consults and empties when it next checks for a deadlock,
+//!   and on its exit. Handle ids are never reused (and never 0, a free slot), so a stale entry
+//!   never stands for another hold. Should all the slots be taken (more than
+//!   [`SLOTS`] such releases not yet seen by their acquirers), the acquirer keeps its entry:
+//!   its later wait for that file through another handle gets a spurious `WouldDeadlock` instead
+//!   of waiting — an error, never a hang and never a second holder.
+//! - a child made by `fork` inherits the forking thread's list, with its parent's holds, which
+//!   are not the child's: each entry carries the process id that recorded it, and entries of
+//!   another process are ignored. Nothing here takes a lock, so a fork at any moment leaves the
+//!   child nothing held.
 
-use super::with_held;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use super::current_pid;
 
 /// One lock held by a thread of this process, through one handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Held {
     pub(crate) dev: u64,
     pub(crate) ino: u64,
-    /// [`registry::this_thread`] of the thread that acquired it.
-    pub(crate) thread: u64,
     pub(crate) exclusive: bool,
-    /// The handle's id.
+    /// The handle's id (never 0).
     pub(crate) handle: u64,
+}
+
+/// A recorded hold, with the process that recorded it.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    held: Held,
+    pid: u32,
+}
+
+/// A thread's holds; on the thread's exit, the slots of its holds released elsewhere are
+/// freed.
+#[derive(Debug, Default)]
+struct Holds(Vec<Entry>);
+
+impl Drop for Holds {
+    fn drop(&mut self) {
+        prune(&mut self.0);
+    }
+}
+
+thread_local! {
+    static HOLDS: RefCell<Holds> = RefCell::new(Holds::default());
+}
+
+/// How many holds released by another thread than their acquirer can wait at once for their
+/// acquirer to see them.
+const SLOTS: usize = 64;
+
+/// Ids of holds released by another thread than the one that recorded them; 0 is a free slot.
+static RELEASED_ELSEWHERE: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+/// Whether a slot of [`RELEASED_ELSEWHERE`] was ever taken (read without scanning them).
+static RELEASED_ELSEWHERE_EVER: AtomicBool = AtomicBool::new(false);
+
+/// Drops from `list` the holds released by other threads, freeing their slots.
+fn prune(list: &mut Vec<Entry>) {
+    if list.is_empty() || !RELEASED_ELSEWHERE_EVER.load(Ordering::Acquire) {
+        return;
+    }
+    list.retain(|entry| {
+        let id = entry.held.handle;
+        !RELEASED_ELSEWHERE.iter().any(|slot| {
+            slot.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        })
+    });
 }
 
 /// The registry of locks held by the threads of this process.
 pub(crate) mod registry {
-    use super::{Held, with_held};
+    use super::*;
 
-    /// A small number naming the calling thread: the core's, which every backend shares.
-    pub(crate) use simplelock_core::process::thread_number as this_thread;
-
-    /// Record a hold.
+    /// Record a hold of the calling thread.
     pub(crate) fn add(held: Held) {
-        with_held(|all| all.push(held));
+        let pid = current_pid();
+        // A thread that is exiting has no list any more: it cannot wait for anything either.
+        let _ = HOLDS.try_with(|holds| holds.borrow_mut().0.push(Entry { held, pid }));
     }
 
-    /// Forget the hold of `handle`, if it is recorded.
+    /// Forget the hold of `handle`: in the calling thread's list or, taken by another thread,
+    /// for that thread to see.
     pub(crate) fn remove(handle: u64) {
-        with_held(|all| {
-            if let Some(at) = all.iter().position(|h| h.handle == handle) {
-                all.swap_remove(at);
-            }
-        });
+        let found = HOLDS
+            .try_with(|holds| {
+                let list = &mut holds.borrow_mut().0;
+                let at = list.iter().position(|e| e.held.handle == handle);
+                at.map(|at| list.swap_remove(at)).is_some()
+            })
+            .unwrap_or(false);
+        if !found
+            && RELEASED_ELSEWHERE.iter().any(|slot| {
+                slot.compare_exchange(0, handle, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            })
+        {
+            RELEASED_ELSEWHERE_EVER.store(true, Ordering::Release);
+        }
     }
 
     /// Whether the calling thread holds the lock on `dev`/`ino` through a handle other than
     /// `handle`, in a way that excludes a wait for the mode `exclusive`: waiting would never end.
     pub(crate) fn would_deadlock(dev: u64, ino: u64, exclusive: bool, handle: u64) -> bool {
-        let thread = this_thread();
-        with_held(|all| {
-            all.iter().any(|h| {
-                h.dev == dev
-                    && h.ino == ino
-                    && h.thread == thread
-                    && h.handle != handle
-                    && (exclusive || h.exclusive)
+        let pid = current_pid();
+        HOLDS
+            .try_with(|holds| {
+                let list = &mut holds.borrow_mut().0;
+                prune(list);
+                list.iter().any(|e| {
+                    e.pid == pid
+                        && e.held.dev == dev
+                        && e.held.ino == ino
+                        && e.held.handle != handle
+                        && (exclusive || e.held.exclusive)
+                })
             })
-        })
+            .unwrap_or(false)
     }
 }

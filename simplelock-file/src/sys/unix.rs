@@ -29,7 +29,7 @@ mod proc_locks;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod wait;
 
-pub(crate) use fork::{current_pid, init, with_held};
+pub(crate) use fork::{current_pid, init};
 pub(crate) use proc_locks::{FlockHolder, Lookup, alive, flock_holders, live_holder};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) use wait::Waiter;

@@ -58,11 +58,9 @@ use std::io;
 use std::os::windows::fs::{FileExt, OpenOptionsExt};
 use std::os::windows::io::{AsHandle, AsRawHandle, BorrowedHandle};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use simplelock_core::{SimpleLockError, SimpleLockResult, Wait};
 
-use super::Held;
 use windows_sys::Win32::Foundation::{
     CloseHandle, ERROR_ACCESS_DENIED, ERROR_DIRECTORY, ERROR_FILE_NOT_FOUND,
     ERROR_FILENAME_EXCED_RANGE, ERROR_INVALID_NAME, ERROR_LOCK_VIOLATION, ERROR_PATH_NOT_FOUND,
@@ -387,16 +385,4 @@ pub(crate) enum Lookup {
 /// The holders of the lock on `dev`/`ino`: Windows cannot tell.
 pub(crate) fn flock_holders(_dev: u64, _ino: u64) -> io::Result<Lookup> {
     Ok(Lookup::Uncertain)
-}
-
-/// The locks held by this process's threads (see `held.rs`). Without `fork` a `Mutex` does
-/// (Unix needs a spin lock its fork handlers hold).
-static HELD: Mutex<Vec<Held>> = Mutex::new(Vec::new());
-
-/// Runs `f` on the list of held locks, under its mutex.
-pub(crate) fn with_held<R>(f: impl FnOnce(&mut Vec<Held>) -> R) -> R {
-    // A panic while the list was locked left it consistent (each step is one push or
-    // remove): go on with it.
-    let mut held = HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    f(&mut held)
 }
