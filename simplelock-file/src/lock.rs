@@ -161,7 +161,8 @@ impl FileLockOptions {
 
     /// Keep the holder record in a named lock's file (`true`, the default), or not: then
     /// [`previous_holder`](ConcreteLock::previous_holder) is `Unknown`,
-    /// [`holder`](ConcreteLock::holder) of another process has no "since", and a lock+unlock
+    /// [`holder`](ConcreteLock::holder) of another process has no "since" (of this handle's own
+    /// hold it has one, to a few milliseconds), and a lock+unlock
     /// pair saves the record's `pread` and two `pwrite`s (see "Raw speed" in the
     /// [crate docs](crate)). Handles with and without the record exclude each other as usual,
     /// but the record then only tells of the holds of handles that keep it: a handle with the
@@ -494,7 +495,13 @@ impl FileLock {
     /// Bookkeeping right after `flock` granted the lock: the record and the registry.
     fn acquired(&mut self) {
         let mode = self.mode;
-        let since = SystemTime::now();
+        // The record keeps the exact time; without it, `holder()` of this handle shows it to a
+        // few milliseconds (see `sys::coarse_now`).
+        let since = if self.managed {
+            SystemTime::now()
+        } else {
+            sys::coarse_now()
+        };
         let can_write = mode == Mode::Exclusive && self.fd.writable;
         let mut record = false;
         self.previous = PreviousHolder::Unknown;

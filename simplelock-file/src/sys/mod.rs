@@ -54,3 +54,20 @@ pub(crate) fn open(
         )
     })
 }
+
+/// The time now, to a few milliseconds: the kernel's coarse clock where it has one (Linux,
+/// read from the vDSO without the clock source's cost), else `SystemTime::now`. For the
+/// acquisition time of a hold without a record, which only `holder()` of the holding handle
+/// shows, where `SystemTime::now` is a measurable part of the raw pair.
+pub(crate) fn coarse_now() -> std::time::SystemTime {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+        let since_epoch = std::time::Duration::try_from(now).unwrap_or_default();
+        std::time::SystemTime::UNIX_EPOCH + since_epoch
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        std::time::SystemTime::now()
+    }
+}
