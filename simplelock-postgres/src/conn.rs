@@ -854,6 +854,24 @@ fn not_in_async(lock: &str) -> SimpleLockResult<()> {
     Ok(())
 }
 
+/// The first step of dropping a handle (a lock's or a semaphore's), whose `session` and async
+/// request `in_flight` hold its connection. In a forked child, where the connection is the
+/// parent's, both are forgotten — neither released nor closed — and `true` is returned; else
+/// the request goes first (it holds the client, which must go before the connection closes).
+pub(crate) fn dropping_in_fork_child<R, S>(
+    owner: u32,
+    in_flight: &mut Option<R>,
+    session: &mut Option<S>,
+) -> bool {
+    if std::process::id() != owner {
+        std::mem::forget(in_flight.take());
+        std::mem::forget(session.take());
+        return true;
+    }
+    drop(in_flight.take());
+    false
+}
+
 /// The error of a handle used in a forked child.
 pub(crate) fn forked(lock: &str) -> SimpleLockError {
     SimpleLockError::unknown(

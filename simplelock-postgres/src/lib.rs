@@ -1047,18 +1047,13 @@ impl ConcreteLock for PostgresLock {
 
 impl Drop for PostgresLock {
     fn drop(&mut self) {
-        if std::process::id() != self.owner {
-            // A forked child: the connection is the parent's. Neither unlock nor close it.
-            #[cfg(feature = "tokio")]
-            std::mem::forget(self.in_flight.take());
-            if let Some(session) = self.conn.take() {
-                std::mem::forget(session);
-            }
+        #[cfg(feature = "tokio")]
+        let in_flight = &mut self.in_flight;
+        #[cfg(not(feature = "tokio"))]
+        let in_flight = &mut None::<()>;
+        if crate::conn::dropping_in_fork_child(self.owner, in_flight, &mut self.conn) {
             return;
         }
-        // A request of an async call holds the client: gone before the connection closes.
-        #[cfg(feature = "tokio")]
-        drop(self.in_flight.take());
         if self.held.is_some() {
             // Release before returning, so the lock is free when drop returns; closing the
             // connection alone would release it a moment later.

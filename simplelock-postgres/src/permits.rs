@@ -662,18 +662,13 @@ impl Permits for PostgresPermits {
 
 impl Drop for PostgresPermits {
     fn drop(&mut self) {
-        if std::process::id() != self.owner {
-            // A forked child: the connection is the parent's. Neither release nor close it.
-            #[cfg(feature = "tokio")]
-            std::mem::forget(self.in_flight.take());
-            if let Some(session) = self.session.take() {
-                std::mem::forget(session);
-            }
+        #[cfg(feature = "tokio")]
+        let in_flight = &mut self.in_flight;
+        #[cfg(not(feature = "tokio"))]
+        let in_flight = &mut None::<()>;
+        if crate::conn::dropping_in_fork_child(self.owner, in_flight, &mut self.session) {
             return;
         }
-        // A request of an async call holds the client: gone before the connection closes.
-        #[cfg(feature = "tokio")]
-        drop(self.in_flight.take());
         if self.held.permit().is_some() {
             // Release (and notify) before returning; closing the connection alone would free
             // the permit a moment later, and wake no waiter.
