@@ -9,17 +9,20 @@
 //!   thread cannot reach the acquirer's list, so it leaves the handle's id in one of a few
 //!   shared slots, which the acquirer consults and empties when it next checks for a deadlock,
 //!   and on its exit. Handle ids are never reused (and never 0, a free slot), so a stale entry
-//!   never stands for another hold. Should all the slots be taken (more than
-//!   [`SLOTS`] such releases not yet seen by their acquirers), the acquirer keeps its entry:
-//!   its later wait for that file through another handle gets a spurious `WouldDeadlock` instead
-//!   of waiting — an error, never a hang and never a second holder.
+//!   never stands for another hold. Beyond [`SLOTS`] such releases not yet seen by their
+//!   acquirers, ids go to an overflow list behind a mutex that is only ever *tried* (a fork can
+//!   leave a copy of it locked by a thread the child does not have): should a try fail, the
+//!   acquirer keeps its entry, and its later wait for that file through another handle gets a
+//!   spurious `WouldDeadlock` instead of waiting — an error, never a hang and never a second
+//!   holder.
 //! - a child made by `fork` inherits the forking thread's list, with its parent's holds, which
 //!   are not the child's: each entry carries the process id that recorded it, and entries of
-//!   another process are ignored. Nothing here takes a lock, so a fork at any moment leaves the
-//!   child nothing held.
+//!   another process are ignored. Nothing here waits for a lock, so a fork at any moment leaves
+//!   the child nothing held.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, TryLockError};
 
 use super::current_pid;
 
@@ -64,17 +67,32 @@ static RELEASED_ELSEWHERE: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SL
 /// Whether a slot of [`RELEASED_ELSEWHERE`] was ever taken (read without scanning them).
 static RELEASED_ELSEWHERE_EVER: AtomicBool = AtomicBool::new(false);
 
+/// Ids released elsewhere that found every slot taken.
+static OVERFLOW: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
 /// Drops from `list` the holds released by other threads, freeing their slots.
 fn prune(list: &mut Vec<Entry>) {
     if list.is_empty() || !RELEASED_ELSEWHERE_EVER.load(Ordering::Acquire) {
         return;
     }
+    let mut overflow = match OVERFLOW.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    };
     list.retain(|entry| {
         let id = entry.held.handle;
-        !RELEASED_ELSEWHERE.iter().any(|slot| {
+        let in_slot = RELEASED_ELSEWHERE.iter().any(|slot| {
             slot.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
-        })
+        });
+        let mut in_overflow = || {
+            overflow.as_mut().is_some_and(|ids| {
+                let at = ids.iter().position(|other| *other == id);
+                at.map(|at| ids.swap_remove(at)).is_some()
+            })
+        };
+        !(in_slot || in_overflow())
     });
 }
 
@@ -99,12 +117,26 @@ pub(crate) mod registry {
                 at.map(|at| list.swap_remove(at)).is_some()
             })
             .unwrap_or(false);
-        if !found
-            && RELEASED_ELSEWHERE.iter().any(|slot| {
-                slot.compare_exchange(0, handle, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-            })
-        {
+        if found {
+            return;
+        }
+        let in_slot = RELEASED_ELSEWHERE.iter().any(|slot| {
+            slot.compare_exchange(0, handle, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        });
+        let kept = in_slot
+            || match OVERFLOW.try_lock() {
+                Ok(mut ids) => {
+                    ids.push(handle);
+                    true
+                }
+                Err(TryLockError::Poisoned(poisoned)) => {
+                    poisoned.into_inner().push(handle);
+                    true
+                }
+                Err(TryLockError::WouldBlock) => false,
+            };
+        if kept {
             RELEASED_ELSEWHERE_EVER.store(true, Ordering::Release);
         }
     }
@@ -126,5 +158,35 @@ pub(crate) mod registry {
                 })
             })
             .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More holds released on another thread than there are slots: the acquirer still forgets
+    /// every one of them (the overflow list), rather than take them for its own.
+    #[test]
+    fn many_holds_released_elsewhere_are_all_forgotten() {
+        // Ids far above any handle a test opens; a made-up file.
+        let ids: Vec<u64> = (0..3 * SLOTS as u64).map(|i| u64::MAX - i).collect();
+        let (dev, ino) = (u64::MAX, u64::MAX);
+        for &handle in &ids {
+            registry::add(Held {
+                dev,
+                ino,
+                exclusive: true,
+                handle,
+            });
+        }
+        assert!(registry::would_deadlock(dev, ino, true, 1));
+        std::thread::scope(|s| {
+            s.spawn(|| ids.iter().for_each(|&handle| registry::remove(handle)));
+        });
+        assert!(
+            !registry::would_deadlock(dev, ino, true, 1),
+            "a hold released on another thread was taken for this thread's"
+        );
     }
 }
