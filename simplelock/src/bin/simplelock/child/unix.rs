@@ -48,16 +48,13 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{self, Signal};
 use nix::sys::{prctl, wait};
 use nix::unistd::{self, Pid};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 
@@ -68,8 +65,9 @@ use crate::say_error;
 /// to us and to our process group at once.
 const SAME_SIGNAL: Duration = Duration::from_millis(100);
 
-/// The signals passed on to the command.
-const FORWARDED: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
+/// The signals passed on to the command (SIGINT, SIGTERM, SIGHUP, SIGQUIT), and SIGCHLD, which
+/// tells of its end.
+const CAUGHT: [i32; 5] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD];
 
 /// The open file the command inherits: the locked one, whose flock then lasts as long as any
 /// process of the command tree has it open.
@@ -82,68 +80,43 @@ pub(crate) fn inheritable(lock: &impl AsFd) -> Option<Inherited> {
 
 /// [`super::run`], with `env` added to the command's environment (the PostgreSQL backend's
 /// `SIMPLELOCK_FENCING_TOKEN`).
+///
+/// One thread does it all: the signals to pass on and the command's end (SIGCHLD) come
+/// through one self-pipe of signal-hook, and this thread reads it until the command has ended.
+/// The handlers are the process's, so a signal is caught whichever thread the kernel gives it
+/// to (a backend may have started threads of its own, which do not block these signals).
 pub(crate) fn run_with_env(
     command: &[OsString],
     inherited: Option<RawFd>,
     previous_holder: &str,
     env: &[(&str, String)],
 ) -> i32 {
-    // Catch the signals before the command exists, so that none ends us in between.
-    let signals = match SignalsInfo::<WithOrigin>::new(FORWARDED) {
+    // Catch the signals before the command exists, so that none ends us in between and its end
+    // cannot come unseen. Our SIGCHLD handler also replaces an inherited SIG_IGN, under which
+    // the kernel would reap the command by itself and we could never learn its exit status.
+    let mut signals = match SignalsInfo::<WithOrigin>::new(CAUGHT) {
         Ok(signals) => signals,
         Err(err) => {
             say_error(&format!("cannot catch signals: {err}"));
             return exit::SOFTWARE;
         }
     };
-    let handle = signals.handle();
     let own_group = !foreground_of_a_terminal();
-    // 0 until the command runs; a signal that comes before is kept for it in `pending`.
-    let child_pid = Arc::new(AtomicI32::new(0));
-    let pending = Arc::new(AtomicI32::new(0));
-    let forwarder = {
-        let (child_pid, pending) = (Arc::clone(&child_pid), Arc::clone(&pending));
-        thread::Builder::new()
-            .name("forward signals".into())
-            .spawn(move || forward(signals, own_group, &child_pid, &pending))
-    };
-    let forwarder = match forwarder {
-        Ok(forwarder) => forwarder,
-        Err(err) => {
-            say_error(&format!(
-                "cannot start the thread that passes signals on: {err}"
-            ));
-            return exit::SOFTWARE;
-        }
-    };
-    // Whoever started us may have set SIGCHLD to be ignored, and that setting is inherited: the
-    // kernel would then reap the command by itself and we could never learn its exit status.
-    restore_default_sigchld();
     if let Err(err) = become_subreaper() {
         say_error(&format!(
             "cannot wait for the processes the command leaves behind (PR_SET_CHILD_SUBREAPER): \
              {err}"
         ));
-        handle.close();
-        let _ = forwarder.join();
         return exit::SOFTWARE;
     }
 
     let mut cmd = command_for(command, inherited, previous_holder, env, own_group);
     match cmd.spawn() {
         Ok(mut child) => {
-            let pid = child.id() as i32;
-            child_pid.store(pid, Ordering::SeqCst);
-            let early = pending.swap(0, Ordering::SeqCst);
-            if early != 0 {
-                send(pid, early);
-            }
-            // Wait for its end without reaping it, and stop the forwarder before we do: the pid
-            // of a reaped child can be reused at once, and a signal that came late would go to
-            // that other process.
-            wait_without_reaping(pid);
-            handle.close();
-            let _ = forwarder.join();
+            // Pass signals on until the command has ended, without reaping it: the pid of a
+            // reaped child can be reused at once, and a signal passed on after that would go
+            // to that other process.
+            forward_until_ended(&mut signals, child.id() as i32, own_group);
             let code = match child.wait() {
                 Ok(status) => exit_code(status),
                 Err(err) => {
@@ -155,56 +128,40 @@ pub(crate) fn run_with_env(
             reap_descendants();
             code
         }
-        Err(err) => {
-            handle.close();
-            let _ = forwarder.join();
-            super::cannot_run(command, &err)
-        }
+        Err(err) => super::cannot_run(command, &err),
     }
 }
 
-/// Passes each signal `signals` gets on to the command, once: to `child_pid` once it runs,
-/// kept in `pending` before.
-fn forward(
-    mut signals: SignalsInfo<WithOrigin>,
-    own_group: bool,
-    child_pid: &AtomicI32,
-    pending: &AtomicI32,
-) {
+/// Passes each signal `signals` gets on to the command `pid`, once, until it has ended (it is
+/// left a zombie: `Child::wait` reaps it). A signal that came before the command started was
+/// kept by the self-pipe and is passed on now.
+fn forward_until_ended(signals: &mut SignalsInfo<WithOrigin>, pid: i32, own_group: bool) {
     let mut last: Option<(i32, Option<i32>, Instant)> = None;
     for origin in signals.forever() {
-        // A signal from the terminal (Ctrl-C) reached the command already if it
-        // shares our process group; only signals a process sent to us need passing
-        // on then.
+        if origin.signal == SIGCHLD {
+            // Any child's end or stop (the processes the command left behind are ours too, as
+            // their subreaper), and several ends may come as one SIGCHLD: ask about the
+            // command itself.
+            if ended(pid) {
+                return;
+            }
+            continue;
+        }
+        // A signal from the terminal (Ctrl-C) reached the command already if it shares our
+        // process group; only signals a process sent to us need passing on then.
         if origin.process.is_none() && !own_group {
             continue;
         }
-        // One sender's signal to us and to our group (timeout(1) does both) comes
-        // twice within microseconds: it is one signal, passed on once.
+        // One sender's signal to us and to our group (timeout(1) does both) comes twice
+        // within microseconds: it is one signal, passed on once.
         let sender = origin.process.map(|process| process.pid);
         let now = Instant::now();
         let repeated = last.is_some_and(|(signal, from, at)| {
             signal == origin.signal && from == sender && now.duration_since(at) < SAME_SIGNAL
         });
         last = Some((origin.signal, sender, now));
-        if repeated {
-            continue;
-        }
-        match child_pid.load(Ordering::SeqCst) {
-            0 => {
-                pending.store(origin.signal, Ordering::SeqCst);
-                // The command may have started since we looked, and the main thread
-                // may have emptied `pending` before we filled it: whoever takes the
-                // signal out of `pending` sends it, so it goes exactly once.
-                let pid = child_pid.load(Ordering::SeqCst);
-                if pid != 0 {
-                    match pending.swap(0, Ordering::SeqCst) {
-                        0 => {}
-                        signal => send(pid, signal),
-                    }
-                }
-            }
-            pid => send(pid, origin.signal),
+        if !repeated {
+            send(pid, origin.signal);
         }
     }
 }
@@ -277,25 +234,23 @@ fn reap_descendants() {
     while wait::waitpid(None, None) != Err(Errno::ECHILD) {}
 }
 
-/// Puts SIGCHLD back to its default action (which keeps ended children for `wait`).
-fn restore_default_sigchld() {
-    // SAFETY: signal(2) with SIG_DFL installs no handler; it only changes this process's
-    // disposition of SIGCHLD, whose default is to do nothing.
-    unsafe {
-        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+/// Whether the child `pid` has ended; it is left a zombie (`WNOWAIT`), so that its pid stays
+/// taken until `Child::wait` reaps it. An error other than EINTR (none is expected of our own
+/// child) counts as ended: `Child::wait` then reports it.
+fn ended(pid: i32) -> bool {
+    let flags =
+        wait::WaitPidFlag::WEXITED | wait::WaitPidFlag::WNOWAIT | wait::WaitPidFlag::WNOHANG;
+    loop {
+        match wait::waitid(wait::Id::Pid(Pid::from_raw(pid)), flags) {
+            Ok(wait::WaitStatus::StillAlive) => return false,
+            Err(Errno::EINTR) => {}
+            Ok(_) | Err(_) => return true,
+        }
     }
 }
 
-/// Returns once the child `pid` has ended, leaving it a zombie (`WNOWAIT`), so that its pid
-/// stays taken until `Child::wait` reaps it.
-fn wait_without_reaping(pid: i32) {
-    let flags = wait::WaitPidFlag::WEXITED | wait::WaitPidFlag::WNOWAIT;
-    // On an error other than EINTR, `Child::wait` reports it.
-    while let Err(Errno::EINTR) = wait::waitid(wait::Id::Pid(Pid::from_raw(pid)), flags) {}
-}
-
-/// Sends `signal` to `pid`, our child, not yet reaped (`run` reaps it only after the forwarder
-/// stopped), so the pid names that process.
+/// Sends `signal` to `pid`, our child, not yet reaped (`run_with_env` reaps it only after
+/// [`forward_until_ended`] returned), so the pid names that process.
 fn send(pid: i32, signal: i32) {
     if let Ok(signal) = Signal::try_from(signal) {
         let _ = signal::kill(Pid::from_raw(pid), signal);
