@@ -117,15 +117,22 @@ const HARNESS: &str = "simplelock-harness";
 
 /// Builds `simplelock-harness` in release mode and returns the path of the program.
 fn harness_program() -> Result<PathBuf, String> {
-    release_program(HARNESS, HARNESS, &[])
+    optimized_program("release", HARNESS, HARNESS, &[])
 }
 
-/// Builds the program `bin` of `package` in release mode (with `features`) and returns its path.
-fn release_program(package: &str, bin: &str, features: &[&str]) -> Result<PathBuf, String> {
+/// Builds the program `bin` of `package` with the optimized `profile` (`release`, or `dist`:
+/// the command-line tool as shipped, see Cargo.toml) and `features`, and returns its path.
+fn optimized_program(
+    profile: &str,
+    package: &str,
+    bin: &str,
+    features: &[&str],
+) -> Result<PathBuf, String> {
     let features = features.join(",");
     let mut args = vec![
         "build",
-        "--release",
+        "--profile",
+        profile,
         "-p",
         package,
         "--bin",
