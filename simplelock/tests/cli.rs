@@ -441,6 +441,69 @@ fn an_ignored_sigchld_inherited_from_the_caller_does_not_lose_the_exit_status() 
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
 }
 
+#[test]
+fn a_closed_standard_stream_never_hands_the_lock_file_to_the_command_as_one() {
+    use std::os::unix::process::CommandExt;
+    let sandbox = Sandbox::new("closed-stdin");
+    // The command says what its standard input and output are (the words are expanded before
+    // the redirection, so the shell's own streams are read).
+    let mut command = sandbox.command(&[
+        "job",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$(readlink /proc/$$/fd/0) $(readlink /proc/$$/fd/1)\" >&2",
+    ]);
+    #[allow(unsafe_code)]
+    // SAFETY: runs in the forked child before exec and calls only close(2), which is
+    // async-signal-safe: the tool starts with no standard input nor output, as under a caller
+    // that closed them (`<&- >&-`).
+    unsafe {
+        command.pre_exec(|| {
+            libc::close(0);
+            libc::close(1);
+            Ok(())
+        });
+    }
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let streams = stderr(&output);
+    assert_eq!(
+        streams.trim_end(),
+        "/dev/null /dev/null",
+        "the command's standard input and output"
+    );
+}
+
+#[test]
+fn a_closed_pipe_on_standard_output_is_an_error_not_a_silent_death() {
+    use std::os::unix::process::CommandExt;
+    let sandbox = Sandbox::new("closed-pipe");
+    let mut command = sandbox.command(&["status", "job"]);
+    #[allow(unsafe_code)]
+    // SAFETY: runs in the forked child before exec and calls only pipe(2), close(2) and
+    // dup2(2), which are async-signal-safe: the tool's standard output is a pipe nobody reads
+    // (`simplelock status job | true` when `true` has ended already).
+    unsafe {
+        command.pre_exec(|| {
+            let mut ends = [0; 2];
+            if libc::pipe(ends.as_mut_ptr()) != 0 || libc::dup2(ends[1], 1) != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(ends[0]);
+            libc::close(ends[1]);
+            Ok(())
+        });
+    }
+    let output = command.output().unwrap();
+    assert_eq!(output.status.code(), Some(70), "{output:?}");
+    assert!(
+        stderr(&output).contains("cannot write to standard output"),
+        "{}",
+        stderr(&output)
+    );
+}
+
 /// Polls `simplelock -n` until it gets the lock or `seconds` pass; whether it got it.
 fn free_within(sandbox: &Sandbox, options: &[&str], seconds: u64) -> bool {
     let start = Instant::now();

@@ -21,6 +21,8 @@
 //! folder (`--file DIR`). The line shown while waiting on a terminal uses ANSI escapes, which
 //! a console without virtual-terminal processing shows raw (not tested).
 #![deny(unsafe_code)]
+// On glibc Linux the process starts in `start::main`, without std's runtime set-up (see there).
+#![cfg_attr(all(target_os = "linux", target_env = "gnu"), no_main)]
 
 mod args;
 mod child;
@@ -30,6 +32,8 @@ mod descriptor;
 mod permits;
 mod pg;
 mod report;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod start;
 
 /// Counting semaphores (`--permits`) on Windows: none. The file backend's are Linux's (OFD
 /// locks on byte ranges), the sema backend's too (futexes); each call is refused as Unix-only.
@@ -63,7 +67,6 @@ mod permits {
 }
 
 use std::io::{IsTerminal, Write};
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::CommandFactory;
@@ -76,7 +79,14 @@ use args::{Backend, Invocation, RawFd, RunArgs, Target, exit};
 #[cfg(unix)]
 use descriptor::DescriptorLock;
 
-fn main() -> ExitCode {
+/// Where the process starts elsewhere (see `start` for glibc Linux).
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(run())
+}
+
+/// What the tool does, start to end: the exit status to leave with.
+fn run() -> u8 {
     let code = match args::parse(std::env::args_os().collect()) {
         Err(err) => clap_error(&err),
         Ok(Err(usage)) => {
@@ -93,7 +103,7 @@ fn main() -> ExitCode {
         Ok(Ok(Invocation::RemovePermits { name })) => finish(remove_permits(&name)),
         Ok(Ok(Invocation::Completions(shell))) => completions(shell),
     };
-    ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+    u8::try_from(code).unwrap_or(u8::MAX)
 }
 
 /// `--help` and `--version` on standard output (status 0); a mistake in one line on standard
