@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
-use simplelock_core::{ConcreteLock, LockStatus, SimpleLockError, SimpleLockResult};
-#[cfg(target_os = "linux")]
-use simplelock_core::{Holder, PreviousHolder};
+use std::task::{Context, Poll};
+
+use simplelock_core::{
+    AsyncConcreteLock, ConcreteLock, Holder, LockStatus, PreviousHolder, SimpleLockError,
+    SimpleLockResult,
+};
 use simplelock_file::FileLock;
 // The counting semaphores use Linux-only primitives (OFD locks, futex_waitv).
 #[cfg(target_os = "linux")]
@@ -79,6 +82,76 @@ pub(crate) fn open(
     })
 }
 
+/// A handle on the lock `backend` uses for this run (as [`open`]), whose `hang_lock` waits
+/// through the backend's async wait ([`AsyncWait`]): file, sema and sema-permits.
+pub(crate) fn open_async(
+    backend: &str,
+    dir: &Path,
+    name: &str,
+) -> SimpleLockResult<Box<dyn ConcreteLock + Send>> {
+    Ok(match backend {
+        "file" => Box::new(AsyncWait::new(
+            FileLock::options().with_folder(dir).named("file")?,
+        )?),
+        "sema" => Box::new(AsyncWait::new(SemaphoreLock::named(name)?)?),
+        #[cfg(target_os = "linux")]
+        "sema-permits" => Box::new(AsyncWait::new(Keeping::new(
+            SemaphorePermits::named(name, PERMITS)?,
+            SemaphorePermits::named(name, PERMITS)?,
+        )?)?),
+        other => {
+            return Err(SimpleLockError::invalid_name(
+                other,
+                "no async wait in the workers for this backend (file, sema, sema-permits)",
+            ));
+        }
+    })
+}
+
+/// A lock whose `hang_lock` is `lock_async().await`'s wait (the backend's
+/// [`poll_lock`](AsyncConcreteLock::poll_lock), until it takes the lock), driven by a
+/// current-thread tokio runtime of its own: so that the workers of the multi-process runs
+/// (recovery after SIGKILL) wait as an async task does. Everything else is the lock's.
+struct AsyncWait<L> {
+    lock: L,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl<L> AsyncWait<L> {
+    fn new(lock: L) -> SimpleLockResult<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SimpleLockError::from_io("(harness)", "starting a tokio runtime", e))?;
+        Ok(AsyncWait { lock, runtime })
+    }
+}
+
+impl<L: AsyncConcreteLock> ConcreteLock for AsyncWait<L> {
+    fn status(&self) -> SimpleLockResult<LockStatus> {
+        self.lock.status()
+    }
+    fn try_lock(&mut self) -> SimpleLockResult<()> {
+        self.lock.try_lock()
+    }
+    fn hang_lock(&mut self) -> SimpleLockResult<()> {
+        let lock = &mut self.lock;
+        let mut state = None;
+        // Completes only once the lock is taken (or failed): nothing to cancel.
+        self.runtime
+            .block_on(std::future::poll_fn(|cx| lock.poll_lock(&mut state, cx)))
+    }
+    fn try_unlock(&mut self) -> SimpleLockResult<()> {
+        self.lock.try_unlock()
+    }
+    fn previous_holder(&self) -> PreviousHolder {
+        self.lock.previous_holder()
+    }
+    fn holder(&self) -> SimpleLockResult<Option<Holder>> {
+        self.lock.holder()
+    }
+}
+
 /// Remove what a run left behind in the kernel (the semaphore's shared memory object).
 pub(crate) fn cleanup(backend: &str, name: &str) {
     if backend == "sema" {
@@ -137,6 +210,22 @@ impl<P: ConcreteLock> ConcreteLock for Keeping<P> {
     }
     fn holder(&self) -> SimpleLockResult<Option<Holder>> {
         self.permit.holder()
+    }
+}
+
+/// The async wait of the permit, as the blocking one.
+#[cfg(target_os = "linux")]
+impl<P: AsyncConcreteLock> AsyncConcreteLock for Keeping<P> {
+    type WaitState = P::WaitState;
+    fn poll_lock(
+        &mut self,
+        state: &mut Option<P::WaitState>,
+        cx: &mut Context<'_>,
+    ) -> Poll<SimpleLockResult<()>> {
+        self.permit.poll_lock(state, cx)
+    }
+    fn cancel_wait(&mut self) {
+        self.permit.cancel_wait();
     }
 }
 

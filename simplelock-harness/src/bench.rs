@@ -17,6 +17,7 @@ use simplelock_core::{ConcreteLock, SimpleLockError};
 use crate::backends;
 use crate::results::{Handoff, Recovery, Throughput, emit};
 use crate::state::now_ns;
+use crate::worker::Mode;
 
 /// A folder for one measurement, removed (with the backend's kernel object) when dropped.
 struct Scratch {
@@ -341,35 +342,52 @@ pub(crate) fn throughput_peer(args: &ThroughputPeer) -> Result<(), String> {
     write_u64s(&dir.join(format!("count-{id}")), &[count])
 }
 
-/// `bench-recovery BACKEND KILLS`: holders SIGKILLed inside the lock (3 processes, 2 ms
-/// critical sections); the time from each kill to the next holder's entry.
+/// `bench-recovery BACKEND KILLS [--wait hang|async]`: holders SIGKILLed inside the lock (3
+/// processes, 2 ms critical sections; 2 for the permits, of which each process keeps one of
+/// the 3, leaving one to wait for); the time from each kill to the next holder's entry.
 #[derive(Debug, clap::Args)]
 pub(crate) struct RecoveryArgs {
-    /// The lock: file or sema
+    /// The lock: file, sema, file-permits or sema-permits
     backend: String,
     /// Holders to kill
     kills: u64,
+    /// How the waiters wait (`async`: `lock_async().await` on tokio; file, sema, sema-permits)
+    #[arg(long, value_parser = ["hang", "async"], default_value = "hang")]
+    wait: String,
 }
 
 /// Runs the measurement and prints its [`Recovery`] result.
 pub(crate) fn recovery(args: &RecoveryArgs) -> Result<(), String> {
-    let RecoveryArgs { backend, kills } = args;
+    let RecoveryArgs {
+        backend,
+        kills,
+        wait,
+    } = args;
     let kills = *kills;
-    let report = crate::run::recovery_storm(backend, 3, kills, Duration::from_millis(2))?;
+    let mode = if wait == "async" {
+        Mode::Async
+    } else {
+        Mode::Hang
+    };
+    // A permits process keeps one permit besides the one it passes (see `backends.rs`): with
+    // 3 permits, 2 processes leave one to wait for.
+    let procs = if backend.ends_with("-permits") { 2 } else { 3 };
+    let report = crate::run::recovery_storm(backend, procs, kills, Duration::from_millis(2), mode)?;
     let failures = report.failures();
     if !failures.is_empty() {
-        return Err(format!("{backend}: {}", failures.join(", ")));
+        return Err(format!("{backend} ({wait}): {}", failures.join(", ")));
     }
     let mut sorted = report.recoveries.clone();
     sorted.sort();
     eprintln!(
-        "{backend}: recoveries (µs, sorted): {:?}",
+        "{backend} ({wait}): recoveries (µs, sorted): {:?}",
         sorted.iter().map(Duration::as_micros).collect::<Vec<_>>()
     );
     let nanos =
         |d: Option<Duration>| d.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     emit(Recovery {
         backend: backend.clone(),
+        wait: wait.clone(),
         kills: report.kills,
         inside: report.kills_inside,
         median_ns: nanos(report.median_recovery()),

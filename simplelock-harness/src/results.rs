@@ -89,6 +89,8 @@ pub struct Throughput {
 pub struct Recovery {
     /// The lock measured.
     pub backend: String,
+    /// How the waiters waited: `hang` or `async`.
+    pub wait: String,
     /// Holders killed.
     pub kills: u64,
     /// Kills that landed inside the critical section (the ones measured).
@@ -211,6 +213,7 @@ mod tests {
             }),
             BenchResult::Recovery(Recovery {
                 backend: "sema".into(),
+                wait: "async".into(),
                 kills: 50,
                 inside: 50,
                 median_ns: 2_000_000,

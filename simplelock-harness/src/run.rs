@@ -293,12 +293,14 @@ pub fn kill_storm(
 
 /// A [`kill_storm`] for measuring recovery: each holder is killed only once every other worker
 /// has been through the lock at least once, so that they all wait for it (asleep in their lock
-/// call), and the time measured is the lock's recovery, not a fresh worker's start-up.
+/// call, waiting as `mode` says), and the time measured is the lock's recovery, not a fresh
+/// worker's start-up.
 pub(crate) fn recovery_storm(
     backend: &str,
     procs: usize,
     kills: u64,
     hold: Duration,
+    mode: Mode,
 ) -> Result<StormReport, String> {
     storm(&Storm {
         backend,
@@ -306,7 +308,7 @@ pub(crate) fn recovery_storm(
         kills,
         deadline: None,
         hold,
-        mode: Mode::Hang,
+        mode,
         settle: true,
     })
 }

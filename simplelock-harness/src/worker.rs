@@ -22,6 +22,9 @@ pub enum Mode {
     Timed,
     /// Each in turn.
     Mix,
+    /// `lock_async().await`'s wait on a current-thread tokio runtime (the backends that have
+    /// one: file, sema, sema-permits).
+    Async,
 }
 
 impl Mode {
@@ -32,6 +35,7 @@ impl Mode {
             Mode::Try => "try",
             Mode::Timed => "timed",
             Mode::Mix => "mix",
+            Mode::Async => "async",
         }
     }
 }
@@ -85,8 +89,12 @@ pub(crate) fn stop_path(dir: &Path) -> PathBuf {
 /// Runs a worker until its iterations are done or the stop file appears.
 pub(crate) fn run(job: &Job) -> Result<(), String> {
     let fail = |what: &str, e: &dyn std::fmt::Display| format!("worker {}: {what}: {e}", job.index);
-    let mut lock =
-        backends::open(&job.backend, &job.dir, &job.name).map_err(|e| fail("open", &e))?;
+    let opened = if job.mode == Mode::Async {
+        backends::open_async(&job.backend, &job.dir, &job.name)
+    } else {
+        backends::open(&job.backend, &job.dir, &job.name)
+    };
+    let mut lock = opened.map_err(|e| fail("open", &e))?;
     let state = StateFile::open(&state_path(&job.dir)).map_err(|e| fail("state file", &e))?;
     let tally_file =
         File::create(tally_path(&job.dir, job.index)).map_err(|e| fail("tally", &e))?;
@@ -113,7 +121,8 @@ fn acquire(lock: &mut dyn ConcreteLock, mode: Mode, round: u64) -> SimpleLockRes
     };
     loop {
         let result = match mode {
-            Mode::Hang | Mode::Mix => lock.hang_lock(),
+            // An async lock's `hang_lock` is its async wait (see `backends::open_async`).
+            Mode::Hang | Mode::Mix | Mode::Async => lock.hang_lock(),
             Mode::Timed => lock.timed_lock(Duration::from_secs(5)),
             Mode::Try => lock.try_lock(),
         };

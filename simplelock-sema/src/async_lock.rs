@@ -18,22 +18,30 @@
 //!   waiting on that lock. Any number of waiters of one lock cost one thread; the number of
 //!   threads is bounded by the number of distinct locks awaited at once, which a program
 //!   chooses. It works on every kernel the blocking path works on, and exits a slice (10 ms)
-//!   after its last waiter went.
+//!   after its last waiter went. Like a blocking waiter, it has the holder's death wake it
+//!   (see "Dead holders").
 //!
 //! The watcher never acquires anything: it only wakes. Acquisition happens in
 //! `poll_lock`, on the task's thread, by the same
 //! compare-and-swap as the blocking path — so a dropped future can leave at most a stale waker
 //! (which `cancel_wait` removes), never a thread that takes
 //! the lock later. Nothing in a poll blocks: a compare-and-swap, a map lookup under a mutex held
-//! for a few instructions, and, only when the watcher reports that the holder may be dead, one
+//! for a few instructions, and, only when the watcher reports that the holder died, one
 //! read of `/proc/PID/stat` (as the blocking path does).
 //!
 //! # Dead holders
 //!
-//! The watcher's wait is cut into slices of 10 ms. After a slice in which the same owner kept
-//! the lock, the watcher checks whether that owner is alive (one `/proc` read for all the
-//! waiters) and, if it died, records it and wakes the waiters; the first to poll confirms the
-//! death and takes the lock over, reporting [`PreviousHolder::Died`](simplelock_core::PreviousHolder::Died).
+//! Before it sleeps on a held word, the watcher registers the word's owner with this process's
+//! death watcher (`death.rs`, the same registration as a blocking waiter's), which wakes the
+//! futex when the owner's process ends. Woken so, the watcher checks the owner in `/proc` at
+//! once (one read for all the waiters), records the death and wakes the waiters; the first to
+//! poll confirms the death and takes the lock over, reporting
+//! [`PreviousHolder::Died`](simplelock_core::PreviousHolder::Died). So a SIGKILLed holder is
+//! taken over about as fast from async code as from a blocking wait.
+//!
+//! The 10 ms slice stays as the fallback, where the death watcher cannot tell (no pidfds, see
+//! `death.rs`): after a slice in which the same owner kept the lock, the watcher checks it all
+//! the same.
 //!
 //! # Promptness
 //!
@@ -52,11 +60,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use simplelock_core::{SimpleLockError, SimpleLockResult};
 
 use super::{Handle, SLICE};
+use crate::death::HolderWatch;
 use crate::process::{self, Liveness};
 use crate::sys::{self, MapRef, ObjectId};
 use crate::word::{self, WAITERS, Word};
@@ -69,9 +78,15 @@ static WATCHERS: Mutex<(u32, Option<Table>)> = Mutex::new((0, None));
 
 /// The async waiters of one lock object in this process, and what its watcher thread learned.
 #[derive(Debug)]
-struct Watcher {
+pub(super) struct Watcher {
     /// Keeps the object mapped while the thread sleeps on it.
     map: MapRef,
+    /// This process's token (a forked child has watchers of its own).
+    me: u64,
+    /// How long the thread sleeps at most before it checks an unchanged owner's liveness, and
+    /// stays without waiters before it ends: [`SLICE`] (longer in a test that must tell a wake
+    /// by the death from the end of a slice).
+    slice: Duration,
     state: Mutex<WatchState>,
     /// Signalled when a waiter registers, for a watcher that has none.
     registered: Condvar,
@@ -105,18 +120,21 @@ impl Watcher {
     }
 
     /// The watcher thread: sleep on the word while it is held, wake the waiters at every
-    /// change and when its owner died; end a slice after the last waiter went.
+    /// change and when its owner died (woken by the death watcher, see `death.rs`, else at the
+    /// end of a slice); end a slice after the last waiter went.
     fn run(self: Arc<Self>, id: ObjectId) {
         let shared = self.map.shared();
         // The owner seen at the start of the current wait, and since when.
         let mut watched: Option<(u64, Instant)> = None;
+        // The registration with the death watcher for the owner.
+        let mut death = HolderWatch::default();
         loop {
             {
                 let state = lock(&self.state);
                 if state.wakers.is_empty() {
                     let (state, _) = self
                         .registered
-                        .wait_timeout(state, SLICE)
+                        .wait_timeout(state, self.slice)
                         .unwrap_or_else(PoisonError::into_inner);
                     if state.wakers.is_empty() {
                         drop(state);
@@ -147,17 +165,33 @@ impl Watcher {
             if !matches!(watched, Some((seen, _)) if seen == owner) {
                 watched = Some((owner, now));
             }
-            // Errors (none are expected on a valid word) end in the same re-check as a
-            // timeout: the slice bounds any spin.
-            let _ = sys::futex_wait(&shared.word, word::futex_half(expected), SLICE);
-            if shared.word.load(Ordering::Acquire) != expected {
-                self.wake_all(None);
-            } else if matches!(watched, Some((seen, since))
-                if seen == owner && since.elapsed() >= SLICE)
-                && process::liveness(owner) == Liveness::Dead
-            {
-                watched = None;
-                self.wake_all(Some(owner));
+            // Have the owner's death wake this sleep, as a blocking waiter does; an owner
+            // reported dead already is checked at once instead.
+            if !death.watch(&self.map, owner, self.me) {
+                // Errors (none are expected on a valid word) end in the same re-check as a
+                // timeout: the slice bounds any spin.
+                let _ = sys::futex_wait(&shared.word, word::futex_half(expected), self.slice);
+                if shared.word.load(Ordering::Acquire) != expected {
+                    self.wake_all(None);
+                    continue;
+                }
+            }
+            let due = death.reported(owner)
+                || matches!(watched, Some((seen, since))
+                    if seen == owner && since.elapsed() >= self.slice);
+            if !due {
+                continue;
+            }
+            match process::liveness(owner) {
+                Liveness::Dead => {
+                    watched = None;
+                    self.wake_all(Some(owner));
+                }
+                Liveness::Alive => {
+                    watched = Some((owner, Instant::now()));
+                    // A death report we cannot confirm (a `hidepid` /proc): back to the slice.
+                    death.checked();
+                }
             }
         }
     }
@@ -178,8 +212,18 @@ impl Watcher {
     }
 }
 
-/// The watcher of `object`, started if there is none.
-fn watcher(map: &MapRef, id: ObjectId) -> SimpleLockResult<Arc<Watcher>> {
+/// The watcher of the object `id`, started if there is none; `me` is this process's token.
+fn watcher(map: &MapRef, id: ObjectId, me: u64) -> SimpleLockResult<Arc<Watcher>> {
+    watcher_with(map, id, me, SLICE)
+}
+
+/// [`watcher`], whose thread (if started now) sleeps `slice` at most.
+pub(super) fn watcher_with(
+    map: &MapRef,
+    id: ObjectId,
+    me: u64,
+    slice: Duration,
+) -> SimpleLockResult<Arc<Watcher>> {
     let mut table = lock(&WATCHERS);
     let pid = std::process::id();
     if table.0 != pid {
@@ -192,6 +236,8 @@ fn watcher(map: &MapRef, id: ObjectId) -> SimpleLockResult<Arc<Watcher>> {
     }
     let new = Arc::new(Watcher {
         map: map.clone(),
+        me,
+        slice,
         state: Mutex::new(WatchState::default()),
         registered: Condvar::new(),
     });
@@ -260,7 +306,7 @@ impl Handle {
                 }
                 Word::Held { owner, .. } => owner,
             };
-            let watcher = watcher(&self.object.map, self.object.id)?;
+            let watcher = watcher(&self.object.map, self.object.id, me)?;
             let reported_dead = {
                 let mut state = lock(&watcher.state);
                 std::mem::replace(&mut state.dead_owner, 0) == owner

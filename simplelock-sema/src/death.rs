@@ -53,11 +53,35 @@
 //!   anyway (see "Limits"), and a pidfd of a process id means the process of *our* namespace;
 //! - a forked child whose parent was registering a holder at the moment of the fork (the mutex
 //!   of the registry is held by a thread the child does not have): its waits use the slice.
-//!   The registry is only ever *tried* (64 times, yielding between tries), never waited for, so
-//!   such a child cannot hang on it; the price is that a thread that finds it busy that long
-//!   (many threads of one process registering at once) keeps its slice for that wait;
-//! - a waiter of several locks at once ([`SemaphorePermits`](crate::SemaphorePermits)), and the
-//!   async watcher: they keep their slice.
+//!   The registry is never waited for blindly: a thread that finds it busy tries again
+//!   (yielding) only while the process that took it last is its own, and for [`PATIENCE`] at
+//!   most. A child finds its parent's id there and gives up at once, so it cannot hang on it
+//!   (if the parent's thread had not written its id yet, the child gives up after the
+//!   patience). The price is that a thread that finds it busy longer than that keeps its slice
+//!   for that wait — a registration holds it for microseconds (a `pidfd_open`, one `/proc`
+//!   read, an `epoll_ctl`; once per watcher, a thread start), so only a descheduled
+//!   registering thread makes others wait that long;
+//! - a waiter of several permits ([`SemaphorePermits`](crate::SemaphorePermits)) on a kernel
+//!   without `futex_waitv` (before Linux 5.16): it sleeps on one permit's word only, so the
+//!   death of the holder of another permit wakes nobody, and its slice finds it.
+//!
+//! # Who registers
+//!
+//! Every waiter that sleeps on a lock word registers the word's holder, through a
+//! [`HolderWatch`] (once per holder it meets, kept while it waits):
+//!
+//! - a blocking wait on one lock, before each sleep (`lock.rs`, step 4);
+//! - the async watcher thread of a lock (`async_lock.rs`), which sleeps on the word for the
+//!   tasks of its process exactly as a blocking waiter does: the death wakes it, it checks the
+//!   holder in `/proc` and wakes the tasks, whose poll takes the lock over. An async wait on
+//!   permits is a wait on each permit's lock, so each permit's watcher registers its holder;
+//! - a blocking wait on several permits (`permits.rs`), one registration per permit word,
+//!   before it sleeps in `futex_waitv` on all of them: the death of any permit's holder wakes
+//!   that sleep, and the waiter tries the permits whose holder was reported dead (a try
+//!   checks the holder) besides those that look free.
+//!
+//! A holder is registered once per process however many of its waiters wait for it: the
+//! registry keeps the words waited on for it, and the death wakes all of them.
 //!
 //! # Resources
 //!
@@ -67,7 +91,7 @@
 //! closed with `O_CLOEXEC` at an `exec`.
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -153,18 +177,87 @@ impl Watch {
     }
 }
 
-/// The registry, if it can be had without blocking for long. A forked child whose parent held
-/// the mutex at the fork would wait forever: after a bounded number of tries, give up (the
-/// caller falls back to the slice).
-fn registry() -> Option<MutexGuard<'static, Registry>> {
-    for _ in 0..64 {
-        match REGISTRY.try_lock() {
-            Ok(guard) => return Some(guard),
-            Err(TryLockError::Poisoned(poisoned)) => return Some(poisoned.into_inner()),
-            Err(TryLockError::WouldBlock) => thread::yield_now(),
+/// What one waiter keeps of its registrations while it waits on one word: the holder it asked
+/// to be woken by the death of (once per holder: a new holder of the word is registered anew),
+/// and whether a reported death was checked already. Every waiter uses it: the blocking wait,
+/// the async watcher thread (one per lock) and the waiter on several permits (one per permit
+/// word).
+#[derive(Debug, Default)]
+pub(crate) struct HolderWatch {
+    /// The owner whose death we asked to be woken by, and the registration (`None` where
+    /// pidfds cannot tell: then the slice alone finds the death).
+    death: Option<(u64, Option<Watch>)>,
+    /// The death reported for `death`'s owner was checked (the owner found alive, or the check
+    /// handed to a try that looks at the word again).
+    checked: bool,
+}
+
+impl HolderWatch {
+    /// Asks to be woken when `owner`, which holds `map`'s word, dies (not for our own process
+    /// `me`, alive by definition). `true` if it has died already: check it before sleeping.
+    pub(crate) fn watch(&mut self, map: &MapRef, owner: u64, me: u64) -> bool {
+        if owner == me {
+            return false;
         }
+        if !matches!(self.death, Some((watched, _)) if watched == owner) {
+            self.death = Some((owner, watch(map, owner)));
+            self.checked = false;
+        }
+        self.reported(owner)
     }
-    None
+
+    /// Whether the process of `owner` was reported dead and not checked yet.
+    pub(crate) fn reported(&self, owner: u64) -> bool {
+        !self.checked
+            && matches!(&self.death, Some((watched, Some(watch)))
+                if *watched == owner && watch.owner() == owner && watch.died())
+    }
+
+    /// Whether the process of the holder watched last was reported dead and not checked yet
+    /// (for a waiter that looks at the word again anyway before it acts on it).
+    pub(crate) fn reported_any(&self) -> bool {
+        matches!(&self.death, Some((owner, _)) if self.reported(*owner))
+    }
+
+    /// The reported death was checked: the next report is for the next holder.
+    pub(crate) fn checked(&mut self) {
+        self.checked = true;
+    }
+}
+
+/// How long a thread that finds the registry busy tries again at most (see the module docs).
+const PATIENCE: Duration = Duration::from_millis(2);
+
+/// The process whose thread took [`REGISTRY`]'s mutex last (0: none yet). A child made by
+/// `fork` while a thread of its parent held the mutex finds its parent's id here.
+static TAKEN_BY: AtomicU32 = AtomicU32::new(0);
+
+/// The registry, if it can be had without blocking for long. A forked child whose parent held
+/// the mutex at the fork would wait forever: it gives up at once when another process took the
+/// mutex last, and anyone gives up after [`PATIENCE`] (the caller falls back to the slice).
+fn registry() -> Option<MutexGuard<'static, Registry>> {
+    let me = sys::getpid();
+    let mut until = None;
+    loop {
+        let guard = match REGISTRY.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                let taken_by = TAKEN_BY.load(Ordering::Relaxed);
+                if taken_by != 0 && taken_by != me {
+                    return None;
+                }
+                let until = *until.get_or_insert_with(|| Instant::now() + PATIENCE);
+                if Instant::now() >= until {
+                    return None;
+                }
+                thread::yield_now();
+                continue;
+            }
+        };
+        TAKEN_BY.store(me, Ordering::Relaxed);
+        return Some(guard);
+    }
 }
 
 /// Registers a wait for `owner` (a token of another process) on the word of `map`, and returns
@@ -260,7 +353,9 @@ fn running_watcher(registry: &mut Registry) -> Option<Arc<OwnedFd>> {
 
 fn lock_registry() -> MutexGuard<'static, Registry> {
     // Only this process's threads lock it here (the watcher runs in the process that made it).
-    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+    let guard = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+    TAKEN_BY.store(sys::getpid(), Ordering::Relaxed);
+    guard
 }
 
 /// A death the watcher woke the waiters for, woken again a few times (see the module docs).

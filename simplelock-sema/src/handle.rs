@@ -278,6 +278,19 @@ impl SemaphoreLock {
     pub(crate) fn arm_waiter(&self) -> Option<(&std::sync::atomic::AtomicU64, u32)> {
         self.imp.arm_waiter()
     }
+
+    pub(crate) fn watch_holder(
+        &self,
+        death: &mut crate::death::HolderWatch,
+    ) -> SimpleLockResult<bool> {
+        self.imp.watch_holder(death)
+    }
+
+    /// For the tests: the lock looks held by `token` (see `lock::testing`).
+    #[cfg(test)]
+    pub(crate) fn held_by(&self, token: u64) {
+        self.imp.held_by(token);
+    }
 }
 
 /// Each method is the platform handle's, inlined: the uncontended `try_lock` + `try_unlock`

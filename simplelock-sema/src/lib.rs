@@ -230,7 +230,10 @@
 //!   one `FUTEX_WAIT`). Where pidfds cannot tell — before Linux 5.3, a seccomp filter, a
 //!   holder's process id reused before the waiter's `pidfd_open`, a forked child whose parent
 //!   was registering at the fork — the slice remains: the waiter checks the holder after 10 ms
-//!   with the same holder. `cargo xtask bench` measures the recovery (see the README).
+//!   with the same holder. Every kind of waiter registers its holder so: a blocking wait, the
+//!   watcher thread of async waits (below), and a waiter on the permits of a
+//!   [`SemaphorePermits`] (one registration per permit). `cargo xtask bench` measures the
+//!   recovery of each (see the README).
 //!
 //! # Waits, time and signals
 //!
@@ -257,9 +260,9 @@
 //! 128 futexes per call, a second futex to announce new locks and a polling fallback), the
 //! async waiters of one lock in a process share **one watcher thread**: it sleeps on the lock
 //! word exactly as a blocking waiter does (it sets `W`, so a release wakes it), wakes every
-//! waiting task when the word changes, checks once per 10 ms slice whether an unchanged owner
-//! is still alive (one `/proc` read for all the waiters) and ends 10 ms after its last waiter
-//! went. Threads are bounded by the number of distinct locks awaited at once. The watcher never
+//! waiting task when the word changes, has the owner's death wake it as a blocking waiter
+//! does (then checks the owner in `/proc`, one read for all the waiters; once per 10 ms slice
+//! where the death cannot wake it) and ends 10 ms after its last waiter went. Threads are bounded by the number of distinct locks awaited at once. The watcher never
 //! acquires: the task's poll takes the lock by the same compare-and-swap as `try_lock` (and
 //! takes over from a dead owner the watcher reported), so a dropped future leaves at most a
 //! registration, which its drop removes. A release wakes one futex sleeper: if blocking waiters

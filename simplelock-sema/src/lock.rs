@@ -17,7 +17,7 @@ use crate::DEFAULT_MODE;
 use crate::death;
 use crate::name::{self, LockName};
 use crate::process::{self, Liveness};
-use crate::sys::{self, Header, MapRef, Object, OpenError, Trust, Woke};
+use crate::sys::{self, Header, Object, OpenError, Trust, Woke};
 
 // The async acquisition (a child module: it uses this one's private steps).
 #[path = "async_lock.rs"]
@@ -316,7 +316,7 @@ impl Handle {
             };
             // Step 4: have the holder's death wake us (see `death.rs`); set the waiters bit
             // and sleep on the futex.
-            if waiting.watch_death(&self.object.map, owner, me) {
+            if waiting.death.watch(&self.object.map, owner, me) {
                 // It died since we looked: check it now rather than sleep.
                 continue;
             }
@@ -354,7 +354,7 @@ impl Handle {
         }
         let now = Instant::now();
         let due = expired
-            || waiting.death_reported(owner)
+            || waiting.death.reported(owner)
             || matches!(waiting.watch, Some((seen, since))
                 if seen == owner && now.duration_since(since) >= SLICE);
         if !matches!(waiting.watch, Some((seen, _)) if seen == owner) {
@@ -369,7 +369,7 @@ impl Handle {
             Liveness::Alive => {
                 waiting.watch = Some((owner, now));
                 // A death report we cannot confirm (a `hidepid` /proc): back to the slice.
-                waiting.death_checked = true;
+                waiting.death.checked();
                 Ok(false)
             }
         }
@@ -703,34 +703,11 @@ struct Waiting {
     slept: bool,
     /// The owner we are watching, and since when (we met it, or last found it alive).
     watch: Option<(u64, Instant)>,
-    /// The owner whose death we asked to be woken by, and the registration (`None` where
-    /// pidfds cannot tell: then the slice alone finds the death).
-    death: Option<(u64, Option<death::Watch>)>,
-    /// The death reported for `death`'s owner was checked, and the owner found alive.
-    death_checked: bool,
+    /// The death registration for the owner (see `death.rs`).
+    death: death::HolderWatch,
 }
 
 impl Waiting {
-    /// Asks to be woken when `owner` dies (once per owner; not for our own process, alive by
-    /// definition). `true` if it has died already: check it before sleeping.
-    fn watch_death(&mut self, map: &MapRef, owner: u64, me: u64) -> bool {
-        if owner == me {
-            return false;
-        }
-        if !matches!(self.death, Some((watched, _)) if watched == owner) {
-            self.death = Some((owner, death::watch(map, owner)));
-            self.death_checked = false;
-        }
-        self.death_reported(owner)
-    }
-
-    /// Whether the process of `owner` was reported dead and not checked yet.
-    fn death_reported(&self, owner: u64) -> bool {
-        !self.death_checked
-            && matches!(&self.death, Some((watched, Some(watch)))
-                if *watched == owner && watch.owner() == owner && watch.died())
-    }
-
     /// The word to claim a free lock with: our token, with the waiters bit if we slept.
     fn token(&self, me: u64) -> u64 {
         if self.slept { me | WAITERS } else { me }
@@ -1049,6 +1026,19 @@ impl Handle {
             }
         }
     }
+
+    /// For a waiter on several locks at once: asks to be woken by the death of this word's
+    /// holder (see `death.rs`) through `death`, the waiter's registration for this word, as a
+    /// waiter on this lock alone does. `true` if the holder was reported dead already: try
+    /// the word (a try checks the holder) rather than sleep.
+    pub(crate) fn watch_holder(&self, death: &mut death::HolderWatch) -> SimpleLockResult<bool> {
+        let me = self.me()?;
+        let current = self.object.map.shared().word.load(Ordering::Acquire);
+        Ok(match Word::decode(current) {
+            Word::Held { owner, .. } => death.watch(&self.object.map, owner, me),
+            Word::Free | Word::Removed { .. } => false,
+        })
+    }
 }
 
 impl ConcreteLock for Handle {
@@ -1147,6 +1137,38 @@ impl fmt::Debug for Handle {
     }
 }
 
+/// What the unit tests of this crate share: a holder that can be killed while others wait.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::process::{Child, Command};
+
+    use super::{Handle, Ordering, WAITERS, word};
+
+    /// A live process (`sleep 600`, to be killed) and its token.
+    pub(crate) fn sleeping_process() -> (Child, u64) {
+        let child = Command::new("sleep").arg("600").spawn().unwrap();
+        let pid = child.id();
+        let start = simplelock_core::process::ProcStat::read(pid).unwrap().start;
+        (child, word::token(pid, start).unwrap())
+    }
+
+    /// Returns once the thread `tid` of this process sleeps (in a futex wait, in these tests).
+    pub(crate) fn wait_until_asleep(tid: i32) {
+        let stat = format!("/proc/self/task/{tid}/stat");
+        while !std::fs::read_to_string(&stat).is_ok_and(|s| s.contains(") S ")) {
+            std::thread::yield_now();
+        }
+    }
+
+    impl Handle {
+        /// Writes `token` into the word, with the waiters bit: the lock looks held by it.
+        pub(crate) fn held_by(&self, token: u64) {
+            let word = &self.object.map.shared().word;
+            word.store(token | WAITERS, Ordering::SeqCst);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Situations other processes leave behind, written straight into the lock word.
@@ -1185,14 +1207,8 @@ mod tests {
     fn the_death_of_the_holder_wakes_a_sleeper() {
         let name = name("death-wakes");
         let lock = Handle::new(&name).unwrap();
-        let mut child = std::process::Command::new("sleep")
-            .arg("600")
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        let start = simplelock_core::process::ProcStat::read(pid).unwrap().start;
-        let token = word::token(pid, start).unwrap();
-        word_of(&lock).store(token | WAITERS, Ordering::SeqCst);
+        let (mut child, token) = testing::sleeping_process();
+        lock.held_by(token);
         let watch = death::watch(&lock.object.map, token)
             .expect("pidfds work on this kernel (Linux 5.3+, no seccomp filter refusing them)");
         assert!(!watch.died(), "the child is alive");
@@ -1209,11 +1225,7 @@ mod tests {
             });
             // Kill the child once the sleeper sleeps (a wake before its wait would be lost, but
             // for the watcher's few repeated wakes).
-            let tid = tid_rx.recv().unwrap();
-            let stat = format!("/proc/self/task/{tid}/stat");
-            while !std::fs::read_to_string(&stat).is_ok_and(|s| s.contains(") S ")) {
-                std::thread::yield_now();
-            }
+            testing::wait_until_asleep(tid_rx.recv().unwrap());
             child.kill().unwrap();
             assert_eq!(
                 sleeper.join().unwrap(),
@@ -1227,6 +1239,43 @@ mod tests {
         take_and_release(&mut next, PreviousHolder::Died);
         child.wait().unwrap();
         remove_after(&name, (lock, next));
+    }
+
+    /// Wakes its task by sending on a channel.
+    struct Signal(std::sync::mpsc::Sender<()>);
+
+    impl std::task::Wake for Signal {
+        fn wake(self: std::sync::Arc<Self>) {
+            let _ = self.0.send(());
+        }
+    }
+
+    /// The async watcher of a lock wakes its tasks at the death of the holder (which the death
+    /// watcher tells it), not at the end of its slice: the slice here is an hour.
+    #[test]
+    fn the_death_of_the_holder_wakes_the_async_waiters() {
+        use std::task::{Context, Poll, Waker};
+
+        let name = name("death-wakes-async");
+        let mut lock = Handle::new(&name).unwrap();
+        let (mut child, token) = testing::sleeping_process();
+        lock.held_by(token);
+        let me = lock.me().unwrap();
+        let hour = Duration::from_secs(3600);
+        let _watcher = async_lock::watcher_with(&lock.object.map, lock.object.id, me, hour);
+        let (woken, wakes) = std::sync::mpsc::channel();
+        let waker = Waker::from(std::sync::Arc::new(Signal(woken)));
+        let mut cx = Context::from_waker(&waker);
+        assert!(lock.poll_lock(&mut cx).is_pending());
+        child.kill().unwrap();
+        wakes
+            .recv_timeout(Duration::from_secs(60))
+            .expect("not woken by the death");
+        assert!(matches!(lock.poll_lock(&mut cx), Poll::Ready(Ok(()))));
+        assert_eq!(lock.previous_holder(), PreviousHolder::Died);
+        lock.try_unlock().unwrap();
+        child.wait().unwrap();
+        remove_after(&name, lock);
     }
 
     #[test]

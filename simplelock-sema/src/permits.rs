@@ -32,8 +32,15 @@
 //! compare-and-swap. A waiter that finds all N held sets the waiters bit on each word and
 //! sleeps in one `futex_waitv(2)` on all N (Linux 5.16+; before that, on the first word with a
 //! 10 ms slice): a release of any permit — which wakes futex waiters since the bit is set —
-//! wakes it. Every 10 ms without a wake it tries every word with the liveness check, so a
-//! permit of a dead holder comes back within about 10 ms, as a [`SemaphoreLock`] does.
+//! wakes it. Before that sleep it registers the holder of every permit with the process's
+//! death watcher (the registration of a [`SemaphoreLock`] waiter, one per permit word; see
+//! `death.rs` in the sources): the death of any permit's holder wakes the sleep too, and the
+//! waiter then tries, besides the words that look free, those whose holder was reported dead
+//! (a try checks the holder in `/proc` and takes a dead holder's permit over). So a permit of a
+//! SIGKILLed holder comes back about as fast as a [`SemaphoreLock`] of one. Every 10 ms
+//! without a wake it still tries every word with the liveness check: the fallback where the
+//! death watcher cannot tell (no pidfds; and before Linux 5.16, where the sleep is on one word
+//! only, for the deaths of the other permits' holders).
 //!
 //! `holders()` lists each permit's live holder: its process id, and when it took the permit —
 //! a taker writes the time into its permit's object after taking it (two fields of the lock
@@ -45,8 +52,9 @@
 //! a poll polls each permit's [`SemaphoreLock`] in turn, which either takes it (the same
 //! compare-and-swap as `try_lock`) or registers the task with the watcher thread of that
 //! permit's object (one thread per object awaited in the process, asleep on its futex; see
-//! `SemaphoreLock`'s async waits). So a release of any permit wakes the task, a dead holder is
-//! noticed by its permit's watcher within a slice, and a permit is only taken inside a poll
+//! `SemaphoreLock`'s async waits). So a release of any permit wakes the task, a dead holder's
+//! death wakes its permit's watcher (which registers it with the death watcher as every
+//! waiter does; within a slice where that cannot tell), and a permit is only taken inside a poll
 //! that returns it; once one is taken, and when the future is dropped, the task's other
 //! registrations are removed. Like `SemaphoreLock`'s, an async wait never reports
 //! `WouldDeadlock`.
@@ -66,6 +74,7 @@ use simplelock_core::{
 };
 
 use crate::SemaphoreLock;
+use crate::death::HolderWatch;
 use crate::sys::{self, Woke};
 
 /// How long a waiter sleeps at most before it checks the holders' liveness: the lock's slice.
@@ -199,12 +208,26 @@ impl SemaphorePermits {
     }
 
     /// One try of the permits: every one with its liveness check if `all`, else only those
-    /// whose word looks free; `slept`: after a sleep (then a taken word keeps its waiters bit,
-    /// so that its release wakes the next sleeper). `Ok(true)`: one is ours now.
-    fn try_take(&mut self, all: bool, slept: bool) -> SimpleLockResult<bool> {
+    /// whose word looks free or whose holder's death was reported in `deaths` (the waiter's
+    /// registrations, by permit; empty before the first sleep); `slept`: after a sleep (then a
+    /// taken word keeps its waiters bit, so that its release wakes the next sleeper).
+    /// `Ok(true)`: one is ours now.
+    fn try_take(
+        &mut self,
+        all: bool,
+        slept: bool,
+        deaths: &mut [HolderWatch],
+    ) -> SimpleLockResult<bool> {
         for (index, slot) in self.slots.iter_mut().enumerate() {
-            if !all && !slot.looks_free() {
+            let death = deaths.get_mut(index);
+            let reported = death.as_ref().is_some_and(|d| d.reported_any());
+            if !all && !reported && !slot.looks_free() {
                 continue;
+            }
+            if let (true, Some(death)) = (reported, death) {
+                // The try checks the holder (a try of a held word does): if it lives after all
+                // (a `hidepid` /proc), this permit is back to the slice.
+                death.checked();
             }
             let taken = if slept {
                 slot.try_lock_after_sleep()
@@ -226,17 +249,27 @@ impl SemaphorePermits {
     }
 
     fn acquire(&mut self, wait: Wait) -> SimpleLockResult<()> {
+        self.acquire_sliced(wait, SLICE)
+    }
+
+    /// [`acquire`](SemaphorePermits::acquire), sleeping at most `slice` before it checks every
+    /// holder's liveness: [`SLICE`], longer in a test that must tell a wake by a death from the
+    /// end of a slice.
+    fn acquire_sliced(&mut self, wait: Wait, slice: Duration) -> SimpleLockResult<()> {
         // In a forked child, `held` names the parent's permit: not ours, forgotten here.
         let permits = self.permits();
         self.held.before_acquire(&self.name, permits, wait)?;
         let wait = wait.start();
         let mut all = true;
         let mut slept = false;
+        // The registrations with the death watcher, one per permit (made before the first
+        // sleep: a try allocates nothing).
+        let mut deaths: Vec<HolderWatch> = Vec::new();
         loop {
-            if self.try_take(all, slept)? {
+            if self.try_take(all, slept, &mut deaths)? {
                 return Ok(());
             }
-            let Some(nap) = wait.sleep_slice(SLICE) else {
+            let Some(nap) = wait.sleep_slice(slice) else {
                 return Err(out_of_time(&wait, &self.name, self.holders()));
             };
             let armed: Vec<_> = self
@@ -248,6 +281,17 @@ impl SemaphorePermits {
                 all = false; // one was given back meanwhile: try again at once
                 continue;
             }
+            // Have each holder's death wake the sleep, as a blocking waiter on one lock does
+            // (see `death.rs`); a holder reported dead already is tried at once instead.
+            deaths.resize_with(self.slots.len(), HolderWatch::default);
+            let mut reported = false;
+            for (slot, death) in self.slots.iter().zip(&mut deaths) {
+                reported |= slot.watch_holder(death)?;
+            }
+            if reported {
+                all = false;
+                continue;
+            }
             slept = true;
             let woke = match sys::futex_waitv(&armed, nap) {
                 Err(err) if err.raw_os_error() == Some(libc::ENOSYS) => {
@@ -257,7 +301,8 @@ impl SemaphorePermits {
                 other => other,
             };
             all = match woke {
-                // A release: try the free-looking words. A timeout: check every holder.
+                // A release or a death: try the free-looking words and those whose holder was
+                // reported dead. A timeout: check every holder.
                 Ok(Woke::Woken | Woke::Changed | Woke::Interrupted) => false,
                 Ok(Woke::TimedOut) => true,
                 Err(err) => {
@@ -438,6 +483,41 @@ impl fmt::Debug for SemaphorePermits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A waiter on all the permits is woken by the death of their holder (through its pidfd,
+    /// see `death.rs`), not at the end of its slice: the slice here is an hour.
+    #[test]
+    fn the_death_of_the_holder_wakes_a_waiter_on_the_permits() {
+        use std::sync::mpsc;
+
+        use crate::lock::testing;
+
+        let name = format!("slt-{}-unit-permits-death", std::process::id());
+        let mut waiter = SemaphorePermits::named(&name, 2).unwrap();
+        let (mut child, token) = testing::sleeping_process();
+        for slot in &waiter.slots {
+            slot.held_by(token);
+        }
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        // Not scoped: a waiter the death did not wake would sleep for the hour.
+        std::thread::spawn(move || {
+            tid_tx.send(nix::unistd::gettid().as_raw()).unwrap();
+            let taken = waiter.acquire_sliced(Wait::Forever, Duration::from_secs(3600));
+            let previous = waiter.previous_holder();
+            drop(waiter);
+            done_tx.send((taken, previous)).unwrap();
+        });
+        testing::wait_until_asleep(tid_rx.recv().unwrap());
+        child.kill().unwrap();
+        let (taken, previous) = done
+            .recv_timeout(Duration::from_secs(60))
+            .expect("not woken by the death");
+        taken.unwrap();
+        assert_eq!(previous, PreviousHolder::Died);
+        child.wait().unwrap();
+        assert!(SemaphorePermits::remove(&name).unwrap());
+    }
 
     #[test]
     fn names_of_the_objects() {

@@ -47,6 +47,10 @@ pub(crate) enum Part {
     Postgres,
     /// The command-line tool against flock(1), printed only (the README keeps its numbers)
     Cli,
+    /// The handoff latencies (every lock and wait), printed only
+    Handoff,
+    /// The recovery after a SIGKILLed holder (every lock and wait), printed only
+    Recovery,
 }
 
 pub(crate) fn main(quick: bool, only: Option<Part>) -> TaskResult {
@@ -64,6 +68,26 @@ pub(crate) fn main(quick: bool, only: Option<Part>) -> TaskResult {
                 report::duration(measured.ours_cpu_ns),
                 report::duration(measured.flock_cpu_ns),
                 measured.ours_cpu_ns / measured.flock_cpu_ns
+            );
+            return Ok(());
+        }
+        Some(Part::Handoff) => {
+            let runs = handoff_runs(
+                if quick { "100" } else { "500" },
+                if quick { "10" } else { "40" },
+            );
+            let results = multi_only(&runs)?;
+            println!(
+                "\n{}",
+                report::Report::new(&results, machine()).handoff_markdown()
+            );
+            return Ok(());
+        }
+        Some(Part::Recovery) => {
+            let results = multi_only(&recovery_runs(if quick { "10" } else { "50" }))?;
+            println!(
+                "\n{}",
+                report::Report::new(&results, machine()).recovery_markdown()
             );
             return Ok(());
         }
@@ -96,32 +120,18 @@ pub(crate) fn main(quick: bool, only: Option<Part>) -> TaskResult {
     let millis = if quick { "500" } else { "2000" };
     let kills = if quick { "10" } else { "50" };
     let ticker_millis = if quick { "1000" } else { "3000" };
-    let runs: Vec<Vec<&str>> = vec![
-        vec!["bench-handoff", "flock", "hang", samples],
-        vec!["bench-handoff", "file", "hang", samples],
-        vec!["bench-handoff", "file", "timed", samples],
-        vec!["bench-handoff", "sema", "hang", samples],
-        vec!["bench-handoff", "sema", "timed", samples],
-        vec!["bench-handoff", "file", "async", samples],
-        vec!["bench-handoff", "sema", "async", samples],
-        vec!["bench-handoff", "file-permits", "hang", samples],
-        vec!["bench-handoff", "file-permits", "timed", samples],
-        vec!["bench-handoff", "sema-permits", "hang", samples],
-        vec!["bench-handoff", "sema-permits", "timed", samples],
-        vec!["bench-handoff", "poll50", "hang", poll_samples],
+    let mut runs = handoff_runs(samples, poll_samples);
+    runs.extend([
         vec!["bench-throughput", "flock", "4", millis],
         vec!["bench-throughput", "file", "4", millis],
         vec!["bench-throughput", "sema", "4", millis],
-        vec!["bench-recovery", "file", kills],
-        vec!["bench-recovery", "sema", kills],
+    ]);
+    runs.extend(recovery_runs(kills));
+    runs.extend([
         vec!["bench-ticker", "file", "1000", ticker_millis],
         vec!["bench-ticker", "sema", "1000", ticker_millis],
-    ];
-    for run in runs {
-        let mut command = Command::new(&exe);
-        command.args(&run).env("TMPDIR", LOCK_FILES);
-        results.multi.push(capture_result(command)?);
-    }
+    ]);
+    results.multi = multi_only(&runs)?.multi;
 
     results.cli = cli::run(quick, Path::new(LOCK_FILES))?;
     results.postgres = postgres::run(quick)?;
@@ -138,6 +148,48 @@ pub(crate) fn main(quick: bool, only: Option<Part>) -> TaskResult {
         svg.display()
     );
     Ok(())
+}
+
+/// The harness's handoff measurements: `samples` handoffs each (`poll_samples` for the 50 ms
+/// polling lock).
+fn handoff_runs<'a>(samples: &'a str, poll_samples: &'a str) -> Vec<Vec<&'a str>> {
+    vec![
+        vec!["bench-handoff", "flock", "hang", samples],
+        vec!["bench-handoff", "file", "hang", samples],
+        vec!["bench-handoff", "file", "timed", samples],
+        vec!["bench-handoff", "sema", "hang", samples],
+        vec!["bench-handoff", "sema", "timed", samples],
+        vec!["bench-handoff", "file", "async", samples],
+        vec!["bench-handoff", "sema", "async", samples],
+        vec!["bench-handoff", "file-permits", "hang", samples],
+        vec!["bench-handoff", "file-permits", "timed", samples],
+        vec!["bench-handoff", "sema-permits", "hang", samples],
+        vec!["bench-handoff", "sema-permits", "timed", samples],
+        vec!["bench-handoff", "poll50", "hang", poll_samples],
+    ]
+}
+
+/// The harness's recovery measurements, `kills` holders killed each: the locks waited for
+/// blocking and async, and the sema backend's permits.
+fn recovery_runs(kills: &str) -> Vec<Vec<&str>> {
+    vec![
+        vec!["bench-recovery", "file", kills],
+        vec!["bench-recovery", "sema", kills],
+        vec!["bench-recovery", "sema", kills, "--wait", "async"],
+        vec!["bench-recovery", "sema-permits", kills],
+    ]
+}
+
+/// Runs the harness's measurements `runs`.
+fn multi_only(runs: &[Vec<&str>]) -> Result<Results, String> {
+    let exe = harness_program()?;
+    let mut results = Results::default();
+    for run in runs {
+        let mut command = Command::new(&exe);
+        command.args(run).env("TMPDIR", LOCK_FILES);
+        results.multi.push(capture_result(command)?);
+    }
+    Ok(results)
 }
 
 /// Runs `command`, shows its output, and returns the one result it printed as JSON.

@@ -68,7 +68,8 @@ pub(crate) struct Report {
     uncontended: Vec<(String, Vec<(String, f64)>)>,
     handoff: Vec<(String, String, f64, f64)>,
     throughput: Vec<(String, f64)>,
-    recovery: Vec<(String, f64, f64, u64)>,
+    /// Backend, wait, median and worst (ns), kills.
+    recovery: Vec<(String, String, f64, f64, u64)>,
     postgres: super::postgres::Measured,
     cli: Option<super::cli::Measured>,
     /// Backend, waiters, period and largest gap (ns).
@@ -101,6 +102,7 @@ impl Report {
                 BenchResult::Throughput(t) => throughput.push((t.backend.clone(), t.per_second)),
                 BenchResult::Recovery(r) => recovery.push((
                     r.backend.clone(),
+                    r.wait.clone(),
                     r.median_ns as f64,
                     r.worst_ns as f64,
                     r.kills,
@@ -157,6 +159,20 @@ impl Report {
         self.cli_section(&mut md);
         self.postgres_section(&mut md);
         md.push_str("\n![benchmark chart](docs/bench.svg)\n");
+        md
+    }
+
+    /// The handoff table alone (`--only handoff`).
+    pub(crate) fn handoff_markdown(&self) -> String {
+        let mut md = String::new();
+        self.handoff_section(&mut md);
+        md
+    }
+
+    /// The recovery table alone (`--only recovery`).
+    pub(crate) fn recovery_markdown(&self) -> String {
+        let mut md = String::new();
+        self.recovery_section(&mut md);
         md
     }
 
@@ -291,15 +307,19 @@ impl Report {
             "\n**Recovery**: a holder SIGKILLed inside its critical section; time until the next \
              process holds the lock (and is told the previous holder died)\n\n",
         );
-        md.push_str("| lock | kills | median | worst | goal |\n|---|---:|---:|---:|---|\n");
-        for (backend, median, worst, kills) in &self.recovery {
-            let goal = (backend == "sema").then_some(Goal {
+        md.push_str(
+            "| lock | wait | kills | median | worst | goal |\n|---|---|---:|---:|---:|---|\n",
+        );
+        for (backend, wait, median, worst, kills) in &self.recovery {
+            // Issue 15's goal, for the sema lock however it is waited for, and for its permits
+            // (issue 13: the recovery goals of the lock of their backend).
+            let goal = matches!(backend.as_str(), "sema" | "sema-permits").then_some(Goal {
                 text: "worst ≤ 2 ms".to_owned(),
                 met: *worst <= 2e6,
             });
             let _ = writeln!(
                 md,
-                "| {} | {kills} | {} | {} | {} |",
+                "| {} | {wait} | {kills} | {} | {} | {} |",
                 label(backend),
                 duration(*median),
                 duration(*worst),
@@ -632,6 +652,7 @@ mod tests {
             throughput("file", 95_000.0),
             BenchResult::Recovery(Recovery {
                 backend: "sema".into(),
+                wait: "async".into(),
                 kills: 50,
                 inside: 50,
                 median_ns: 2_000_000,
@@ -778,9 +799,9 @@ mod tests {
 
 **Recovery**: a holder SIGKILLed inside its critical section; time until the next process holds the lock (and is told the previous holder died)
 
-| lock | kills | median | worst | goal |
-|---|---:|---:|---:|---|
-| SemaphoreLock | 50 | 2.0 ms | 8.0 ms | worst ≤ 2 ms ❌ |
+| lock | wait | kills | median | worst | goal |
+|---|---|---:|---:|---:|---|
+| SemaphoreLock | async | 50 | 2.0 ms | 8.0 ms | worst ≤ 2 ms ❌ |
 
 **Command-line tool**: a whole run of `simplelock NAME -- true` against util-linux `flock FILE true` (start, lock, run `true`, unlock, exit), 300 calls in a row, median of 7 alternating rounds; the tool built as shipped (`--profile dist`)
 

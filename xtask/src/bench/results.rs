@@ -59,6 +59,8 @@ pub(crate) struct Throughput {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Recovery {
     pub(crate) backend: String,
+    /// `hang` or `async`.
+    pub(crate) wait: String,
     pub(crate) kills: u64,
     pub(crate) inside: u64,
     pub(crate) median_ns: u64,
@@ -142,7 +144,7 @@ mod tests {
 
     #[test]
     fn anything_but_one_result_is_refused() {
-        let one = r#"{"kind":"recovery","backend":"file","kills":1,"inside":1,"median_ns":5,"worst_ns":6}"#;
+        let one = r#"{"kind":"recovery","backend":"file","wait":"hang","kills":1,"inside":1,"median_ns":5,"worst_ns":6}"#;
         assert!(parse_bench(one).is_ok());
         assert!(parse_bench("").is_err());
         assert!(parse_bench(&format!("{one}\n{one}\n")).is_err());
