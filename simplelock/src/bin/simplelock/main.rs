@@ -21,8 +21,9 @@
 //! folder (`--file DIR`). The line shown while waiting on a terminal uses ANSI escapes, which
 //! a console without virtual-terminal processing shows raw (not tested).
 #![deny(unsafe_code)]
-// On glibc Linux the process starts in `start::main`, without std's runtime set-up (see there).
-#![cfg_attr(all(target_os = "linux", target_env = "gnu"), no_main)]
+// On glibc Linux the process starts in `start::main`, without std's runtime set-up (see there);
+// the unit tests keep the test harness's `main`.
+#![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 
 mod args;
 mod child;
@@ -32,7 +33,7 @@ mod descriptor;
 mod permits;
 mod pg;
 mod report;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[cfg(all(target_os = "linux", target_env = "gnu", not(test)))]
 mod start;
 
 /// Counting semaphores (`--permits`) on Windows: none. The file backend's are Linux's (OFD
@@ -80,7 +81,7 @@ use args::{Backend, Invocation, RawFd, RunArgs, Target, exit};
 use descriptor::DescriptorLock;
 
 /// Where the process starts elsewhere (see `start` for glibc Linux).
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+#[cfg(not(all(target_os = "linux", target_env = "gnu", not(test))))]
 fn main() -> std::process::ExitCode {
     std::process::ExitCode::from(run())
 }
