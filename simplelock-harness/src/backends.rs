@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
 use std::task::{Context, Poll};
 
 use simplelock_core::{
