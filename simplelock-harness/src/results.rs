@@ -120,7 +120,7 @@ pub struct Postgres {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresMeasure {
-    /// `ours` (`PostgresLock`), `ours-no-token` (`with_fencing_tokens(FencingTokens::Disabled)`), `permits` (one
+    /// `ours` (`PostgresLock`), `ours-timed` (its `timed_lock`), `ours-no-token` (`with_fencing_tokens(FencingTokens::Disabled)`), `permits` (one
     /// of 3 permits of `PostgresPermits`), `raw` (the advisory-lock calls alone) or
     /// `raw-token` (plus the transaction-id token).
     pub variant: String,

@@ -2,6 +2,8 @@
 //! and handoff from one client's release to another client's return from its blocked lock
 //! call — each for `PostgresLock` and for the same advisory-lock calls made raw with the
 //! `postgres` crate (`raw`), and raw plus the fencing token (`raw-token`), in the same run;
+//! `PostgresLock`'s timed wait (`ours-timed`: `timed_lock` with a timeout that does not run
+//! out, the waiter in the server's queue as for `ours`);
 //! with feature `tokio`, also `PostgresLock`'s async wait (`ours-async`: `lock_async().await` on
 //! a current-thread runtime, released by `unlock().await`, which announces the release); and
 //! `PostgresPermits` (`permits`: one of 3 permits, each process keeping one more through a
@@ -22,6 +24,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use simplelock_core::ConcreteLock;
 use simplelock_harness::results::{Postgres, PostgresMeasure, emit};
 use simplelock_postgres::{FencingTokens, PostgresLock, PostgresPermits, key_for_name};
+
+/// The timeout of `ours-timed`'s waits: longer than any wait here, so that it measures the
+/// timed wait's path (a `lock_timeout` on the server), not a timeout.
+const TIMED_WAIT: Duration = Duration::from_secs(60);
 
 fn url() -> String {
     let url = std::env::var("SIMPLELOCK_POSTGRES_URL")
@@ -62,6 +68,8 @@ fn p99(mut v: Vec<f64>) -> f64 {
 )]
 enum Client {
     Ours(Box<PostgresLock>),
+    /// `timed_lock` with a timeout that never runs out here (the wait of `ours-timed`).
+    Timed(Box<PostgresLock>),
     #[cfg(feature = "tokio")]
     Async(Box<PostgresLock>, tokio::runtime::Runtime),
     /// A permit handle, and one more permit kept by this process.
@@ -81,6 +89,9 @@ impl Client {
     fn new(kind: &str, name: &str) -> Client {
         match kind {
             "ours" => Client::Ours(Box::new(
+                PostgresLock::options().with_url(url()).named(name).unwrap(),
+            )),
+            "ours-timed" => Client::Timed(Box::new(
                 PostgresLock::options().with_url(url()).named(name).unwrap(),
             )),
             #[cfg(feature = "tokio")]
@@ -133,6 +144,7 @@ impl Client {
     fn lock(&mut self) {
         match self {
             Client::Ours(l) => l.hang_lock().unwrap(),
+            Client::Timed(l) => l.timed_lock(TIMED_WAIT).unwrap(),
             #[cfg(feature = "tokio")]
             Client::Async(l, rt) => rt.block_on(async {
                 use simplelock_core::AsyncLockExt;
@@ -147,7 +159,7 @@ impl Client {
     }
     fn unlock(&mut self) {
         match self {
-            Client::Ours(l) => l.try_unlock().unwrap(),
+            Client::Ours(l) | Client::Timed(l) => l.try_unlock().unwrap(),
             #[cfg(feature = "tokio")]
             Client::Async(l, rt) => {
                 use simplelock_core::AsyncConcreteLock;
@@ -186,12 +198,20 @@ fn main() {
     // The variants take turns, sample by sample, so that all meet the same machine: on a busy
     // machine, measuring one after the other compares the load more than the code.
     #[cfg(not(feature = "tokio"))]
-    const KINDS: &[&str] = &["raw", "raw-token", "ours", "ours-no-token", "permits"];
+    const KINDS: &[&str] = &[
+        "raw",
+        "raw-token",
+        "ours",
+        "ours-timed",
+        "ours-no-token",
+        "permits",
+    ];
     #[cfg(feature = "tokio")]
     const KINDS: &[&str] = &[
         "raw",
         "raw-token",
         "ours",
+        "ours-timed",
         "ours-no-token",
         "ours-async",
         "permits",

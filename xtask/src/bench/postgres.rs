@@ -207,6 +207,21 @@ pub(crate) fn markdown(results: &Measured) -> String {
             super::report::duration(blocking),
         );
     }
+    if let (Some(blocking), Some(timed)) = (
+        results.median(true, "ours"),
+        results.median(true, "ours-timed"),
+    ) {
+        let ratio = timed / blocking;
+        let met = if ratio <= 1.2 { "✅" } else { "❌" };
+        let _ = writeln!(
+            md,
+            "\nTimed handoff (`timed_lock` with a timeout that does not run out: the waiter waits \
+             in the server under `lock_timeout`): {} vs the blocking handoff {}: {ratio:.2}× \
+             (goal ≤ 1.2× {met}).",
+            super::report::duration(timed),
+            super::report::duration(blocking),
+        );
+    }
     if let (Some(permits), Some(lock)) = (
         results.median(true, "permits"),
         results.median(true, "ours"),
@@ -256,6 +271,7 @@ pub(crate) fn bars(results: &Measured) -> Vec<(String, f64, bool)> {
     for (handoff, what) in [(false, "lock+unlock"), (true, "handoff")] {
         for imp in [
             "ours",
+            "ours-timed",
             "ours-no-token",
             "ours-async",
             "permits",
@@ -265,6 +281,7 @@ pub(crate) fn bars(results: &Measured) -> Vec<(String, f64, bool)> {
             if let Some(ns) = results.median(handoff, imp) {
                 let who = match imp {
                     "ours" => "PostgresLock",
+                    "ours-timed" => "PostgresLock, timed",
                     "ours-no-token" => "PostgresLock, no token",
                     "ours-async" => "PostgresLock, async",
                     "permits" => "PostgresPermits",
