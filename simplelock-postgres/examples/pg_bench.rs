@@ -267,8 +267,6 @@ fn measure((variant, times): (&&str, Vec<f64>)) -> PostgresMeasure {
 
 /// A holder in this process and a waiting client in a child process, on one lock.
 struct Handoff {
-    /// An async waiter waits with tries and notifications, not in the server's queue.
-    async_waiter: bool,
     holder: Client,
     child: std::process::Child,
     to_child: std::process::ChildStdin,
@@ -288,7 +286,6 @@ impl Handoff {
             .spawn()
             .unwrap();
         Handoff {
-            async_waiter: kind == "ours-async",
             holder: Client::new(kind, lock_name),
             to_child: child.stdin.take().unwrap(),
             from_child: BufReader::new(child.stdout.take().unwrap()),
@@ -308,13 +305,10 @@ impl Handoff {
         self.holder.lock();
         writeln!(self.to_child, "go").unwrap();
         self.from_child.read_line(&mut line).unwrap();
-        // Until the server lists the waiter, it may not be waiting yet. An async waiter is not
-        // listed: give it time for its first try and its LISTEN. A permits waiter is not listed
-        // either (it sleeps in the client): it has tried every permit and sleeps well within a
-        // pause of 20 ms.
-        if self.async_waiter {
-            std::thread::sleep(Duration::from_millis(5));
-        } else if self.permits {
+        // Until the server lists the waiter, it may not be waiting yet (an async waiter too: it
+        // waits in the server's queue). A permits waiter is not listed (it sleeps in the
+        // client): it has tried every permit and sleeps well within a pause of 20 ms.
+        if self.permits {
             std::thread::sleep(Duration::from_millis(20));
         } else {
             self.until_the_server_lists_the_waiter(monitor);

@@ -1,9 +1,10 @@
 //! [`AsyncConcreteLock`] for [`PostgresPermits`] (feature `tokio`): `lock_async().await` on
 //! the caller's tokio runtime, cancel-safe, without blocking a worker.
 //!
-//! It is [`PostgresLock`](crate::PostgresLock)'s async wait (see its module docs, `async_lock`,
-//! for the design and why), on the machinery both share (`async_conn`), with the blocking
-//! wait's wake-ups of the [module docs](super):
+//! It shares [`PostgresLock`](crate::PostgresLock)'s async machinery (`async_conn`; the
+//! design of the socket on the caller's runtime is argued in `async_lock`), with the blocking
+//! wait's wake-ups of the [module docs](super) — not the lock's wait in the server, which
+//! cannot wait for any one of N keys:
 //!
 //! - the connection's socket moves to the caller's runtime and is driven by the polls of the
 //!   lock future itself; nothing is spawned, no thread blocks;
