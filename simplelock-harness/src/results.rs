@@ -121,8 +121,9 @@ pub struct Postgres {
 #[serde(deny_unknown_fields)]
 pub struct PostgresMeasure {
     /// `ours` (`PostgresLock`), `ours-timed` (its `timed_lock`), `ours-no-token` (`with_fencing_tokens(FencingTokens::Disabled)`), `permits` (one
-    /// of 3 permits of `PostgresPermits`), `raw` (the advisory-lock calls alone) or
-    /// `raw-token` (plus the transaction-id token).
+    /// of 3 permits of `PostgresPermits`), `raw` (the advisory-lock calls alone),
+    /// `raw-token` (plus the transaction-id token), `raw-notify` and `raw-notify-idle` (a
+    /// raw wait woken by `NOTIFY`, alone or with two idle listeners).
     pub variant: String,
     /// The median, in ns.
     pub median_ns: u64,

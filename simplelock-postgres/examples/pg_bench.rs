@@ -8,7 +8,11 @@
 //! a current-thread runtime, released by `unlock().await`, which announces the release); and
 //! `PostgresPermits` (`permits`: one of 3 permits, each process keeping one more through a
 //! second handle, so that one permit passes back and forth and the waiter waits for any of the
-//! three, woken by the release's notification). Prints one line of JSON on standard output and
+//! three, woken by the release's notification); and the floor of such a wake-up made raw
+//! (`raw-notify`: one key, a try, a wait for the release's `pg_notify`, a try again, both
+//! clients listening; and
+//! `raw-notify-idle`, the same with two more sessions listening idly, as every
+//! `PostgresPermits` handle did before only waiters listened). Prints one line of JSON on standard output and
 //! nothing else:
 //! the harness's typed result (`simplelock_harness::results::Postgres`), which `cargo xtask
 //! bench` reads.
@@ -77,6 +81,19 @@ enum Client {
         permit: Box<PostgresPermits>,
         _kept: Box<PostgresPermits>,
     },
+    /// The floor of a notify-then-try wait, made raw (what `PostgresPermits` does, on one key):
+    /// a try, and after a failed one a wait for a notification of the channel; the release is
+    /// `pg_advisory_unlock` and `pg_notify` in one statement, without a WAL flush. `idle` are
+    /// sessions that listen on the channel and never read (`PostgresPermits`' handles that
+    /// hold or wait for nothing listen too).
+    RawNotify {
+        c: postgres::Client,
+        try_lock: postgres::Statement,
+        release: postgres::Statement,
+        key: i64,
+        channel: String,
+        _idle: Vec<postgres::Client>,
+    },
     Raw(
         postgres::Client,
         postgres::Statement,
@@ -125,6 +142,36 @@ impl Client {
                     .named(name)
                     .unwrap(),
             )),
+            "raw-notify" | "raw-notify-idle" => {
+                let channel = format!("rn_{:016x}", key_for_name(name) as u64);
+                let listen = |c: &mut postgres::Client| {
+                    c.batch_execute(&format!("LISTEN {channel}; SET synchronous_commit = off"))
+                        .unwrap();
+                };
+                let mut c = raw();
+                listen(&mut c);
+                let idle = if kind == "raw-notify-idle" {
+                    (0..2)
+                        .map(|_| {
+                            let mut idle = raw();
+                            listen(&mut idle);
+                            idle
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                Client::RawNotify {
+                    try_lock: c.prepare("SELECT pg_try_advisory_lock($1)").unwrap(),
+                    release: c
+                        .prepare("SELECT pg_advisory_unlock($1), pg_notify($2, '')")
+                        .unwrap(),
+                    c,
+                    key: key_for_name(name),
+                    channel,
+                    _idle: idle,
+                }
+            }
             _ => {
                 let mut c = raw();
                 // `raw-token`: the raw call plus the fencing token PostgresLock takes (a
@@ -152,6 +199,18 @@ impl Client {
                 std::mem::forget(l.lock_async().await.unwrap());
             }),
             Client::Permits { permit, .. } => permit.hang_lock().unwrap(),
+            Client::RawNotify {
+                c, try_lock, key, ..
+            } => {
+                use postgres::fallible_iterator::FallibleIterator;
+                // The notifications so far are of releases this try sees.
+                while c.notifications().iter().next().unwrap().is_some() {}
+                while !c.query_one(&*try_lock, &[key]).unwrap().get::<_, bool>(0) {
+                    let mut woken = c.notifications();
+                    let mut wait = woken.timeout_iter(Duration::from_millis(100));
+                    let _ = wait.next().unwrap();
+                }
+            }
             Client::Raw(c, lock, _, key) => {
                 c.query_one(&*lock, &[key]).unwrap();
             }
@@ -168,6 +227,16 @@ impl Client {
                     .unwrap();
             }
             Client::Permits { permit, .. } => permit.try_unlock().unwrap(),
+            Client::RawNotify {
+                c,
+                release,
+                key,
+                channel,
+                ..
+            } => {
+                let released: bool = c.query_one(&*release, &[key, channel]).unwrap().get(0);
+                assert!(released);
+            }
             Client::Raw(c, _, unlock, key) => {
                 let released: bool = c.query_one(&*unlock, &[key]).unwrap().get(0);
                 assert!(released);
@@ -205,6 +274,8 @@ fn main() {
         "ours-timed",
         "ours-no-token",
         "permits",
+        "raw-notify",
+        "raw-notify-idle",
     ];
     #[cfg(feature = "tokio")]
     const KINDS: &[&str] = &[
@@ -215,6 +286,8 @@ fn main() {
         "ours-no-token",
         "ours-async",
         "permits",
+        "raw-notify",
+        "raw-notify-idle",
     ];
     let mut clients: Vec<Client> = KINDS
         .iter()
@@ -294,7 +367,7 @@ impl Handoff {
                 ((key as u64) >> 32) as i64,
                 ((key as u64) & 0xffff_ffff) as i64,
             ),
-            permits: kind == "permits",
+            permits: kind == "permits" || kind.starts_with("raw-notify"),
         }
     }
 

@@ -80,20 +80,7 @@ pub(crate) fn queue_now<T: Send + 'static>(
     }
 }
 
-/// Polls `request` once, which queues it on its connection, and drops it: the request runs
-/// on the server, its answer is dropped.
-pub(crate) fn send_now(request: impl Future) {
-    let mut cx = Context::from_waker(Waker::noop());
-    let _ = std::pin::pin!(request).poll(&mut cx);
-}
-
-/// Writes what is queued on `conn` without waiting; `false` if the connection is found broken
-/// (dropping it then releases what its session held).
-pub(crate) fn flush_now(conn: &Conn) -> bool {
-    let mut cx = Context::from_waker(Waker::noop());
-    conn.drive(&mut cx, |_| {});
-    conn.alive()
-}
+pub(crate) use crate::conn::{flush_now, send_now};
 
 /// The connection of an async call, moved to this task's runtime: the error of a handle whose
 /// connection ended (an async call does not reconnect, so as not to block) or of a poll outside

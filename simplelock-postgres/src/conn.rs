@@ -1094,6 +1094,23 @@ impl ConnState {
     }
 }
 
+/// Polls `request` once, which queues it on its connection, and drops it: the request runs
+/// on the server, its answer is dropped (read, and thrown away, by the connection's next
+/// drive).
+pub(crate) fn send_now(request: impl Future) {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let _ = std::pin::pin!(request).poll(&mut cx);
+}
+
+/// Writes what is queued on `conn` without waiting; `false` if the connection is found broken
+/// (dropping it then releases what its session held). What the socket cannot take at once
+/// goes out with the connection's next call.
+pub(crate) fn flush_now(conn: &Conn) -> bool {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    conn.drive(&mut cx, |_| {});
+    conn.alive()
+}
+
 /// Blocking inside an async runtime would stall it (and tokio refuses with a panic): an error
 /// instead.
 fn not_in_async(lock: &str) -> SimpleLockResult<()> {

@@ -235,6 +235,27 @@ fn ratio_notes(results: &Measured, md: &mut String) {
             super::report::duration(blocking),
         );
     }
+    if let (Some(floor), Some(raw), Some(permits), Some(lock)) = (
+        results.median(true, "raw-notify"),
+        results.median(true, "raw"),
+        results.median(true, "permits"),
+        results.median(true, "ours"),
+    ) {
+        let _ = writeln!(
+            md,
+            "\nThe floor of a wake-up by notification, made raw (one key: a try, a wait for the \
+             release's `pg_notify`, a try again; what `PostgresPermits` does for any of N keys): \
+             handoff {} = {:.2}× the raw lock handoff and {:.2}× PostgresLock's; with two more \
+             idle listening sessions {}. `PostgresPermits` = {:.2}× that floor.",
+            super::report::duration(floor),
+            floor / raw,
+            floor / lock,
+            results
+                .median(true, "raw-notify-idle")
+                .map_or("—".to_owned(), super::report::duration),
+            permits / floor,
+        );
+    }
     if let (Some(permits), Some(lock)) = (
         results.median(true, "permits"),
         results.median(true, "ours"),
@@ -288,6 +309,7 @@ pub(crate) fn bars(results: &Measured) -> Vec<(String, f64, bool)> {
             "permits",
             "raw",
             "raw-token",
+            "raw-notify",
         ] {
             if let Some(ns) = results.median(handoff, imp) {
                 let who = match imp {
@@ -297,6 +319,7 @@ pub(crate) fn bars(results: &Measured) -> Vec<(String, f64, bool)> {
                     "ours-async" => "PostgresLock, async",
                     "permits" => "PostgresPermits",
                     "raw" => "raw postgres",
+                    "raw-notify" => "raw postgres, woken by NOTIFY",
                     _ => "raw postgres + token",
                 };
                 let ours = imp.starts_with("ours") || imp == "permits";
