@@ -51,8 +51,7 @@
 //!    and one unlock is exactly right. A try's drop needs this step only (a try does not wait).
 //! 2. **A cancel request, before anything else is sent.** A dropped wait would otherwise stay
 //!    queued in the server for the rest of its slice: later requests of the handle would wait
-//!    behind it (a timed wait's last try, when its timer fires, among them), and a waiting
-//!    exclusive request makes later shared requests queue. So the handle's next call, async or
+//!    behind it, and a waiting exclusive request makes later shared requests queue. So the handle's next call, async or
 //!    blocking, first sends a cancel request for the session (tokio-postgres's `CancelToken`
 //!    on a second connection to the same server, with the handle's TLS mode) — unless the
 //!    wait's answer had arrived already — and waits for the server to close that connection;
@@ -78,6 +77,19 @@
 //! (closing it ends the session, which releases what it held), and the call fails with
 //! `NotConnected` (a blocking call opens a new connection). A cancel that cannot connect at all
 //! cancelled nothing, and the call waits for the slice's end instead.
+//!
+//! **A timed wait's last try.** When a timed wait's timer fires, the core cancels the wait
+//! (above) and tries once more, so that a release right at the deadline is not lost. That
+//! try would wait for the cancel (a connection to the server: about 1 ms on an idle machine,
+//! 10 ms on this loaded one). Instead, if the dropped wait's answer has not come (the
+//! connection driven first), the try answers `AlreadyLocked` at once, sending nothing: the
+//! session's own request is still queued in the server, which it is only while the lock is
+//! taken (a free lock is granted to the queue at once, and a try conflicts with the same
+//! holders and waiters). It is the answer of a try made as of the last bytes received, a
+//! one-way trip earlier than a try sent now; a grant already on its way is released by the
+//! statements above, as for any dropped wait. If the answer has come, the try goes through
+//! the barrier (no cancel needed) and asks the server. Measured here: a timed wait of 50 ms
+//! on a taken lock returns after 51.4 ms (median; 56.9 ms at worst of 30, load 3.6).
 //!
 //! A wait that ends in an error while the future lives (the slice's end included, whose
 //! timeout may fire just as the lock is granted: the error then comes with the lock held) is
@@ -123,6 +135,7 @@
 //! - Like the other backends' async waits, it never reports `WouldDeadlock`.
 
 use std::future::poll_fn;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -146,6 +159,24 @@ pub(crate) enum Request {
     Wait,
     Try,
     Unlock,
+}
+
+/// The answer of a wait dropped while in flight, shared by the connection's barrier (which
+/// sends a cancel request only if it has not come) and the try of a timed wait that ran out
+/// (which answers from it rather than wait for the barrier).
+pub(crate) type DroppedWait = Arc<Mutex<Option<async_conn::Queued<Answer>>>>;
+
+/// Whether the dropped wait's answer has come (polled with `cx` after a drive of the
+/// connection).
+fn answered(wait: &DroppedWait, cx: &mut Context<'_>) -> bool {
+    let mut slot = wait.lock().unwrap_or_else(|e| e.into_inner());
+    let done = slot
+        .as_mut()
+        .is_none_or(|answer| answer.as_mut().poll(cx).is_ready());
+    if done {
+        *slot = None;
+    }
+    done
 }
 
 /// The state of one async wait for a [`PostgresLock`]. The wait itself is a statement in
@@ -176,10 +207,25 @@ impl PostgresLock {
             return Poll::Ready(Ok(()));
         };
         let settled = ready!(session.conn.poll_barrier(&self.name, cx));
+        self.dropped_wait = None;
         if settled.is_err() {
             self.conn = None;
         }
         Poll::Ready(settled)
+    }
+
+    /// Whether a wait dropped earlier still waits in the server, as of what the connection has
+    /// received (driven first).
+    fn dropped_wait_waits(&mut self, cx: &mut Context<'_>) -> bool {
+        let (Some(wait), Some(session)) = (self.dropped_wait.as_ref(), self.conn.as_ref()) else {
+            return false;
+        };
+        session.conn.drive(cx, |_| {});
+        if answered(wait, cx) {
+            self.dropped_wait = None;
+            return false;
+        }
+        true
     }
 
     /// Queues request `what` on the connection (sent by the next drive).
@@ -268,10 +314,11 @@ impl PostgresLock {
             return;
         };
         let cancel = session.conn.cancel_request();
-        let first = self.release_if_mine();
+        // Its answer is of no interest (dropped: the connection throws it away).
+        drop(self.release_if_mine());
         if flight.what == Request::Try {
             // A try does not wait: the release right behind it is enough.
-            drop((flight, first));
+            drop(flight);
             self.flush_now();
             return;
         }
@@ -280,15 +327,17 @@ impl PostgresLock {
         let Some(session) = self.conn.as_ref() else {
             return;
         };
-        let mut wait = flight.into_answer();
+        let wait: DroppedWait = Arc::new(Mutex::new(Some(flight.into_answer())));
+        self.dropped_wait = Some(Arc::clone(&wait));
         session.conn.set_barrier(Box::pin(async move {
             // The connection was driven right before this first poll: a wait already answered
             // needs no cancel.
-            let answered = poll_fn(|cx| Poll::Ready(wait.as_mut().poll(cx).is_ready())).await;
-            if !answered {
+            if !poll_fn(|cx| Poll::Ready(answered(&wait, cx))).await {
                 cancel.await?;
             }
-            drop((wait, first));
+            // Its answer is of no more interest, and an answer kept unread would hold the
+            // connection back (tokio-postgres waits for a live receiver to take it).
+            drop(wait.lock().unwrap_or_else(|e| e.into_inner()).take());
             if let Some(second) = second {
                 second.await;
             }
@@ -357,6 +406,11 @@ impl AsyncConcreteLock for PostgresLock {
         if !matches!(&self.in_flight, Some(f) if f.what == Request::Try) {
             if let Err(e) = self.begin_async() {
                 return Poll::Ready(Err(e));
+            }
+            if self.dropped_wait_waits(cx) {
+                // A wait of this session is still queued in the server: the lock is taken
+                // (module docs, "A timed wait's last try").
+                return Poll::Ready(Err(SimpleLockError::already_locked(&self.name, None)));
             }
             if let Err(e) = ready!(self.poll_settled(cx)) {
                 return Poll::Ready(Err(e));

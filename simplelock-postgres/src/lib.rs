@@ -361,6 +361,8 @@ impl PostgresLockOptions {
             owner: std::process::id(),
             #[cfg(feature = "tokio")]
             in_flight: None,
+            #[cfg(feature = "tokio")]
+            dropped_wait: None,
         };
         lock.connection()?;
         Ok(lock)
@@ -386,6 +388,10 @@ pub struct PostgresLock {
     /// The request of an async call in flight (see `async_lock`).
     #[cfg(feature = "tokio")]
     in_flight: Option<async_lock::InFlight>,
+    /// The answer of an async wait dropped while in flight, until it comes (see `async_lock`,
+    /// "Cancel-safety").
+    #[cfg(feature = "tokio")]
+    dropped_wait: Option<async_lock::DroppedWait>,
 }
 
 /// A connection and the statements prepared on it.

@@ -211,21 +211,26 @@ async fn poll_once<F: std::future::Future>(future: F) -> bool {
     std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx).is_pending())).await
 }
 
-/// A wait dropped while it waits in the server, then a try dropped while it cancels that wait
-/// (its cancel request's connection registered with this runtime's reactor), then blocking
-/// calls, on the connection's own runtime: they carry the cancel on there instead of hanging on
-/// a reactor nobody drives, and the dropped wait never keeps the lock.
+/// A wait dropped while it waits in the server; a try, which answers from it at once; another
+/// wait dropped while it cancels the first (its cancel request's connection registered with
+/// this runtime's reactor); then blocking calls, on the connection's own runtime: they carry
+/// the cancel on there instead of hanging on a reactor nobody drives, and the dropped waits
+/// never keep the lock.
 #[test]
-fn a_wait_cut_short_then_a_try_cut_short_then_blocking_calls_neither_hang_nor_keep_it() {
+fn waits_cut_short_then_blocking_calls_neither_hang_nor_keep_it() {
     let mut a = open("async-cut-twice");
     let mut b = open("async-cut-twice");
     a.try_lock().unwrap();
     let rt = runtime();
     rt.block_on(async {
         assert!(poll_once(b.lock_async()).await, "the wait did not wait");
+        match b.try_lock_async().await.map(drop) {
+            Err(SimpleLockError::AlreadyLocked { .. }) => {}
+            other => panic!("a try on a taken lock: {other:?}"),
+        }
         assert!(
-            poll_once(b.try_lock_async()).await,
-            "the try did not wait for the cancel of the dropped wait"
+            poll_once(b.lock_async()).await,
+            "the second wait did not wait for the cancel of the first"
         );
     });
     let (done, finished) = std::sync::mpsc::channel();
