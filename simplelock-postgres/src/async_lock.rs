@@ -21,13 +21,17 @@
 //! to the client) plus the runtime's wake-up of the task. The waiter is in the server's queue
 //! like a blocking one: `pg_locks` lists it, and waiters are served roughly in order.
 //!
-//! The statement runs under `lock_timeout` = [`SLICE`] (100 ms, pipelined ahead of it when the
+//! The statement runs under `lock_timeout` = [`SLICE`] (1 s, pipelined ahead of it when the
 //! session has another): a wait is one statement per slice, sent again when the slice runs out
 //! (SQLSTATE 55P03). That bounds how long a statement left behind by a dropped future can wait
-//! in the server when nobody cancels it (below). The cost: one statement per waiter per 100 ms
-//! while the lock stays taken, as the blocking `timed_lock` of 100 ms in a loop; and a release
-//! that falls between two slices (one round trip in 100 ms) is taken by the next slice's
-//! statement at once.
+//! in the server when nobody cancels it (below): at most a second, during which it is first in
+//! line for the lock (granted, it is released at once) and, as an exclusive request, makes
+//! later shared requests queue. The costs: one statement per waiter per second while the lock
+//! stays taken, and one line in the server's log for each (the server logs the timeout as an
+//! error, `canceling statement due to lock timeout`, unless `log_min_messages` is above
+//! `error`); a shorter slice would shorten the first and lengthen the second. A release that
+//! falls between two slices (one round trip a second) is taken by the next slice's statement
+//! at once.
 //!
 //! # Cancel-safety
 //!
@@ -151,7 +155,7 @@ pub(crate) type InFlight = async_conn::InFlight<Request>;
 /// The `lock_timeout` of an async wait's statement: a wait is one statement per slice, so a
 /// statement left waiting in the server by a dropped future gives up within it even if nobody
 /// cancels it (module docs, "Cancel-safety").
-pub(crate) const SLICE: Duration = Duration::from_millis(100);
+pub(crate) const SLICE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Request {

@@ -148,13 +148,13 @@
 //! no thread, nothing spawned, nothing blocks.
 //!
 //! - **The server waits**, as for `hang_lock`: `pg_advisory_lock` (with the fencing token),
-//!   woken by any release, under a `lock_timeout` of 100 ms and sent again when it runs out.
+//!   woken by any release, under a `lock_timeout` of 1 s and sent again when it runs out.
 //!   The async handoff is the blocking one plus the task's wake-up.
 //! - **Cancel-safe**: if the future is dropped while its statement is in flight, two releases
 //!   "if this session holds the lock" are queued right behind it on the same connection, so a
 //!   grant to a dropped future lasts one statement on the server; the handle's next call first
 //!   cancels the statement still waiting (a cancel request, whose landing it waits for before
-//!   sending anything else), and left alone it gives up within its 100 ms. The argument is in
+//!   sending anything else), and left alone it gives up within its second. The argument is in
 //!   the `async_lock` module's docs (its source).
 //! - **Release on drop**: dropping an async guard inside a runtime writes the unlock to the
 //!   socket at once without waiting for the answer (the server releases one network trip
