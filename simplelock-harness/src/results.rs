@@ -122,8 +122,8 @@ pub struct Postgres {
 pub struct PostgresMeasure {
     /// `ours` (`PostgresLock`), `ours-timed` (its `timed_lock`), `ours-no-token` (`with_fencing_tokens(FencingTokens::Disabled)`), `permits` (one
     /// of 3 permits of `PostgresPermits`), `raw` (the advisory-lock calls alone),
-    /// `raw-token` (plus the transaction-id token), `raw-notify` and `raw-notify-idle` (a
-    /// raw wait woken by `NOTIFY`, alone or with two idle listeners).
+    /// `raw-token` (plus the transaction-id token), `raw-notify` (a raw wait woken by
+    /// `NOTIFY`).
     pub variant: String,
     /// The median, in ns.
     pub median_ns: u64,

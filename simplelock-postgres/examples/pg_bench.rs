@@ -5,14 +5,12 @@
 //! `PostgresLock`'s timed wait (`ours-timed`: `timed_lock` with a timeout that does not run
 //! out, the waiter in the server's queue as for `ours`);
 //! with feature `tokio`, also `PostgresLock`'s async wait (`ours-async`: `lock_async().await` on
-//! a current-thread runtime, released by `unlock().await`, which announces the release); and
+//! a current-thread runtime, released by `unlock().await`); and
 //! `PostgresPermits` (`permits`: one of 3 permits, each process keeping one more through a
 //! second handle, so that one permit passes back and forth and the waiter waits for any of the
 //! three, woken by the release's notification); and the floor of such a wake-up made raw
-//! (`raw-notify`: one key, a try, a wait for the release's `pg_notify`, a try again, both
-//! clients listening; and
-//! `raw-notify-idle`, the same with two more sessions listening idly, as every
-//! `PostgresPermits` handle did before only waiters listened). Prints one line of JSON on standard output and
+//! (`raw-notify`: one key, a try, a wait for the release's `pg_notify`, a try again; only the
+//! waiter listens). Prints one line of JSON on standard output and
 //! nothing else:
 //! the harness's typed result (`simplelock_harness::results::Postgres`), which `cargo xtask
 //! bench` reads.
@@ -82,17 +80,18 @@ enum Client {
         _kept: Box<PostgresPermits>,
     },
     /// The floor of a notify-then-try wait, made raw (what `PostgresPermits` does, on one key):
-    /// a try, and after a failed one a wait for a notification of the channel; the release is
-    /// `pg_advisory_unlock` and `pg_notify` in one statement, without a WAL flush. `idle` are
-    /// sessions that listen on the channel and never read (`PostgresPermits`' handles that
-    /// hold or wait for nothing listen too).
+    /// a try, and after a failed one `LISTEN`, a try again, and waits for a notification of the
+    /// channel between tries; `UNLISTEN` once granted (with the release, after the waiter's
+    /// time was taken). The release is `pg_advisory_unlock` and `pg_notify` in one statement,
+    /// without a WAL flush. Only a waiter listens, as `PostgresPermits`' handles: a listening
+    /// session of the database is woken by every notification, on any channel.
     RawNotify {
         c: postgres::Client,
         try_lock: postgres::Statement,
         release: postgres::Statement,
         key: i64,
         channel: String,
-        _idle: Vec<postgres::Client>,
+        listening: bool,
     },
     Raw(
         postgres::Client,
@@ -142,25 +141,9 @@ impl Client {
                     .named(name)
                     .unwrap(),
             )),
-            "raw-notify" | "raw-notify-idle" => {
-                let channel = format!("rn_{:016x}", key_for_name(name) as u64);
-                let listen = |c: &mut postgres::Client| {
-                    c.batch_execute(&format!("LISTEN {channel}; SET synchronous_commit = off"))
-                        .unwrap();
-                };
+            "raw-notify" => {
                 let mut c = raw();
-                listen(&mut c);
-                let idle = if kind == "raw-notify-idle" {
-                    (0..2)
-                        .map(|_| {
-                            let mut idle = raw();
-                            listen(&mut idle);
-                            idle
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
+                c.batch_execute("SET synchronous_commit = off").unwrap();
                 Client::RawNotify {
                     try_lock: c.prepare("SELECT pg_try_advisory_lock($1)").unwrap(),
                     release: c
@@ -168,8 +151,8 @@ impl Client {
                         .unwrap(),
                     c,
                     key: key_for_name(name),
-                    channel,
-                    _idle: idle,
+                    channel: format!("rn_{:016x}", key_for_name(name) as u64),
+                    listening: false,
                 }
             }
             _ => {
@@ -200,15 +183,26 @@ impl Client {
             }),
             Client::Permits { permit, .. } => permit.hang_lock().unwrap(),
             Client::RawNotify {
-                c, try_lock, key, ..
+                c,
+                try_lock,
+                key,
+                channel,
+                listening,
+                ..
             } => {
                 use postgres::fallible_iterator::FallibleIterator;
-                // The notifications so far are of releases this try sees.
-                while c.notifications().iter().next().unwrap().is_some() {}
                 while !c.query_one(&*try_lock, &[key]).unwrap().get::<_, bool>(0) {
+                    if !*listening {
+                        // Then a try at once: it sees a release before the LISTEN.
+                        c.batch_execute(&format!("LISTEN {channel}")).unwrap();
+                        *listening = true;
+                        continue;
+                    }
                     let mut woken = c.notifications();
-                    let mut wait = woken.timeout_iter(Duration::from_millis(100));
-                    let _ = wait.next().unwrap();
+                    let _ = woken
+                        .timeout_iter(Duration::from_millis(100))
+                        .next()
+                        .unwrap();
                 }
             }
             Client::Raw(c, lock, _, key) => {
@@ -232,8 +226,15 @@ impl Client {
                 release,
                 key,
                 channel,
+                listening,
                 ..
             } => {
+                if std::mem::take(listening) {
+                    use postgres::fallible_iterator::FallibleIterator;
+                    c.batch_execute(&format!("UNLISTEN {channel}")).unwrap();
+                    // What arrived meanwhile is of no more interest.
+                    while c.notifications().iter().next().unwrap().is_some() {}
+                }
                 let released: bool = c.query_one(&*release, &[key, channel]).unwrap().get(0);
                 assert!(released);
             }
@@ -275,7 +276,6 @@ fn main() {
         "ours-no-token",
         "permits",
         "raw-notify",
-        "raw-notify-idle",
     ];
     #[cfg(feature = "tokio")]
     const KINDS: &[&str] = &[
@@ -287,7 +287,6 @@ fn main() {
         "ours-async",
         "permits",
         "raw-notify",
-        "raw-notify-idle",
     ];
     let mut clients: Vec<Client> = KINDS
         .iter()

@@ -245,14 +245,11 @@ fn ratio_notes(results: &Measured, md: &mut String) {
             md,
             "\nThe floor of a wake-up by notification, made raw (one key: a try, a wait for the \
              release's `pg_notify`, a try again; what `PostgresPermits` does for any of N keys): \
-             handoff {} = {:.2}× the raw lock handoff and {:.2}× PostgresLock's; with two more \
-             idle listening sessions {}. `PostgresPermits` = {:.2}× that floor.",
+             handoff {} = {:.2}× the raw lock handoff and {:.2}× PostgresLock's. \
+             `PostgresPermits` = {:.2}× that floor.",
             super::report::duration(floor),
             floor / raw,
             floor / lock,
-            results
-                .median(true, "raw-notify-idle")
-                .map_or("—".to_owned(), super::report::duration),
             permits / floor,
         );
     }
