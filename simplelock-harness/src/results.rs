@@ -122,9 +122,10 @@ pub struct Postgres {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresMeasure {
-    /// `ours` (`PostgresLock`), `ours-no-token` (`with_fencing_tokens(FencingTokens::Disabled)`), `permits` (one
-    /// of 3 permits of `PostgresPermits`), `raw` (the advisory-lock calls alone) or
-    /// `raw-token` (plus the transaction-id token).
+    /// `ours` (`PostgresLock`), `ours-timed` (its `timed_lock`), `ours-no-token` (`with_fencing_tokens(FencingTokens::Disabled)`), `permits` (one
+    /// of 3 permits of `PostgresPermits`), `raw` (the advisory-lock calls alone),
+    /// `raw-token` (plus the transaction-id token), `raw-notify` (a raw wait woken by
+    /// `NOTIFY`).
     pub variant: String,
     /// The median, in ns.
     pub median_ns: u64,

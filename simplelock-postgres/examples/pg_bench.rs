@@ -2,11 +2,15 @@
 //! and handoff from one client's release to another client's return from its blocked lock
 //! call — each for `PostgresLock` and for the same advisory-lock calls made raw with the
 //! `postgres` crate (`raw`), and raw plus the fencing token (`raw-token`), in the same run;
+//! `PostgresLock`'s timed wait (`ours-timed`: `timed_lock` with a timeout that does not run
+//! out, the waiter in the server's queue as for `ours`);
 //! with feature `tokio`, also `PostgresLock`'s async wait (`ours-async`: `lock_async().await` on
-//! a current-thread runtime, released by `unlock().await`, which announces the release); and
+//! a current-thread runtime, released by `unlock().await`); and
 //! `PostgresPermits` (`permits`: one of 3 permits, each process keeping one more through a
 //! second handle, so that one permit passes back and forth and the waiter waits for any of the
-//! three, woken by the release's notification). Prints one line of JSON on standard output and
+//! three, woken by the release's notification); and the floor of such a wake-up made raw
+//! (`raw-notify`: one key, a try, a wait for the release's `pg_notify`, a try again; only the
+//! waiter listens). Prints one line of JSON on standard output and
 //! nothing else:
 //! the harness's typed result (`simplelock_harness::results::Postgres`), which `cargo xtask
 //! bench` reads.
@@ -22,6 +26,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use simplelock_core::ConcreteLock;
 use simplelock_harness::results::{Postgres, PostgresMeasure, emit};
 use simplelock_postgres::{FencingTokens, PostgresLock, PostgresPermits, key_for_name};
+
+/// The timeout of `ours-timed`'s waits: longer than any wait here, so that it measures the
+/// timed wait's path (a `lock_timeout` on the server), not a timeout.
+const TIMED_WAIT: Duration = Duration::from_secs(60);
 
 fn url() -> String {
     let url = std::env::var("SIMPLELOCK_POSTGRES_URL")
@@ -62,12 +70,28 @@ fn p99(mut v: Vec<f64>) -> f64 {
 )]
 enum Client {
     Ours(Box<PostgresLock>),
+    /// `timed_lock` with a timeout that never runs out here (the wait of `ours-timed`).
+    Timed(Box<PostgresLock>),
     #[cfg(feature = "tokio")]
     Async(Box<PostgresLock>, tokio::runtime::Runtime),
     /// A permit handle, and one more permit kept by this process.
     Permits {
         permit: Box<PostgresPermits>,
         _kept: Box<PostgresPermits>,
+    },
+    /// The floor of a notify-then-try wait, made raw (what `PostgresPermits` does, on one key):
+    /// a try, and after a failed one `LISTEN`, a try again, and waits for a notification of the
+    /// channel between tries; `UNLISTEN` once granted (with the release, after the waiter's
+    /// time was taken). The release is `pg_advisory_unlock` and `pg_notify` in one statement,
+    /// without a WAL flush. Only a waiter listens, as `PostgresPermits`' handles: a listening
+    /// session of the database is woken by every notification, on any channel.
+    RawNotify {
+        c: postgres::Client,
+        try_lock: postgres::Statement,
+        release: postgres::Statement,
+        key: i64,
+        channel: String,
+        listening: bool,
     },
     Raw(
         postgres::Client,
@@ -81,6 +105,9 @@ impl Client {
     fn new(kind: &str, name: &str) -> Client {
         match kind {
             "ours" => Client::Ours(Box::new(
+                PostgresLock::options().with_url(url()).named(name).unwrap(),
+            )),
+            "ours-timed" => Client::Timed(Box::new(
                 PostgresLock::options().with_url(url()).named(name).unwrap(),
             )),
             #[cfg(feature = "tokio")]
@@ -114,6 +141,20 @@ impl Client {
                     .named(name)
                     .unwrap(),
             )),
+            "raw-notify" => {
+                let mut c = raw();
+                c.batch_execute("SET synchronous_commit = off").unwrap();
+                Client::RawNotify {
+                    try_lock: c.prepare("SELECT pg_try_advisory_lock($1)").unwrap(),
+                    release: c
+                        .prepare("SELECT pg_advisory_unlock($1), pg_notify($2, '')")
+                        .unwrap(),
+                    c,
+                    key: key_for_name(name),
+                    channel: format!("rn_{:016x}", key_for_name(name) as u64),
+                    listening: false,
+                }
+            }
             _ => {
                 let mut c = raw();
                 // `raw-token`: the raw call plus the fencing token PostgresLock takes (a
@@ -133,6 +174,7 @@ impl Client {
     fn lock(&mut self) {
         match self {
             Client::Ours(l) => l.hang_lock().unwrap(),
+            Client::Timed(l) => l.timed_lock(TIMED_WAIT).unwrap(),
             #[cfg(feature = "tokio")]
             Client::Async(l, rt) => rt.block_on(async {
                 use simplelock_core::AsyncLockExt;
@@ -140,6 +182,29 @@ impl Client {
                 std::mem::forget(l.lock_async().await.unwrap());
             }),
             Client::Permits { permit, .. } => permit.hang_lock().unwrap(),
+            Client::RawNotify {
+                c,
+                try_lock,
+                key,
+                channel,
+                listening,
+                ..
+            } => {
+                use postgres::fallible_iterator::FallibleIterator;
+                while !c.query_one(&*try_lock, &[key]).unwrap().get::<_, bool>(0) {
+                    if !*listening {
+                        // Then a try at once: it sees a release before the LISTEN.
+                        c.batch_execute(&format!("LISTEN {channel}")).unwrap();
+                        *listening = true;
+                        continue;
+                    }
+                    let mut woken = c.notifications();
+                    let _ = woken
+                        .timeout_iter(Duration::from_millis(100))
+                        .next()
+                        .unwrap();
+                }
+            }
             Client::Raw(c, lock, _, key) => {
                 c.query_one(&*lock, &[key]).unwrap();
             }
@@ -147,7 +212,7 @@ impl Client {
     }
     fn unlock(&mut self) {
         match self {
-            Client::Ours(l) => l.try_unlock().unwrap(),
+            Client::Ours(l) | Client::Timed(l) => l.try_unlock().unwrap(),
             #[cfg(feature = "tokio")]
             Client::Async(l, rt) => {
                 use simplelock_core::AsyncConcreteLock;
@@ -156,6 +221,23 @@ impl Client {
                     .unwrap();
             }
             Client::Permits { permit, .. } => permit.try_unlock().unwrap(),
+            Client::RawNotify {
+                c,
+                release,
+                key,
+                channel,
+                listening,
+                ..
+            } => {
+                if std::mem::take(listening) {
+                    use postgres::fallible_iterator::FallibleIterator;
+                    c.batch_execute(&format!("UNLISTEN {channel}")).unwrap();
+                    // What arrived meanwhile is of no more interest.
+                    while c.notifications().iter().next().unwrap().is_some() {}
+                }
+                let released: bool = c.query_one(&*release, &[key, channel]).unwrap().get(0);
+                assert!(released);
+            }
             Client::Raw(c, _, unlock, key) => {
                 let released: bool = c.query_one(&*unlock, &[key]).unwrap().get(0);
                 assert!(released);
@@ -186,15 +268,25 @@ fn main() {
     // The variants take turns, sample by sample, so that all meet the same machine: on a busy
     // machine, measuring one after the other compares the load more than the code.
     #[cfg(not(feature = "tokio"))]
-    const KINDS: &[&str] = &["raw", "raw-token", "ours", "ours-no-token", "permits"];
+    const KINDS: &[&str] = &[
+        "raw",
+        "raw-token",
+        "ours",
+        "ours-timed",
+        "ours-no-token",
+        "permits",
+        "raw-notify",
+    ];
     #[cfg(feature = "tokio")]
     const KINDS: &[&str] = &[
         "raw",
         "raw-token",
         "ours",
+        "ours-timed",
         "ours-no-token",
         "ours-async",
         "permits",
+        "raw-notify",
     ];
     let mut clients: Vec<Client> = KINDS
         .iter()
@@ -247,8 +339,6 @@ fn measure((variant, times): (&&str, Vec<f64>)) -> PostgresMeasure {
 
 /// A holder in this process and a waiting client in a child process, on one lock.
 struct Handoff {
-    /// An async waiter waits with tries and notifications, not in the server's queue.
-    async_waiter: bool,
     holder: Client,
     child: std::process::Child,
     to_child: std::process::ChildStdin,
@@ -268,7 +358,6 @@ impl Handoff {
             .spawn()
             .unwrap();
         Handoff {
-            async_waiter: kind == "ours-async",
             holder: Client::new(kind, lock_name),
             to_child: child.stdin.take().unwrap(),
             from_child: BufReader::new(child.stdout.take().unwrap()),
@@ -277,7 +366,7 @@ impl Handoff {
                 ((key as u64) >> 32) as i64,
                 ((key as u64) & 0xffff_ffff) as i64,
             ),
-            permits: kind == "permits",
+            permits: kind == "permits" || kind.starts_with("raw-notify"),
         }
     }
 
@@ -288,13 +377,10 @@ impl Handoff {
         self.holder.lock();
         writeln!(self.to_child, "go").unwrap();
         self.from_child.read_line(&mut line).unwrap();
-        // Until the server lists the waiter, it may not be waiting yet. An async waiter is not
-        // listed: give it time for its first try and its LISTEN. A permits waiter is not listed
-        // either (it sleeps in the client): it has tried every permit and sleeps well within a
-        // pause of 20 ms.
-        if self.async_waiter {
-            std::thread::sleep(Duration::from_millis(5));
-        } else if self.permits {
+        // Until the server lists the waiter, it may not be waiting yet (an async waiter too: it
+        // waits in the server's queue). A permits waiter is not listed (it sleeps in the
+        // client): it has tried every permit and sleeps well within a pause of 20 ms.
+        if self.permits {
             std::thread::sleep(Duration::from_millis(20));
         } else {
             self.until_the_server_lists_the_waiter(monitor);

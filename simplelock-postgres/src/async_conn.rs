@@ -1,9 +1,9 @@
 //! What the async waits of [`PostgresLock`](crate::PostgresLock) and
 //! [`PostgresPermits`](crate::PostgresPermits) share (feature `tokio`): a request in flight on
 //! a handle's connection, driven by the polls of the caller's task, and requests sent without
-//! waiting for their answer. The design (the socket on the caller's runtime, tries woken by
-//! notifications and a timer, a dropped try followed by "release if mine") is argued in the
-//! module docs of `async_lock`; the permits' wait follows it (see [`crate::permits`]).
+//! waiting for their answer. The design (the socket on the caller's runtime, a dropped request
+//! followed by "release if mine") is argued in the module docs of `async_lock`; the permits'
+//! wait uses it with tries woken by notifications (see [`crate::permits`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -55,20 +55,32 @@ impl<W> InFlight<W> {
     }
 }
 
-/// Polls `request` once, which queues it on its connection, and drops it: the request runs
-/// on the server, its answer is dropped.
-pub(crate) fn send_now(request: impl Future) {
-    let mut cx = Context::from_waker(Waker::noop());
-    let _ = std::pin::pin!(request).poll(&mut cx);
+/// A request sent already, kept to wait for its answer later.
+pub(crate) type Queued<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<W> InFlight<W> {
+    /// The request's answer, to wait for it without the request's kind.
+    pub(crate) fn into_answer(self) -> Queued<Answer> {
+        self.answer.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
-/// Writes what is queued on `conn` without waiting; `false` if the connection is found broken
-/// (dropping it then releases what its session held).
-pub(crate) fn flush_now(conn: &Conn) -> bool {
-    let mut cx = Context::from_waker(Waker::noop());
-    conn.drive(&mut cx, |_| {});
-    conn.alive()
+/// Polls `request` once, which queues it on its connection, and keeps its answer (to be
+/// awaited once).
+pub(crate) fn queue_now<T: Send + 'static>(
+    request: impl Future<Output = T> + Send + 'static,
+) -> Queued<T> {
+    let mut answer: Queued<T> = Box::pin(request);
+    match answer
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(done) => Box::pin(std::future::ready(done)),
+        Poll::Pending => answer,
+    }
 }
+
+pub(crate) use crate::conn::{flush_now, send_now};
 
 /// The connection of an async call, moved to this task's runtime: the error of a handle whose
 /// connection ended (an async call does not reconnect, so as not to block) or of a poll outside

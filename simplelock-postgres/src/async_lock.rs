@@ -12,78 +12,97 @@
 //! paid by the first async call after a blocking one or on another runtime (the connection
 //! remembers which runtime's reactor holds its socket).
 //!
-//! **No server-side wait.** The blocking `hang_lock` waits inside the server
-//! (`pg_advisory_lock`). An async wait must not: a request queued on the server cannot be
-//! withdrawn synchronously when the future is dropped (a cancel request goes over a new
-//! connection, takes a round trip and a fork of the server, and the docs of every driver call
-//! it racy), so a release in the meantime would grant the lock to a session whose future is
-//! gone, and the next holder would find it taken by nobody. Instead an async wait *tries*
-//! (`pg_try_advisory_lock`, the same statement as `try_lock`, fencing token included) and,
-//! between tries, sleeps until
+//! **The server waits, as for `hang_lock`.** An async wait sends the blocking wait's statement,
+//! `pg_advisory_lock` (fencing token and `application_name` included), and the task sleeps on
+//! the socket until the server answers: the server's lock manager wakes the waiting session at
+//! the release — any release: an async or blocking handle's, a holder whose session ended,
+//! another program's `pg_advisory_unlock` — and the grant comes back in the same answer. So the
+//! async handoff is the blocking one (the same wake-up inside the server, the same one-way trip
+//! to the client) plus the runtime's wake-up of the task. The waiter is in the server's queue
+//! like a blocking one: `pg_locks` lists it, and waiters are served roughly in order.
 //!
-//! - a **notification**: once a try found the lock taken, the session `LISTEN`s on the lock's
-//!   channel (`simplelock_` and the key as 16 hex digits) and tries again right behind the
-//!   `LISTEN` (so a release between the two tries is not missed), and every release by an
-//!   async guard (`unlock().await` or a drop) runs `pg_notify` on it in the same statement as
-//!   the unlock — delivered after the release, to idle sessions at once. A notification that
-//!   arrives while a try is in flight makes the wait try again at once, so no release is
-//!   missed between a failed try and the sleep;
-//! - or a **timer**, for releases that notify nobody: a blocking `PostgresLock`'s release, a
-//!   holder whose session ended (killed, cut off), another program's `pg_advisory_unlock`.
-//!   It starts at 2 ms and doubles up to 100 ms: such releases are seen within 100 ms.
-//!
-//! **Listening only while waiting.** A `NOTIFY` wakes every session of the database that
-//! listens on *any* channel (PostgreSQL 15 signals them all; each reads the queue and drops
-//! what is not for it), and on a busy server those wake-ups compete with the one that matters:
-//! measured here (raw `postgres` clients, 2 cores), a notification reached its listener in
-//! ~150 µs with no other listener and in ~175–240 µs with 4–8 idle listeners on other
-//! channels. So a session listens only from its first failed try to the end of that wait or of
-//! the hold it won (an uncontended acquisition never listens; a failed or dropped wait writes
-//! an `UNLISTEN` at once; a won wait's async release sends it right behind its unlock, off the
-//! handoff's path, where writing it at the grant would delay the new holder's return): idle
-//! handles do not slow every other lock's handoff.
-//!
-//! Costs: a notifying release takes a transaction id and the server's notification queue lock
-//! (NOTIFY's price); a contended wait adds a `LISTEN` and an `UNLISTEN`; a waiter costs one try
-//! per wake-up, and at most 10 tries a second while nothing notifies. Async waiters are not queued by the server: who gets the lock after a
-//! release is whoever's try comes first, so a waiter may be overtaken (no FIFO, unlike
-//! `hang_lock`).
-//!
-//! **The handoff's floor.** From a release to the async waiter's return: the notification's
-//! trip (the releasing backend signals the waiter's backend, which wakes and writes to the
-//! waiter, which wakes), then the try's round trip (the waiter's backend wakes again, and then
-//! the waiter). A blocking handoff makes the first leg only (`pg_advisory_lock` returns in
-//! the waiter's backend when the holder's release wakes it), so the async handoff costs one
-//! round trip more, through two sleeping processes, and NOTIFY's delivery (a signal, and a
-//! transaction in the listening backend to read the queue) is slower than the lock manager's
-//! wake-up: measured on this shared 2-core machine, the async handoff is the blocking one plus
-//! ~125–190 µs, 1.7–2.9× it (medians of runs; the ratio is highest when the blocking handoff
-//! is fastest). That round trip cannot be saved without giving up
-//! cancel-safety: any server-side step that takes the lock when it is released (a queued
-//! `pg_advisory_lock`, a try run right behind a server-side wait) takes it at that moment for
-//! a future that may have been dropped meanwhile, so that another client's try, right after
-//! the release, finds it taken by nobody (the conformance suite's cancel-safety check). Only
-//! the waiter can say it still wants the lock, after the release: hence the round trip.
+//! The statement runs under `lock_timeout` = [`SLICE`] (1 s, pipelined ahead of it when the
+//! session has another): a wait is one statement per slice, sent again when the slice runs out
+//! (SQLSTATE 55P03). That bounds how long a statement left behind by a dropped future can wait
+//! in the server when nobody cancels it (below): at most a second, during which it is first in
+//! line for the lock (granted, it is released at once) and, as an exclusive request, makes
+//! later shared requests queue. The costs: one statement per waiter per second while the lock
+//! stays taken, and one line in the server's log for each (the server logs the timeout as an
+//! error, `canceling statement due to lock timeout`, unless `log_min_messages` is above
+//! `error`); a shorter slice would shorten the first and lengthen the second. A release that
+//! falls between two slices (one round trip a second) is taken by the next slice's statement
+//! at once.
 //!
 //! # Cancel-safety
 //!
-//! Between two polls, the only thing of the wait's that can reach the server is the request
-//! sent by the last poll: a try. Its answer is unknown when the future is dropped, and if the
-//! lock was free it was granted. So [`cancel_wait`](AsyncConcreteLock::cancel_wait) queues, on
-//! the same connection and before returning, a release of the lock *if this session holds
-//! it* (`pg_advisory_unlock` filtered by `pg_locks`), and writes it to the socket without
-//! waiting (the socket is non-blocking; the request goes into tokio-postgres's queue on the
-//! first poll of its future, in order). The server runs a session's statements in order, so
-//! the release runs right after the try, in the same round of reading the socket: a grant to a
-//! dropped future lasts as long as one statement on the server, and later requests of the
-//! handle come after it. A try that was granted stacks no second level: the handle did not
-//! hold the lock before (`AlreadyHeld` otherwise), so one unlock is exactly right, and it also
-//! notifies the other async waiters. If the connection breaks instead, the server ends the
-//! session and releases everything it held.
+//! A request in flight on the server cannot be taken back when its future is dropped, and a
+//! waiting `pg_advisory_lock` may be granted at any moment, for a future that is gone. Three
+//! things make that harmless; together they are the statement `[wait][release if mine]
+//! [release if mine]` on the session, then a cancel request, then nothing else until the cancel
+//! has landed.
 //!
-//! What this does *not* give: during that one statement another client's try can find the
-//! lock taken (and wait or give up, as for any holder). Never two holders, and the lock is not
-//! left held.
+//! 1. **Release if mine, queued right behind.** When a future is dropped with a wait (or a
+//!    try) in flight, [`cancel_wait`](AsyncConcreteLock::cancel_wait) queues, on the same
+//!    connection and before returning, `pg_advisory_unlock` filtered by `pg_locks` (only if
+//!    this session holds the lock), and writes it to the socket without waiting (the socket is
+//!    non-blocking; the request goes into tokio-postgres's queue on the first poll of its
+//!    future, in order). The server runs a session's statements in order, and each has its
+//!    own `Sync`, so an error in one does not skip the next: whenever and however the wait
+//!    ends — granted, given up at the slice's end, cancelled, failed after the grant (an error
+//!    in a statement does not release a session-level advisory lock) — the release runs right
+//!    after it. A grant to a dropped future lasts one statement on the server. The handle did
+//!    not hold the lock before the wait (`AlreadyHeld` otherwise), so the grant is one level
+//!    and one unlock is exactly right. A try's drop needs this step only (a try does not wait).
+//! 2. **A cancel request, before anything else is sent.** A dropped wait would otherwise stay
+//!    queued in the server for the rest of its slice: later requests of the handle would wait
+//!    behind it, and a waiting exclusive request makes later shared requests queue. So the handle's next call, async or
+//!    blocking, first sends a cancel request for the session (tokio-postgres's `CancelToken`
+//!    on a second connection to the same server, with the handle's TLS mode) — unless the
+//!    wait's answer had arrived already — and waits for the server to close that connection;
+//!    then for the answers of the statements above; only then does it send its own. (A
+//!    barrier on the connection, `Conn::set_barrier`, holds every later request back; the
+//!    cancel costs a connection to the server, about a millisecond here, and only a call that
+//!    follows a dropped wait pays it. Left alone, the dropped wait gives up at its slice's end.)
+//! 3. **Why a cancel cannot hit the wrong statement.** A cancel request interrupts whatever
+//!    the session is running when the signal arrives — the wait, one of the releases, or a
+//!    later statement: the race every driver's docs warn of. PostgreSQL handles a cancel
+//!    request in a child of the postmaster, which signals the session's process and then
+//!    exits, closing the cancel connection: its end of file says the signal was sent. The
+//!    session's process must read its socket to see any later statement, and returns from that
+//!    system call with the signal handled; and a cancel that arrives between statements is
+//!    dropped when the next message is read (`postgres.c`: "query cancel is supposed to be a
+//!    no-op when there is no query in progress"). So a statement sent after the end of file is
+//!    never cancelled. The cancel can hit at most one of the statements sent before it (one
+//!    signal, one interrupt): if it hits a release, the other release still runs — which is
+//!    why there are two.
+//!
+//! If the cancel connection breaks after connecting, or the server does not close it within
+//! the connect timeout, whether it landed cannot be told: the handle gives up the connection
+//! (closing it ends the session, which releases what it held), and the call fails with
+//! `NotConnected` (a blocking call opens a new connection). A cancel that cannot connect at all
+//! cancelled nothing, and the call waits for the slice's end instead.
+//!
+//! **A timed wait's last try.** When a timed wait's timer fires, the core cancels the wait
+//! (above) and tries once more, so that a release right at the deadline is not lost. That
+//! try would wait for the cancel (a connection to the server: about 1 ms on an idle machine,
+//! 10 ms on this loaded one). Instead, if the dropped wait's answer has not come (the
+//! connection driven first), the try answers `AlreadyLocked` at once, sending nothing: the
+//! session's own request is still queued in the server, which it is only while the lock is
+//! taken (a free lock is granted to the queue at once, and a try conflicts with the same
+//! holders and waiters). It is the answer of a try made as of the last bytes received, a
+//! one-way trip earlier than a try sent now; a grant already on its way is released by the
+//! statements above, as for any dropped wait. If the answer has come, the try goes through
+//! the barrier (no cancel needed) and asks the server. Measured here: a timed wait of 50 ms
+//! on a taken lock returns after 51.4 ms (median; 56.9 ms at worst of 30, load 3.6).
+//!
+//! A wait that ends in an error while the future lives (the slice's end included, whose
+//! timeout may fire just as the lock is granted: the error then comes with the lock held) is
+//! followed by the same "release if mine", before the next slice's statement or the error's
+//! return: a grant never outlives the statement that reported it as failed.
+//!
+//! What this does *not* give: during the one statement of a dropped future's grant, another
+//! client's try can find the lock taken (and wait or give up, as for any holder). Never two
+//! holders, and the lock is not left held.
 //!
 //! # Releasing
 //!
@@ -96,22 +115,9 @@
 //! waiting for the answer. If the socket cannot take the request at once (its send buffer full,
 //! never seen on a connection that is idle between calls), it goes out with the handle's next
 //! call or when the handle is dropped, which closes the connection and so releases too.
-//! Dropped outside a runtime, the guard releases with a blocking `try_unlock`.
-//!
-//! **A notifying release does not wait for the WAL flush.** `pg_notify` gives the release
-//! statement a transaction id, and its commit would wait for the commit record to reach the
-//! disk before the notification goes out: a flush on the handoff's path that a blocking
-//! release (no transaction id) does not pay. So the release statement (and the "release if
-//! mine" of a cancelled try) sets `synchronous_commit = off` for its own transaction only
-//! (`set_config(…, true)`, a `SET LOCAL`); the acquiring statements keep the session's setting.
-//! Nothing is lost by it. The release itself is not transactional and not logged (an advisory
-//! lock lives in the server's memory; a crash drops every lock anyway); a notification whose
-//! commit is lost in a crash goes to sessions that the crash ended. The fencing tokens keep
-//! their guarantee: a token is the transaction id (or sequence value) of an *acquiring*
-//! statement, whose commit is still flushed before its answer is sent, and a flush covers the
-//! whole WAL before it; after a crash the server counts on from above every token it handed
-//! out. An asynchronously committed release's own transaction id may then be handed out
-//! again, but it was never anybody's token.
+//! Dropped outside a runtime, the guard releases with a blocking `try_unlock`. A release is the
+//! plain `pg_advisory_unlock`, as a blocking one: the waiters are in the server's queue, and
+//! the lock manager wakes them.
 //!
 //! # Fencing tokens, lost locks
 //!
@@ -132,44 +138,56 @@
 //!   would be another round trip).
 //! - Like the other backends' async waits, it never reports `WouldDeadlock`.
 
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use simplelock_core::{AsyncConcreteLock, SimpleLockError, SimpleLockResult};
-use tokio::time::{Sleep, sleep};
+use tokio_postgres::error::SqlState;
 
-use crate::async_conn::{self, Answer, send_now};
+use crate::async_conn::{self, Answer, queue_now, send_now};
 use crate::{PostgresLock, error, holder, key};
 
 /// A request of an async call in flight on the handle's connection.
 pub(crate) type InFlight = async_conn::InFlight<Request>;
 
-/// The first pause of the timer between tries while nothing notifies.
-const FIRST_PAUSE: Duration = Duration::from_millis(2);
-/// The longest pause: releases that notify nobody are seen within it.
-const MAX_PAUSE: Duration = Duration::from_millis(100);
+/// The `lock_timeout` of an async wait's statement: a wait is one statement per slice, so a
+/// statement left waiting in the server by a dropped future gives up within it even if nobody
+/// cancels it (module docs, "Cancel-safety").
+pub(crate) const SLICE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Request {
+    /// `pg_advisory_lock`, waiting in the server (at most a [`SLICE`]).
+    Wait,
     Try,
     Unlock,
 }
 
-/// The state of one async wait for a [`PostgresLock`]: the timer between tries, and whether a
-/// release was announced.
-#[derive(Debug)]
-pub struct PostgresWait {
-    timer: Option<Pin<Box<Sleep>>>,
-    /// The timer's next step while nothing notifies.
-    pause: Duration,
-    /// A release was announced since the last try was sent.
-    notified: bool,
+/// The answer of a wait dropped while in flight, shared by the connection's barrier (which
+/// sends a cancel request only if it has not come) and the try of a timed wait that ran out
+/// (which answers from it rather than wait for the barrier).
+pub(crate) type DroppedWait = Arc<Mutex<Option<async_conn::Queued<Answer>>>>;
+
+/// Whether the dropped wait's answer has come (polled with `cx` after a drive of the
+/// connection).
+fn answered(wait: &DroppedWait, cx: &mut Context<'_>) -> bool {
+    let mut slot = wait.lock().unwrap_or_else(|e| e.into_inner());
+    let done = slot
+        .as_mut()
+        .is_none_or(|answer| answer.as_mut().poll(cx).is_ready());
+    if done {
+        *slot = None;
+    }
+    done
 }
 
-/// The channel the releases of lock `key` are announced on.
-fn channel(key: i64) -> String {
-    format!("simplelock_{:016x}", key as u64)
+/// The state of one async wait for a [`PostgresLock`]. The wait itself is a statement in
+/// flight on the handle's connection (kept by the handle); nothing else is kept.
+#[derive(Debug)]
+pub struct PostgresWait {
+    _private: (),
 }
 
 impl PostgresLock {
@@ -186,82 +204,93 @@ impl PostgresLock {
         Ok(())
     }
 
-    /// Starts listening for releases of this lock (module docs, "Listening only while
-    /// waiting"): queued, and sent before the next try.
-    fn listen(&mut self) {
-        let key = self.key;
-        if let Some(session) = self.conn.as_mut().filter(|s| !s.listening) {
-            let client = session.conn.shared_client();
-            let listen = format!("LISTEN {}", channel(key));
-            send_now(async move { client.batch_execute(&listen).await });
-            session.listening = true;
+    /// Waits until what a dropped wait left on the connection is over (module docs,
+    /// "Cancel-safety"): nothing may be sent before.
+    fn poll_settled(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>> {
+        let Some(session) = self.conn.as_ref() else {
+            return Poll::Ready(Ok(()));
+        };
+        let settled = ready!(session.conn.poll_barrier(&self.name, cx));
+        self.dropped_wait = None;
+        if settled.is_err() {
+            self.conn = None;
         }
+        Poll::Ready(settled)
     }
 
-    /// Stops listening: queued behind what is queued already, and written at once if
-    /// `write_now` (else by the next drive); its answer is left for the handle's next call.
-    /// Never with `write_now` while a future waits on the socket: the write's drive registers
-    /// no waker.
-    fn unlisten(&mut self, write_now: bool) {
-        let key = self.key;
-        if let Some(session) = self.conn.as_mut().filter(|s| s.listening) {
-            session.listening = false;
-            if session.conn.alive() {
-                let client = session.conn.shared_client();
-                let unlisten = format!("UNLISTEN {}", channel(key));
-                send_now(async move { client.batch_execute(&unlisten).await });
-                if write_now {
-                    session
-                        .conn
-                        .drive(&mut Context::from_waker(Waker::noop()), |_| {});
-                }
-            }
+    /// Whether a wait dropped earlier still waits in the server, as of what the connection has
+    /// received (driven first).
+    fn dropped_wait_waits(&mut self, cx: &mut Context<'_>) -> bool {
+        let (Some(wait), Some(session)) = (self.dropped_wait.as_ref(), self.conn.as_ref()) else {
+            return false;
+        };
+        session.conn.drive(cx, |_| {});
+        if answered(wait, cx) {
+            self.dropped_wait = None;
+            return false;
         }
+        true
     }
 
     /// Queues request `what` on the connection (sent by the next drive).
     fn send(&mut self, what: Request) {
-        let session = self.conn.as_ref().expect("begin_async checked it");
+        let session = self.conn.as_mut().expect("begin_async checked it");
         let client = session.conn.shared_client();
         let key = self.key;
+        let base = holder::app_base();
         self.in_flight = Some(match what {
+            Request::Wait => {
+                let ms = SLICE.as_millis() as i64;
+                if session.lock_timeout_ms != ms {
+                    // Pipelined ahead of the wait; it fails only with the connection, and then
+                    // so does the wait.
+                    let stmt = session.stmts.set_timeout.clone();
+                    let setting = format!("{ms}ms");
+                    let client = session.conn.shared_client();
+                    send_now(async move { client.query_one(&stmt, &[&setting]).await });
+                    session.lock_timeout_ms = ms;
+                }
+                let stmt = session.stmts.lock.clone();
+                InFlight::new(what, async move {
+                    client.query_one(&stmt, &[&key, &base]).await
+                })
+            }
             Request::Try => {
                 let stmt = session.stmts.try_lock.clone();
-                let base = holder::app_base();
                 InFlight::new(what, async move {
                     client.query_one(&stmt, &[&key, &base]).await
                 })
             }
             Request::Unlock => {
-                let stmt = session.stmts.unlock_notify.clone();
-                let chan = channel(key);
-                InFlight::new(what, async move {
-                    client.query_one(&stmt, &[&key, &chan]).await
-                })
+                let stmt = session.stmts.unlock.clone();
+                InFlight::new(what, async move { client.query_one(&stmt, &[&key]).await })
             }
         });
     }
 
-    /// Drives the connection and polls the request in flight; a notification of this lock's
-    /// channel sets `notified`.
-    fn poll_answer(&mut self, cx: &mut Context<'_>, notified: &mut bool) -> Poll<Answer> {
-        let chan = channel(self.key);
+    /// Drives the connection and polls the request in flight.
+    fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<Answer> {
         let (Some(session), Some(flight)) = (self.conn.as_ref(), self.in_flight.as_mut()) else {
             unreachable!("a request is in flight on a connection");
         };
-        let step = flight.poll(&session.conn, cx, |n| *notified |= n.channel() == chan);
+        let step = flight.poll(&session.conn, cx, |_| {});
         if step.is_ready() {
             self.in_flight = None;
         }
         step
     }
 
-    /// Drives the connection only (no request in flight): reads notifications.
-    fn drive_only(&mut self, cx: &mut Context<'_>, notified: &mut bool) {
-        let chan = channel(self.key);
-        if let Some(session) = self.conn.as_ref() {
-            session.conn.drive(cx, |n| *notified |= n.channel() == chan);
-        }
+    /// Queues a release of the lock *if this session holds it*, behind what is queued
+    /// already; its completion, kept.
+    fn release_if_mine(&self) -> Option<async_conn::Queued<()>> {
+        let session = self.conn.as_ref().filter(|s| s.conn.alive())?;
+        let client = session.conn.shared_client();
+        let stmt = session.stmts.unlock_if_mine.clone();
+        let key = self.key;
+        let (hi, lo) = key::pg_locks_halves(key);
+        Some(queue_now(async move {
+            let _ = client.query(&stmt, &[&key, &hi, &lo]).await;
+        }))
     }
 
     /// Writes what is queued on the connection without waiting; drops a connection found
@@ -276,24 +305,48 @@ impl PostgresLock {
         }
     }
 
-    /// After a dropped wait: a try in flight may have been granted; release it right behind
+    /// After a dropped wait or try: its statement may be granted, or still wait in the server
     /// (module docs, "Cancel-safety").
-    fn cancel_try(&mut self) {
+    fn cancel_in_flight(&mut self) {
         let Some(flight) = self.in_flight.take() else {
             return;
         };
-        if flight.what != Request::Try {
+        if flight.what == Request::Unlock {
             return;
         }
-        if let Some(session) = self.conn.as_ref().filter(|s| s.conn.alive()) {
-            let client = session.conn.shared_client();
-            let stmt = session.stmts.unlock_if_mine.clone();
-            let (key, chan) = (self.key, channel(self.key));
-            let (hi, lo) = key::pg_locks_halves(key);
-            send_now(async move { client.query(&stmt, &[&key, &chan, &hi, &lo]).await });
+        let Some(session) = self.conn.as_ref().filter(|s| s.conn.alive()) else {
+            return;
+        };
+        let cancel = session.conn.cancel_request();
+        // Its answer is of no interest (dropped: the connection throws it away).
+        drop(self.release_if_mine());
+        if flight.what == Request::Try {
+            // A try does not wait: the release right behind it is enough.
             drop(flight);
             self.flush_now();
+            return;
         }
+        let second = self.release_if_mine();
+        self.flush_now();
+        let Some(session) = self.conn.as_ref() else {
+            return;
+        };
+        let wait: DroppedWait = Arc::new(Mutex::new(Some(flight.into_answer())));
+        self.dropped_wait = Some(Arc::clone(&wait));
+        session.conn.set_barrier(Box::pin(async move {
+            // The connection was driven right before this first poll: a wait already answered
+            // needs no cancel.
+            if !poll_fn(|cx| Poll::Ready(answered(&wait, cx))).await {
+                cancel.await?;
+            }
+            // Its answer is of no more interest, and an answer kept unread would hold the
+            // connection back (tokio-postgres waits for a live receiver to take it).
+            drop(wait.lock().unwrap_or_else(|e| e.into_inner()).take());
+            if let Some(second) = second {
+                second.await;
+            }
+            Ok(())
+        }));
     }
 
     /// The answer to a try, as the caller's result.
@@ -318,54 +371,39 @@ impl AsyncConcreteLock for PostgresLock {
             if let Err(e) = self.begin_async() {
                 return Poll::Ready(Err(e));
             }
-            *state = Some(PostgresWait {
-                timer: None,
-                pause: FIRST_PAUSE,
-                notified: true, // try at once
-            });
+            *state = Some(PostgresWait { _private: () });
         }
-        let wait = state.as_mut().expect("set above");
         loop {
             if self.in_flight.is_none() {
-                self.drive_only(cx, &mut wait.notified);
-                let timer_done = wait
-                    .timer
-                    .as_mut()
-                    .is_some_and(|t| t.as_mut().poll(cx).is_ready());
-                if !(wait.notified || timer_done) {
-                    return Poll::Pending;
+                if let Err(e) = ready!(self.poll_settled(cx)) {
+                    return Poll::Ready(Err(e));
                 }
-                wait.notified = false;
-                self.send(Request::Try);
+                self.send(Request::Wait);
             }
-            let answer = match self.poll_answer(cx, &mut wait.notified) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(answer) => answer,
-            };
-            if let Some(done) = self.tried(answer) {
-                if done.is_err() {
-                    self.unlisten(true);
+            match ready!(self.poll_answer(cx)) {
+                Ok(row) => return Poll::Ready(self.granted(&row)),
+                // The slice ran out; the lock may have been granted just as it did (the
+                // timeout's error comes after the grant): released right behind, before the
+                // next slice's statement.
+                Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+                    drop(self.release_if_mine());
                 }
-                // Granted: the session listens on until the release, which sends the UNLISTEN
-                // behind the unlock (a write here would delay the caller's return).
-                return Poll::Ready(done);
+                Err(e) => {
+                    // A grant is possible here too (an error after it): released right behind.
+                    drop(self.release_if_mine());
+                    self.flush_now();
+                    return Poll::Ready(Err(error::query_error(
+                        &self.name,
+                        "waiting for the lock",
+                        e,
+                    )));
+                }
             }
-            if !self.conn.as_ref().is_some_and(|s| s.listening) {
-                // The first try found it taken: listen, and try again right behind the LISTEN,
-                // which catches a release between the two tries.
-                self.listen();
-                wait.notified = true;
-                continue;
-            }
-            // Taken: sleep until a release is announced or the timer fires.
-            wait.timer = Some(Box::pin(sleep(wait.pause)));
-            wait.pause = (wait.pause * 2).min(MAX_PAUSE);
         }
     }
 
     fn cancel_wait(&mut self) {
-        self.cancel_try();
-        self.unlisten(true);
+        self.cancel_in_flight();
     }
 
     fn poll_try_lock(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>> {
@@ -373,10 +411,17 @@ impl AsyncConcreteLock for PostgresLock {
             if let Err(e) = self.begin_async() {
                 return Poll::Ready(Err(e));
             }
+            if self.dropped_wait_waits(cx) {
+                // A wait of this session is still queued in the server: the lock is taken
+                // (module docs, "A timed wait's last try").
+                return Poll::Ready(Err(SimpleLockError::already_locked(&self.name, None)));
+            }
+            if let Err(e) = ready!(self.poll_settled(cx)) {
+                return Poll::Ready(Err(e));
+            }
             self.send(Request::Try);
         }
-        let mut notified = false;
-        let answer = std::task::ready!(self.poll_answer(cx, &mut notified));
+        let answer = ready!(self.poll_answer(cx));
         Poll::Ready(
             self.tried(answer)
                 .unwrap_or_else(|| Err(SimpleLockError::already_locked(&self.name, None))),
@@ -396,15 +441,8 @@ impl AsyncConcreteLock for PostgresLock {
                 return Poll::Ready(self.finish_release(None));
             }
             self.send(Request::Unlock);
-            let mut notified = false;
-            // Its first poll queues the unlock; the UNLISTEN goes behind it.
-            let step = self.poll_answer(cx, &mut notified);
-            self.unlisten(false);
-            let answer = std::task::ready!(step);
-            return Poll::Ready(self.finish_release(Some(answer)));
         }
-        let mut notified = false;
-        let answer = std::task::ready!(self.poll_answer(cx, &mut notified));
+        let answer = ready!(self.poll_answer(cx));
         Poll::Ready(self.finish_release(Some(answer)))
     }
 
@@ -421,10 +459,9 @@ impl AsyncConcreteLock for PostgresLock {
         match self.conn.as_ref().filter(|s| s.conn.alive()) {
             Some(session) => {
                 let client = session.conn.shared_client();
-                let stmt = session.stmts.unlock_notify.clone();
-                let (key, chan) = (self.key, channel(self.key));
-                send_now(async move { client.query_one(&stmt, &[&key, &chan]).await });
-                self.unlisten(false);
+                let stmt = session.stmts.unlock.clone();
+                let key = self.key;
+                send_now(async move { client.query_one(&stmt, &[&key]).await });
                 self.flush_now();
             }
             // Closing the connection releases what its session held.

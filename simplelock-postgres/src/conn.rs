@@ -242,6 +242,13 @@ impl Target {
                         watch,
                         stream,
                         bound: Mutex::new(None),
+                        server: Server {
+                            host: host.clone(),
+                            port,
+                            connect_timeout: timeout,
+                            timeouts: self.timeouts,
+                        },
+                        barrier: Mutex::new(None),
                     });
                 }
                 Err(e) => last = Some(e),
@@ -254,6 +261,23 @@ impl Target {
         })
     }
 }
+
+/// Where a connection went, for a cancel request on a second connection to the same server.
+#[derive(Clone)]
+struct Server {
+    host: Host,
+    port: u16,
+    connect_timeout: Option<Duration>,
+    timeouts: Timeouts,
+}
+
+/// Statements that must be answered (and a cancel request that must have landed) before
+/// anything else is sent on a connection: see [`Conn::set_barrier`].
+#[cfg_attr(
+    not(feature = "tokio"),
+    allow(dead_code, reason = "set by the async wait")
+)]
+pub(crate) type Barrier = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// Why one connection attempt failed.
 enum Failure {
@@ -294,6 +318,15 @@ impl Stream {
             Sock::Unix(s) => s.as_fd().try_clone_to_owned(),
             Sock::Gone => Err(gone()),
         }
+    }
+
+    /// Shuts down the sending half of the socket (a synchronous system call).
+    fn shutdown_write(&self) {
+        let _ = match &*self.sock() {
+            Sock::Tcp(s) => SockRef::from(s).shutdown(std::net::Shutdown::Write),
+            Sock::Unix(s) => SockRef::from(s).shutdown(std::net::Shutdown::Write),
+            Sock::Gone => Ok(()),
+        };
     }
 
     /// Registers the socket with the reactor of the runtime entered on this thread (and takes
@@ -594,6 +627,10 @@ pub(crate) struct Conn {
     watch: Arc<OwnedFd>,
     /// The socket, to move it between reactors.
     stream: Stream,
+    /// Where the connection went, for [`Conn::cancel_request`].
+    server: Server,
+    /// What must be answered before the next request goes out ([`Conn::set_barrier`]).
+    barrier: Mutex<Option<Barrier>>,
     /// The runtime whose reactor the socket is registered with, if not the connection's own
     /// (an async call's): a blocking call moves it back first, and an async call on the same
     /// runtime leaves it where it is. Runtime ids come from a process-wide 64-bit counter
@@ -630,7 +667,8 @@ impl Conn {
     }
 
     /// Runs `fut` (a call on this connection) to its end on the calling thread, driving the
-    /// connection meanwhile: no other thread is woken on the way.
+    /// connection meanwhile: no other thread is woken on the way. A [barrier](Conn::set_barrier)
+    /// is passed first; `fut` is first polled (which sends its requests) after it.
     pub(crate) fn run<F: Future>(&self, lock: &str, fut: F) -> SimpleLockResult<F::Output> {
         not_in_async(lock)?;
         let mut bound = self.bound();
@@ -641,12 +679,87 @@ impl Conn {
         }
         drop(bound);
         let mut fut = std::pin::pin!(fut);
-        Ok(self.rt().block_on(std::future::poll_fn(|cx| {
+        let mut barrier = self
+            .barrier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let out = self.rt().block_on(std::future::poll_fn(|cx| {
             // Notifications (`LISTEN`, used by the counting semaphores) are kept in `state`
             // before `fut` runs, in the same poll: a future that waits for one sees it.
             self.drive(cx, |n| self.state.notified(n.payload()));
-            fut.as_mut().poll(cx)
-        })))
+            if let Some(wait) = barrier.as_mut() {
+                match wait.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(reason)) => return Poll::Ready(Err(reason)),
+                    Poll::Ready(Ok(())) => barrier = None,
+                }
+            }
+            fut.as_mut().poll(cx).map(Ok)
+        }));
+        out.map_err(|reason| self.barrier_failed(lock, reason))
+    }
+
+    /// Holds back every later request of this connection until `barrier` completes: what an
+    /// async wait dropped with a statement waiting in the server leaves behind (the statements
+    /// queued behind it, and a cancel request that must have landed before anything else is
+    /// sent; see `async_lock`, "Cancel-safety"). Blocking calls pass it in [`Conn::run`],
+    /// async ones with [`Conn::poll_barrier`].
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(dead_code, reason = "used by the async wait")
+    )]
+    pub(crate) fn set_barrier(&self, barrier: Barrier) {
+        *self.barrier.lock().unwrap_or_else(|e| e.into_inner()) = Some(barrier);
+    }
+
+    /// Drives the connection and polls its barrier, if any: `Ready(Ok)` once nothing holds
+    /// requests back.
+    ///
+    /// # Errors
+    /// The barrier could not make sure its cancel request landed: the connection is given up
+    /// (closing it ends the session, which releases what it held).
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(dead_code, reason = "used by the async wait")
+    )]
+    pub(crate) fn poll_barrier(
+        &self,
+        lock: &str,
+        cx: &mut Context<'_>,
+    ) -> Poll<SimpleLockResult<()>> {
+        let mut slot = self.barrier.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(barrier) = slot.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        self.drive(cx, |_| {});
+        let step = barrier.as_mut().poll(cx);
+        if step.is_ready() {
+            *slot = None;
+        }
+        drop(slot);
+        step.map(|done| done.map_err(|reason| self.barrier_failed(lock, reason)))
+    }
+
+    /// A barrier that failed: the connection is of no more use.
+    fn barrier_failed(&self, lock: &str, reason: String) -> SimpleLockError {
+        self.state.ended(reason.clone());
+        SimpleLockError::unknown(lock, reason, None).with_kind(io::ErrorKind::NotConnected)
+    }
+
+    /// A cancel request for what this connection's session is running, on a second connection
+    /// to the same server with the same TLS mode; the future completes once the server has
+    /// acted on it (see [`Cancel`]).
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(dead_code, reason = "used by the async wait")
+    )]
+    pub(crate) fn cancel_request(&self) -> Cancel {
+        Cancel {
+            token: self.client().cancel_token(),
+            server: self.server.clone(),
+            step: CancelStep::Start,
+        }
     }
 
     /// Moves the socket to the reactor of the runtime entered on this thread.
@@ -729,6 +842,12 @@ impl Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         self.state.closing.store(true, Ordering::SeqCst);
+        drop(
+            self.barrier
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         // Say goodbye (Terminate) if the connection still works, within a moment.
         drop(self.client.take());
         let driver = self
@@ -764,6 +883,142 @@ impl Drop for Conn {
         }
         // Wake the watchdog, which then exits and closes its descriptor.
         let _ = SockRef::from(&*self.watch).shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// A cancel request for a connection's session ([`Conn::cancel_request`]), as a future that
+/// completes once the server has acted on it: PostgreSQL handles a cancel request in a child of
+/// the postmaster, which signals the session's process and then exits, closing the cancel
+/// connection, so its end of file says the signal was sent (`async_lock`, "Cancel-safety",
+/// argues why that matters).
+///
+/// It may be polled on one runtime, dropped from its task there, and polled again later on
+/// another (an async call cut short, then a blocking call on the connection's own runtime):
+/// a socket or timer registered with a runtime that nobody drives would never wake it. So each
+/// step remembers the runtime it runs on, and on another runtime: a connection attempt starts
+/// over (nothing was sent); a request perhaps sent is not sent again — its socket moves to
+/// this runtime's reactor, its sending half is shut down (so that a server still waiting for
+/// the request's last bytes sees the end and closes), and the end of file is awaited here.
+///
+/// Completes with `Ok` when the server closed the cancel connection (or reset it, or it broke:
+/// the request then either landed or never will), and when it could not connect at all
+/// (nothing was sent); with `Err` when the socket could not be moved between runtimes, so that
+/// whether the request landed cannot be told. Waiting for the end has no timer of its own: the
+/// server closes the connection right after reading the request (or after
+/// `authentication_timeout` without one), and the TCP keepalive and user timeout of
+/// [`Timeouts`] end it if the server goes silent.
+pub(crate) struct Cancel {
+    token: tokio_postgres::CancelToken,
+    server: Server,
+    step: CancelStep,
+}
+
+type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+enum CancelStep {
+    Start,
+    Connecting(tokio::runtime::Id, Boxed<Result<(Stream, String), Failure>>),
+    Sending(
+        tokio::runtime::Id,
+        Stream,
+        Boxed<Result<(), tokio_postgres::Error>>,
+    ),
+    Draining(tokio::runtime::Id, Stream),
+}
+
+impl Future for Cancel {
+    type Output = Result<(), String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Ok(here) = tokio::runtime::Handle::try_current().map(|h| h.id()) else {
+            return Poll::Ready(Err("a cancel request polled outside a tokio runtime".into()));
+        };
+        let this = &mut *self;
+        loop {
+            this.step = match std::mem::replace(&mut this.step, CancelStep::Start) {
+                CancelStep::Start => {
+                    let server = this.server.clone();
+                    let limit = server.connect_timeout.unwrap_or(Duration::from_secs(10));
+                    CancelStep::Connecting(
+                        here,
+                        Box::pin(async move {
+                            open_socket(&server.host, server.port, Some(limit), &server.timeouts)
+                                .await
+                        }),
+                    )
+                }
+                // Not connected yet: nothing was sent; start over here.
+                CancelStep::Connecting(on, _) if on != here => CancelStep::Start,
+                CancelStep::Connecting(on, mut connecting) => match connecting.as_mut().poll(cx) {
+                    Poll::Pending => {
+                        this.step = CancelStep::Connecting(on, connecting);
+                        return Poll::Pending;
+                    }
+                    // Could not connect: nothing was sent.
+                    Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                    Poll::Ready(Ok((stream, name))) => {
+                        let mut make = tls_connector();
+                        match <_ as MakeTlsConnect<Stream>>::make_tls_connect(&mut make, &name) {
+                            Ok(tls) => {
+                                let token = this.token.clone();
+                                let raw = stream.clone();
+                                CancelStep::Sending(
+                                    on,
+                                    stream,
+                                    Box::pin(async move { token.cancel_query_raw(raw, tls).await }),
+                                )
+                            }
+                            // Nothing sent; the connection closes when dropped.
+                            Err(_) => return Poll::Ready(Ok(())),
+                        }
+                    }
+                },
+                CancelStep::Sending(on, stream, mut sending) => {
+                    let done = if on == here {
+                        match sending.as_mut().poll(cx) {
+                            Poll::Pending => {
+                                this.step = CancelStep::Sending(on, stream, sending);
+                                return Poll::Pending;
+                            }
+                            Poll::Ready(sent) => sent.is_ok(),
+                        }
+                    } else {
+                        false
+                    };
+                    drop(sending);
+                    if !done {
+                        // Perhaps sent, perhaps not: end our half, so that the server closes
+                        // either way, and wait for it.
+                        stream.shutdown_write();
+                    }
+                    CancelStep::Draining(on, stream)
+                }
+                CancelStep::Draining(on, stream) => {
+                    if on != here
+                        && let Err(e) = stream.rebind()
+                    {
+                        return Poll::Ready(Err(format!(
+                            "a cancel request's connection could not be moved between runtimes, \
+                             so whether it landed cannot be told: {e}"
+                        )));
+                    }
+                    let mut rest = stream;
+                    let mut buf = [0u8; 512];
+                    loop {
+                        let mut read = ReadBuf::new(&mut buf);
+                        match Pin::new(&mut rest).poll_read(cx, &mut read) {
+                            Poll::Ready(Ok(())) if !read.filled().is_empty() => {}
+                            // The end (or a reset, or a broken connection).
+                            Poll::Ready(_) => return Poll::Ready(Ok(())),
+                            Poll::Pending => {
+                                this.step = CancelStep::Draining(here, rest);
+                                return Poll::Pending;
+                            }
+                        }
+                    }
+                }
+            };
+        }
     }
 }
 
@@ -837,6 +1092,23 @@ impl ConnState {
                 .0;
         }
     }
+}
+
+/// Polls `request` once, which queues it on its connection, and drops it: the request runs
+/// on the server, its answer is dropped (read, and thrown away, by the connection's next
+/// drive).
+pub(crate) fn send_now(request: impl Future) {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let _ = std::pin::pin!(request).poll(&mut cx);
+}
+
+/// Writes what is queued on `conn` without waiting; `false` if the connection is found broken
+/// (dropping it then releases what its session held). What the socket cannot take at once
+/// goes out with the connection's next call.
+pub(crate) fn flush_now(conn: &Conn) -> bool {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    conn.drive(&mut cx, |_| {});
+    conn.alive()
 }
 
 /// Blocking inside an async runtime would stall it (and tokio refuses with a panic): an error

@@ -147,16 +147,15 @@
 //! guards. The connection's socket moves to the caller's runtime, and the lock future drives it:
 //! no thread, nothing spawned, nothing blocks.
 //!
-//! - **No wait queued on the server**: a queued `pg_advisory_lock` could not be withdrawn when
-//!   the future is dropped, and a release would then grant the lock to nobody. An async wait
-//!   tries (`pg_try_advisory_lock`, with the fencing token, as `try_lock`) and sleeps until a
-//!   release is announced (`LISTEN`, while waiting only; an async guard's release runs
-//!   `pg_notify` with the unlock) or a timer fires (2 ms doubling to 100 ms: releases that announce nothing — a blocking
-//!   handle's, a dead holder's, another program's — are seen within 100 ms). Waiters are not
-//!   served in order.
-//! - **Cancel-safe**: if the future is dropped while a try is in flight, a release "if this
-//!   session holds the lock" is queued right behind it on the same connection, so a grant to a
-//!   dropped future lasts one statement on the server; nothing runs for it afterwards.
+//! - **The server waits**, as for `hang_lock`: `pg_advisory_lock` (with the fencing token),
+//!   woken by any release, under a `lock_timeout` of 1 s and sent again when it runs out.
+//!   The async handoff is the blocking one plus the task's wake-up.
+//! - **Cancel-safe**: if the future is dropped while its statement is in flight, two releases
+//!   "if this session holds the lock" are queued right behind it on the same connection, so a
+//!   grant to a dropped future lasts one statement on the server; the handle's next call first
+//!   cancels the statement still waiting (a cancel request, whose landing it waits for before
+//!   sending anything else), and left alone it gives up within its second. The argument is in
+//!   the `async_lock` module's docs (its source).
 //! - **Release on drop**: dropping an async guard inside a runtime writes the unlock to the
 //!   socket at once without waiting for the answer (the server releases one network trip
 //!   later); `unlock().await` waits for it and reports errors (a lost lock as for `try_unlock`).
@@ -362,6 +361,8 @@ impl PostgresLockOptions {
             owner: std::process::id(),
             #[cfg(feature = "tokio")]
             in_flight: None,
+            #[cfg(feature = "tokio")]
+            dropped_wait: None,
         };
         lock.connection()?;
         Ok(lock)
@@ -387,6 +388,10 @@ pub struct PostgresLock {
     /// The request of an async call in flight (see `async_lock`).
     #[cfg(feature = "tokio")]
     in_flight: Option<async_lock::InFlight>,
+    /// The answer of an async wait dropped while in flight, until it comes (see `async_lock`,
+    /// "Cancel-safety").
+    #[cfg(feature = "tokio")]
+    dropped_wait: Option<async_lock::DroppedWait>,
 }
 
 /// A connection and the statements prepared on it.
@@ -397,12 +402,6 @@ struct Session {
     backend_pid: i32,
     /// The session's `lock_timeout` in ms, as last set (0: none).
     lock_timeout_ms: i64,
-    /// Whether the session listens for the releases of the lock (an async wait's wake-up).
-    #[cfg_attr(
-        not(feature = "tokio"),
-        allow(dead_code, reason = "used by the async wait")
-    )]
-    listening: bool,
 }
 
 struct Statements {
@@ -413,13 +412,8 @@ struct Statements {
     set_timeout: Statement,
     mine: Statement,
     holders: Statement,
-    /// The release of an async guard: unlock, and notify the async waiters.
-    #[cfg_attr(
-        not(feature = "tokio"),
-        allow(dead_code, reason = "used by the async wait")
-    )]
-    unlock_notify: Statement,
-    /// After a dropped async try whose answer is unknown: release the lock if the try got it.
+    /// After a dropped async wait or try whose answer is unknown: release the lock if it was
+    /// granted.
     #[cfg_attr(
         not(feature = "tokio"),
         allow(dead_code, reason = "used by the async wait")
@@ -725,15 +719,10 @@ impl PostgresLock {
             "SELECT count(*), pg_backend_pid() {where_mine} \
              AND classid::bigint = $1 AND objid::bigint = $2"
         );
-        // The releases of async handles wake the async waiters (see `async_lock`), committed
-        // without waiting for the WAL flush (`async_lock`, "Releasing": why that is safe).
-        let notify = format!(
-            "{unlock_fn}($1::bigint), pg_notify($2::text, ''), \
-             set_config('synchronous_commit', 'off', true)"
+        let sql_unlock_if_mine = format!(
+            "SELECT {unlock_fn}($1::bigint) {where_mine} AND classid::bigint = $2 \
+             AND objid::bigint = $3"
         );
-        let sql_unlock_notify = format!("SELECT {notify}");
-        let sql_unlock_if_mine =
-            format!("SELECT {notify} {where_mine} AND classid::bigint = $3 AND objid::bigint = $4");
         let client = conn.client();
         let prepared = conn.run(&self.name, async {
             tokio::try_join!(
@@ -745,13 +734,11 @@ impl PostgresLock {
                 client.prepare(&sql_mine),
                 client.prepare(holder::HOLDERS),
                 client.query_one("SELECT pg_backend_pid()", &[]),
-                client.prepare(&sql_unlock_notify),
                 client.prepare(&sql_unlock_if_mine),
             )
         })?;
-        let (lock, try_lock, token, unlock, set_timeout, mine, holders, pid, notify, if_mine) =
-            prepared
-                .map_err(|e| error::query_error(&self.name, "preparing the lock statements", e))?;
+        let (lock, try_lock, token, unlock, set_timeout, mine, holders, pid, if_mine) = prepared
+            .map_err(|e| error::query_error(&self.name, "preparing the lock statements", e))?;
         Ok(Session {
             conn,
             stmts: Statements {
@@ -762,12 +749,10 @@ impl PostgresLock {
                 set_timeout,
                 mine,
                 holders,
-                unlock_notify: notify,
                 unlock_if_mine: if_mine,
             },
             backend_pid: pid.get(0),
             lock_timeout_ms: 0,
-            listening: false,
         })
     }
 

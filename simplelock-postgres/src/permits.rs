@@ -31,8 +31,21 @@
 //! wait in the server for one permit chosen in advance, but then a release of another permit
 //! would not wake it; it could poll, which costs a round trip per permit per try. Instead:
 //!
-//! - every handle's session `LISTEN`s on the semaphore's channel (`slp_` and the name's key in
-//!   hex) from the moment it connects, before any try;
+//! - a waiting handle's session `LISTEN`s on the semaphore's channel (`slp_` and the name's key
+//!   in hex) from the first round of tries that found every permit taken: the `LISTEN` goes
+//!   out ahead of the first try of another round, at once (same round trip), so a release
+//!   between the two rounds is seen by the second. It stops (`UNLISTEN`, written without
+//!   waiting for its answer) when the wait ends, granted or not. A handle that holds a permit
+//!   or is idle does not listen, for two reasons. The server signals every listening session
+//!   of the database at each notifying commit, and each wakes to read the queue: idle
+//!   listeners compete for the CPU with the waiter being woken (measured here with raw
+//!   clients: two idle listeners made a notify-then-try handoff 3–6% slower). And a session
+//!   that listens while its client reads nothing (a handle holding a permit for hours makes no
+//!   call) stops the server's notification queue from shrinking: the server writes each
+//!   notification to the idle client's socket until the socket's buffers are full (measured:
+//!   after about 150,000–200,000 notifications, then the server process waits in
+//!   `ClientWrite`), and from then on the queue (8 GB at most, `pg_notification_queue_usage`)
+//!   grows with every release until `NOTIFY` fails;
 //! - a release is one statement, `pg_advisory_unlock` then `pg_notify(channel, i)`: the
 //!   notification is delivered when that statement's transaction commits, after the permit is
 //!   free;
@@ -89,7 +102,7 @@ use simplelock_core::{
 };
 use tokio_postgres::{Row, Statement};
 
-use crate::conn::{Conn, Target, Timeouts, forked};
+use crate::conn::{Conn, Target, Timeouts, flush_now, forked, send_now};
 use crate::holder::{self, RemoteHolder};
 use crate::{error, key_for_name, pooler};
 
@@ -246,6 +259,9 @@ struct Session {
     unlock_if_mine: Statement,
     /// The server process serving this session when it started.
     backend_pid: i32,
+    /// Whether the session listens on the semaphore's channel: only while waiting (see the
+    /// module docs).
+    listening: bool,
 }
 
 impl PostgresPermits {
@@ -341,12 +357,7 @@ impl PostgresPermits {
             // notification gives its transaction an id, whose commit would wait for a WAL
             // flush: nothing of a semaphore is durable (advisory locks are not logged, a
             // server crash ends every session), so this session's commits do not wait.
-            client
-                .batch_execute(&format!(
-                    "LISTEN {}; SET synchronous_commit = off",
-                    self.channel
-                ))
-                .await?;
+            client.batch_execute("SET synchronous_commit = off").await?;
             client
                 .query_one("SELECT pg_advisory_lock($1::bigint)", &[&guard])
                 .await?;
@@ -382,7 +393,46 @@ impl PostgresPermits {
             holders,
             unlock_if_mine,
             backend_pid,
+            listening: false,
         })
+    }
+
+    /// Whether the session listens on the semaphore's channel.
+    fn listening(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| s.listening)
+    }
+
+    /// Queues `LISTEN` (`on`) or `UNLISTEN` of the semaphore's channel, unless the session
+    /// does so already; its answer is read, and dropped, by the connection's next call.
+    /// Queued: a `LISTEN` goes out ahead of the next request, in the same round trip. Whether
+    /// something was queued.
+    fn queue_listening(&mut self, on: bool) -> bool {
+        let Some(session) = self
+            .session
+            .as_mut()
+            .filter(|s| s.listening != on && s.conn.alive())
+        else {
+            return false;
+        };
+        session.listening = on;
+        let client = session.conn.shared_client();
+        let sql = format!(
+            "{} {}",
+            if on { "LISTEN" } else { "UNLISTEN" },
+            self.channel
+        );
+        send_now(async move { client.batch_execute(&sql).await });
+        true
+    }
+
+    /// Stops listening: the `UNLISTEN` is written at once, without waiting for its answer, so
+    /// that it runs while this handle holds (or after its wait ended), on no handoff's way.
+    fn stop_listening(&mut self) {
+        if self.queue_listening(false)
+            && let Some(session) = self.session.as_ref()
+        {
+            flush_now(&session.conn);
+        }
     }
 
     /// The order a try goes through the permits: `first`, then the others in order.
@@ -509,6 +559,14 @@ impl PostgresPermits {
         self.held.before_acquire(&self.name, permits, wait)?;
         let wait = wait.start();
         self.session()?;
+        let outcome = self.acquire_listening(&wait);
+        self.stop_listening();
+        outcome
+    }
+
+    /// The loop of [`acquire`](Self::acquire): rounds of tries, listening from the first round
+    /// that found every permit taken.
+    fn acquire_listening(&mut self, wait: &Wait) -> SimpleLockResult<()> {
         loop {
             // The notifications so far are of releases this try sees.
             let hint = self.take_hint();
@@ -516,8 +574,13 @@ impl PostgresPermits {
                 return Ok(());
             }
             let Some(nap) = wait.sleep_slice(SLICE) else {
-                return Err(out_of_time(&wait, &self.name, self.holders()));
+                return Err(out_of_time(wait, &self.name, self.holders()));
             };
+            if !self.listening() && self.queue_listening(true) {
+                // Another round at once, with the LISTEN ahead of its first try: a release
+                // between the last round and the LISTEN is seen by it.
+                continue;
+            }
             self.sleep(nap)?;
         }
     }
@@ -685,5 +748,68 @@ impl fmt::Debug for PostgresPermits {
             .field("server", &self.target.describe)
             .field("held_permit", &self.held_permit())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test server (as the integration tests find it).
+    fn url() -> String {
+        std::env::var("SIMPLELOCK_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://127.0.0.1:5432/test".to_owned())
+    }
+
+    /// The channels the handle's own session listens on.
+    fn listens(permits: &PostgresPermits) -> Vec<String> {
+        let session = permits.session.as_ref().expect("a session");
+        let client = session.conn.client();
+        session
+            .conn
+            .run(
+                &permits.name,
+                client.query("SELECT pg_listening_channels()", &[]),
+            )
+            .expect("run")
+            .expect("query")
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    }
+
+    /// A handle listens only while it waits: an idle one or a holder reads no notifications,
+    /// and a listening session whose client reads nothing keeps the server's notification
+    /// queue from shrinking (module docs).
+    #[test]
+    fn only_a_waiting_handle_listens() {
+        let name = format!("simplelock-unit-listen-{}", std::process::id());
+        let open = || {
+            PostgresPermits::options()
+                .with_url(url())
+                .named(&name, 1)
+                .expect("open")
+        };
+        let (mut a, mut b) = (open(), open());
+        assert_eq!(listens(&a), Vec::<String>::new(), "an idle handle listens");
+        a.try_lock().unwrap();
+        let waiter = std::thread::spawn(move || {
+            b.hang_lock().unwrap();
+            let holding = listens(&b);
+            b.try_unlock().unwrap();
+            (holding, listens(&b))
+        });
+        // Time for b to find the permit taken and listen (were it not waiting yet, it would
+        // take the permit at once below, and the checks would still hold).
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(listens(&a), Vec::<String>::new(), "a holder listens");
+        a.try_unlock().unwrap();
+        let (holding, idle) = waiter.join().expect("the waiter");
+        assert_eq!(holding, Vec::<String>::new(), "a holder listens");
+        assert_eq!(
+            idle,
+            Vec::<String>::new(),
+            "a handle listens after its wait"
+        );
     }
 }

@@ -181,8 +181,8 @@ fn the_socket_follows_the_handle_between_runtimes_and_blocking_calls() {
     let wait_on = |rt: &tokio::runtime::Runtime, b: &mut PostgresLock, round: &str| {
         let mut holder = open("async-rebind");
         holder.try_lock().unwrap();
-        // Released by a blocking handle, which notifies nobody: the waiter sees it by its own
-        // tries, each answered on its runtime's reactor.
+        // Released by a blocking handle: the server wakes the waiter, whose answer comes on
+        // its runtime's reactor.
         let releaser = thread::spawn(move || {
             thread::sleep(Duration::from_millis(20));
             holder.try_unlock().unwrap();
@@ -203,4 +203,53 @@ fn the_socket_follows_the_handle_between_runtimes_and_blocking_calls() {
     wait_on(&second, &mut b, "another runtime");
     wait_on(&first, &mut b, "the first runtime again");
     assert_eq!(b.status().unwrap(), LockStatus::Open);
+}
+
+/// Polls `future` once and drops it: whether it was still pending.
+async fn poll_once<F: std::future::Future>(future: F) -> bool {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx).is_pending())).await
+}
+
+/// A wait dropped while it waits in the server; a try, which answers from it at once; another
+/// wait dropped while it cancels the first (its cancel request's connection registered with
+/// this runtime's reactor); then blocking calls, on the connection's own runtime: they carry
+/// the cancel on there instead of hanging on a reactor nobody drives, and the dropped waits
+/// never keep the lock.
+#[test]
+fn waits_cut_short_then_blocking_calls_neither_hang_nor_keep_it() {
+    let mut a = open("async-cut-twice");
+    let mut b = open("async-cut-twice");
+    a.try_lock().unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        assert!(poll_once(b.lock_async()).await, "the wait did not wait");
+        match b.try_lock_async().await.map(drop) {
+            Err(SimpleLockError::AlreadyLocked { .. }) => {}
+            other => panic!("a try on a taken lock: {other:?}"),
+        }
+        assert!(
+            poll_once(b.lock_async()).await,
+            "the second wait did not wait for the cancel of the first"
+        );
+    });
+    let (done, finished) = std::sync::mpsc::channel();
+    let blocking = thread::spawn(move || {
+        let status = b.status().expect("status");
+        done.send(()).unwrap();
+        (b, status)
+    });
+    finished
+        .recv_timeout(PATIENCE)
+        .expect("a blocking call after the cut-short async calls hung");
+    let (mut b, status) = blocking.join().unwrap();
+    assert_eq!(status, LockStatus::Taken);
+    a.try_unlock().unwrap();
+    // The dropped wait is over: it neither took the lock nor waits for it any more.
+    let mut c = open("async-cut-twice");
+    c.try_lock().expect("free after the holder released");
+    c.try_unlock().unwrap();
+    b.try_lock().unwrap();
+    b.try_unlock().unwrap();
+    drop(rt);
 }

@@ -1,17 +1,19 @@
 //! [`AsyncConcreteLock`] for [`PostgresPermits`] (feature `tokio`): `lock_async().await` on
 //! the caller's tokio runtime, cancel-safe, without blocking a worker.
 //!
-//! It is [`PostgresLock`](crate::PostgresLock)'s async wait (see its module docs, `async_lock`,
-//! for the design and why), on the machinery both share (`async_conn`), with the blocking
-//! wait's wake-ups of the [module docs](super):
+//! It shares [`PostgresLock`](crate::PostgresLock)'s async machinery (`async_conn`; the
+//! design of the socket on the caller's runtime is argued in `async_lock`), with the blocking
+//! wait's wake-ups of the [module docs](super) — not the lock's wait in the server, which
+//! cannot wait for any one of N keys:
 //!
 //! - the connection's socket moves to the caller's runtime and is driven by the polls of the
 //!   lock future itself; nothing is spawned, no thread blocks;
 //! - a wait goes through the permits one `pg_try_advisory_lock` at a time (the permit named by
 //!   the latest notification first, then in order), never waiting in the server;
 //! - while all are held it sleeps until a notification arrives on the semaphore's channel
-//!   (every release of a permit, blocking or async, announces itself; the session listens from
-//!   its start) or [`SLICE`](super::SLICE) passes (for holders that died, whose release
+//!   (every release of a permit, blocking or async, announces itself; the session listens
+//!   from the first round that found every permit taken, with another round right behind the
+//!   `LISTEN`, to the end of the wait) or [`SLICE`](super::SLICE) passes (for holders that died, whose release
 //!   announces nothing). A notification read while a try is in flight makes the wait go
 //!   through the permits again at once, so no release is missed between a failed round and the
 //!   sleep.
@@ -249,26 +251,31 @@ impl AsyncConcreteLock for PostgresPermits {
                 unreachable!("a wait sends tries only");
             };
             if let Some(done) = self.tried(permit, answer) {
+                // Granted or failed: the session stops listening (written at once, so that
+                // it runs while this handle holds, on no handoff's way).
+                self.stop_listening();
                 return Poll::Ready(done);
             }
             match rest.pop() {
                 Some(next) => self.send_try(next, rest),
-                // Every permit taken: sleep until a release is announced or the slice ends.
+                // Every permit taken, and the session not listening yet: listen, and another
+                // round at once with the LISTEN ahead of its first try, which sees a release
+                // between the two rounds.
+                None if self.queue_listening(true) => wait.notified = true,
+                // Sleep until a release is announced or the slice ends.
                 None => wait.timer = Some(Box::pin(sleep(SLICE))),
             }
         }
     }
 
     fn cancel_wait(&mut self) {
-        let Some(flight) = self.in_flight.take() else {
-            return;
-        };
-        let Request::Try { permit, .. } = flight.what else {
-            return;
-        };
-        // The try may have been granted: release it right behind, if it was (module docs,
-        // "Cancel-safety").
-        if let Some(session) = self.session.as_ref().filter(|s| s.conn.alive()) {
+        let flight = self.in_flight.take();
+        // A try in flight may have been granted: release it right behind, if it was (module
+        // docs, "Cancel-safety").
+        if let Some(flight) = flight
+            && let Request::Try { permit, .. } = flight.what
+            && let Some(session) = self.session.as_ref().filter(|s| s.conn.alive())
+        {
             let client = session.conn.shared_client();
             let stmt = session.unlock_if_mine.clone();
             let key = self.keys[permit as usize];
@@ -280,8 +287,9 @@ impl AsyncConcreteLock for PostgresPermits {
                     .await
             });
             drop(flight);
-            self.flush_now();
         }
+        self.stop_listening();
+        self.flush_now();
     }
 
     fn poll_try_lock(&mut self, cx: &mut Context<'_>) -> Poll<SimpleLockResult<()>> {

@@ -192,6 +192,19 @@ pub(crate) fn markdown(results: &Measured) -> String {
             cell(handoff, "raw-token"),
         );
     }
+    ratio_notes(results, &mut md);
+    cut_note(results, &mut md);
+    md
+}
+
+/// The paragraphs on the same-run ratios with their goals: async and timed handoffs vs the
+/// blocking one, and the permits' handoff vs the lock's.
+fn ratio_notes(results: &Measured, md: &mut String) {
+    let cell = |handoff: bool, variant: &str| {
+        results
+            .median(handoff, variant)
+            .map_or("—".to_owned(), super::report::duration)
+    };
     if let (Some(blocking), Some(async_)) = (
         results.median(true, "ours"),
         results.median(true, "ours-async"),
@@ -201,10 +214,43 @@ pub(crate) fn markdown(results: &Measured) -> String {
         let _ = writeln!(
             md,
             "\nAsync handoff (an async guard's release → the async waiter returns; the waiter \
-             is woken by the release's `pg_notify`, then tries): {} vs the blocking handoff {}: \
+             waits in the server's queue, as the blocking one does): {} vs the blocking handoff {}: \
              {ratio:.2}× (goal ≤ 2× {met}).",
             super::report::duration(async_),
             super::report::duration(blocking),
+        );
+    }
+    if let (Some(blocking), Some(timed)) = (
+        results.median(true, "ours"),
+        results.median(true, "ours-timed"),
+    ) {
+        let ratio = timed / blocking;
+        let met = if ratio <= 1.2 { "✅" } else { "❌" };
+        let _ = writeln!(
+            md,
+            "\nTimed handoff (`timed_lock` with a timeout that does not run out: the waiter waits \
+             in the server under `lock_timeout`): {} vs the blocking handoff {}: {ratio:.2}× \
+             (goal ≤ 1.2× {met}).",
+            super::report::duration(timed),
+            super::report::duration(blocking),
+        );
+    }
+    if let (Some(floor), Some(raw), Some(permits), Some(lock)) = (
+        results.median(true, "raw-notify"),
+        results.median(true, "raw"),
+        results.median(true, "permits"),
+        results.median(true, "ours"),
+    ) {
+        let _ = writeln!(
+            md,
+            "\nThe floor of a wake-up by notification, made raw (one key: a try, a wait for the \
+             release's `pg_notify`, a try again; what `PostgresPermits` does for any of N keys): \
+             handoff {} = {:.2}× the raw lock handoff and {:.2}× PostgresLock's. \
+             `PostgresPermits` = {:.2}× that floor.",
+            super::report::duration(floor),
+            floor / raw,
+            floor / lock,
+            permits / floor,
         );
     }
     if let (Some(permits), Some(lock)) = (
@@ -222,8 +268,6 @@ pub(crate) fn markdown(results: &Measured) -> String {
             if ratio <= 2.0 { "✅" } else { "❌" }
         );
     }
-    cut_note(results, &mut md);
-    md
 }
 
 /// The paragraph on the holder's network cut, if it was measured.
@@ -256,19 +300,23 @@ pub(crate) fn bars(results: &Measured) -> Vec<(String, f64, bool)> {
     for (handoff, what) in [(false, "lock+unlock"), (true, "handoff")] {
         for imp in [
             "ours",
+            "ours-timed",
             "ours-no-token",
             "ours-async",
             "permits",
             "raw",
             "raw-token",
+            "raw-notify",
         ] {
             if let Some(ns) = results.median(handoff, imp) {
                 let who = match imp {
                     "ours" => "PostgresLock",
+                    "ours-timed" => "PostgresLock, timed",
                     "ours-no-token" => "PostgresLock, no token",
                     "ours-async" => "PostgresLock, async",
                     "permits" => "PostgresPermits",
                     "raw" => "raw postgres",
+                    "raw-notify" => "raw postgres, woken by NOTIFY",
                     _ => "raw postgres + token",
                 };
                 let ours = imp.starts_with("ours") || imp == "permits";

@@ -77,7 +77,7 @@ pub(crate) struct Postgres {
     pub(crate) handoff: Vec<PostgresMeasure>,
 }
 
-/// One variant (`ours`, `ours-no-token`, `permits`, `raw`, `raw-token`) of a [`Postgres`] measure.
+/// One variant (`ours`, `ours-timed`, `ours-no-token`, `ours-async`, `permits`, `raw`, `raw-token`) of a [`Postgres`] measure.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PostgresMeasure {
