@@ -30,7 +30,9 @@ mod conformance {
 }
 
 // With feature `tokio`, the async checks too, each on a current-thread tokio runtime of its own
-// (the async wait drives the connection on the caller's runtime).
+// (the async wait drives the connection on the caller's runtime). As for the lock, an async
+// guard's drop writes the release without waiting for the server's answer: other sessions see
+// the permit free a round trip later, not at once (`async_release_later`).
 #[cfg(feature = "tokio")]
 mod conformance {
     use super::*;
@@ -40,6 +42,7 @@ mod conformance {
         across_processes,
         crash_safe,
         holder_pid,
+        async_release_later,
         async_waits(|future| {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
