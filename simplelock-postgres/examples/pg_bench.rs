@@ -18,6 +18,13 @@
 //! `cargo run --release -p simplelock-postgres --example pg_bench -- [SAMPLES]`, with the server
 //! in `$SIMPLELOCK_POSTGRES_URL` (else `postgres://127.0.0.1:5432/test`). Both sides connect
 //! without TLS, so that only the lock code differs.
+//!
+//! `pg_bench ticker MILLIS` (feature `tokio`) is issue 12's ticker for `PostgresLock`: another
+//! session holds the lock for MILLIS ms while tasks of a current-thread runtime wait for it in
+//! `lock_async().await` and a ticker task of that runtime sleeps 10 ms at a time; it prints the
+//! ticker's largest gap (`results::Ticker`). Each waiter is a handle with a connection of its
+//! own, so there are as many waiters as the server has connections to spare (up to 1,000;
+//! `max_connections` is 100 by default), not always 1,000 as for the other backends.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -251,6 +258,10 @@ fn main() {
     if args.first().map(String::as_str) == Some("waiter") {
         return waiter(&args[1], &args[2]);
     }
+    if args.first().map(String::as_str) == Some("ticker") {
+        let millis = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3000);
+        return ticker::run(Duration::from_millis(millis));
+    }
     let samples: usize = args.first().and_then(|s| s.parse().ok()).unwrap_or(300);
     let name = format!("bench-{}", std::process::id());
 
@@ -441,5 +452,113 @@ fn waiter(kind: &str, name: &str) {
         client.unlock();
         writeln!(out, "{at}").unwrap();
         out.flush().unwrap();
+    }
+}
+
+/// `pg_bench ticker MILLIS`.
+#[cfg(feature = "tokio")]
+mod ticker {
+    use std::time::{Duration, Instant};
+
+    use simplelock_core::AsyncLockExt;
+    use simplelock_harness::results::{Ticker, emit};
+    use simplelock_postgres::{PostgresLock, key_for_name};
+
+    /// The ticker's period, as for the other backends' tickers.
+    const TICK: Duration = Duration::from_millis(10);
+    /// Connections left to others: the holder's, and a margin for the server's other clients.
+    const SPARE: i64 = 10;
+
+    /// Measures and prints the result.
+    pub(super) fn run(hold: Duration) {
+        let name = format!("bench-{}-ticker", std::process::id());
+        let mut monitor = super::raw();
+        // As many waiters as the server takes connections for, after the reserved ones and
+        // those open now.
+        let free: i32 = monitor
+            .query_one(
+                "SELECT current_setting('max_connections')::int \
+                        - current_setting('superuser_reserved_connections')::int \
+                        - (SELECT count(*) FROM pg_stat_activity)::int",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        let waiters = (i64::from(free) - SPARE).clamp(1, 1000) as u64;
+        // The holder: another session, on a thread of its own (its calls block).
+        let (taken_tx, taken_rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let key = key_for_name(&name);
+            monitor
+                .execute("SELECT pg_advisory_lock($1)", &[&key])
+                .unwrap();
+            taken_tx.send(name).unwrap();
+            std::thread::sleep(hold);
+            monitor
+                .execute("SELECT pg_advisory_unlock($1)", &[&key])
+                .unwrap();
+        });
+        let name = taken_rx.recv().expect("the holder took the lock");
+        // Opening connects (a blocking call): done before the runtime runs.
+        let handles: Vec<PostgresLock> = (0..waiters)
+            .map(|_| {
+                PostgresLock::options()
+                    .with_url(super::url())
+                    .named(&name)
+                    .unwrap()
+            })
+            .collect();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (ticks, max_gap) = runtime.block_on(async {
+            let tasks: Vec<_> = handles
+                .into_iter()
+                .map(|mut lock| {
+                    tokio::spawn(async move {
+                        let guard = lock.lock_async().await.unwrap();
+                        guard.unlock().await.unwrap();
+                    })
+                })
+                .collect();
+            let mut ticks = 0u64;
+            let mut max_gap = Duration::ZERO;
+            let mut last = Instant::now();
+            let end = last + hold.saturating_sub(Duration::from_millis(100));
+            while Instant::now() < end {
+                tokio::time::sleep(TICK).await;
+                let now = Instant::now();
+                max_gap = max_gap.max(now - last);
+                last = now;
+                ticks += 1;
+            }
+            for task in tasks {
+                task.await.expect("a waiter task");
+            }
+            (ticks, max_gap)
+        });
+        holder.join().expect("the holder");
+        let result = Ticker {
+            backend: "postgres".to_owned(),
+            waiters,
+            period_ns: TICK.as_nanos() as u64,
+            ticks,
+            max_gap_ns: max_gap.as_nanos() as u64,
+        };
+        if let Err(err) = emit(result) {
+            eprintln!("pg_bench: {err}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// `pg_bench ticker` needs the async wait.
+#[cfg(not(feature = "tokio"))]
+mod ticker {
+    /// Refuses: built without feature `tokio`.
+    pub(super) fn run(_: std::time::Duration) {
+        eprintln!("pg_bench: the ticker needs feature tokio");
+        std::process::exit(2);
     }
 }

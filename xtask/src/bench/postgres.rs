@@ -13,7 +13,7 @@
 use std::fmt::Write as _;
 use std::process::Command;
 
-use super::results::{BenchResult, Postgres};
+use super::results::{BenchResult, Postgres, Ticker};
 use super::{Results, capture_result, run_shown};
 use crate::{TaskResult, cargo};
 
@@ -24,6 +24,8 @@ pub(crate) struct Measured {
     pub(crate) bench: Option<Postgres>,
     /// The network-cut runs.
     pub(crate) cuts: Vec<Cut>,
+    /// `pg_bench ticker`'s result: issue 12's ticker for `PostgresLock`.
+    pub(crate) ticker: Option<Ticker>,
 }
 
 /// One run of the network-cut test.
@@ -72,7 +74,7 @@ pub(crate) fn run(quick: bool) -> Result<Measured, String> {
     server.apply(&mut build);
     crate::step(build)?;
     let exe = crate::project_root().join("target/release/examples/pg_bench");
-    let mut command = Command::new(exe);
+    let mut command = Command::new(&exe);
     command.arg(samples);
     server.apply(&mut command);
     let bench = match capture_result(command)? {
@@ -83,6 +85,17 @@ pub(crate) fn run(quick: bool) -> Result<Measured, String> {
             ));
         }
     };
+    let mut command = Command::new(&exe);
+    command.args(["ticker", if quick { "1000" } else { "3000" }]);
+    server.apply(&mut command);
+    let ticker = match capture_result(command)? {
+        BenchResult::Ticker(ticker) => ticker,
+        other => {
+            return Err(format!(
+                "pg_bench ticker printed another kind of result: {other:?}"
+            ));
+        }
+    };
     let cuts = if quick { 1 } else { 3 };
     let cuts = (0..cuts)
         .map(|_| network_cut(&server))
@@ -90,6 +103,7 @@ pub(crate) fn run(quick: bool) -> Result<Measured, String> {
     Ok(Measured {
         bench: Some(bench),
         cuts,
+        ticker: Some(ticker),
     })
 }
 
@@ -193,8 +207,28 @@ pub(crate) fn markdown(results: &Measured) -> String {
         );
     }
     ratio_notes(results, &mut md);
+    ticker_note(results, &mut md);
     cut_note(results, &mut md);
     md
+}
+
+/// The paragraph on the ticker, if it was measured.
+fn ticker_note(results: &Measured, md: &mut String) {
+    let Some(ticker) = &results.ticker else {
+        return;
+    };
+    let (period, gap) = (ticker.period_ns as f64, ticker.max_gap_ns as f64);
+    let _ = writeln!(
+        md,
+        "\nAsync waiters: a ticker task sleeping {} at a time on a current-thread tokio runtime \
+         while {} other tasks of that runtime wait in `lock_async().await` for a lock another \
+         session holds (one connection per waiter: as many as the server has to spare, not \
+         1,000): largest gap {} (goal: the ticker keeps ticking, gap < 10 periods {}).",
+        super::report::duration(period),
+        ticker.waiters,
+        super::report::duration(gap),
+        if gap < 10.0 * period { "✅" } else { "❌" }
+    );
 }
 
 /// The paragraphs on the same-run ratios with their goals: async and timed handoffs vs the
