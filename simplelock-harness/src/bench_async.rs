@@ -132,7 +132,25 @@ pub(crate) struct TickerArgs {
 }
 
 /// The ticker's period.
-const TICK: Duration = Duration::from_millis(10);
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// The ticker of `bench-ticker` (and of simplelock-postgres's `pg_bench ticker`): sleeps
+/// [`TICK`] at a time on the current runtime while the lock is held (`hold`, less 100 ms for the
+/// holder's start), and returns the ticks counted and the largest time between two of them.
+pub async fn tick_while_held(hold: Duration) -> (u64, Duration) {
+    let mut ticks = 0u64;
+    let mut max_gap = Duration::ZERO;
+    let mut last = Instant::now();
+    let end = last + hold.saturating_sub(Duration::from_millis(100));
+    while Instant::now() < end {
+        tokio::time::sleep(TICK).await;
+        let now = Instant::now();
+        max_gap = max_gap.max(now - last);
+        last = now;
+        ticks += 1;
+    }
+    (ticks, max_gap)
+}
 
 /// Runs the measurement and prints its [`Ticker`] result.
 pub(crate) fn ticker(args: &TickerArgs) -> Result<(), String> {
@@ -195,17 +213,7 @@ fn measure(
                 waited
             }));
         }
-        let mut ticks = 0u64;
-        let mut max_gap = Duration::ZERO;
-        let mut last = Instant::now();
-        let end = last + hold.saturating_sub(Duration::from_millis(100));
-        while Instant::now() < end {
-            tokio::time::sleep(TICK).await;
-            let now = Instant::now();
-            max_gap = max_gap.max(now - last);
-            last = now;
-            ticks += 1;
-        }
+        let (ticks, max_gap) = tick_while_held(hold).await;
         for task in tasks {
             task.await.map_err(|e| format!("a waiter task: {e}"))??;
         }

@@ -30,6 +30,7 @@ mod adversary;
 mod backends;
 mod bench;
 mod bench_async;
+pub use bench_async::{TICK, tick_while_held};
 pub mod child;
 mod cli;
 pub mod results;

@@ -458,14 +458,12 @@ fn waiter(kind: &str, name: &str) {
 /// `pg_bench ticker MILLIS`.
 #[cfg(feature = "tokio")]
 mod ticker {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use simplelock_core::AsyncLockExt;
     use simplelock_harness::results::{Ticker, emit};
+    use simplelock_harness::{TICK, tick_while_held};
     use simplelock_postgres::{PostgresLock, key_for_name};
-
-    /// The ticker's period, as for the other backends' tickers.
-    const TICK: Duration = Duration::from_millis(10);
     /// Connections left to others: the holder's, and a margin for the server's other clients.
     const SPARE: i64 = 10;
 
@@ -522,21 +520,11 @@ mod ticker {
                     })
                 })
                 .collect();
-            let mut ticks = 0u64;
-            let mut max_gap = Duration::ZERO;
-            let mut last = Instant::now();
-            let end = last + hold.saturating_sub(Duration::from_millis(100));
-            while Instant::now() < end {
-                tokio::time::sleep(TICK).await;
-                let now = Instant::now();
-                max_gap = max_gap.max(now - last);
-                last = now;
-                ticks += 1;
-            }
+            let ticked = tick_while_held(hold).await;
             for task in tasks {
                 task.await.expect("a waiter task");
             }
-            (ticks, max_gap)
+            ticked
         });
         holder.join().expect("the holder");
         let result = Ticker {
