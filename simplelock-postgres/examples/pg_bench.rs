@@ -278,23 +278,13 @@ fn main() {
 
     // The variants take turns, sample by sample, so that all meet the same machine: on a busy
     // machine, measuring one after the other compares the load more than the code.
-    #[cfg(not(feature = "tokio"))]
     const KINDS: &[&str] = &[
         "raw",
         "raw-token",
         "ours",
         "ours-timed",
         "ours-no-token",
-        "permits",
-        "raw-notify",
-    ];
-    #[cfg(feature = "tokio")]
-    const KINDS: &[&str] = &[
-        "raw",
-        "raw-token",
-        "ours",
-        "ours-timed",
-        "ours-no-token",
+        #[cfg(feature = "tokio")]
         "ours-async",
         "permits",
         "raw-notify",
