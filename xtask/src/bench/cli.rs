@@ -3,13 +3,13 @@
 //! alternating rounds (so that both meet the machine in the same state), the median round
 //! per call of each. `flock` locks a file in the benchmarks' tmpfs folder, `simplelock` a lock
 //! of that name in its default lock folder (`/run/lock/simplelock-UID`, a tmpfs on most
-//! systems), as a user would call them, built as shipped (`--profile dist`). Skipped, with a note, where `flock` is not installed.
+//! systems), as a user would call them, built as shipped (`--profile dist`, linked statically on glibc: see `Linking::Shipped`). Skipped, with a note, where `flock` is not installed.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::optimized_program;
+use crate::{Linking, optimized_program};
 
 /// What was measured: nanoseconds per call, median over the rounds; wall-clock time, and the
 /// processor time of the calls (user and system, theirs and their children's), which a shared
@@ -30,8 +30,14 @@ pub(crate) fn run(quick: bool, scratch: &Path) -> Result<Option<Measured>, Strin
         println!("bench: no flock(1) here, the command-line tool is not measured");
         return Ok(None);
     }
-    // The tool as shipped: the `dist` profile (see Cargo.toml).
-    let ours = optimized_program("dist", "simplelock", "simplelock", &["cli"])?;
+    // The tool as shipped: the `dist` profile (see Cargo.toml), linked statically on glibc.
+    let ours = optimized_program(
+        "dist",
+        "simplelock",
+        "simplelock",
+        &["cli"],
+        Linking::Shipped,
+    )?;
     let (calls, rounds) = if quick { (100, 3) } else { (300, 7) };
     let dir = scratch.join(format!("simplelock-bench-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;

@@ -365,7 +365,7 @@ impl Report {
             md,
             "\n**Command-line tool**: a whole run of `simplelock NAME -- true` against util-linux \
              `flock FILE true` (start, lock, run `true`, unlock, exit), {} calls in a row, median \
-             of {} alternating rounds; the tool built as shipped (`--profile dist`)\n\n",
+             of {} alternating rounds; the tool built as shipped (`--profile dist`, static on glibc)\n\n",
             cli.calls, cli.rounds
         );
         md.push_str(
@@ -811,7 +811,7 @@ mod tests {
 |---|---|---:|---:|---:|---|
 | SemaphoreLock | async | 50 | 2.0 ms | 8.0 ms | worst ≤ 2 ms ❌ |
 
-**Command-line tool**: a whole run of `simplelock NAME -- true` against util-linux `flock FILE true` (start, lock, run `true`, unlock, exit), 300 calls in a row, median of 7 alternating rounds; the tool built as shipped (`--profile dist`)
+**Command-line tool**: a whole run of `simplelock NAME -- true` against util-linux `flock FILE true` (start, lock, run `true`, unlock, exit), 300 calls in a row, median of 7 alternating rounds; the tool built as shipped (`--profile dist`, static on glibc)
 
 | command | per call | vs flock(1) | goal | processor time per call | vs flock(1) |
 |---|---:|---:|---|---:|---:|
