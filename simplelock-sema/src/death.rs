@@ -83,6 +83,15 @@
 //! A holder is registered once per process however many of its waiters wait for it: the
 //! registry keeps the words waited on for it, and the death wakes all of them.
 //!
+//! A registration names the holder a waiter went to sleep on. A release wakes one sleeper, and
+//! the others sleep on: their holder is gone (alive, elsewhere) and they would not be woken by
+//! the death of the next one. So a waiter that slept and takes the lock wakes one more sleeper
+//! (`lock.rs`, `claim_free`), which looks at the word, registers the new holder and sleeps
+//! again: whenever waiters sleep, one of them is registered for the current holder (unless
+//! it is a thread of the holder's own process, which needs no death watch), and a holder's
+//! death wakes someone at once rather than at the end of a slice. It costs one `FUTEX_WAKE`
+//! per acquisition that waited, and one wake-up of a sleeper when there is one.
+//!
 //! # Resources
 //!
 //! One thread (started at the first wait that sleeps, ended about a second after the last

@@ -103,7 +103,9 @@
 //!
 //! - **Lock**: compare-and-swap the word from 0 to our token (`Acquire` ordering), then compare
 //!   the object's generation with the one read at open. This is the whole uncontended path:
-//!   the token is cached in memory, no system call.
+//!   the token is cached in memory, no system call. A waiter that slept claims the word with
+//!   `W` and then wakes one more sleeper, which asks to be woken by the new owner's death
+//!   and sleeps again (see `death.rs`, "Who registers").
 //! - **Unlock**: compare-and-swap from our token to 0 (`Release`); if `W` was set, wake one
 //!   waiter with `FUTEX_WAKE`.
 //! - **Wait**: ask this process's death watcher to wake us if the owner dies (a `pidfd` of the

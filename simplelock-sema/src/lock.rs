@@ -243,6 +243,13 @@ impl Handle {
 
     /// Takes a free lock by storing `word` (our token, with or without the waiters bit) in
     /// place of 0; `false` if the word was not 0.
+    ///
+    /// Taken with the waiters bit (we slept, so others may sleep too), it wakes one sleeper:
+    /// a release wakes one, so the others went to sleep on an earlier holder, and asked to be
+    /// woken by *its* death, not ours. The one woken looks at the word again, finds us, asks
+    /// to be woken by our death and sleeps again; so whenever waiters sleep, one of them is
+    /// woken by the current holder's death (see `death.rs`, "Who registers"). Not on the fast
+    /// path, whose `word` has no waiters bit.
     #[inline]
     fn claim_free(&mut self, me: u64, word: u64) -> bool {
         let shared = self.object.map.shared();
@@ -265,6 +272,10 @@ impl Handle {
                 .store(thread_mark(me), Ordering::Relaxed);
             self.owner = me;
             self.previous = PreviousHolder::Released;
+            if word & WAITERS != 0 {
+                // A failed wake leaves the sleepers to their slice, as before.
+                let _ = sys::futex_wake(&shared.word, 1);
+            }
             true
         } else {
             false
@@ -277,7 +288,14 @@ impl Handle {
     #[cold]
     #[inline(never)]
     fn acquire_slow(&mut self, me: u64, wait: Wait) -> SimpleLockResult<()> {
-        let mut waiting = Waiting::default();
+        self.acquire_sliced(me, wait, SLICE)
+    }
+
+    /// [`acquire_slow`](Handle::acquire_slow), checking a holder nobody reported dead after
+    /// `slice` ([`SLICE`]; longer in a test that must tell a wake by a death from the end of a
+    /// slice).
+    fn acquire_sliced(&mut self, me: u64, wait: Wait, slice: Duration) -> SimpleLockResult<()> {
+        let mut waiting = Waiting::new(slice);
         loop {
             self.check_header()?;
             let current = self.object.map.shared().word.load(Ordering::Acquire);
@@ -292,7 +310,7 @@ impl Handle {
                 // Step 1, removed: follow the name to its new object, and start over there.
                 Word::Removed { died } => {
                     self.reopen(died)?;
-                    waiting = Waiting::default();
+                    waiting = Waiting::new(slice);
                     continue;
                 }
                 Word::Held { owner, waiters } => (owner, waiters),
@@ -311,7 +329,7 @@ impl Handle {
                 return Err(wait.out_of_time(&self.name.canonical, holder));
             }
             // The deadline came during step 2: check the owner once more before giving up.
-            let Some(nap) = wait.sleep_slice(SLICE) else {
+            let Some(nap) = wait.sleep_slice(slice) else {
                 continue;
             };
             // Step 4: have the holder's death wake us (see `death.rs`); set the waiters bit
@@ -356,7 +374,7 @@ impl Handle {
         let due = expired
             || waiting.death.reported(owner)
             || matches!(waiting.watch, Some((seen, since))
-                if seen == owner && now.duration_since(since) >= SLICE);
+                if seen == owner && now.duration_since(since) >= waiting.slice);
         if !matches!(waiting.watch, Some((seen, _)) if seen == owner) {
             waiting.watch = Some((owner, now));
         }
@@ -696,7 +714,7 @@ impl Handle {
 }
 
 /// What one slow acquisition remembers between the rounds of its loop.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Waiting {
     /// We slept: then other waiters may sleep too, and we keep the waiters bit set when we
     /// acquire, so that our release wakes the next one.
@@ -705,9 +723,20 @@ struct Waiting {
     watch: Option<(u64, Instant)>,
     /// The death registration for the owner (see `death.rs`).
     death: death::HolderWatch,
+    /// After how long with the same owner we check it unreported ([`SLICE`]).
+    slice: Duration,
 }
 
 impl Waiting {
+    fn new(slice: Duration) -> Waiting {
+        Waiting {
+            slept: false,
+            watch: None,
+            death: death::HolderWatch::default(),
+            slice,
+        }
+    }
+
     /// The word to claim a free lock with: our token, with the waiters bit if we slept.
     fn token(&self, me: u64) -> u64 {
         if self.slept { me | WAITERS } else { me }
@@ -1239,6 +1268,102 @@ mod tests {
         take_and_release(&mut next, PreviousHolder::Died);
         child.wait().unwrap();
         remove_after(&name, (lock, next));
+    }
+
+    /// The environment variable that makes [`handoff_waiter_role`] act: the lock's name.
+    const HANDOFF_ROLE: &str = "SIMPLELOCK_SEMA_TEST_HANDOFF_WAITER";
+
+    /// The second waiter of
+    /// [`a_sleeper_that_slept_through_a_handoff_is_woken_by_the_next_holders_death`], in a
+    /// process of its own (this test binary, started again with [`HANDOFF_ROLE`] set): prints
+    /// its thread id, waits for the lock, says `held` and holds it until it is killed. In a
+    /// normal test run (no variable) it has no role and returns.
+    #[test]
+    fn handoff_waiter_role() {
+        use std::io::Write;
+
+        let Ok(name) = std::env::var(HANDOFF_ROLE) else {
+            return;
+        };
+        let mut lock = Handle::new(&name).unwrap();
+        println!("tid {}", nix::unistd::gettid().as_raw());
+        std::io::stdout().flush().unwrap();
+        lock.hang_lock().unwrap();
+        println!("held");
+        std::io::stdout().flush().unwrap();
+        std::thread::sleep(Duration::from_secs(600));
+    }
+
+    /// Whether thread `tid` of process `pid` sleeps in a futex wait.
+    fn asleep_on_a_futex(pid: u32, tid: i32) -> bool {
+        let task = format!("/proc/{pid}/task/{tid}");
+        std::fs::read_to_string(format!("{task}/stat")).is_ok_and(|s| s.contains(") S "))
+            && std::fs::read_to_string(format!("{task}/wchan")).is_ok_and(|w| w.contains("futex"))
+    }
+
+    /// A waiter that slept through a handoff — the release woke another waiter (the first
+    /// asleep), which took the lock — asked to be woken by the death of the holder it went to
+    /// sleep on, who is alive. The new holder's death must wake it all the same, not the end
+    /// of its slice (an hour here): the lock would otherwise stay with a dead holder while a
+    /// waiter sleeps, until someone else happens to come and look.
+    #[test]
+    fn a_sleeper_that_slept_through_a_handoff_is_woken_by_the_next_holders_death() {
+        use std::io::BufRead;
+
+        let name = name("handoff-death");
+        let mut releaser = Handle::new(&name).unwrap();
+        let (mut first_holder, first) = testing::sleeping_process();
+        // Held by `first`, no waiter yet: the second waiter's waiters bit tells that it is
+        // about to sleep.
+        word_of(&releaser).store(first, Ordering::SeqCst);
+        let mut second = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "lock::tests::handoff_waiter_role", "--nocapture"])
+            .env(HANDOFF_ROLE, &name)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut said = std::io::BufReader::new(second.stdout.take().unwrap()).lines();
+        let mut next_word = |wanted: &str| loop {
+            let line = said.next().expect("the second waiter ended").unwrap();
+            if let Some(rest) = line.strip_prefix(wanted) {
+                return rest.trim().to_owned();
+            }
+        };
+        let tid: i32 = next_word("tid").parse().unwrap();
+        // It set the waiters bit, then sleeps on the word: first in the futex's queue.
+        while word_of(&releaser).load(Ordering::SeqCst) & WAITERS == 0
+            || !asleep_on_a_futex(second.id(), tid)
+        {
+            std::thread::yield_now();
+        }
+        let (taken_tx, taken_rx) = std::sync::mpsc::channel();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let sleeper_name = name.clone();
+        let sleeper = std::thread::spawn(move || {
+            let mut lock = Handle::new(&sleeper_name).unwrap();
+            let me = lock.me().unwrap();
+            tid_tx.send(nix::unistd::gettid().as_raw()).unwrap();
+            let taken = lock.acquire_sliced(me, Wait::Forever.start(), Duration::from_secs(3600));
+            taken_tx
+                .send(taken.map(|()| lock.previous_holder()))
+                .unwrap();
+            lock
+        });
+        testing::wait_until_asleep(tid_rx.recv().unwrap());
+        // `first` releases: its release wakes the second waiter, which takes the lock.
+        releaser.release_slow(first, first | WAITERS).unwrap();
+        next_word("held");
+        second.kill().unwrap();
+        let taken = taken_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the sleeper was not woken by the death of the holder that took the lock");
+        assert_eq!(taken.unwrap(), PreviousHolder::Died);
+        let mut lock = sleeper.join().unwrap();
+        lock.try_unlock().unwrap();
+        second.wait().unwrap();
+        first_holder.kill().unwrap();
+        first_holder.wait().unwrap();
+        remove_after(&name, (releaser, lock));
     }
 
     /// Wakes its task by sending on a channel.

@@ -45,7 +45,7 @@ pub(crate) const DEAD_HOLDER: u64 = PID_MASK - 2;
 ///
 /// | state | value | an acquirer | a release |
 /// |---|---|---|---|
-/// | [`Free`](Word::Free) | `0` | claims it: CAS `0` → its token (with `W` if it slept) | — |
+/// | [`Free`](Word::Free) | `0` | claims it: CAS `0` → its token (with `W` and one more wake if it slept) | — |
 /// | [`Held`](Word::Held) by a live owner | token, `W` clear | sets `W`, sleeps on the futex (a slice at most, never past its deadline) | CAS token → `0` |
 /// | [`Held`](Word::Held) by a live owner | token, `W` set | sleeps on the futex | CAS → `0`, wakes one waiter |
 /// | [`Held`](Word::Held) by a dead owner | token of a dead process (or [`DEAD_HOLDER`]) | takes over: CAS → its token, and reports the death | — |
