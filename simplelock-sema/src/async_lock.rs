@@ -258,7 +258,7 @@ pub(super) fn watcher_with(
 
 impl Handle {
     /// The key of this handle's registration: its address, stable while a future borrows it.
-    fn waiter_key(&self) -> usize {
+    pub(super) fn waiter_key(&self) -> usize {
         std::ptr::from_ref(self) as usize
     }
 
@@ -286,6 +286,12 @@ impl Handle {
         }
         if self.acquire_fast(me) {
             return Poll::Ready(Ok(()));
+        }
+        #[cfg(feature = "tokio")]
+        match self.poll_uring(cx, me)? {
+            super::async_uring::Waited::Acquired => return Poll::Ready(Ok(())),
+            super::async_uring::Waited::Pending => return Poll::Pending,
+            super::async_uring::Waited::Unavailable => {}
         }
         loop {
             self.check_header()?;
@@ -338,6 +344,17 @@ impl Handle {
     }
 
     pub(crate) fn cancel_wait(&mut self) {
+        #[cfg(feature = "tokio")]
+        self.forget_ring_waiter();
         self.forget_waker();
     }
+}
+
+/// For the tests: whether a watcher thread serves the object `id` in this process.
+#[cfg(all(test, feature = "tokio"))]
+pub(super) fn has_watcher(id: ObjectId) -> bool {
+    lock(&WATCHERS)
+        .1
+        .as_ref()
+        .is_some_and(|table| table.contains_key(&id))
 }

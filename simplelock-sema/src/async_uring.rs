@@ -1,0 +1,760 @@
+//! Async waits on a tokio runtime (feature `tokio`): the waiting tasks of one lock share one
+//! io_uring `FUTEX_WAIT` on the lock word, whose completion tokio's reactor sees; one wake-up
+//! per handoff.
+//!
+//! # Why
+//!
+//! The watcher thread (`async_lock.rs`) costs two wake-ups per handoff: the release wakes the
+//! thread, which wakes the task, whose runtime thread tokio wakes in turn. An io_uring
+//! `IORING_OP_FUTEX_WAIT` (Linux 6.7+) is a futex wait whose end is a completion on a ring,
+//! and a ring with completions is a readable descriptor: registered with tokio's reactor
+//! (`AsyncFd`), it makes the release's own `FUTEX_WAKE` wake the runtime's thread directly.
+//! The wait is on the same futex as a blocking waiter's: the low half of the word
+//! (`word::futex_half`, 32 bits: `FUTEX2_SIZE_U32`), shared (not `FUTEX2_PRIVATE`, so a wake
+//! from any process that maps the object pairs with it), and it sets the waiters bit `W` first,
+//! exactly as a blocking waiter does. So nothing changes for the other processes: a release
+//! that finds `W` set wakes one futex sleeper, which may be our ring.
+//!
+//! # The shape
+//!
+//! One [`Ring`] per lock object, per tokio runtime, per process (a table keyed by object and
+//! runtime id, made again by a forked child), shared by every handle of the object that waits
+//! on that runtime: 1,000 waiting tasks cost one ring, one descriptor and at most one futex wait
+//! in the kernel. A handle keeps the ring it used (so a handle that waits again and again
+//! makes it once); the last handle to go closes it.
+//!
+//! - A task that finds the lock held registers its waker with the ring and, if no wait is
+//!   submitted, submits one (after setting `W`) with the held value it saw, and a linked timeout
+//!   of a slice (10 ms). Then it makes sure the ring's *pump* is registered with the reactor,
+//!   looks at the word once more, and returns `Pending`.
+//! - The pump (the ring's own waker on the `AsyncFd`) runs when the ring is readable: it reaps
+//!   the completion and looks at the word. Changed (another owner, free, removed): it wakes
+//!   every waiting task, which all try the compare-and-swap exactly as `poll_lock` always did;
+//!   the losers submit the next wait. Unchanged (the slice ran out, a spurious wake, the death
+//!   watcher's wake): it checks the owner's liveness when that is due, exactly as the watcher
+//!   thread did (at once when the death watcher reported the owner dead, else once per slice of
+//!   the same owner), wakes the tasks if the owner died, and otherwise submits the wait again.
+//!   So the slice wakes the runtime's thread, not the 1,000 tasks.
+//!
+//! # No lost wake-up
+//!
+//! A wait is submitted with the held value `V` a task saw. If the word is no longer `V` when
+//! the kernel queues it, it ends at once (`EAGAIN`), as `FUTEX_WAIT` does; from the moment it is
+//! queued, the release's `FUTEX_WAKE` ends it (the releaser saw `W`, which we set before). Its
+//! end is a completion, which makes the ring readable, which the reactor reports to the pump
+//! (registered before the task's last look; tokio keeps a readiness reported while nobody was
+//! registered, until it is cleared, and clears only what it reported before the pump reaped).
+//! A task's waker is registered under the ring's mutex while a wait is submitted and not
+//! reaped (the pump reaps under the same mutex), so the pump's wake of all tasks after that
+//! reap includes it; if the wait was reaped already, the task submits a new one with what it
+//! saw, and a stale value ends that one at once. A submitted wait whose value is no longer the
+//! word's is cancelled (its completion wakes everyone). And a release whose one wake went to a
+//! blocking waiter of another process instead of our ring is seen at the end of the slice, as
+//! with the watcher thread.
+//!
+//! # Cancel safety
+//!
+//! The ring only waits; it never acquires. A task acquires only inside its poll, by the
+//! same compare-and-swap as ever. A dropped future removes its waker (`cancel_wait`); when
+//! it was the ring's last, the submitted wait is cancelled (`IORING_OP_ASYNC_CANCEL`) so that it
+//! does not take a release's wake from a sleeper of another process, and in any case the pump
+//! submits no new wait for a ring nobody waits on. A wait still in flight when the ring is closed
+//! is ended by the kernel; the mapping of its word is kept until then (see `sys/linux/uring.rs`).
+//!
+//! # Fallback
+//!
+//! The watcher thread serves the wait whenever this cannot: no tokio runtime is current
+//! (another executor), `io_uring_setup` fails (before Linux 5.1, `ENOSYS` or `EPERM` under a
+//! seccomp filter, `kernel.io_uring_disabled`) or the kernel has no futex wait for io_uring
+//! (before Linux 6.7, told by the ring's probe, or a wait refused with `EINVAL`). These are
+//! found once per process and remembered. A ring that fails later (a submit refused, the
+//! runtime shutting down) sends its waiters to the watcher thread too.
+//!
+//! The runtime must have IO enabled (`enable_io` or `enable_all`, as `#[tokio::main]` does):
+//! tokio panics when a descriptor is registered on a runtime without it.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use simplelock_core::SimpleLockResult;
+use tokio::runtime;
+
+use super::{Handle, SLICE};
+use crate::death::HolderWatch;
+use crate::process::{self, Liveness};
+use crate::sys::uring::{Ended, FutexRing};
+use crate::sys::{self, MapRef, ObjectId};
+use crate::word::{self, WAITERS, Word};
+
+/// Whether io_uring futex waits work in this process: not known yet, yes, no.
+static SUPPORT: AtomicU8 = AtomicU8::new(UNKNOWN);
+const UNKNOWN: u8 = 0;
+const WORKS: u8 = 1;
+const REFUSED: u8 = 2;
+
+/// The rings of this process (the process id that made them: a forked child starts afresh), by
+/// object and runtime; weak, since the handles that waited keep them.
+type Table = Vec<(ObjectId, runtime::Id, Weak<Ring>)>;
+static RINGS: Mutex<(u32, Table)> = Mutex::new((0, Vec::new()));
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves the state consistent: a panic in one poisons nothing.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The io_uring wait of the async waiters of one lock object on one runtime in this process.
+pub(super) struct Ring {
+    /// The ring and its registration with the reactor. First: closed before `map` goes.
+    futex: FutexRing,
+    id: ObjectId,
+    runtime: runtime::Id,
+    /// The process that made it (a forked child's copy must not be used, nor dropped).
+    pid: u32,
+    map: MapRef,
+    /// This process's token.
+    me: u64,
+    /// How long a wait lasts at most before the owner's liveness is due again.
+    slice: Duration,
+    /// The ring's own waker on the reactor: runs [`Ring::pump`].
+    pump: Waker,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The word value (with `W`) the submitted wait expects, while one is submitted.
+    armed: Option<u64>,
+    /// A cancellation of the submitted wait was asked for.
+    cancelling: bool,
+    /// The waiting tasks, by the address of their handle (stable while its future borrows it).
+    wakers: Vec<(usize, Waker)>,
+    /// An owner found dead: the waiters check it and take over.
+    dead_owner: u64,
+    /// The owner seen when the current run of waits started, and since when.
+    watched: Option<(u64, Instant)>,
+    /// The registration with the death watcher for the owner.
+    death: HolderWatch,
+    /// The ring failed: its waiters go to the watcher thread.
+    broken: bool,
+}
+
+/// What a task that registered learned.
+enum Step {
+    /// A wait is submitted: return `Pending` (after a last look).
+    Waiting,
+    /// The word changed before the wait could be submitted: look again.
+    Changed,
+    /// The owner is dead: take over.
+    Dead(u64),
+    /// The ring cannot wait: use the watcher thread.
+    Broken,
+}
+
+/// The pump: the waker the ring registers with the reactor (weak: the reactor keeps it).
+struct Pump(Weak<Ring>);
+
+impl Wake for Pump {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(ring) = self.0.upgrade() {
+            ring.pump();
+        }
+    }
+}
+
+fn wake(wakers: Vec<(usize, Waker)>) {
+    for (_, waker) in wakers {
+        waker.wake();
+    }
+}
+
+impl Ring {
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    fn usable(&self, id: ObjectId, runtime: runtime::Id, pid: u32) -> bool {
+        self.pid == pid && self.id == id && self.runtime == runtime && !self.state().broken
+    }
+
+    /// Reaps what the ring completed and wakes the tasks when there is news, until the
+    /// reactor has nothing more to report (its waker, the pump, is then registered).
+    fn pump(&self) {
+        loop {
+            let mut cx = Context::from_waker(&self.pump);
+            let ready = match self.futex.poll_ready(&mut cx) {
+                Poll::Pending => return,
+                Poll::Ready(Ok(ready)) => ready,
+                Poll::Ready(Err(_)) => {
+                    // The runtime is shutting down: its tasks go, or try the watcher thread.
+                    let wakers = {
+                        let mut state = self.state();
+                        state.broken = true;
+                        std::mem::take(&mut state.wakers)
+                    };
+                    wake(wakers);
+                    return;
+                }
+            };
+            let wakers = self.reap();
+            ready.clear();
+            wake(wakers);
+        }
+    }
+
+    /// Reaps the completions; the tasks to wake if the wait ended with news.
+    fn reap(&self) -> Vec<(usize, Waker)> {
+        let mut state = self.state();
+        let Some(ended) = self.futex.queue().reap() else {
+            return Vec::new();
+        };
+        let expected = state.armed.take();
+        state.cancelling = false;
+        if let Ended::Refused(_) = ended {
+            // No futex wait after all (the probe said yes): the watcher thread, from now on.
+            SUPPORT.store(REFUSED, Ordering::Relaxed);
+            state.broken = true;
+            return std::mem::take(&mut state.wakers);
+        }
+        if state.wakers.is_empty() {
+            // Nobody waits any more: no new wait.
+            return Vec::new();
+        }
+        let current = self.map.shared().word.load(Ordering::Acquire);
+        let unchanged = expected.is_some_and(|e| e & !WAITERS == current & !WAITERS);
+        if unchanged {
+            // The slice ran out, or a wake without a change (the death watcher's, a spurious
+            // one): check the owner if due, and wait again.
+            match self.arm(&mut state, current) {
+                Step::Waiting => return Vec::new(),
+                Step::Dead(owner) => state.dead_owner = owner,
+                Step::Changed | Step::Broken => {}
+            }
+        }
+        std::mem::take(&mut state.wakers)
+    }
+
+    /// Submits a wait on the held word `current` (setting `W` first), after checking its
+    /// owner's liveness if that is due (see the module docs). Under the state's mutex.
+    fn arm(&self, state: &mut State, current: u64) -> Step {
+        if state.broken {
+            return Step::Broken;
+        }
+        let Word::Held { owner, waiters } = Word::decode(current) else {
+            return Step::Changed;
+        };
+        let expected = current | WAITERS;
+        if !waiters
+            && self
+                .map
+                .shared()
+                .word
+                .compare_exchange(current, expected, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return Step::Changed;
+        }
+        let now = Instant::now();
+        if !matches!(state.watched, Some((seen, _)) if seen == owner) {
+            state.watched = Some((owner, now));
+        }
+        // Have the owner's death wake the wait, as a blocking waiter does.
+        let reported = state.death.watch(&self.map, owner, self.me);
+        let due = reported
+            || matches!(state.watched, Some((seen, since))
+                if seen == owner && now.duration_since(since) >= self.slice);
+        if due && owner != self.me {
+            match process::liveness(owner) {
+                Liveness::Dead => {
+                    state.watched = None;
+                    return Step::Dead(owner);
+                }
+                Liveness::Alive => {
+                    state.watched = Some((owner, now));
+                    // A death report we cannot confirm (a `hidepid` /proc): back to the slice.
+                    state.death.checked();
+                }
+            }
+        }
+        match self
+            .futex
+            .queue()
+            .arm(&self.map, word::futex_half(expected))
+        {
+            Ok(()) => {
+                state.armed = Some(expected);
+                Step::Waiting
+            }
+            Err(_) => {
+                state.broken = true;
+                Step::Broken
+            }
+        }
+    }
+
+    /// Registers the task `key` to be woken at the next news about the held word `current`,
+    /// and makes sure a wait on it is submitted.
+    fn register(&self, key: usize, waker: &Waker, current: u64) -> Step {
+        let mut state = self.state();
+        if state.broken {
+            return Step::Broken;
+        }
+        let Word::Held { owner, .. } = Word::decode(current) else {
+            return Step::Changed;
+        };
+        if std::mem::replace(&mut state.dead_owner, 0) == owner && owner != self.me {
+            return Step::Dead(owner);
+        }
+        match state.wakers.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, registered)) => registered.clone_from(waker),
+            None => state.wakers.push((key, waker.clone())),
+        }
+        match state.armed {
+            Some(expected) if expected & !WAITERS == current & !WAITERS => Step::Waiting,
+            Some(_) => {
+                // A wait on an older value, which a release may have left asleep (its wake went
+                // to another sleeper): end it; its completion wakes everyone.
+                if !state.cancelling {
+                    state.cancelling = self.futex.queue().cancel().is_ok();
+                }
+                Step::Waiting
+            }
+            None => self.arm(&mut state, current),
+        }
+    }
+
+    /// The task `key` stops waiting (it acquired, failed, or its future was dropped); the
+    /// submitted wait is cancelled when it was the last.
+    fn forget(&self, key: usize) {
+        let mut state = self.state();
+        state.wakers.retain(|(k, _)| *k != key);
+        if state.wakers.is_empty() && state.armed.is_some() && !state.cancelling {
+            // If the cancellation cannot be submitted, the wait ends with its slice, and is
+            // not submitted again (nobody waits).
+            state.cancelling = self.futex.queue().cancel().is_ok();
+        }
+    }
+}
+
+/// The ring of the object `id` on `runtime`, made if there is none; `None` if io_uring cannot
+/// wait on a futex here.
+fn shared_ring(
+    map: &MapRef,
+    id: ObjectId,
+    runtime: runtime::Id,
+    me: u64,
+    slice: Duration,
+) -> Option<Arc<Ring>> {
+    let pid = sys::getpid();
+    let mut table = lock(&RINGS);
+    if table.0 != pid {
+        // A forked child: the parent's rings are not ours (dropping weak references is harmless).
+        *table = (pid, Vec::new());
+    }
+    table.1.retain(|(_, _, ring)| ring.strong_count() > 0);
+    if let Some(ring) = table
+        .1
+        .iter()
+        .filter(|(i, r, _)| *i == id && *r == runtime)
+        .find_map(|(_, _, ring)| ring.upgrade())
+        && ring.usable(id, runtime, pid)
+    {
+        return Some(ring);
+    }
+    if SUPPORT.load(Ordering::Relaxed) == REFUSED {
+        return None;
+    }
+    let futex = match FutexRing::new(slice) {
+        Ok(futex) => futex,
+        Err(err) => {
+            // The kernel or a sandbox says no for good; anything else (out of descriptors or
+            // memory) is this wait's problem only.
+            let for_good = err.kind() == std::io::ErrorKind::Unsupported
+                || matches!(
+                    err.raw_os_error(),
+                    Some(libc::ENOSYS | libc::EPERM | libc::EACCES | libc::EINVAL)
+                );
+            if for_good {
+                SUPPORT.store(REFUSED, Ordering::Relaxed);
+            }
+            return None;
+        }
+    };
+    SUPPORT.store(WORKS, Ordering::Relaxed);
+    let ring = Arc::new_cyclic(|weak| Ring {
+        futex,
+        id,
+        runtime,
+        pid,
+        map: map.clone(),
+        me,
+        slice,
+        pump: Waker::from(Arc::new(Pump(weak.clone()))),
+        state: Mutex::new(State::default()),
+    });
+    table.1.push((id, runtime, Arc::downgrade(&ring)));
+    Some(ring)
+}
+
+/// What an io_uring wait did.
+pub(super) enum Waited {
+    Acquired,
+    Pending,
+    /// io_uring (or tokio) is not there: use the watcher thread.
+    Unavailable,
+}
+
+impl Handle {
+    /// The ring for this handle's object on the current tokio runtime, kept by the handle.
+    fn ring(&mut self, me: u64) -> Option<Arc<Ring>> {
+        #[cfg(test)]
+        if self.no_uring {
+            return None;
+        }
+        if SUPPORT.load(Ordering::Relaxed) == REFUSED {
+            return None;
+        }
+        let runtime = runtime::Handle::try_current().ok()?.id();
+        let pid = sys::getpid();
+        let id = self.object.id;
+        if let Some(ring) = &self.ring
+            && ring.usable(id, runtime, pid)
+        {
+            return Some(Arc::clone(ring));
+        }
+        self.drop_ring();
+        let ring = shared_ring(&self.object.map, id, runtime, me, SLICE)?;
+        self.ring = Some(Arc::clone(&ring));
+        Some(ring)
+    }
+
+    /// Lets go of this handle's ring; a forked child's copy is leaked rather than dropped (its
+    /// registration belongs to the parent's reactor, whose epoll set the child shares).
+    pub(super) fn drop_ring(&mut self) {
+        if let Some(ring) = self.ring.take()
+            && ring.pid != sys::getpid()
+        {
+            std::mem::forget(ring);
+        }
+    }
+
+    /// This task no longer waits on the ring (see [`Ring::forget`]).
+    pub(super) fn forget_ring_waiter(&self) {
+        if let Some(ring) = &self.ring
+            && ring.pid == sys::getpid()
+        {
+            ring.forget(self.waiter_key());
+        }
+    }
+
+    /// `poll_lock` on a tokio runtime with io_uring: the steps of the watcher path, with the
+    /// ring in place of the watcher (see the module docs).
+    pub(super) fn poll_uring(&mut self, cx: &mut Context<'_>, me: u64) -> SimpleLockResult<Waited> {
+        loop {
+            self.check_header()?;
+            let shared = self.object.map.shared();
+            let current = shared.word.load(Ordering::Acquire);
+            match Word::decode(current) {
+                Word::Free => {
+                    // Others may sleep: keep `W`, so our release wakes them.
+                    if self.claim_free(me, me | WAITERS) {
+                        self.forget_ring_waiter();
+                        return Ok(Waited::Acquired);
+                    }
+                    continue;
+                }
+                Word::Removed { died } => {
+                    self.reopen(died)?;
+                    continue;
+                }
+                Word::Held { .. } => {}
+            }
+            let Some(ring) = self.ring(me) else {
+                self.forget_ring_waiter();
+                return Ok(Waited::Unavailable);
+            };
+            let key = self.waiter_key();
+            match ring.register(key, cx.waker(), current) {
+                Step::Waiting => {}
+                Step::Changed => continue,
+                Step::Broken => {
+                    ring.forget(key);
+                    return Ok(Waited::Unavailable);
+                }
+                Step::Dead(owner) => {
+                    self.check_namespace()?;
+                    if owner != me
+                        && process::liveness(owner) == Liveness::Dead
+                        && self.take_over(me, current)?
+                    {
+                        ring.forget(key);
+                        return Ok(Waited::Acquired);
+                    }
+                    continue;
+                }
+            }
+            ring.pump();
+            // A release between our look and the submission ends the wait at once (the word
+            // is not what it expects); one before our waker was in is seen here.
+            if self.object.map.shared().word.load(Ordering::Acquire) & !WAITERS
+                != current & !WAITERS
+            {
+                continue;
+            }
+            return Ok(Waited::Pending);
+        }
+    }
+}
+
+/// For the tests: whether this process found io_uring futex waits usable.
+#[cfg(test)]
+pub(super) fn works() -> bool {
+    SUPPORT.load(Ordering::Relaxed) == WORKS
+}
+
+/// For the tests: whether the handle waits through a ring now (it has one, usable).
+#[cfg(test)]
+impl Handle {
+    pub(super) fn has_ring(&self) -> bool {
+        self.ring.as_ref().is_some_and(|ring| {
+            ring.pid == sys::getpid() && !ring.state().broken && ring.id == self.object.id
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The io_uring path is the one taken on tokio where io_uring works (this machine's kernel
+    //! must have it: Linux 6.7+ with `kernel.io_uring_disabled` = 0; the test says so rather
+    //! than pass without it), and the watcher thread still serves the waits it cannot.
+
+    use std::future::poll_fn;
+    use std::task::Poll;
+
+    use simplelock_core::{ConcreteLock, PreviousHolder};
+    use tokio::runtime::{Builder, Runtime};
+
+    use super::super::{Handle, async_lock, testing};
+    use super::*;
+
+    fn name(tag: &str) -> String {
+        format!("/slt-{}-uring-{tag}", std::process::id())
+    }
+
+    fn current_thread() -> Runtime {
+        Builder::new_current_thread().enable_all().build().unwrap()
+    }
+
+    fn multi_thread() -> Runtime {
+        Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// How the waiter's first `Pending` was served.
+    #[derive(Debug, PartialEq)]
+    enum Served {
+        Ring,
+        Watcher,
+    }
+
+    /// `waiter` waits (a task of `runtime`) while `holder` holds the lock; the holder releases
+    /// right after the waiter's first `Pending`, whose wake brings the waiter the lock.
+    fn handoff(runtime: &Runtime, tag: &str, no_uring: bool) -> Served {
+        let name = name(tag);
+        let mut holder = Handle::new(&name).unwrap();
+        holder.try_lock().unwrap();
+        let mut waiter = Handle::new(&name).unwrap();
+        waiter.no_uring = no_uring;
+        let task = runtime.spawn(async move {
+            let mut served = None;
+            let got = tokio::time::timeout(
+                Duration::from_secs(60),
+                poll_fn(|cx| {
+                    let polled = waiter.poll_lock(cx);
+                    if served.is_none() {
+                        assert!(polled.is_pending(), "the lock is held");
+                        let ring = waiter.has_ring();
+                        let watcher = async_lock::has_watcher(waiter.object.id);
+                        assert_ne!(ring, watcher, "served by exactly one of them");
+                        served = Some(if ring { Served::Ring } else { Served::Watcher });
+                        // The release's wake must reach this task through what serves it.
+                        holder.try_unlock().unwrap();
+                    }
+                    polled
+                }),
+            )
+            .await;
+            got.expect("the release did not wake the waiter").unwrap();
+            waiter.try_unlock().unwrap();
+            (served.unwrap(), waiter)
+        });
+        let (served, waiter) = runtime.block_on(task).unwrap();
+        drop(waiter);
+        assert!(Handle::remove(&name).unwrap());
+        served
+    }
+
+    #[test]
+    fn a_tokio_waiter_waits_in_io_uring_on_a_current_thread_runtime() {
+        let served = handoff(&current_thread(), "ct", false);
+        assert!(
+            works(),
+            "io_uring futex waits are not available on this machine"
+        );
+        assert_eq!(served, Served::Ring);
+    }
+
+    #[test]
+    fn a_tokio_waiter_waits_in_io_uring_on_a_multi_thread_runtime() {
+        let served = handoff(&multi_thread(), "mt", false);
+        assert!(
+            works(),
+            "io_uring futex waits are not available on this machine"
+        );
+        assert_eq!(served, Served::Ring);
+    }
+
+    #[test]
+    fn without_io_uring_the_watcher_thread_serves_a_current_thread_runtime() {
+        assert_eq!(handoff(&current_thread(), "ct-fb", true), Served::Watcher);
+    }
+
+    #[test]
+    fn without_io_uring_the_watcher_thread_serves_a_multi_thread_runtime() {
+        assert_eq!(handoff(&multi_thread(), "mt-fb", true), Served::Watcher);
+    }
+
+    /// Outside any tokio runtime (another executor), the watcher thread serves the wait.
+    #[test]
+    fn without_a_tokio_runtime_the_watcher_thread_serves() {
+        let name = name("no-rt");
+        let mut holder = Handle::new(&name).unwrap();
+        holder.try_lock().unwrap();
+        let mut waiter = Handle::new(&name).unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(waiter.poll_lock(&mut cx).is_pending());
+        assert!(!waiter.has_ring());
+        assert!(async_lock::has_watcher(waiter.object.id));
+        waiter.cancel_wait();
+        holder.try_unlock().unwrap();
+        drop((holder, waiter));
+        assert!(Handle::remove(&name).unwrap());
+    }
+
+    /// A future dropped while it waits in the ring leaves nothing that takes the lock, and its
+    /// wait in the kernel is cancelled: the ring is idle, and the lock free for anyone.
+    #[test]
+    fn a_dropped_wait_cancels_the_rings_wait() {
+        let name = name("drop");
+        let runtime = current_thread();
+        let mut holder = Handle::new(&name).unwrap();
+        holder.try_lock().unwrap();
+        let mut waiter = Handle::new(&name).unwrap();
+        runtime.block_on(async {
+            poll_fn(|cx| {
+                assert!(waiter.poll_lock(cx).is_pending());
+                Poll::Ready(())
+            })
+            .await;
+            assert!(waiter.has_ring());
+            assert!(waiter.ring.as_ref().unwrap().state().armed.is_some());
+            waiter.cancel_wait();
+            let ring = Arc::clone(waiter.ring.as_ref().unwrap());
+            // The cancellation's completion reaches the pump through the reactor.
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                poll_fn(|cx| {
+                    if ring.state().armed.is_none() {
+                        return Poll::Ready(());
+                    }
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }),
+            )
+            .await
+            .expect("the ring's wait was not cancelled");
+            assert!(ring.state().wakers.is_empty());
+        });
+        holder.try_unlock().unwrap();
+        assert!(!waiter.holds(waiter.me().unwrap()));
+        waiter.try_lock().unwrap();
+        waiter.try_unlock().unwrap();
+        drop((holder, waiter));
+        assert!(Handle::remove(&name).unwrap());
+    }
+
+    /// 100 tasks of one runtime waiting on one lock share one ring.
+    #[test]
+    fn the_waiters_of_a_lock_share_one_ring() {
+        let name = name("share");
+        let runtime = current_thread();
+        let mut holder = Handle::new(&name).unwrap();
+        holder.try_lock().unwrap();
+        let mut waiters: Vec<Handle> = (0..100).map(|_| Handle::new(&name).unwrap()).collect();
+        runtime.block_on(async {
+            for waiter in &mut waiters {
+                poll_fn(|cx| {
+                    assert!(waiter.poll_lock(cx).is_pending());
+                    Poll::Ready(())
+                })
+                .await;
+            }
+        });
+        let first = waiters[0].ring.as_ref().unwrap();
+        assert!(
+            waiters
+                .iter()
+                .all(|w| Arc::ptr_eq(w.ring.as_ref().unwrap(), first))
+        );
+        assert_eq!(first.state().wakers.len(), 100);
+        for waiter in &mut waiters {
+            waiter.cancel_wait();
+        }
+        holder.try_unlock().unwrap();
+        drop((holder, waiters));
+        assert!(Handle::remove(&name).unwrap());
+    }
+
+    /// A holder killed while a task waits in the ring: the death watcher's wake ends the ring's
+    /// wait, the pump finds the owner dead, and the task takes over, told of the death.
+    #[test]
+    fn the_death_of_the_holder_wakes_a_task_waiting_in_the_ring() {
+        let name = name("death");
+        let runtime = current_thread();
+        let mut waiter = Handle::new(&name).unwrap();
+        let (mut child, token) = testing::sleeping_process();
+        waiter.held_by(token);
+        let mut killed = false;
+        runtime.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                poll_fn(|cx| {
+                    let polled = waiter.poll_lock(cx);
+                    if !killed {
+                        assert!(polled.is_pending());
+                        assert!(waiter.has_ring());
+                        child.kill().unwrap();
+                        killed = true;
+                    }
+                    polled
+                }),
+            )
+            .await
+            .expect("not woken by the death")
+            .unwrap();
+        });
+        assert_eq!(waiter.previous_holder(), PreviousHolder::Died);
+        waiter.try_unlock().unwrap();
+        child.wait().unwrap();
+        drop(waiter);
+        assert!(Handle::remove(&name).unwrap());
+    }
+}
