@@ -128,6 +128,8 @@ struct State {
     armed: Option<u64>,
     /// A cancellation of the submitted wait was asked for.
     cancelling: bool,
+    /// The reactor reported completions that were not reaped yet.
+    unreaped: bool,
     /// The waiting tasks, by the address of their handle (stable while its future borrows it).
     wakers: Vec<(usize, Waker)>,
     /// An owner found dead: the waiters check it and take over.
@@ -201,17 +203,39 @@ impl Ring {
                     return;
                 }
             };
-            let wakers = self.reap();
+            let wakers = self.on_ready();
             ready.clear();
             wake(wakers);
         }
     }
 
-    /// Reaps the completions; the tasks to wake if the wait ended with news.
-    fn reap(&self) -> Vec<(usize, Waker)> {
+    /// The ring has completions: if the word changed since the wait was submitted, the tasks
+    /// to wake at once (the completions are reaped when the ring is needed next: a deferred
+    /// ring's reap is a system call, which the task that takes the lock need not wait for);
+    /// otherwise what [`Ring::reap`] says.
+    fn on_ready(&self) -> Vec<(usize, Waker)> {
         let mut state = self.state();
-        let Some(ended) = self.futex.queue().reap() else {
-            return Vec::new();
+        state.unreaped = true;
+        if let Some(expected) = state.armed {
+            let current = self.map.shared().word.load(Ordering::Acquire);
+            if expected & !WAITERS != current & !WAITERS && !state.wakers.is_empty() {
+                return std::mem::take(&mut state.wakers);
+            }
+        }
+        self.reap(&mut state)
+    }
+
+    /// Reaps the completions; the tasks to wake if the wait ended with news.
+    fn reap(&self, state: &mut State) -> Vec<(usize, Waker)> {
+        state.unreaped = false;
+        let ended = match self.futex.queue().reap() {
+            Ok(Some(ended)) => ended,
+            Ok(None) => return Vec::new(),
+            Err(_) => {
+                // Reaped from a thread the ring does not accept: its waiters use the watcher.
+                state.broken = true;
+                return std::mem::take(&mut state.wakers);
+            }
         };
         let expected = state.armed.take();
         state.cancelling = false;
@@ -230,7 +254,7 @@ impl Ring {
         if unchanged {
             // The slice ran out, or a wake without a change (the death watcher's, a spurious
             // one): check the owner if due, and wait again.
-            match self.arm(&mut state, current) {
+            match self.arm(state, current) {
                 Step::Waiting => return Vec::new(),
                 Step::Dead(owner) => state.dead_owner = owner,
                 Step::Changed | Step::Broken => {}
@@ -300,7 +324,20 @@ impl Ring {
     /// Registers the task `key` to be woken at the next news about the held word `current`,
     /// and makes sure a wait on it is submitted.
     fn register(&self, key: usize, waker: &Waker, current: u64) -> Step {
-        let mut state = self.state();
+        let (step, woken) = {
+            let mut state = self.state();
+            let woken = if state.unreaped {
+                self.reap(&mut state)
+            } else {
+                Vec::new()
+            };
+            (self.register_locked(&mut state, key, waker, current), woken)
+        };
+        wake(woken);
+        step
+    }
+
+    fn register_locked(&self, state: &mut State, key: usize, waker: &Waker, current: u64) -> Step {
         if state.broken {
             return Step::Broken;
         }
@@ -324,7 +361,7 @@ impl Ring {
                 }
                 Step::Waiting
             }
-            None => self.arm(&mut state, current),
+            None => self.arm(state, current),
         }
     }
 
@@ -333,7 +370,10 @@ impl Ring {
     fn forget(&self, key: usize) {
         let mut state = self.state();
         state.wakers.retain(|(k, _)| *k != key);
-        if state.wakers.is_empty() && state.armed.is_some() && !state.cancelling {
+        // Completions not reaped yet are (almost always) the wait's own end: nothing to
+        // cancel then, and no system call on the way out of a won wait.
+        if state.wakers.is_empty() && state.armed.is_some() && !state.cancelling && !state.unreaped
+        {
             // If the cancellation cannot be submitted, the wait ends with its slice, and is
             // not submitted again (nobody waits).
             state.cancelling = self.futex.queue().cancel().is_ok();
@@ -369,7 +409,9 @@ fn shared_ring(
     if SUPPORT.load(Ordering::Relaxed) == REFUSED {
         return None;
     }
-    let futex = match FutexRing::new(slice) {
+    let single_thread = runtime::Handle::try_current()
+        .is_ok_and(|rt| rt.runtime_flavor() == runtime::RuntimeFlavor::CurrentThread);
+    let futex = match FutexRing::new(slice, single_thread) {
         Ok(futex) => futex,
         Err(err) => {
             // The kernel or a sandbox says no for good; anything else (out of descriptors or
@@ -397,6 +439,8 @@ fn shared_ring(
         pump: Waker::from(Arc::new(Pump(weak.clone()))),
         state: Mutex::new(State::default()),
     });
+    // A ring it replaces (broken) goes from the table; its handles move to this one.
+    table.1.retain(|(i, r, _)| !(*i == id && *r == runtime));
     table.1.push((id, runtime, Arc::downgrade(&ring)));
     Some(ring)
 }
@@ -686,6 +730,49 @@ mod tests {
         holder.try_unlock().unwrap();
         assert!(!waiter.holds(waiter.me().unwrap()));
         waiter.try_lock().unwrap();
+        waiter.try_unlock().unwrap();
+        drop((holder, waiter));
+        assert!(Handle::remove(&name).unwrap());
+    }
+
+    /// A current-thread runtime's ring accepts one thread only (`DEFER_TASKRUN`): when the
+    /// runtime is driven from another thread later, the wait there still gets the lock (the
+    /// old ring is found broken, and replaced by one of the new thread's).
+    #[test]
+    fn a_current_thread_runtime_driven_from_another_thread_still_hands_over() {
+        let name = name("threads");
+        let runtime = current_thread();
+        let mut holder = Handle::new(&name).unwrap();
+        holder.try_lock().unwrap();
+        let mut waiter = Handle::new(&name).unwrap();
+        runtime.block_on(poll_fn(|cx| {
+            assert!(waiter.poll_lock(cx).is_pending());
+            Poll::Ready(())
+        }));
+        assert!(waiter.has_ring());
+        waiter.cancel_wait();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut first = true;
+                runtime.block_on(async {
+                    tokio::time::timeout(
+                        Duration::from_secs(60),
+                        poll_fn(|cx| {
+                            let polled = waiter.poll_lock(cx);
+                            if first {
+                                assert!(polled.is_pending());
+                                holder.try_unlock().unwrap();
+                                first = false;
+                            }
+                            polled
+                        }),
+                    )
+                    .await
+                    .expect("the release did not wake the waiter")
+                    .unwrap();
+                });
+            });
+        });
         waiter.try_unlock().unwrap();
         drop((holder, waiter));
         assert!(Handle::remove(&name).unwrap());

@@ -23,12 +23,13 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use io_uring::{IoUring, Probe, opcode, squeue, types};
+use rustix::event::{EventfdFlags, eventfd};
 use tokio::io::Interest;
 use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 
@@ -49,11 +50,16 @@ const MATCH_ANY: u64 = 0xffff_ffff;
 /// Enough room for the wait, its timeout and a cancellation, with some to spare.
 const ENTRIES: u32 = 8;
 
-/// Whether this kernel lets this process have an io_uring that can wait on a futex: `Err`
-/// (`Unsupported`, or the error of `io_uring_setup`: ENOSYS, EPERM under seccomp or
-/// `kernel.io_uring_disabled`) if not. Makes a ring and probes it: callers remember the answer.
-fn new_ring() -> io::Result<IoUring> {
-    let ring = IoUring::builder().build(ENTRIES)?;
+/// A ring that can wait on a futex, or `Err` (`Unsupported`, or the error of
+/// `io_uring_setup`: ENOSYS, EPERM under seccomp or `kernel.io_uring_disabled`) where this
+/// kernel does not let this process have one. `deferred`: its completions are posted only when
+/// its one submitting thread asks (`DEFER_TASKRUN`, see [`FutexRing::new`]).
+fn new_ring(deferred: bool) -> io::Result<IoUring> {
+    let mut builder = IoUring::builder();
+    if deferred {
+        builder.setup_single_issuer().setup_defer_taskrun();
+    }
+    let ring = builder.build(ENTRIES)?;
     let mut probe = Probe::new();
     ring.submitter().register_probe(&mut probe)?;
     let needed = [
@@ -74,6 +80,9 @@ fn new_ring() -> io::Result<IoUring> {
 /// The ring's submission and completion side, used under the [`FutexRing`]'s mutex.
 pub(crate) struct Queue {
     uring: IoUring,
+    /// For a deferred ring (`DEFER_TASKRUN`, whose completions are posted only when we ask):
+    /// the eventfd the kernel signals when there are some to ask for.
+    eventfd: Option<OwnedFd>,
     /// The longest a wait lasts (its linked timeout).
     slice: types::Timespec,
     /// The mapping of the word a submitted wait is on, kept until its completion is reaped.
@@ -144,8 +153,31 @@ impl Queue {
             .map_err(|_| io::Error::other("the io_uring submission queue is full"))
     }
 
-    /// Reaps the completions: how the wait ended, if its completion was among them.
-    pub(crate) fn reap(&mut self) -> Option<Ended> {
+    /// Reaps the completions: how the wait ended, if its completion was among them. `Err` if a
+    /// deferred ring's completions cannot be run (asked from another thread than its one
+    /// submitter: `EEXIST`).
+    pub(crate) fn reap(&mut self) -> io::Result<Option<Ended>> {
+        if let Some(fd) = &self.eventfd {
+            // Reset its counter (nonblocking: `EAGAIN` when 0, fine); the kernel signals it
+            // again for the next completions (and tokio's registration is edge-triggered).
+            let _ = rustix::io::read(fd, &mut [0u8; 8]);
+            // Run the deferred completions: a wait for one that returns at once (`ETIME` when
+            // there is none).
+            let now = types::Timespec::new();
+            match self
+                .uring
+                .submitter()
+                .submit_with_args(1, &types::SubmitArgs::new().timespec(&now))
+            {
+                Ok(_) => {}
+                Err(err)
+                    if matches!(
+                        err.raw_os_error(),
+                        Some(libc::ETIME | libc::EINTR | libc::EAGAIN | libc::EBUSY)
+                    ) => {}
+                Err(err) => return Err(err),
+            }
+        }
         let mut ended = None;
         for entry in self.uring.completion() {
             if entry.user_data() != FUTEX {
@@ -159,7 +191,7 @@ impl Queue {
                 _ => Ended::Refused(errno),
             });
         }
-        ended
+        Ok(ended)
     }
 }
 
@@ -185,12 +217,23 @@ impl FutexRing {
     /// A new ring whose waits last `slice` at most, registered with the reactor of the tokio
     /// runtime this thread is in (which must have IO enabled, or tokio panics). `Err` where the
     /// kernel or a sandbox refuses io_uring or its futex wait.
-    pub(crate) fn new(slice: Duration) -> io::Result<FutexRing> {
-        let uring = new_ring()?;
-        let fd = RingFd(uring.as_raw_fd());
-        // SAFETY: `fd` is the descriptor `uring` owns; `uring` goes into the same `FutexRing`,
-        // whose field order drops (and so deregisters) this registration before the queue and
-        // its ring, which closes the descriptor; nothing else closes it.
+    pub(crate) fn new(slice: Duration, single_thread: bool) -> io::Result<FutexRing> {
+        let uring = new_ring(single_thread)?;
+        let eventfd = if single_thread {
+            let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+            uring.submitter().register_eventfd(fd.as_raw_fd())?;
+            Some(fd)
+        } else {
+            None
+        };
+        let fd = RingFd(
+            eventfd
+                .as_ref()
+                .map_or(uring.as_raw_fd(), AsRawFd::as_raw_fd),
+        );
+        // SAFETY: `fd` is the descriptor `uring` owns, or `eventfd`; both go into the queue of
+        // the same `FutexRing`, whose field order drops (and so deregisters) this registration
+        // before the queue, which closes them; nothing else closes them.
         let readiness = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
             .map_err(io::Error::from)?;
         let slice = types::Timespec::new()
@@ -200,6 +243,7 @@ impl FutexRing {
             readiness,
             queue: Mutex::new(Queue {
                 uring,
+                eventfd,
                 slice,
                 armed_on: None,
             }),
