@@ -1,6 +1,6 @@
-//! Async waits on a tokio runtime (feature `tokio`): the waiting tasks of one lock share one
-//! io_uring `FUTEX_WAIT` on the lock word, whose completion tokio's reactor sees; one wake-up
-//! per handoff.
+//! Async waits on a tokio runtime (feature `tokio`, Linux 6.7+): the waiting tasks of one lock
+//! share one io_uring `FUTEX_WAIT` on the lock word, whose completion tokio's reactor sees; one
+//! wake-up per handoff.
 //!
 //! # Why
 //!
@@ -27,39 +27,67 @@
 //!   submitted, submits one (after setting `W`) with the held value it saw, and a linked timeout
 //!   of a slice (10 ms). Then it makes sure the ring's *pump* is registered with the reactor,
 //!   looks at the word once more, and returns `Pending`.
-//! - The pump (the ring's own waker on the `AsyncFd`) runs when the ring is readable: it reaps
-//!   the completion and looks at the word. Changed (another owner, free, removed): it wakes
-//!   every waiting task, which all try the compare-and-swap exactly as `poll_lock` always did;
-//!   the losers submit the next wait. Unchanged (the slice ran out, a spurious wake, the death
-//!   watcher's wake): it checks the owner's liveness when that is due, exactly as the watcher
-//!   thread did (at once when the death watcher reported the owner dead, else once per slice of
-//!   the same owner), wakes the tasks if the owner died, and otherwise submits the wait again.
-//!   So the slice wakes the runtime's thread, not the 1,000 tasks.
+//! - The pump (the ring's own waker on the `AsyncFd`) runs when the ring is readable. If the
+//!   word changed since the wait was submitted (another owner, free, removed), it wakes every
+//!   waiting task, which all try the compare-and-swap exactly as `poll_lock` always did; the
+//!   losers reap the completion and submit the next wait. Unchanged (the slice ran out, a
+//!   spurious wake, the death watcher's wake), it reaps the completion and checks the owner's
+//!   liveness when that is due, exactly as the watcher thread did (at once when the death
+//!   watcher reported the owner dead, else once per slice of the same owner), wakes the tasks
+//!   if the owner died, and otherwise submits the wait again. So the slice wakes the runtime's
+//!   thread, not the 1,000 tasks.
+//!
+//! On a current-thread runtime, whose tasks and reactor all run on one thread, the ring is
+//! made with `IORING_SETUP_DEFER_TASKRUN` (and `SINGLE_ISSUER`) and an eventfd registered with
+//! it, which the reactor watches instead of the ring. Without it, the kernel posts the wait's
+//! completion from task work queued to the thread that submitted it: the release interrupts
+//! that thread's `epoll_wait` (`EINTR`), the completion is posted on its way back to user space,
+//! and `epoll_wait` is entered again to see it — measured at about twice the plain futex
+//! wake-up. Deferred, the kernel signals the eventfd right at the release's wake, which wakes
+//! `epoll_wait` as any descriptor does (about one futex wake-up), and the completion is posted
+//! when we ask (`io_uring_enter` with `GETEVENTS`): the pump asks only when the word is
+//! unchanged; after a change the task that takes the lock does not wait for that system call,
+//! the next wait on the ring makes it. Such a ring accepts that one thread only (`EEXIST`
+//! otherwise): a runtime driven from another thread later finds it broken, its waiters use
+//! the watcher thread for that poll, and the next wait makes a ring of the new thread's. A
+//! multi-thread runtime's ring is a plain one (any worker may submit), its descriptor watched.
 //!
 //! # No lost wake-up
 //!
 //! A wait is submitted with the held value `V` a task saw. If the word is no longer `V` when
-//! the kernel queues it, it ends at once (`EAGAIN`), as `FUTEX_WAIT` does; from the moment it is
-//! queued, the release's `FUTEX_WAKE` ends it (the releaser saw `W`, which we set before). Its
-//! end is a completion, which makes the ring readable, which the reactor reports to the pump
-//! (registered before the task's last look; tokio keeps a readiness reported while nobody was
-//! registered, until it is cleared, and clears only what it reported before the pump reaped).
-//! A task's waker is registered under the ring's mutex while a wait is submitted and not
-//! reaped (the pump reaps under the same mutex), so the pump's wake of all tasks after that
-//! reap includes it; if the wait was reaped already, the task submits a new one with what it
-//! saw, and a stale value ends that one at once. A submitted wait whose value is no longer the
-//! word's is cancelled (its completion wakes everyone). And a release whose one wake went to a
-//! blocking waiter of another process instead of our ring is seen at the end of the slice, as
-//! with the watcher thread.
+//! the kernel queues it, it ends at once (`EAGAIN`), as `FUTEX_WAIT` does: a release between
+//! the task's look and the submission is never missed. From the moment it is queued, the
+//! release's `FUTEX_WAKE` ends it (the releaser saw `W`, which we set before). Its end makes the
+//! watched descriptor readable (the ring: a completion is posted; the eventfd: the kernel
+//! signals it when deferred work arrives on an empty list, and when completions are posted),
+//! which the reactor reports to the pump — registered before the task's last look; tokio keeps
+//! a readiness reported while nobody was registered until it is cleared, and clears only what
+//! it reported before the pump looked.
+//!
+//! The ring's state is under one mutex, taken by the pump and by registering tasks alike. At
+//! most one wait is submitted, and a new one only after the last one's completion was reaped
+//! (a task that finds completions the pump left unreaped reaps them first, which also empties
+//! a deferred ring's work list, so that the next wait's end signals the eventfd again). A task
+//! registers its waker under that mutex while a wait is submitted and not reaped, so the pump's
+//! wake of all tasks, which takes the wakers under the same mutex after it saw the end,
+//! includes it; if the wait was reaped already, the task submits a new one with what it saw,
+//! and a stale value ends that one at once. A submitted wait whose value is no longer the
+//! word's is cancelled (its end wakes everyone). A release whose one wake went to a blocking
+//! waiter of another process instead of our ring is seen at the end of the slice, as with the
+//! watcher thread.
 //!
 //! # Cancel safety
 //!
 //! The ring only waits; it never acquires. A task acquires only inside its poll, by the
 //! same compare-and-swap as ever. A dropped future removes its waker (`cancel_wait`); when
-//! it was the ring's last, the submitted wait is cancelled (`IORING_OP_ASYNC_CANCEL`) so that it
-//! does not take a release's wake from a sleeper of another process, and in any case the pump
-//! submits no new wait for a ring nobody waits on. A wait still in flight when the ring is closed
-//! is ended by the kernel; the mapping of its word is kept until then (see `sys/linux/uring.rs`).
+//! it was the ring's last and the wait is still in the kernel, the wait is cancelled
+//! (`IORING_OP_ASYNC_CANCEL`) so that it does not take a release's wake from a sleeper of
+//! another process, and in any case no new wait is submitted for a ring nobody waits on. (If
+//! the cancellation cannot be submitted — a deferred ring's future dropped on another thread —
+//! the wait stays queued until a wake ends it: it can take one release's wake from a blocking
+//! sleeper of another process, which then finds the release at the end of its own 10 ms slice.)
+//! A wait still in flight when the ring is closed is ended by the kernel; the mapping of its
+//! word is kept until then (see `sys/linux/uring.rs`).
 //!
 //! # Fallback
 //!
