@@ -296,6 +296,9 @@ impl Handle {
             return Poll::Ready(Err(SimpleLockError::already_held(&self.name.canonical)));
         }
         if self.acquire_fast(me) {
+            // A wait registered by an earlier poll of this future ends here.
+            #[cfg(feature = "tokio")]
+            self.forget_ring_waiter();
             return Poll::Ready(Ok(()));
         }
         #[cfg(feature = "tokio")]

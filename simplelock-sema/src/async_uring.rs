@@ -806,6 +806,28 @@ mod tests {
         assert!(Handle::remove(&name).unwrap());
     }
 
+    /// A task that got `Pending` and then takes the lock on its fast path (polled again before
+    /// the ring's wake) leaves no waker with the ring: a stale one would keep a futex wait
+    /// submitted for nobody, which could take a release's one wake from a sleeper elsewhere.
+    #[test]
+    fn a_wait_won_on_the_fast_path_leaves_the_ring() {
+        let name = name("fast");
+        let runtime = current_thread();
+        let mut holder = Handle::new(&name).unwrap();
+        holder.try_lock().unwrap();
+        let mut waiter = Handle::new(&name).unwrap();
+        runtime.block_on(poll_fn(|cx| {
+            assert!(waiter.poll_lock(cx).is_pending());
+            holder.try_unlock().unwrap();
+            assert!(matches!(waiter.poll_lock(cx), Poll::Ready(Ok(()))));
+            Poll::Ready(())
+        }));
+        assert!(waiter.ring.as_ref().unwrap().state().wakers.is_empty());
+        waiter.try_unlock().unwrap();
+        drop((holder, waiter));
+        assert!(Handle::remove(&name).unwrap());
+    }
+
     /// 100 tasks of one runtime waiting on one lock share one ring.
     #[test]
     fn the_waiters_of_a_lock_share_one_ring() {
