@@ -614,10 +614,6 @@ mod tests {
     use super::super::{Handle, async_lock, testing};
     use super::*;
 
-    fn name(tag: &str) -> String {
-        format!("/slt-{}-uring-{tag}", std::process::id())
-    }
-
     fn current_thread() -> Runtime {
         Builder::new_current_thread().enable_all().build().unwrap()
     }
@@ -630,6 +626,49 @@ mod tests {
             .unwrap()
     }
 
+    /// The lock `tag`, held by the first handle; the second one will wait.
+    fn held(tag: &str) -> (String, Handle, Handle) {
+        let name = format!("/slt-{}-uring-{tag}", std::process::id());
+        let mut holder = Handle::new(&name).unwrap();
+        holder.try_lock().unwrap();
+        let waiter = Handle::new(&name).unwrap();
+        (name, holder, waiter)
+    }
+
+    /// Closes the handles and removes the lock `name`.
+    fn finish<T>(name: &str, handles: T) {
+        drop(handles);
+        assert!(Handle::remove(name).unwrap());
+    }
+
+    /// Polls `waiter` once in `runtime`: it must be `Pending` (the lock is held).
+    fn pending_once(runtime: &Runtime, waiter: &mut Handle) {
+        runtime.block_on(poll_fn(|cx| {
+            assert!(waiter.poll_lock(cx).is_pending(), "the lock is held");
+            Poll::Ready(())
+        }));
+    }
+
+    /// `waiter` waits until it holds the lock; right after its first `Pending`, `at_first`
+    /// runs (which releases or kills the holder): the wake of that must bring the lock.
+    async fn wait_after(waiter: &mut Handle, at_first: impl FnOnce(&Handle)) {
+        let mut at_first = Some(at_first);
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            poll_fn(|cx| {
+                let polled = waiter.poll_lock(cx);
+                if let Some(at_first) = at_first.take() {
+                    assert!(polled.is_pending(), "the lock is held");
+                    at_first(waiter);
+                }
+                polled
+            }),
+        )
+        .await
+        .expect("the release (or death) did not wake the waiter")
+        .unwrap();
+    }
+
     /// How the waiter's first `Pending` was served.
     #[derive(Debug, PartialEq)]
     enum Served {
@@ -637,60 +676,41 @@ mod tests {
         Watcher,
     }
 
-    /// `waiter` waits (a task of `runtime`) while `holder` holds the lock; the holder releases
-    /// right after the waiter's first `Pending`, whose wake brings the waiter the lock.
+    /// A task of `runtime` waits while another handle holds the lock, which it releases right
+    /// after the waiter's first `Pending`: how that `Pending` was served.
     fn handoff(runtime: &Runtime, tag: &str, no_uring: bool) -> Served {
-        let name = name(tag);
-        let mut holder = Handle::new(&name).unwrap();
-        holder.try_lock().unwrap();
-        let mut waiter = Handle::new(&name).unwrap();
+        let (name, mut holder, mut waiter) = held(tag);
         waiter.no_uring = no_uring;
         let task = runtime.spawn(async move {
             let mut served = None;
-            let got = tokio::time::timeout(
-                Duration::from_secs(60),
-                poll_fn(|cx| {
-                    let polled = waiter.poll_lock(cx);
-                    if served.is_none() {
-                        assert!(polled.is_pending(), "the lock is held");
-                        let ring = waiter.has_ring();
-                        let watcher = async_lock::has_watcher(waiter.object.id);
-                        assert_ne!(ring, watcher, "served by exactly one of them");
-                        served = Some(if ring { Served::Ring } else { Served::Watcher });
-                        // The release's wake must reach this task through what serves it.
-                        holder.try_unlock().unwrap();
-                    }
-                    polled
-                }),
-            )
+            wait_after(&mut waiter, |waiter| {
+                let ring = waiter.has_ring();
+                let watcher = async_lock::has_watcher(waiter.object.id);
+                assert_ne!(ring, watcher, "served by exactly one of them");
+                served = Some(if ring { Served::Ring } else { Served::Watcher });
+                // The release's wake must reach this task through what serves it.
+                holder.try_unlock().unwrap();
+            })
             .await;
-            got.expect("the release did not wake the waiter").unwrap();
             waiter.try_unlock().unwrap();
             (served.unwrap(), waiter)
         });
         let (served, waiter) = runtime.block_on(task).unwrap();
-        drop(waiter);
-        assert!(Handle::remove(&name).unwrap());
+        finish(&name, waiter);
         served
     }
 
     #[test]
     fn a_tokio_waiter_waits_in_io_uring_on_a_current_thread_runtime() {
         let served = handoff(&current_thread(), "ct", false);
-        assert!(
-            works(),
-            "io_uring futex waits are not available on this machine"
-        );
+        assert!(works(), "io_uring futex waits are not available here");
         assert_eq!(served, Served::Ring);
     }
 
     #[test]
     fn a_tokio_waiter_waits_in_io_uring_on_a_multi_thread_runtime() {
         let served = handoff(&multi_thread(), "mt", false);
-        assert!(
-            works(),
-            "io_uring futex waits are not available on this machine"
-        );
+        assert!(works(), "io_uring futex waits are not available here");
         assert_eq!(served, Served::Ring);
     }
 
@@ -707,39 +727,27 @@ mod tests {
     /// Outside any tokio runtime (another executor), the watcher thread serves the wait.
     #[test]
     fn without_a_tokio_runtime_the_watcher_thread_serves() {
-        let name = name("no-rt");
-        let mut holder = Handle::new(&name).unwrap();
-        holder.try_lock().unwrap();
-        let mut waiter = Handle::new(&name).unwrap();
+        let (name, mut holder, mut waiter) = held("no-rt");
         let mut cx = Context::from_waker(Waker::noop());
         assert!(waiter.poll_lock(&mut cx).is_pending());
         assert!(!waiter.has_ring());
         assert!(async_lock::has_watcher(waiter.object.id));
         waiter.cancel_wait();
         holder.try_unlock().unwrap();
-        drop((holder, waiter));
-        assert!(Handle::remove(&name).unwrap());
+        finish(&name, (holder, waiter));
     }
 
     /// A future dropped while it waits in the ring leaves nothing that takes the lock, and its
     /// wait in the kernel is cancelled: the ring is idle, and the lock free for anyone.
     #[test]
     fn a_dropped_wait_cancels_the_rings_wait() {
-        let name = name("drop");
+        let (name, mut holder, mut waiter) = held("drop");
         let runtime = current_thread();
-        let mut holder = Handle::new(&name).unwrap();
-        holder.try_lock().unwrap();
-        let mut waiter = Handle::new(&name).unwrap();
+        pending_once(&runtime, &mut waiter);
+        let ring = Arc::clone(waiter.ring.as_ref().unwrap());
+        assert!(ring.state().armed.is_some());
+        waiter.cancel_wait();
         runtime.block_on(async {
-            poll_fn(|cx| {
-                assert!(waiter.poll_lock(cx).is_pending());
-                Poll::Ready(())
-            })
-            .await;
-            assert!(waiter.has_ring());
-            assert!(waiter.ring.as_ref().unwrap().state().armed.is_some());
-            waiter.cancel_wait();
-            let ring = Arc::clone(waiter.ring.as_ref().unwrap());
             // The cancellation's completion reaches the pump through the reactor.
             tokio::time::timeout(
                 Duration::from_secs(60),
@@ -753,14 +761,13 @@ mod tests {
             )
             .await
             .expect("the ring's wait was not cancelled");
-            assert!(ring.state().wakers.is_empty());
         });
+        assert!(ring.state().wakers.is_empty());
         holder.try_unlock().unwrap();
         assert!(!waiter.holds(waiter.me().unwrap()));
         waiter.try_lock().unwrap();
         waiter.try_unlock().unwrap();
-        drop((holder, waiter));
-        assert!(Handle::remove(&name).unwrap());
+        finish(&name, (holder, waiter));
     }
 
     /// A current-thread runtime's ring accepts one thread only (`DEFER_TASKRUN`): when the
@@ -768,42 +775,18 @@ mod tests {
     /// old ring is found broken, and replaced by one of the new thread's).
     #[test]
     fn a_current_thread_runtime_driven_from_another_thread_still_hands_over() {
-        let name = name("threads");
+        let (name, mut holder, mut waiter) = held("threads");
         let runtime = current_thread();
-        let mut holder = Handle::new(&name).unwrap();
-        holder.try_lock().unwrap();
-        let mut waiter = Handle::new(&name).unwrap();
-        runtime.block_on(poll_fn(|cx| {
-            assert!(waiter.poll_lock(cx).is_pending());
-            Poll::Ready(())
-        }));
+        pending_once(&runtime, &mut waiter);
         assert!(waiter.has_ring());
         waiter.cancel_wait();
         std::thread::scope(|s| {
             s.spawn(|| {
-                let mut first = true;
-                runtime.block_on(async {
-                    tokio::time::timeout(
-                        Duration::from_secs(60),
-                        poll_fn(|cx| {
-                            let polled = waiter.poll_lock(cx);
-                            if first {
-                                assert!(polled.is_pending());
-                                holder.try_unlock().unwrap();
-                                first = false;
-                            }
-                            polled
-                        }),
-                    )
-                    .await
-                    .expect("the release did not wake the waiter")
-                    .unwrap();
-                });
+                runtime.block_on(wait_after(&mut waiter, |_| holder.try_unlock().unwrap()));
             });
         });
         waiter.try_unlock().unwrap();
-        drop((holder, waiter));
-        assert!(Handle::remove(&name).unwrap());
+        finish(&name, (holder, waiter));
     }
 
     /// A task that got `Pending` and then takes the lock on its fast path (polled again before
@@ -811,12 +794,8 @@ mod tests {
     /// submitted for nobody, which could take a release's one wake from a sleeper elsewhere.
     #[test]
     fn a_wait_won_on_the_fast_path_leaves_the_ring() {
-        let name = name("fast");
-        let runtime = current_thread();
-        let mut holder = Handle::new(&name).unwrap();
-        holder.try_lock().unwrap();
-        let mut waiter = Handle::new(&name).unwrap();
-        runtime.block_on(poll_fn(|cx| {
+        let (name, mut holder, mut waiter) = held("fast");
+        current_thread().block_on(poll_fn(|cx| {
             assert!(waiter.poll_lock(cx).is_pending());
             holder.try_unlock().unwrap();
             assert!(matches!(waiter.poll_lock(cx), Poll::Ready(Ok(()))));
@@ -824,27 +803,19 @@ mod tests {
         }));
         assert!(waiter.ring.as_ref().unwrap().state().wakers.is_empty());
         waiter.try_unlock().unwrap();
-        drop((holder, waiter));
-        assert!(Handle::remove(&name).unwrap());
+        finish(&name, (holder, waiter));
     }
 
     /// 100 tasks of one runtime waiting on one lock share one ring.
     #[test]
     fn the_waiters_of_a_lock_share_one_ring() {
-        let name = name("share");
+        let (name, mut holder, waiter) = held("share");
         let runtime = current_thread();
-        let mut holder = Handle::new(&name).unwrap();
-        holder.try_lock().unwrap();
-        let mut waiters: Vec<Handle> = (0..100).map(|_| Handle::new(&name).unwrap()).collect();
-        runtime.block_on(async {
-            for waiter in &mut waiters {
-                poll_fn(|cx| {
-                    assert!(waiter.poll_lock(cx).is_pending());
-                    Poll::Ready(())
-                })
-                .await;
-            }
-        });
+        let mut waiters: Vec<Handle> = (0..99).map(|_| Handle::new(&name).unwrap()).collect();
+        waiters.push(waiter);
+        for waiter in &mut waiters {
+            pending_once(&runtime, waiter);
+        }
         let first = waiters[0].ring.as_ref().unwrap();
         assert!(
             waiters
@@ -856,42 +827,24 @@ mod tests {
             waiter.cancel_wait();
         }
         holder.try_unlock().unwrap();
-        drop((holder, waiters));
-        assert!(Handle::remove(&name).unwrap());
+        finish(&name, (holder, waiters));
     }
 
     /// A holder killed while a task waits in the ring: the death watcher's wake ends the ring's
     /// wait, the pump finds the owner dead, and the task takes over, told of the death.
     #[test]
     fn the_death_of_the_holder_wakes_a_task_waiting_in_the_ring() {
-        let name = name("death");
-        let runtime = current_thread();
-        let mut waiter = Handle::new(&name).unwrap();
+        let (name, mut holder, mut waiter) = held("death");
+        holder.try_unlock().unwrap();
         let (mut child, token) = testing::sleeping_process();
         waiter.held_by(token);
-        let mut killed = false;
-        runtime.block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(60),
-                poll_fn(|cx| {
-                    let polled = waiter.poll_lock(cx);
-                    if !killed {
-                        assert!(polled.is_pending());
-                        assert!(waiter.has_ring());
-                        child.kill().unwrap();
-                        killed = true;
-                    }
-                    polled
-                }),
-            )
-            .await
-            .expect("not woken by the death")
-            .unwrap();
-        });
+        current_thread().block_on(wait_after(&mut waiter, |waiter| {
+            assert!(waiter.has_ring());
+            child.kill().unwrap();
+        }));
         assert_eq!(waiter.previous_holder(), PreviousHolder::Died);
         waiter.try_unlock().unwrap();
         child.wait().unwrap();
-        drop(waiter);
-        assert!(Handle::remove(&name).unwrap());
+        finish(&name, (holder, waiter));
     }
 }
