@@ -1,6 +1,14 @@
 //! `AsyncConcreteLock` for `SemaphoreLock` (this handle's part): async waiters of one lock share one watcher
 //! thread, which sleeps on the futex and wakes them.
 //!
+//! With the feature `tokio`, a wait polled on a tokio runtime goes another way where it can:
+//! the tasks share one io_uring `FUTEX_WAIT` whose completion tokio's reactor watches, so the
+//! release wakes the runtime's thread itself (one wake-up per handoff, where the watcher costs
+//! two; see `async_uring.rs`). This module is the path of every other executor and the
+//! fallback where io_uring's futex wait cannot be had (before Linux 6.7, io_uring disabled or
+//! refused by a sandbox): `poll_lock` tries the io_uring path first and comes here when it
+//! says so.
+//!
 //! # The design, and why
 //!
 //! A futex has no file descriptor, so no runtime can watch it: some thread has to sleep in
@@ -12,6 +20,9 @@
 //! - one thread for the whole process in `futex_waitv` (Linux 5.16+): at most 128 futexes per
 //!   call, a second futex to tell it about new locks, and a polling fallback for older kernels
 //!   and for the 129th lock;
+//! - a futex wait the runtime itself can watch: io_uring's (Linux 6.7+), taken on tokio
+//!   where it works (feature `tokio`, above); it needs the runtime's reactor, so it cannot be
+//!   the runtime-agnostic path;
 //! - **one watcher thread per lock that has async waiters in this process** (chosen): it sleeps
 //!   in `FUTEX_WAIT` on the lock word exactly as a blocking waiter does (same protocol: it sets
 //!   the waiters bit `W`, so a release wakes it), and when the word changes it wakes every task
@@ -258,7 +269,7 @@ pub(super) fn watcher_with(
 
 impl Handle {
     /// The key of this handle's registration: its address, stable while a future borrows it.
-    fn waiter_key(&self) -> usize {
+    pub(super) fn waiter_key(&self) -> usize {
         std::ptr::from_ref(self) as usize
     }
 
@@ -285,7 +296,16 @@ impl Handle {
             return Poll::Ready(Err(SimpleLockError::already_held(&self.name.canonical)));
         }
         if self.acquire_fast(me) {
+            // A wait registered by an earlier poll of this future ends here.
+            #[cfg(feature = "tokio")]
+            self.forget_ring_waiter();
             return Poll::Ready(Ok(()));
+        }
+        #[cfg(feature = "tokio")]
+        match self.poll_uring(cx, me)? {
+            super::async_uring::Waited::Acquired => return Poll::Ready(Ok(())),
+            super::async_uring::Waited::Pending => return Poll::Pending,
+            super::async_uring::Waited::Unavailable => {}
         }
         loop {
             self.check_header()?;
@@ -338,6 +358,17 @@ impl Handle {
     }
 
     pub(crate) fn cancel_wait(&mut self) {
+        #[cfg(feature = "tokio")]
+        self.forget_ring_waiter();
         self.forget_waker();
     }
+}
+
+/// For the tests: whether a watcher thread serves the object `id` in this process.
+#[cfg(all(test, feature = "tokio"))]
+pub(super) fn has_watcher(id: ObjectId) -> bool {
+    lock(&WATCHERS)
+        .1
+        .as_ref()
+        .is_some_and(|table| table.contains_key(&id))
 }

@@ -296,8 +296,9 @@ impl SemaphoreLock {
 /// Each method is the platform handle's, inlined: the uncontended `try_lock` + `try_unlock`
 /// stay one compare-and-swap each.
 /// Async waits without blocking the runtime's thread, on any runtime: the async waiters of one
-/// lock in a process share one watcher thread asleep on the futex; see "Async waits" in the
-/// [crate docs](crate).
+/// lock in a process share one watcher thread asleep on the futex (with the feature `tokio`, on
+/// a tokio runtime, one io_uring futex wait its reactor watches, where the kernel has it); see
+/// "Async waits" in the [crate docs](crate).
 impl AsyncConcreteLock for SemaphoreLock {
     /// The waker lives with the lock's watcher, keyed by the handle.
     type WaitState = ();

@@ -272,6 +272,18 @@
 //! end of its slice (10 ms). An async wait never reports `WouldDeadlock` (tasks of one thread
 //! interleave).
 //!
+//! With the feature **`tokio`** (enabled by the `simplelock` facade's `tokio`), a wait polled
+//! on a tokio runtime skips the watcher's extra wake-up where the kernel allows: the tasks
+//! waiting for one lock share one io_uring `FUTEX_WAIT` (Linux 6.7+) on the same futex, whose
+//! completion tokio's reactor watches, so the release's own wake wakes the runtime's thread
+//! (on a current-thread runtime through an eventfd the kernel signals at the wake). It only
+//! waits: the task still takes the lock by the compare-and-swap in its poll, so cancel-safety
+//! is unchanged, and a dropped wait's pending futex wait is cancelled. Where no tokio runtime
+//! is current, or io_uring or its futex wait cannot be had (older kernels,
+//! `kernel.io_uring_disabled`, a seccomp filter), the watcher thread serves the wait; that is
+//! found once per process. The runtime must have IO enabled (`enable_io`/`enable_all`), as for
+//! any tokio IO.
+//!
 //! # Ownership, threads and handles
 //!
 //! The lock is held by a *handle* of a *process*. [`SemaphoreLock`] is `Send` and `Sync`: any

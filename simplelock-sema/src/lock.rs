@@ -22,6 +22,10 @@ use crate::sys::{self, Header, Object, OpenError, Trust, Woke};
 // The async acquisition (a child module: it uses this one's private steps).
 #[path = "async_lock.rs"]
 mod async_lock;
+// The async acquisition on tokio through io_uring (feature `tokio`).
+#[cfg(feature = "tokio")]
+#[path = "async_uring.rs"]
+mod async_uring;
 use crate::word::{self, DEAD_HOLDER, REMOVED, REMOVED_AFTER_DEATH, WAITERS, Word};
 
 /// Written into every lock object's header by its first opener; anything else there means the
@@ -51,6 +55,13 @@ pub(crate) struct Handle {
     /// process's token, so a forked child (another token) does not count as holding.
     owner: u64,
     previous: PreviousHolder,
+    /// The io_uring of the object that this handle's async waits used on a tokio runtime
+    /// (shared with the object's other handles there; see `async_uring.rs`).
+    #[cfg(feature = "tokio")]
+    ring: Option<std::sync::Arc<async_uring::Ring>>,
+    /// For the tests: async waits use the watcher thread even where io_uring works.
+    #[cfg(all(test, feature = "tokio"))]
+    no_uring: bool,
 }
 
 impl Handle {
@@ -182,6 +193,10 @@ impl Handle {
             generation,
             owner: 0,
             previous: PreviousHolder::Unknown,
+            #[cfg(feature = "tokio")]
+            ring: None,
+            #[cfg(all(test, feature = "tokio"))]
+            no_uring: false,
         }
     }
 
@@ -1150,6 +1165,8 @@ impl Drop for Handle {
         if self.owner != 0 && self.me().is_ok_and(|me| self.holds(me)) {
             let _ = self.try_unlock();
         }
+        #[cfg(feature = "tokio")]
+        self.drop_ring();
     }
 }
 

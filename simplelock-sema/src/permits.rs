@@ -51,7 +51,8 @@
 //! Async waits (`lock_async().await`, on any runtime) compose the permits' own async waits:
 //! a poll polls each permit's [`SemaphoreLock`] in turn, which either takes it (the same
 //! compare-and-swap as `try_lock`) or registers the task with the watcher thread of that
-//! permit's object (one thread per object awaited in the process, asleep on its futex; see
+//! permit's object (one thread per object awaited in the process, asleep on its futex; with the
+//! feature `tokio`, on a tokio runtime, that object's io_uring futex wait instead; see
 //! `SemaphoreLock`'s async waits). So a release of any permit wakes the task, a dead holder's
 //! death wakes its permit's watcher (which registers it with the death watcher as every
 //! waiter does; within a slice where that cannot tell), and a permit is only taken inside a poll

@@ -14,8 +14,11 @@ use std::path::{Path, PathBuf};
 
 use crate::{TaskResult, project_root};
 
-/// The most `unsafe` blocks one platform's build of the library code may hold.
-const BUDGET: usize = 12;
+/// The most `unsafe` blocks one platform's build of the library code may hold. 13 since the
+/// io_uring wait of simplelock-sema: tokio 1.54 deprecated its safe `AsyncFd::new` as unsound
+/// and left `AsyncFd::register_with_interest`, `unsafe`, as the only way to have its reactor
+/// watch a descriptor, so each crate that does (simplelock-file, simplelock-sema) has one.
+const BUDGET: usize = 13;
 
 /// The library code: every crate a user links, and the command-line tool.
 const LIBRARY_SOURCES: &[&str] = &[

@@ -75,6 +75,9 @@ pub(crate) const OBJECT_SIZE: usize = size_of::<Shared>();
 const _: () = assert!(OBJECT_SIZE == 64);
 
 mod mappings;
+// The io_uring futex wait of async waiters on tokio (feature `tokio`).
+#[cfg(feature = "tokio")]
+pub(crate) mod uring;
 
 use mappings::with_mappings;
 

@@ -21,6 +21,10 @@
 //!   unmapped (it lives as long as the process), made of atomics only.
 //! - The futex calls only ever pass the address of the low half of a [`Shared::word`] that lives
 //!   in a live `Mapping`.
+//! - With the feature `tokio`, `uring.rs` pushes io_uring futex waits on such an address (the
+//!   ring keeps the mapping until the wait is reaped or the ring closed; the kernel reads the
+//!   word only while the submit queues the wait) and registers the ring's descriptor (or its
+//!   eventfd) with tokio's reactor, owned by the same object, which deregisters it first.
 //!
 //! Everything here is Linux; other platforms do not compile this module (see `unsupported.rs`).
 
