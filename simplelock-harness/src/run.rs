@@ -295,6 +295,17 @@ pub fn kill_storm(
 /// has been through the lock at least once, so that they all wait for it (asleep in their lock
 /// call, waiting as `mode` says), and the time measured is the lock's recovery, not a fresh
 /// worker's start-up.
+///
+/// For the same reason the killed holder's replacement is started only once the lock was seen
+/// recovered, not at the kill. Started at the kill, its `exec` and start-up ran during the
+/// recovery: on a machine of two cores the waiter that the death woke was often queued behind
+/// it (woken on the core the new process ran on, while the other idled) and took the lock over
+/// 1-2 ms after the kill instead of 0.3 (ftrace: `futex_waitv` returned about a millisecond
+/// after the death watcher's `FUTEX_WAKE` had woken it); `sema-permits`, whose run has one
+/// waiter, lost most, `sema` (two) less. A replacement could also take the lock over itself,
+/// hiding a waiter that the death did not wake; and a permits worker, which takes its kept
+/// permit with a `try_lock` as it opens, could find all permits held while the victim was
+/// still exiting, and fail the run (`open: ... is already locked`).
 pub(crate) fn recovery_storm(
     backend: &str,
     procs: usize,
@@ -379,7 +390,9 @@ fn storm(plan: &Storm<'_>) -> Result<StormReport, String> {
             .map_err(|e| format!("killing pid {victim}: {e}"))?;
         report.kills += 1;
         let entries_at_kill = run.state()?.entries;
-        run.spawn(0, hold, mode)?;
+        if !plan.settle {
+            run.spawn(0, hold, mode)?;
+        }
         // Wait for the next holder to get in.
         let waited = Instant::now();
         let state = loop {
@@ -394,6 +407,10 @@ fn storm(plan: &Storm<'_>) -> Result<StormReport, String> {
             }
             thread::sleep(Duration::from_micros(100));
         };
+        if plan.settle {
+            // Only now (see `recovery_storm`): the recovery measured is the waiters'.
+            run.spawn(0, hold, mode)?;
+        }
         if state.last_recovered_from == victim {
             let ns = state.last_recovery_ns.saturating_sub(killed_at);
             report.recoveries.push(Duration::from_nanos(ns));
