@@ -806,6 +806,23 @@ mod tests {
         finish(&name, (holder, waiter));
     }
 
+    /// A task that spent tokio's cooperative budget before it waits: the pump, run inline by
+    /// the task's poll, must not be refused for want of budget. Where no worker runs the task
+    /// (a multi-thread runtime's `block_on`), tokio wakes a waker so refused at once, and the
+    /// pump's waker runs the pump again (it recursed until the stack overflowed).
+    #[test]
+    fn a_wait_after_the_tasks_budget_is_spent_hands_over() {
+        let (name, mut holder, mut waiter) = held("budget");
+        multi_thread().block_on(async {
+            while tokio::task::coop::has_budget_remaining() {
+                tokio::task::coop::consume_budget().await;
+            }
+            wait_after(&mut waiter, |_| holder.try_unlock().unwrap()).await;
+        });
+        waiter.try_unlock().unwrap();
+        finish(&name, (holder, waiter));
+    }
+
     /// 100 tasks of one runtime waiting on one lock share one ring.
     #[test]
     fn the_waiters_of_a_lock_share_one_ring() {
