@@ -113,7 +113,7 @@ use super::{Handle, SLICE};
 use crate::death::HolderWatch;
 use crate::process::{self, Liveness};
 use crate::sys::uring::{Ended, FutexRing};
-use crate::sys::{self, MapRef, ObjectId};
+use crate::sys::{self, ForkAware, MapRef, ObjectId};
 use crate::word::{self, WAITERS, Word};
 
 /// Whether io_uring futex waits work in this process: not known yet, yes, no.
@@ -123,9 +123,11 @@ const WORKS: u8 = 1;
 const REFUSED: u8 = 2;
 
 /// The rings of this process (the process id that made them: a forked child starts afresh), by
-/// object and runtime; weak, since the handles that waited keep them.
+/// object and runtime; weak, since the handles that waited keep them. Fork-aware: a child forked
+/// while a thread of its parent was inside (making a ring, a few system calls) does not wait
+/// for that thread, which it does not have; its waits use the watcher thread instead.
 type Table = Vec<(ObjectId, runtime::Id, Weak<Ring>)>;
-static RINGS: Mutex<(u32, Table)> = Mutex::new((0, Vec::new()));
+static RINGS: ForkAware<(u32, Table)> = ForkAware::new((0, Vec::new()));
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves the state consistent: a panic in one poisons nothing.
@@ -410,7 +412,7 @@ impl Ring {
 }
 
 /// The ring of the object `id` on `runtime`, made if there is none; `None` if io_uring cannot
-/// wait on a futex here.
+/// wait on a futex here, or the table cannot be had (see [`RINGS`]).
 fn shared_ring(
     map: &MapRef,
     id: ObjectId,
@@ -418,8 +420,21 @@ fn shared_ring(
     me: u64,
     slice: Duration,
 ) -> Option<Arc<Ring>> {
+    RINGS
+        .with(|table| shared_ring_in(table, map, id, runtime, me, slice))
+        .flatten()
+}
+
+/// [`shared_ring`], inside the table.
+fn shared_ring_in(
+    table: &mut (u32, Table),
+    map: &MapRef,
+    id: ObjectId,
+    runtime: runtime::Id,
+    me: u64,
+    slice: Duration,
+) -> Option<Arc<Ring>> {
     let pid = sys::getpid();
-    let mut table = lock(&RINGS);
     if table.0 != pid {
         // A forked child: the parent's rings are not ours (dropping weak references is harmless).
         *table = (pid, Vec::new());
