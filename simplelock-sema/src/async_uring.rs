@@ -28,14 +28,16 @@
 //!   of a slice (10 ms). Then it makes sure the ring's *pump* is registered with the reactor,
 //!   looks at the word once more, and returns `Pending`.
 //! - The pump (the ring's own waker on the `AsyncFd`) runs when the ring is readable. If the
-//!   word changed since the wait was submitted (another owner, free, removed), it wakes every
-//!   waiting task, which all try the compare-and-swap exactly as `poll_lock` always did; the
-//!   losers reap the completion and submit the next wait. Unchanged (the slice ran out, a
-//!   spurious wake, the death watcher's wake), it reaps the completion and checks the owner's
-//!   liveness when that is due, exactly as the watcher thread did (at once when the death
-//!   watcher reported the owner dead, else once per slice of the same owner), wakes the tasks
-//!   if the owner died, and otherwise submits the wait again. So the slice wakes the runtime's
-//!   thread, not the 1,000 tasks.
+//!   word is no longer held (free, removed), it wakes every waiting task, which all try the
+//!   compare-and-swap exactly as `poll_lock` always did; the losers reap the completion and
+//!   submit the next wait. Still held — by the same owner (the slice ran out, a spurious wake,
+//!   the death watcher's wake) or by another (a handoff between others, whose new holder woke
+//!   one more sleeper so that it registers the new holder's death: `lock.rs`, `claim_free`) —
+//!   it reaps the completion and checks the owner's liveness when that is due, exactly as the
+//!   watcher thread did (at once when the death watcher reported the owner dead, else once per
+//!   slice of the same owner), wakes the tasks if the owner died, and otherwise submits the
+//!   wait again on the word as it is (registering a new owner's death). So neither the slice
+//!   nor a handoff between others wakes the 1,000 tasks, only the runtime's thread.
 //!
 //! On a current-thread runtime, whose tasks and reactor all run on one thread, the ring is
 //! made with `IORING_SETUP_DEFER_TASKRUN` (and `SINGLE_ISSUER`) and an eventfd registered with
@@ -72,7 +74,10 @@
 //! wake of all tasks, which takes the wakers under the same mutex after it saw the end,
 //! includes it; if the wait was reaped already, the task submits a new one with what it saw,
 //! and a stale value ends that one at once. A submitted wait whose value is no longer the
-//! word's is cancelled (its end wakes everyone). A release whose one wake went to a blocking
+//! word's is cancelled (at its end the pump wakes everyone if the word is free, and otherwise
+//! waits again on the word as it is then: a release after that look ends the new wait at once,
+//! one before it is seen by the look). A task is left asleep only while the word is held,
+//! when its own look would find it held too. A release whose one wake went to a blocking
 //! waiter of another process instead of our ring is seen at the end of the slice, as with the
 //! watcher thread.
 //!
@@ -113,7 +118,7 @@ use super::{Handle, SLICE};
 use crate::death::HolderWatch;
 use crate::process::{self, Liveness};
 use crate::sys::uring::{Ended, FutexRing};
-use crate::sys::{self, MapRef, ObjectId};
+use crate::sys::{self, ForkAware, MapRef, ObjectId};
 use crate::word::{self, WAITERS, Word};
 
 /// Whether io_uring futex waits work in this process: not known yet, yes, no.
@@ -123,9 +128,11 @@ const WORKS: u8 = 1;
 const REFUSED: u8 = 2;
 
 /// The rings of this process (the process id that made them: a forked child starts afresh), by
-/// object and runtime; weak, since the handles that waited keep them.
+/// object and runtime; weak, since the handles that waited keep them. Fork-aware: a child forked
+/// while a thread of its parent was inside (making a ring, a few system calls) does not wait
+/// for that thread, which it does not have; its waits use the watcher thread instead.
 type Table = Vec<(ObjectId, runtime::Id, Weak<Ring>)>;
-static RINGS: Mutex<(u32, Table)> = Mutex::new((0, Vec::new()));
+static RINGS: ForkAware<(u32, Table)> = ForkAware::new((0, Vec::new()));
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves the state consistent: a panic in one poisons nothing.
@@ -237,16 +244,16 @@ impl Ring {
         }
     }
 
-    /// The ring has completions: if the word changed since the wait was submitted, the tasks
-    /// to wake at once (the completions are reaped when the ring is needed next: a deferred
-    /// ring's reap is a system call, which the task that takes the lock need not wait for);
-    /// otherwise what [`Ring::reap`] says.
+    /// The ring has completions: if the word is no longer held (free, removed) while a wait is
+    /// submitted, the tasks to wake at once (the completions are reaped when the ring is needed
+    /// next: a deferred ring's reap is a system call, which the task that takes the lock need
+    /// not wait for); otherwise what [`Ring::reap`] says.
     fn on_ready(&self) -> Vec<(usize, Waker)> {
         let mut state = self.state();
         state.unreaped = true;
-        if let Some(expected) = state.armed {
+        if state.armed.is_some() && !state.wakers.is_empty() {
             let current = self.map.shared().word.load(Ordering::Acquire);
-            if expected & !WAITERS != current & !WAITERS && !state.wakers.is_empty() {
+            if !matches!(Word::decode(current), Word::Held { .. }) {
                 return std::mem::take(&mut state.wakers);
             }
         }
@@ -265,7 +272,7 @@ impl Ring {
                 return std::mem::take(&mut state.wakers);
             }
         };
-        let expected = state.armed.take();
+        state.armed = None;
         state.cancelling = false;
         if let Ended::Refused(_) = ended {
             // No futex wait after all (the probe said yes): the watcher thread, from now on.
@@ -278,10 +285,12 @@ impl Ring {
             return Vec::new();
         }
         let current = self.map.shared().word.load(Ordering::Acquire);
-        let unchanged = expected.is_some_and(|e| e & !WAITERS == current & !WAITERS);
-        if unchanged {
-            // The slice ran out, or a wake without a change (the death watcher's, a spurious
-            // one): check the owner if due, and wait again.
+        if let Word::Held { .. } = Word::decode(current) {
+            // Still held: by the same owner (the slice ran out, a wake without a change: the
+            // death watcher's, a spurious one), or by another (a handoff between others, whose
+            // new holder woke one more sleeper so that it registers the new holder's death: see
+            // `claim_free`). The tasks would find it held too: check the owner if due, register
+            // its death and wait again, and leave them asleep.
             match self.arm(state, current) {
                 Step::Waiting => return Vec::new(),
                 Step::Dead(owner) => state.dead_owner = owner,
@@ -383,7 +392,7 @@ impl Ring {
             Some(expected) if expected & !WAITERS == current & !WAITERS => Step::Waiting,
             Some(_) => {
                 // A wait on an older value, which a release may have left asleep (its wake went
-                // to another sleeper): end it; its completion wakes everyone.
+                // to another sleeper): end it; at its completion the pump looks again.
                 if !state.cancelling {
                     state.cancelling = self.futex.queue().cancel().is_ok();
                 }
@@ -410,7 +419,7 @@ impl Ring {
 }
 
 /// The ring of the object `id` on `runtime`, made if there is none; `None` if io_uring cannot
-/// wait on a futex here.
+/// wait on a futex here, or the table cannot be had (see [`RINGS`]).
 fn shared_ring(
     map: &MapRef,
     id: ObjectId,
@@ -418,8 +427,21 @@ fn shared_ring(
     me: u64,
     slice: Duration,
 ) -> Option<Arc<Ring>> {
+    RINGS
+        .with(|table| shared_ring_in(table, map, id, runtime, me, slice))
+        .flatten()
+}
+
+/// [`shared_ring`], inside the table.
+fn shared_ring_in(
+    table: &mut (u32, Table),
+    map: &MapRef,
+    id: ObjectId,
+    runtime: runtime::Id,
+    me: u64,
+    slice: Duration,
+) -> Option<Arc<Ring>> {
     let pid = sys::getpid();
-    let mut table = lock(&RINGS);
     if table.0 != pid {
         // A forked child: the parent's rings are not ours (dropping weak references is harmless).
         *table = (pid, Vec::new());
@@ -803,6 +825,85 @@ mod tests {
         }));
         assert!(waiter.ring.as_ref().unwrap().state().wakers.is_empty());
         waiter.try_unlock().unwrap();
+        finish(&name, (holder, waiter));
+    }
+
+    /// A task that spent tokio's cooperative budget before it waits: the pump, run inline by
+    /// the task's poll, must not be refused for want of budget. Where no worker runs the task
+    /// (a multi-thread runtime's `block_on`), tokio wakes a waker so refused at once, and the
+    /// pump's waker runs the pump again (it recursed until the stack overflowed).
+    #[test]
+    fn a_wait_after_the_tasks_budget_is_spent_hands_over() {
+        let (name, mut holder, mut waiter) = held("budget");
+        multi_thread().block_on(async {
+            while tokio::task::coop::has_budget_remaining() {
+                tokio::task::coop::consume_budget().await;
+            }
+            wait_after(&mut waiter, |_| holder.try_unlock().unwrap()).await;
+        });
+        waiter.try_unlock().unwrap();
+        finish(&name, (holder, waiter));
+    }
+
+    /// A handoff between two other processes (the new holder, a sleeper that took the lock,
+    /// wakes one more sleeper so that it registers the new holder's death: see `claim_free`)
+    /// that wakes the ring is the pump's business: it re-arms on the new holder, registering
+    /// its death, and leaves the tasks asleep (woken, each would find the lock held and
+    /// register again: all the tasks of the ring at every handoff between others). The release
+    /// then wakes them.
+    #[test]
+    fn a_handoff_between_others_leaves_the_rings_tasks_asleep() {
+        use std::sync::atomic::AtomicUsize;
+
+        struct Counter(AtomicUsize);
+        impl Wake for Counter {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+
+        let (name, holder, mut waiter) = held("others");
+        let (mut first, first_token) = testing::sleeping_process();
+        let (mut second, second_token) = testing::sleeping_process();
+        waiter.held_by(first_token);
+        let woken = Arc::new(Counter(AtomicUsize::new(0)));
+        let task_waker = Waker::from(Arc::clone(&woken));
+        let word = &holder.object.map.shared().word;
+        current_thread().block_on(async {
+            let mut cx = Context::from_waker(&task_waker);
+            assert!(waiter.poll_lock(&mut cx).is_pending());
+            let ring = Arc::clone(waiter.ring.as_ref().unwrap());
+            assert_eq!(ring.state().armed, Some(first_token | WAITERS));
+            // The handoff, as the new holder's `claim_free` makes it.
+            word.store(second_token | WAITERS, Ordering::SeqCst);
+            sys::futex_wake(word, 1).unwrap();
+            tokio::time::timeout(Duration::from_secs(60), async {
+                while woken.0.load(Ordering::SeqCst) == 0
+                    && ring.state().armed != Some(second_token | WAITERS)
+                {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .expect("the pump never ran");
+            assert_eq!(woken.0.load(Ordering::SeqCst), 0, "the tasks were woken");
+            // The release wakes them.
+            word.store(0, Ordering::SeqCst);
+            sys::futex_wake(word, 1).unwrap();
+            tokio::time::timeout(Duration::from_secs(60), async {
+                while woken.0.load(Ordering::SeqCst) == 0 {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .expect("the release did not wake the task");
+            assert!(matches!(waiter.poll_lock(&mut cx), Poll::Ready(Ok(()))));
+        });
+        waiter.try_unlock().unwrap();
+        for child in [&mut first, &mut second] {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
         finish(&name, (holder, waiter));
     }
 

@@ -404,3 +404,80 @@ fn a_forked_childs_copy_of_a_permit_holds_nothing() {
     drop((permit, other, third));
     SemaphorePermits::remove(&name).unwrap();
 }
+
+/// A child forked while another thread of its parent was making an io_uring for an async wait
+/// on tokio (inside the process's table of rings, whose mutex that thread held at the fork:
+/// the child has no such thread) must not wait for that mutex forever: its own async wait on
+/// tokio gets `Pending` (served without the table) like any other. Forks until 200 children
+/// all came through; a child that hangs is ended by its alarm, and the test fails.
+#[cfg(feature = "tokio")]
+#[test]
+fn a_child_forked_while_a_ring_was_being_made_can_wait_on_tokio() {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::Poll;
+
+    use simplelock_core::AsyncLockExt;
+
+    fn current_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    let name = common::unique_name("fork-ring");
+    let busy = common::unique_name("fork-ring-busy");
+    let _cleanup = Cleanup::new(&[&name, &busy]);
+    let mut holder = SemaphoreLock::named(&name).unwrap();
+    holder.try_lock().unwrap();
+    let mut busy_holder = SemaphoreLock::named(&busy).unwrap();
+    busy_holder.try_lock().unwrap();
+    // Another thread makes rings again and again: a handle that waits once and goes takes its
+    // ring with it, so the next one makes a new one (in the table's mutex).
+    let stop = Arc::new(AtomicBool::new(false));
+    let maker = {
+        let stop = Arc::clone(&stop);
+        let busy = busy.clone();
+        thread::spawn(move || {
+            let runtime = current_thread();
+            while !stop.load(Ordering::Relaxed) {
+                let mut lock = SemaphoreLock::named(&busy).unwrap();
+                let mut waiting = Box::pin(lock.lock_async());
+                runtime.block_on(std::future::poll_fn(|cx| {
+                    assert!(waiting.as_mut().poll(cx).is_pending());
+                    Poll::Ready(())
+                }));
+            }
+        })
+    };
+    let mut codes = Vec::new();
+    for _ in 0..200 {
+        let child = fork_child(|| {
+            // SAFETY: `alarm` takes a number of seconds; SIGALRM's default action ends the
+            // child, which the parent sees (the hang guard).
+            unsafe { libc::alarm(PATIENCE.as_secs().try_into().unwrap_or(u32::MAX)) };
+            let runtime = current_thread();
+            let mut lock = SemaphoreLock::named(&name).unwrap();
+            let mut waiting = Box::pin(lock.lock_async());
+            let pending = runtime.block_on(std::future::poll_fn(|cx| {
+                Poll::Ready(waiting.as_mut().poll(cx).is_pending())
+            }));
+            if pending { 0 } else { 2 }
+        });
+        let outcome = waitpid(child, None).expect("waitpid");
+        codes.push(outcome);
+        if outcome != WaitStatus::Exited(child, 0) {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    maker.join().unwrap();
+    let last = codes.last().unwrap();
+    assert!(
+        matches!(last, WaitStatus::Exited(_, 0)),
+        "child {} of 200: {last:?} (SIGALRM: it hung; 2: its lock was not pending)",
+        codes.len()
+    );
+}

@@ -79,6 +79,8 @@ mod mappings;
 #[cfg(feature = "tokio")]
 pub(crate) mod uring;
 
+#[cfg(feature = "tokio")]
+pub(crate) use mappings::ForkAware;
 use mappings::with_mappings;
 
 /// The last OS error, as an `io::Error`.

@@ -257,8 +257,17 @@ impl FutexRing {
 
     /// `Ready` once the ring has completions to reap (after which [`Ready::clear`]), else
     /// `Pending` with `cx`'s waker registered; `Err` when the runtime is shutting down.
+    ///
+    /// Outside tokio's cooperative budget: the caller is the ring's pump, run inline by a
+    /// task's poll or by its own waker, not a task's own work. Under the budget, a task that
+    /// spent it would get `Pending` with the pump's waker *not* registered with the reactor
+    /// but woken instead — at once where no worker runs the task (a multi-thread runtime's
+    /// `block_on`), and that wake runs the pump again, which recursed until the stack overflowed.
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Ready<'_>>> {
-        self.readiness.poll_read_ready(cx).map_ok(Ready)
+        let ready = tokio::task::coop::unconstrained(std::future::poll_fn(|cx| {
+            self.readiness.poll_read_ready(cx)
+        }));
+        std::pin::pin!(ready).poll(cx).map_ok(Ready)
     }
 }
 
