@@ -1293,9 +1293,10 @@ mod tests {
     /// The second waiter of
     /// [`a_sleeper_that_slept_through_a_handoff_is_woken_by_the_next_holders_death`], in a
     /// process of its own (this test binary, started again with [`HANDOFF_ROLE`] set): prints
-    /// its thread id, waits for the lock, says `held` and holds it until it is killed. In a
-    /// normal test run (no variable) it has no role and returns.
+    /// its thread id, waits for the lock, says `held` and holds it until it is killed. Ignored:
+    /// it is run only by that test (with the variable); alone it has no role and returns.
     #[test]
+    #[ignore = "a role of a_sleeper_that_slept_through_a_handoff_is_woken_by_the_next_holders_death"]
     fn handoff_waiter_role() {
         use std::io::Write;
 
@@ -1311,11 +1312,14 @@ mod tests {
         std::thread::sleep(Duration::from_secs(600));
     }
 
-    /// Whether thread `tid` of process `pid` sleeps in a futex wait.
+    /// Whether thread `tid` of process `pid` sleeps in a futex wait: asleep, and in a kernel
+    /// function named for futexes where the kernel names it (`wchan` is `0` without kallsyms,
+    /// and then being asleep is all we can tell).
     fn asleep_on_a_futex(pid: u32, tid: i32) -> bool {
         let task = format!("/proc/{pid}/task/{tid}");
         std::fs::read_to_string(format!("{task}/stat")).is_ok_and(|s| s.contains(") S "))
-            && std::fs::read_to_string(format!("{task}/wchan")).is_ok_and(|w| w.contains("futex"))
+            && std::fs::read_to_string(format!("{task}/wchan"))
+                .is_ok_and(|w| w.contains("futex") || w.trim().chars().all(|c| c.is_ascii_digit()))
     }
 
     /// A waiter that slept through a handoff — the release woke another waiter (the first
@@ -1334,7 +1338,12 @@ mod tests {
         // about to sleep.
         word_of(&releaser).store(first, Ordering::SeqCst);
         let mut second = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "lock::tests::handoff_waiter_role", "--nocapture"])
+            .args([
+                "--exact",
+                "lock::tests::handoff_waiter_role",
+                "--include-ignored",
+                "--nocapture",
+            ])
             .env(HANDOFF_ROLE, &name)
             .stdout(std::process::Stdio::piped())
             .spawn()
