@@ -78,14 +78,18 @@ use simplelock_core::{SimpleLockError, SimpleLockResult};
 use super::{Handle, SLICE};
 use crate::death::HolderWatch;
 use crate::process::{self, Liveness};
-use crate::sys::{self, MapRef, ObjectId};
+use crate::sys::{self, ForkAware, MapRef, ObjectId};
 use crate::word::{self, WAITERS, Word};
 
 /// The watchers of one process, by lock object.
 type Table = HashMap<ObjectId, Arc<Watcher>>;
 
 /// The watchers of this process, with the process id that started them.
-static WATCHERS: Mutex<(u32, Option<Table>)> = Mutex::new((0, None));
+///
+/// Fork-aware (see `ForkAware`): a child forked while a thread of its parent was inside it, or
+/// a thread that finds it busy for long, goes without it — a watcher it starts is its own,
+/// outside the table.
+static WATCHERS: ForkAware<(u32, Option<Table>)> = ForkAware::new((0, None));
 
 /// The async waiters of one lock object in this process, and what its watcher thread learned.
 #[derive(Debug)]
@@ -98,6 +102,8 @@ pub(super) struct Watcher {
     /// stays without waiters before it ends: [`SLICE`] (longer in a test that must tell a wake
     /// by the death from the end of a slice).
     slice: Duration,
+    /// Whether the table lists it (see [`WATCHERS`]); one outside ends without looking there.
+    in_table: bool,
     state: Mutex<WatchState>,
     /// Signalled when a waiter registers, for a watcher that has none.
     registered: Condvar,
@@ -210,16 +216,23 @@ impl Watcher {
     /// Removes this watcher from the table if it still has no waiters: `true` if the thread
     /// may end. A waiter that registers afterwards finds no watcher and starts a new one.
     fn retire(self: &Arc<Self>, id: ObjectId) -> bool {
-        let mut table = lock(&WATCHERS);
-        if !lock(&self.state).wakers.is_empty() {
-            return false;
+        if !self.in_table {
+            return lock(&self.state).wakers.is_empty();
         }
-        if let Some(map) = table.1.as_mut()
-            && map.get(&id).is_some_and(|w| Arc::ptr_eq(w, self))
-        {
-            map.remove(&id);
-        }
-        true
+        WATCHERS
+            .with(|table| {
+                if !lock(&self.state).wakers.is_empty() {
+                    return false;
+                }
+                if let Some(map) = table.1.as_mut()
+                    && map.get(&id).is_some_and(|w| Arc::ptr_eq(w, self))
+                {
+                    map.remove(&id);
+                }
+                true
+            })
+            // The table is busy: still listed, so it stays for another slice.
+            .unwrap_or(false)
     }
 }
 
@@ -235,20 +248,38 @@ pub(super) fn watcher_with(
     me: u64,
     slice: Duration,
 ) -> SimpleLockResult<Arc<Watcher>> {
-    let mut table = lock(&WATCHERS);
-    let pid = std::process::id();
-    if table.0 != pid {
-        // A forked child: its parent's watcher threads were not copied.
-        *table = (pid, None);
-    }
-    let map_of_watchers = table.1.get_or_insert_with(HashMap::new);
-    if let Some(existing) = map_of_watchers.get(&id) {
-        return Ok(Arc::clone(existing));
-    }
+    WATCHERS
+        .with(|table| {
+            let pid = std::process::id();
+            if table.0 != pid {
+                // A forked child: its parent's watcher threads were not copied.
+                *table = (pid, None);
+            }
+            let map_of_watchers = table.1.get_or_insert_with(HashMap::new);
+            if let Some(existing) = map_of_watchers.get(&id) {
+                return Ok(Arc::clone(existing));
+            }
+            let new = start_watcher(map, id, me, slice, true)?;
+            map_of_watchers.insert(id, Arc::clone(&new));
+            Ok(new)
+        })
+        .unwrap_or_else(|| start_watcher(map, id, me, slice, false))
+}
+
+/// Starts a watcher thread for the object `id` (listed in [`WATCHERS`] by the caller if
+/// `in_table`).
+fn start_watcher(
+    map: &MapRef,
+    id: ObjectId,
+    me: u64,
+    slice: Duration,
+    in_table: bool,
+) -> SimpleLockResult<Arc<Watcher>> {
     let new = Arc::new(Watcher {
         map: map.clone(),
         me,
         slice,
+        in_table,
         state: Mutex::new(WatchState::default()),
         registered: Condvar::new(),
     });
@@ -263,7 +294,6 @@ pub(super) fn watcher_with(
                 Some(Box::new(err)),
             )
         })?;
-    map_of_watchers.insert(id, Arc::clone(&new));
     Ok(new)
 }
 
@@ -274,11 +304,14 @@ impl Handle {
     }
 
     fn forget_waker(&self) {
-        let table = lock(&WATCHERS);
-        if let Some(watcher) = table.1.as_ref().and_then(|m| m.get(&self.object.id)) {
-            let key = self.waiter_key();
-            lock(&watcher.state).wakers.retain(|(k, _)| *k != key);
-        }
+        // Without the table (see `WATCHERS`), a waker left with a watcher outside it is woken
+        // once for nothing at its next change, which is harmless.
+        let _ = WATCHERS.with(|table| {
+            if let Some(watcher) = table.1.as_ref().and_then(|m| m.get(&self.object.id)) {
+                let key = self.waiter_key();
+                lock(&watcher.state).wakers.retain(|(k, _)| *k != key);
+            }
+        });
     }
 }
 
@@ -367,8 +400,7 @@ impl Handle {
 /// For the tests: whether a watcher thread serves the object `id` in this process.
 #[cfg(all(test, feature = "tokio"))]
 pub(super) fn has_watcher(id: ObjectId) -> bool {
-    lock(&WATCHERS)
-        .1
-        .as_ref()
-        .is_some_and(|table| table.contains_key(&id))
+    WATCHERS
+        .with(|table| table.1.as_ref().is_some_and(|map| map.contains_key(&id)))
+        .unwrap_or(false)
 }
